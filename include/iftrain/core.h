@@ -1,0 +1,100 @@
+/* core — errors, logging, aligned buffers, counter-based RNG.
+ *
+ * Lowest layer: includes nothing of the project and no MPI header, so every
+ * other module (and the serial tests) can use it.  The MPI rank used in
+ * messages is registered once by the dist layer (core_set_rank). */
+#ifndef IFTRAIN_CORE_H
+#define IFTRAIN_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  IFT_OK = 0,
+  IFT_ERR_ARG,     /* bad argument or option value               */
+  IFT_ERR_CONFIG,  /* malformed or inconsistent configuration    */
+  IFT_ERR_NOMEM,   /* allocation failed                          */
+  IFT_ERR_IO,      /* file missing, unreadable or unwritable     */
+  IFT_ERR_FORMAT,  /* file exists but its contents are wrong     */
+  IFT_ERR_MPI,     /* MPI / BLACS call failed                    */
+  IFT_ERR_HDF5,    /* HDF5 call failed                           */
+  IFT_ERR_NUMERIC, /* NaN / Inf in loss or gradients             */
+  IFT_ERR_LAYOUT,  /* rank grid cannot hold the model            */
+  IFT_ERR_UNIMPL,  /* feature not implemented yet                */
+  IFT_ERR_INTERNAL
+} ift_status;
+
+const char *ift_status_str(ift_status s);
+
+/* Record an error: the call or condition, file:line, rank, cause and a
+ * "hint:" line with the likely fix.  Printed to stderr at once (so a rank that
+ * dies leaves its reason behind) and kept as the last error of the process. */
+void ift_error_set(ift_status s, const char *file, int line, const char *what,
+                   const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* The most recent error message (without the hint), "" if none. */
+const char *ift_error_last(void);
+/* Suppress printing of errors (tests that provoke them on purpose). */
+void ift_error_quiet(int quiet);
+
+/* Fail with status S unless COND holds; the message names the condition. */
+#define IFT_REQUIRE(cond, s, hint, ...)                                        \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      ift_error_set((s), __FILE__, __LINE__, #cond, (hint), __VA_ARGS__);      \
+      return (s);                                                              \
+    }                                                                          \
+  } while (0)
+
+/* Propagate a failing ift_status from a project call. */
+#define IFT_TRY(call)                                                          \
+  do {                                                                         \
+    ift_status ift_try_s_ = (call);                                            \
+    if (ift_try_s_ != IFT_OK) return ift_try_s_;                               \
+  } while (0)
+
+/* Rank/size used to prefix messages; set by dist_init. */
+void core_set_rank(int rank, int size);
+int core_rank(void);
+
+typedef enum { IFT_LOG_QUIET = 0, IFT_LOG_INFO = 1, IFT_LOG_DEBUG = 2 } ift_loglevel;
+void core_set_loglevel(ift_loglevel l);
+ift_loglevel core_loglevel(void);
+void ift_log(int all_ranks, ift_loglevel l, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Rank 0 only. */
+#define IFT_LOG0(...) ift_log(0, IFT_LOG_INFO, __VA_ARGS__)
+/* Every rank, prefixed with "[rank r]". */
+#define IFT_LOGR(...) ift_log(1, IFT_LOG_INFO, __VA_ARGS__)
+#define IFT_DEBUG0(...) ift_log(0, IFT_LOG_DEBUG, __VA_ARGS__)
+
+/* 64-byte aligned, zeroed allocation (NULL on failure).  Free with core_free. */
+void *core_alloc(size_t bytes);
+void core_free(void *p);
+
+/* Wall clock in seconds (monotonic). */
+double core_now(void);
+
+/* Philox4x32-10: counter-based RNG.  Any rank can draw the numbers of any
+ * (stream, index) pair without communication, so draws do not depend on the
+ * rank layout. */
+typedef struct {
+  uint32_t v[4];
+} philox_out;
+philox_out philox4x32(uint64_t counter_hi, uint64_t counter_lo, uint64_t key);
+/* Uniform in (0,1) and standard normal, addressed by (key, stream, index). */
+double rng_uniform(uint64_t key, uint64_t stream, uint64_t index);
+double rng_normal(uint64_t key, uint64_t stream, uint64_t index);
+
+/* FNV-1a 64-bit hash (checksums, fingerprints). */
+uint64_t core_fnv1a(uint64_t h, const void *data, size_t n);
+#define CORE_FNV_INIT 0xcbf29ce484222325ULL
+
+#ifdef __cplusplus
+}
+#endif
+#endif

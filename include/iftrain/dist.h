@@ -1,0 +1,85 @@
+/* dist — the process grid and its collectives.
+ *
+ * World ranks form a DP x TP grid: ranks r = dp*TP + tp (TP ranks of one
+ * data-parallel replica are neighbours, so on a node they share memory).
+ * `dp` communicators join the ranks with the same tp index (gradient
+ * all-reduce), `tp` communicators the ranks of one replica (tensor-parallel
+ * collectives).  A BLACS context over each TP group serves the 2D mode.
+ *
+ * Every MPI call goes through IFT_MPI_CHECK, which names the call, file:line,
+ * rank and a hint. */
+#ifndef IFTRAIN_DIST_H
+#define IFTRAIN_DIST_H
+
+#include <mpi.h>
+
+#include "iftrain/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IFT_MPI_CHECK(call, hint)                                              \
+  do {                                                                         \
+    int ift_mpi_rc_ = (call);                                                  \
+    if (ift_mpi_rc_ != MPI_SUCCESS) {                                          \
+      char ift_mpi_msg_[MPI_MAX_ERROR_STRING];                                 \
+      int ift_mpi_len_ = 0;                                                    \
+      MPI_Error_string(ift_mpi_rc_, ift_mpi_msg_, &ift_mpi_len_);              \
+      ift_error_set(IFT_ERR_MPI, __FILE__, __LINE__, #call, (hint), "%s",      \
+                    ift_mpi_msg_);                                             \
+      return IFT_ERR_MPI;                                                      \
+    }                                                                          \
+  } while (0)
+
+/* MPI_Init_thread (FUNNELED) with errors returned, not fatal; registers the
+ * rank with core.  Idempotent. */
+ift_status dist_init(int *argc, char ***argv);
+/* Abort every rank with code `code` (a failing rank never leaves the others
+ * hanging). */
+void dist_abort(int code);
+void dist_finalize(void);
+int dist_initialized(void);
+
+typedef struct {
+  MPI_Comm world, dp, tp;
+  int rank, size;       /* in world */
+  int dp_rank, dp_size; /* replica index and count */
+  int tp_rank, tp_size; /* shard index and count */
+  /* BLACS grid over this rank's TP group (2D mode; pr*pc = tp_size). */
+  int blacs_ctx, pr, pc, myrow, mycol;
+} dist_grid;
+
+/* Split `world` into DP x TP.  Fails with IFT_ERR_LAYOUT (and a hint) when the
+ * size is not divisible by tp. */
+ift_status dist_grid_create(dist_grid *g, MPI_Comm world, int tp);
+/* BLACS grid pr x pc over the TP group (row-major by tp rank). */
+ift_status dist_grid_blacs(dist_grid *g, int pr, int pc);
+void dist_grid_destroy(dist_grid *g);
+/* A BLACS context of pr x pc (row-major) over all ranks of `comm`. Release
+ * with Cblacs_gridexit. */
+ift_status dist_blacs_grid(int *ctx, MPI_Comm comm, int pr, int pc);
+/* Global index of local index l in a block-cyclic dimension (block nb, this
+ * process iproc of nprocs, source process 0). */
+int dist_l2g(int l, int nb, int iproc, int nprocs);
+
+/* Describe the placement of every rank (host, pid, cores it may run on),
+ * gathered to rank 0 of `comm` into buf (one line per rank). */
+ift_status dist_describe(char *buf, size_t len, MPI_Comm comm);
+
+/* ---- PBLAS helpers (2D mode and benchmarks) */
+
+/* Descriptor of an m x n matrix in mb x nb blocks on BLACS context ctx;
+ * *lld_rows and *lcols receive the local (column-major) extents. */
+ift_status dist_desc(int desc[9], int *lrows, int *lcols, int m, int n, int mb, int nb,
+                     int ctx);
+/* C = alpha op(A) op(B) + beta C with PBLAS psgemm on column-major
+ * block-cyclic matrices. */
+void dist_psgemm(char ta, char tb, int m, int n, int k, float alpha, const float *A,
+                 const int *descA, const float *B, const int *descB, float beta,
+                 float *C, const int *descC);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

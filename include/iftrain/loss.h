@@ -1,0 +1,74 @@
+/* loss — training objectives on per-token log-probabilities.
+ *
+ * Every loss takes the log-probability of each target token, logp[b*T + t]
+ * (the model at position t-1 predicting token t; position 0 has no
+ * prediction and must have mask 0), and the response mask m[b*T + t] (1 on
+ * answer tokens).  It returns the loss CONTRIBUTION of its B rows to the
+ * global-batch mean, i.e. sum_b L_b / n_global, and writes
+ * dlogp = d(contribution)/d(logp), so one model backward serves every loss
+ * and the sum over micro-batches and DP ranks is the exact global gradient.
+ *
+ * The math is done in double; inputs and outputs are float (the model's).
+ * Reference: ../shared/IFT.md (section numbers below refer to it). */
+#ifndef IFTRAIN_LOSS_H
+#define IFTRAIN_LOSS_H
+
+#include <stdint.h>
+
+#include "iftrain/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { LOSS_SFT, LOSS_IFT, LOSS_DPO, LOSS_IPO, LOSS_ORPO, LOSS_SIMPO } loss_kind;
+const char *loss_kind_name(loss_kind k);
+int loss_kind_parse(const char *s, loss_kind *out); /* 0 ok, -1 unknown */
+
+typedef enum { IFT_SIDE_LEFT, IFT_SIDE_RIGHT } ift_side;
+typedef enum { IFT_VALUE_LOSS, IFT_VALUE_MASK } ift_value;
+typedef enum { IFT_NORM_L1, IFT_NORM_L2, IFT_NORM_LOG, IFT_NORM_SOFTMAX } ift_norm;
+typedef enum { IFT_MU_ROW, IFT_MU_BATCH } ift_right_mu;
+
+typedef struct {
+  double gamma;          /* discount; 0 = uniform weights (SFT weighting) */
+  ift_side side;         /* left (suffix sums, default) | right (prefix sums) */
+  ift_value value;       /* loss (default) | mask */
+  ift_norm norm;         /* L1 (default) | L2 | log | softmax */
+  ift_right_mu right_mu; /* row (default) | batch (reference) */
+} loss_ift_opts;
+
+/* Defaults of IFT.md: gamma .95, left, loss, L1, mu per row. */
+loss_ift_opts loss_ift_defaults(void);
+
+/* Metrics of one call (sums over its rows; the caller reduces). */
+typedef struct {
+  double loss_sum;     /* sum_b L_b (not divided by n_global) */
+  double nll_sum;      /* sum_b mean answer NLL of row b (the SFT loss) */
+  double tokens;       /* answer tokens */
+  double rows;         /* rows with at least one answer token */
+} loss_metrics;
+
+/* SFT: L_b = sum_t m ℓ / n_b.  Returns sum_b L_b / n_global.  dlogp may be
+ * NULL (forward only). */
+double loss_sft(float *dlogp /* B,T */, loss_metrics *met, const float *logp /* B,T */,
+                const uint8_t *mask /* B,T */, int B, int T, double n_global);
+
+/* IFT token-weighted loss (IFT.md steps 6-7).  Weights are not detached: the
+ * gradient flows through them.  gamma == 0 calls loss_sft (bit-identical).
+ * w_out, if not NULL, receives the weights w[b,t] (0 off the answer).
+ * With right_mu = batch the rows are coupled through mu, so call it with a
+ * whole micro-batch. */
+double loss_ift(float *dlogp /* B,T */, float *w_out /* B,T */, loss_metrics *met,
+                const float *logp /* B,T */, const uint8_t *mask /* B,T */, int B,
+                int T, double n_global, const loss_ift_opts *o);
+
+/* Double-precision core of loss_ift (tests, finite differences). */
+double loss_ift_d(double *dlogp, double *w_out, const double *logp,
+                  const uint8_t *mask, int B, int T, double n_global,
+                  const loss_ift_opts *o);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,28 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "iftrain/app.h"
+
+static const struct {
+  const char *name;
+  int (*run)(int, char **);
+  const char *summary;
+} benches[] = {
+    {"gemm", app_bench_gemm, "BLIS sgemm and PBLAS psgemm GFLOP/s"},
+};
+
+int app_bench(int argc, char **argv) {
+  if (argc < 2) {
+    if (core_rank() == 0) {
+      fprintf(stderr, "iftrain bench: which benchmark?\n");
+      for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+        fprintf(stderr, "  %-8s %s\n", benches[i].name, benches[i].summary);
+    }
+    return APP_EXIT_USAGE;
+  }
+  for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+    if (!strcmp(argv[1], benches[i].name)) return benches[i].run(argc - 1, argv + 1);
+  if (core_rank() == 0)
+    fprintf(stderr, "iftrain bench: unknown benchmark '%s'\n  hint: iftrain bench --help\n", argv[1]);
+  return APP_EXIT_USAGE;
+}

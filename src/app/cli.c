@@ -1,0 +1,138 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "iftrain/app.h"
+
+app_global app_g;
+
+static const char train_help[] =
+    "Train a Llama-family model with IFT, SFT, DPO, IPO, ORPO or SimPO.\n"
+    "  iftrain train --config FILE [--section.key=value ...]\n";
+static const char eval_help[] =
+    "Held-out loss and greedy exact-match accuracy of a checkpoint on a data set.\n"
+    "  iftrain eval --ckpt FILE --data FILE.h5\n";
+static const char generate_help[] =
+    "Generate text from a checkpoint (greedy, temperature, top-k).\n"
+    "  iftrain generate --ckpt FILE --prompt TEXT\n";
+static const char prep_help[] =
+    "Convert JSONL to an iftrain HDF5 data set, or generate the shipped task.\n"
+    "  iftrain prep INPUT.jsonl -o OUTPUT.h5 [--max-len N] [--skip-bad]\n";
+static const char ckpt_help[] =
+    "Inspect, verify or convert checkpoints.\n"
+    "  iftrain ckpt info|verify|convert FILE\n";
+static const char bench_help[] =
+    "Benchmarks; each prints a table, or one JSON object per result with --json.\n"
+    "  iftrain bench gemm [options]    BLIS sgemm GFLOP/s, default vs selected kernels,\n"
+    "                                  1 and 2 threads; under mpirun -n 2 (or more) also\n"
+    "                                  PBLAS psgemm on 1x2 and 2x1 BLACS grids\n"
+    "Run 'iftrain bench gemm --help' for its options.\n";
+static const char info_help[] =
+    "Print versions of iftrain and its libraries, the BLIS kernel set in use and\n"
+    "why, whether HDF5 is parallel, and the MPI layout (every rank's host, pid and\n"
+    "cores). Run it under mpirun to see the layout of a job.\n"
+    "  iftrain info [--kernels=SET] [--threads=N]\n";
+
+const app_cmd app_cmds[] = {
+    {"train", "train a model (IFT, SFT, DPO, IPO, ORPO, SimPO)", train_help, app_unimplemented, 1},
+    {"eval", "evaluate a checkpoint on a data set", eval_help, app_unimplemented, 1},
+    {"generate", "generate text from a checkpoint", generate_help, app_unimplemented, 1},
+    {"prep", "JSONL -> HDF5 data set; generate the shipped task", prep_help, app_unimplemented, 1},
+    {"ckpt", "checkpoint info | verify | convert", ckpt_help, app_unimplemented, 1},
+    {"bench", "benchmarks (gemm, ...)", bench_help, app_bench, 1},
+    {"info", "library versions, BLIS kernels, MPI layout", info_help, app_info, 1},
+    {NULL, NULL, NULL, NULL, 0}};
+
+const app_cmd *app_find(const char *name) {
+  for (const app_cmd *c = app_cmds; c->name; c++)
+    if (!strcmp(c->name, name)) return c;
+  return NULL;
+}
+
+void app_print_usage(FILE *f) {
+  fprintf(f, "iftrain %s — Intuitive Fine-Tuning trainer for decoder-only LMs (MPI)\n\n",
+          PACKAGE_VERSION);
+  fprintf(f, "usage: iftrain SUBCOMMAND [options]   (under mpirun/srun for several ranks)\n\n");
+  for (const app_cmd *c = app_cmds; c->name; c++) fprintf(f, "  %-9s %s\n", c->name, c->summary);
+  fprintf(f, "\n  --version   print the version\n"
+             "  --help      this text; 'iftrain SUBCOMMAND --help' for a subcommand\n");
+}
+
+void app_print_cmd_help(FILE *f, const app_cmd *c) {
+  fprintf(f, "iftrain %s — %s\n\n%s\n%s", c->name, c->summary, c->help, APP_GLOBAL_HELP);
+  if (c->run == app_unimplemented)
+    fprintf(f, "\nNote: '%s' is not implemented in this build yet.\n", c->name);
+}
+
+int app_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
+
+const char *app_opt(int argc, char **argv, int *i, const char *name) {
+  const char *a = argv[*i];
+  if (strncmp(a, "--", 2)) return NULL;
+  size_t n = strlen(name);
+  if (strncmp(a + 2, name, n)) return NULL;
+  if (a[2 + n] == '=') return a + 3 + n;
+  if (a[2 + n] == 0 && *i + 1 < argc) {
+    (*i)++;
+    return argv[*i];
+  }
+  return NULL;
+}
+
+int app_parse_int_list(const char *s, int *out, int n) {
+  int c = 0;
+  while (*s && c < n) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || v <= 0) return -1;
+    out[c++] = (int)v;
+    s = end;
+    if (*s == ',') s++;
+    else if (*s) return -1;
+  }
+  return *s ? -1 : c;
+}
+
+int app_parse_global(int *argc, char **argv) {
+  memset(&app_g, 0, sizeof app_g);
+  app_g.kernels = "auto";
+  int out = 0;
+  for (int i = 0; i < *argc; i++) {
+    const char *v;
+    int j = i;
+    if ((v = app_opt(*argc, argv, &j, "kernels"))) {
+      app_g.kernels = v;
+      i = j;
+      continue;
+    }
+    if ((v = app_opt(*argc, argv, &j, "threads"))) {
+      char *end;
+      long t = strtol(v, &end, 10);
+      if (*end || t < 1 || t > 1024) {
+        fprintf(stderr, "iftrain: --threads=%s is not a thread count\n  hint: give a whole number >= 1\n", v);
+        return APP_EXIT_USAGE;
+      }
+      app_g.threads = (int)t;
+      i = j;
+      continue;
+    }
+    if (!strcmp(argv[i], "--no-mpi")) { app_g.no_mpi = 1; continue; }
+    if (!strcmp(argv[i], "--quiet")) { app_g.quiet = 1; core_set_loglevel(IFT_LOG_QUIET); continue; }
+    if (!strcmp(argv[i], "--verbose")) { app_g.verbose = 1; core_set_loglevel(IFT_LOG_DEBUG); continue; }
+    argv[out++] = argv[i];
+  }
+  *argc = out;
+  argv[out] = NULL;
+  return 0;
+}
+
+int app_unimplemented(int argc, char **argv) {
+  (void)argc;
+  if (core_rank() == 0)
+    fprintf(stderr,
+            "iftrain %s: not implemented in this build yet.\n"
+            "  hint: 'iftrain --help' lists what this build can do\n",
+            argv[0]);
+  return APP_EXIT_UNIMPL;
+}

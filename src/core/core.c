@@ -1,0 +1,134 @@
+#define _POSIX_C_SOURCE 200809L
+#include "iftrain/core.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int g_rank = 0, g_size = 1;
+static ift_loglevel g_level = IFT_LOG_INFO;
+static int g_quiet = 0;
+static char g_last[1024];
+
+const char *ift_status_str(ift_status s) {
+  switch (s) {
+  case IFT_OK: return "ok";
+  case IFT_ERR_ARG: return "bad argument";
+  case IFT_ERR_CONFIG: return "configuration error";
+  case IFT_ERR_NOMEM: return "out of memory";
+  case IFT_ERR_IO: return "I/O error";
+  case IFT_ERR_FORMAT: return "bad file format";
+  case IFT_ERR_MPI: return "MPI error";
+  case IFT_ERR_HDF5: return "HDF5 error";
+  case IFT_ERR_NUMERIC: return "numerical error";
+  case IFT_ERR_LAYOUT: return "impossible rank layout";
+  case IFT_ERR_UNIMPL: return "not implemented";
+  case IFT_ERR_INTERNAL: return "internal error";
+  }
+  return "unknown status";
+}
+
+void core_set_rank(int rank, int size) {
+  g_rank = rank;
+  g_size = size;
+}
+int core_rank(void) { return g_rank; }
+void core_set_loglevel(ift_loglevel l) { g_level = l; }
+ift_loglevel core_loglevel(void) { return g_level; }
+void ift_error_quiet(int quiet) { g_quiet = quiet; }
+const char *ift_error_last(void) { return g_last; }
+
+void ift_error_set(ift_status s, const char *file, int line, const char *what,
+                   const char *hint, const char *fmt, ...) {
+  char msg[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(g_last, sizeof g_last, "%s", msg);
+  if (g_quiet) return;
+  const char *base = strrchr(file, '/');
+  base = base ? base + 1 : file;
+  fprintf(stderr, "iftrain: error [rank %d/%d] %s: %s\n  at %s:%d (%s)\n", g_rank,
+          g_size, ift_status_str(s), msg, base, line, what);
+  if (hint && *hint) fprintf(stderr, "  hint: %s\n", hint);
+  fflush(stderr);
+}
+
+void ift_log(int all_ranks, ift_loglevel l, const char *fmt, ...) {
+  if (l > g_level) return;
+  if (!all_ranks && g_rank != 0) return;
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (all_ranks && g_size > 1)
+    fprintf(stderr, "[rank %d] %s\n", g_rank, msg);
+  else
+    fprintf(stderr, "%s\n", msg);
+}
+
+void *core_alloc(size_t bytes) {
+  if (bytes == 0) bytes = 64;
+  size_t rounded = (bytes + 63) & ~(size_t)63;
+  void *p = aligned_alloc(64, rounded);
+  if (p) memset(p, 0, rounded);
+  return p;
+}
+void core_free(void *p) { free(p); }
+
+double core_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Philox4x32-10 (Salmon et al., SC'11): 10 rounds of a multiply-xor bijection,
+ * key schedule by the Weyl constants. */
+philox_out philox4x32(uint64_t counter_hi, uint64_t counter_lo, uint64_t key) {
+  uint32_t c0 = (uint32_t)counter_lo, c1 = (uint32_t)(counter_lo >> 32);
+  uint32_t c2 = (uint32_t)counter_hi, c3 = (uint32_t)(counter_hi >> 32);
+  uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+  for (int r = 0; r < 10; r++) {
+    uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+    uint32_t n1 = (uint32_t)p1;
+    uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+    uint32_t n3 = (uint32_t)p0;
+    c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  philox_out o = {{c0, c1, c2, c3}};
+  return o;
+}
+
+double rng_uniform(uint64_t key, uint64_t stream, uint64_t index) {
+  philox_out o = philox4x32(stream, index, key);
+  uint64_t bits = ((uint64_t)o.v[0] << 21) ^ ((uint64_t)o.v[1] >> 11); /* 53 bits */
+  bits &= (1ULL << 53) - 1;
+  return ((double)bits + 0.5) / 9007199254740992.0;
+}
+
+double rng_normal(uint64_t key, uint64_t stream, uint64_t index) {
+  /* Box-Muller on two independent uniforms of the same counter. */
+  philox_out o = philox4x32(stream, index, key);
+  uint64_t a = (((uint64_t)o.v[0] << 32) | o.v[1]) >> 11;
+  uint64_t b = (((uint64_t)o.v[2] << 32) | o.v[3]) >> 11;
+  double u1 = ((double)a + 0.5) / 9007199254740992.0;
+  double u2 = ((double)b + 0.5) / 9007199254740992.0;
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
+}
+
+uint64_t core_fnv1a(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; i++) {
+    h ^= p[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
