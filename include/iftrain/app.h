@@ -13,7 +13,10 @@
 extern "C" {
 #endif
 
-enum { APP_EXIT_OK = 0, APP_EXIT_FAIL = 1, APP_EXIT_USAGE = 2, APP_EXIT_UNIMPL = 3 };
+/* APP_EXIT_PREEMPT (75, EX_TEMPFAIL): a SIGUSR1/SIGTERM stopped the run after
+ * a checkpoint was written; a batch script requeues on it. */
+enum { APP_EXIT_OK = 0, APP_EXIT_FAIL = 1, APP_EXIT_USAGE = 2, APP_EXIT_UNIMPL = 3,
+       APP_EXIT_PREEMPT = 75 };
 
 typedef struct {
   const char *name;
@@ -64,6 +67,7 @@ int app_info(int argc, char **argv);
 int app_bench(int argc, char **argv);
 int app_bench_gemm(int argc, char **argv);
 int app_unimplemented(int argc, char **argv);
+int app_train(int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -8,8 +8,15 @@
 app_global app_g;
 
 static const char train_help[] =
-    "Train a Llama-family model with IFT, SFT, DPO, IPO, ORPO or SimPO.\n"
-    "  iftrain train --config FILE [--section.key=value ...]\n";
+    "Train a Llama-family model with IFT or SFT on an HDF5 data set.\n"
+    "  iftrain train [--config FILE] [--section.key=value ...]\n"
+    "  iftrain train --help-config      every configuration key with its default\n\n"
+    "Without --config the built-in default job runs (see README). The effective\n"
+    "configuration is printed once and stored in every checkpoint. Rank 0 shows a\n"
+    "progress line (step, epoch, loss, lambda, tokens/s, MFU, ETA); metrics.path\n"
+    "receives one JSON object per step and one per evaluation.\n"
+    "Exit codes: 0 done, 1 failure, 2 bad configuration, 75 stopped by SIGUSR1/SIGTERM\n"
+    "after writing a checkpoint (requeue).\n";
 static const char eval_help[] =
     "Held-out loss and greedy exact-match accuracy of a checkpoint on a data set.\n"
     "  iftrain eval --ckpt FILE --data FILE.h5\n";

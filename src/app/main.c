@@ -38,7 +38,9 @@ int main(int argc, char **argv) {
     return APP_EXIT_FAIL;
   rc = cmd->run(sargc, sargv);
   if (cmd->needs_mpi && !app_g.no_mpi) {
-    if (rc != APP_EXIT_OK && rc != APP_EXIT_USAGE && rc != APP_EXIT_UNIMPL) dist_abort(rc);
+    /* A failure on some ranks only must not leave the others waiting in a
+     * collective: abort the job (the failing rank has printed its reason). */
+    if (rc == APP_EXIT_FAIL) dist_abort(rc);
     dist_finalize();
   }
   return rc;

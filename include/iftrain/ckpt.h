@@ -1,0 +1,46 @@
+/* ckpt — checkpoints in one HDF5 file each, written collectively by every
+ * rank with parallel HDF5 (DESIGN.md "Checkpoint").
+ *
+ *   /model/<HF name>   float32, GLOBAL shape [out, in] (vectors [n]); each
+ *                      tensor-parallel shard is written by the ranks of data-
+ *                      parallel replica 0 as a hyperslab; attributes of /model
+ *                      carry the model config under HF config.json names.
+ *   /train             attributes: step, format_version, config (text), layout
+ *                      ("dp x tp"), code_version.
+ *
+ * Writes go to <dir>/step_N.h5.tmp, are flushed and closed, renamed to
+ * step_N.h5, then <dir>/latest (a one-line file naming the checkpoint) is
+ * replaced atomically (write latest.tmp, rename); the last ckpt.keep are
+ * kept.  An interrupted write leaves the previous checkpoint valid. */
+#ifndef IFTRAIN_CKPT_H
+#define IFTRAIN_CKPT_H
+
+#include <mpi.h>
+
+#include "iftrain/core.h"
+#include "iftrain/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  long step;
+  const char *config_text; /* effective config (may be NULL) */
+  int dp, tp;              /* layout written with */
+} ckpt_meta;
+
+/* Collective over `world`; the data-parallel replica index selects who
+ * writes (dp_rank 0).  *path_out (optional, size >= 1100) receives the file. */
+ift_status ckpt_save(const char *dir, int keep, model *m, const ckpt_meta *meta, MPI_Comm world,
+                     int dp_rank, char *path_out);
+/* Read /model into the model's shard (any layout: each rank reads its own
+ * hyperslab).  Checks the model config attributes and every shape. */
+ift_status ckpt_load_model(const char *path, model *m, MPI_Comm comm, long *step);
+/* Resolve "auto" (latest in dir, if any), a path, or "none" -> path or "". */
+ift_status ckpt_resolve(char *out, size_t n, const char *resume, const char *dir);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,133 @@
+/* model — Llama-family decoder in fp32: token embedding, RMSNorm, RoPE,
+ * causal grouped-query attention, SwiGLU MLP, final RMSNorm, LM head (tied
+ * or untied).
+ *
+ * Written once for tensor parallelism, with TP = 1 as the degenerate case
+ * (STYLE.md): every rank holds a shard of every weight (column-parallel
+ * QKV and gate/up, row-parallel O and down, vocab-parallel embedding and LM
+ * head); with TP = 1 the shards are the whole tensors and every collective
+ * is a no-op.  Parameters live in one flat buffer; each tensor has a Hugging
+ * Face Llama state-dict name, its global shape [out, in] (row-major) and the
+ * shard this rank holds.
+ *
+ * Token layout: B rows of T tokens, row-major (token t of row b at b*T + t).
+ * logp[b*T + t] (t >= 1) is log softmax(logits at position t-1)[tokens[t]]:
+ * the model at position t-1 predicts token t; logp[b*T] = 0. */
+#ifndef IFTRAIN_MODEL_H
+#define IFTRAIN_MODEL_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iftrain/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Hugging Face Llama config.json names. */
+typedef struct {
+  int vocab_size;
+  int hidden_size;
+  int intermediate_size;
+  int num_hidden_layers;
+  int num_attention_heads;
+  int num_key_value_heads;
+  int max_position_embeddings;
+  int tie_word_embeddings;
+  double rms_norm_eps;
+  double rope_theta;
+  uint64_t init_seed;
+} model_config;
+
+/* The default model of the shipped job (small, trains in minutes on 2 cores). */
+model_config model_config_default(void);
+/* Check the dimensions (and divisibility by tp); IFT_ERR_CONFIG or
+ * IFT_ERR_LAYOUT with a hint naming the key to change. */
+ift_status model_config_check(const model_config *c, int tp);
+
+/* How a tensor is split over TP ranks. */
+typedef enum { SHARD_NONE, SHARD_ROWS, SHARD_COLS } model_shard;
+
+typedef struct {
+  char name[96];     /* HF state-dict name */
+  int rows, cols;    /* global shape [out, in]; vectors have cols = 1 */
+  int lrows, lcols;  /* this rank's shard */
+  int row0, col0;    /* offset of the shard in the global tensor */
+  model_shard shard;
+  size_t offset;     /* into the flat parameter buffer */
+  int decay;         /* 1 for matrices (weight decay), 0 for norms */
+} model_tensor;
+
+/* Per-layer views into the flat buffers (parameters or gradients). */
+typedef struct {
+  float *ln1;  /* input_layernorm.weight        [C]                       */
+  float *qkv;  /* q_proj, k_proj, v_proj shards, contiguous: [(Hl+2Kl)D, C] */
+  float *o;    /* o_proj shard                  [C, Hl*D]                  */
+  float *ln2;  /* post_attention_layernorm      [C]                       */
+  float *gu;   /* gate_proj, up_proj shards, contiguous: [2Fl, C]          */
+  float *down; /* down_proj shard               [C, Fl]                   */
+} model_layer_view;
+
+typedef struct {
+  float *embed;  /* embed_tokens shard [Vl, C] */
+  float *norm;   /* model.norm [C]            */
+  float *head;   /* lm_head shard [Vl, C] (== embed when tied) */
+  model_layer_view *layers;
+} model_view;
+
+typedef struct model model;
+
+/* Build the model for micro-batches of up to B rows of up to T tokens on
+ * the TP communicator `tp` (MPI_COMM_SELF or MPI_COMM_NULL for TP = 1).
+ * Allocates parameters, gradients and the activation arena once. */
+ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B, int T);
+void model_destroy(model *m);
+
+/* Deterministic initialisation: N(0, 0.02) with o_proj and down_proj scaled
+ * by 1/sqrt(2 L), norms 1.  Each global element is drawn from its own
+ * counter (seed, tensor, index), so every TP layout gets the same weights. */
+void model_init_weights(model *m, uint64_t seed);
+
+const model_config *model_cfg(const model *m);
+size_t model_nparams(const model *m); /* local (this rank's shard) */
+size_t model_nparams_global(const model *m);
+float *model_params(model *m);
+float *model_grads(model *m);
+int model_ntensors(const model *m);
+const model_tensor *model_tensor_at(const model *m, int i);
+const model_tensor *model_tensor_find(const model *m, const char *name);
+model_view model_params_view(model *m);
+model_view model_grads_view(model *m);
+/* Bytes of the activation arena (for the memory report). */
+size_t model_activation_bytes(const model *m);
+/* FLOPs of one forward over B x T tokens (matmuls incl. causal attention). */
+double model_forward_flops(const model *m, int B, int T);
+
+/* Input embedding of a forward pass: tokens, or for IFT the blend
+ * (1-lambda) E[tokens] + lambda E[alt] with alt = the replaced tokens. */
+typedef struct {
+  const int *tokens;  /* B,T: inputs and (shifted) targets */
+  const int *alt;     /* B,T or NULL: IFT's x~ */
+  float lambda;       /* blend weight of alt */
+  int embed_grad;     /* 0: no gradient into the input lookups (IFT
+                         reference: frozen copy of the table) */
+} model_input;
+
+/* Forward.  logp (B,T) receives per-token target log-probs (see top).
+ * argmax (B,T), if not NULL, receives the greedy prediction at each
+ * position (ties -> lowest id; under TP the global argmax).  With
+ * keep = 0 no activations are kept for backward (intuition pass). */
+ift_status model_forward(model *m, float *logp, int *argmax, const model_input *in, int B,
+                         int T, int keep);
+/* Backward of the last keep = 1 forward, given dlogp (B,T) = dL/dlogp;
+ * ACCUMULATES into the gradient buffer. */
+ift_status model_backward(model *m, const float *dlogp, int B, int T);
+
+void model_zero_grads(model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

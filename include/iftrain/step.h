@@ -1,0 +1,51 @@
+/* step — one micro-batch of a training objective on the model: the passes
+ * each loss needs, the loss, and the backward (IFT.md "One IFT step").
+ * Gradients ACCUMULATE into the model's gradient buffer, scaled so that the
+ * sum over micro-batches and data-parallel ranks is the gradient of the
+ * global-batch mean. */
+#ifndef IFTRAIN_STEP_H
+#define IFTRAIN_STEP_H
+
+#include <stdint.h>
+
+#include "iftrain/loss.h"
+#include "iftrain/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  loss_kind kind;    /* LOSS_SFT or LOSS_IFT here */
+  loss_ift_opts ift; /* weighting options */
+  int embed_grad;    /* ift.embed_grad */
+} step_cfg;
+
+/* Scratch of one micro-batch, allocated once. */
+typedef struct {
+  int B, T;
+  float *logp, *dlogp;
+  int *argmax, *alt;
+} step_ws;
+
+ift_status step_ws_create(step_ws *w, int B, int T);
+void step_ws_destroy(step_ws *w);
+
+/* IFT steps 1-3: from the greedy predictions of the intuition pass
+ * (argmax[b,t] predicts token t+1) build x~: answer slots take the
+ * prediction of the previous position, prompt slots keep their token. */
+void step_replace_answers(int *alt /* B,T */, const int *tokens, const int *argmax,
+                          const uint8_t *mask, int B, int T);
+
+/* Run the objective on B rows of T tokens and accumulate gradients
+ * (backward = 0: forward and loss only, e.g. evaluation).  n_global is the
+ * number of sequences the loss is averaged over (global batch).  lambda is
+ * this step's λ (from the scheduler).  Metrics are added into *met. */
+ift_status step_microbatch(model *m, step_ws *w, loss_metrics *met, const int *tokens,
+                           const uint8_t *mask, int B, int T, double n_global, float lambda,
+                           const step_cfg *cfg, int backward);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,355 @@
+#define _POSIX_C_SOURCE 200809L
+#include "iftrain/ckpt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "iftrain/dist.h"
+
+/* Every HDF5 call that can fail goes through H5CHK: it names the call, the
+ * file:line and the rank, and suggests the likely fix. */
+#define H5CHK(call, hint)                                                      \
+  do {                                                                         \
+    if ((call) < 0) {                                                          \
+      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, #call, (hint),           \
+                    "HDF5 call failed on %s", path);                           \
+      st = IFT_ERR_HDF5;                                                       \
+      goto done;                                                               \
+    }                                                                          \
+  } while (0)
+
+static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static herr_t attr_int(hid_t obj, const char *name, long v) {
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, H5T_NATIVE_LONG, sp, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t r = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LONG, &v);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  return r;
+}
+static herr_t attr_double(hid_t obj, const char *name, double v) {
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t r = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  return r;
+}
+static herr_t attr_str(hid_t obj, const char *name, const char *v) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, strlen(v) + 1);
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t r = a < 0 ? -1 : H5Awrite(a, t, v);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(sp);
+  H5Tclose(t);
+  return r;
+}
+static herr_t read_attr_long(hid_t obj, const char *name, long *v) {
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return -1;
+  herr_t r = H5Aread(a, H5T_NATIVE_LONG, v);
+  H5Aclose(a);
+  return r;
+}
+static herr_t read_attr_double(hid_t obj, const char *name, double *v) {
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return -1;
+  herr_t r = H5Aread(a, H5T_NATIVE_DOUBLE, v);
+  H5Aclose(a);
+  return r;
+}
+
+static herr_t write_config_attrs(hid_t g, const model_config *c) {
+  herr_t r = 0;
+  r |= attr_int(g, "vocab_size", c->vocab_size);
+  r |= attr_int(g, "hidden_size", c->hidden_size);
+  r |= attr_int(g, "intermediate_size", c->intermediate_size);
+  r |= attr_int(g, "num_hidden_layers", c->num_hidden_layers);
+  r |= attr_int(g, "num_attention_heads", c->num_attention_heads);
+  r |= attr_int(g, "num_key_value_heads", c->num_key_value_heads);
+  r |= attr_int(g, "max_position_embeddings", c->max_position_embeddings);
+  r |= attr_int(g, "tie_word_embeddings", c->tie_word_embeddings);
+  r |= attr_double(g, "rms_norm_eps", c->rms_norm_eps);
+  r |= attr_double(g, "rope_theta", c->rope_theta);
+  r |= attr_str(g, "model_type", "llama");
+  r |= attr_str(g, "torch_dtype", "float32");
+  return r < 0 ? -1 : 0;
+}
+
+/* Shapes and selections of one tensor's shard. */
+static void shard_select(const model_tensor *t, hsize_t gdims[2], hsize_t start[2],
+                         hsize_t count[2], int *rank) {
+  *rank = t->cols == 1 ? 1 : 2;
+  gdims[0] = (hsize_t)t->rows;
+  gdims[1] = (hsize_t)t->cols;
+  start[0] = (hsize_t)t->row0;
+  start[1] = (hsize_t)t->col0;
+  count[0] = (hsize_t)t->lrows;
+  count[1] = (hsize_t)t->lcols;
+}
+
+static int mkdir_p(const char *dir) {
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s", dir);
+  for (char *p = tmp + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(tmp, 0775) && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  return mkdir(tmp, 0775) && errno != EEXIST ? -1 : 0;
+}
+
+static ift_status write_file(const char *path, model *m, const ckpt_meta *meta, MPI_Comm world,
+                             int writer) {
+  ift_status st = IFT_OK;
+  hid_t fapl = -1, f = -1, gm = -1, gt = -1, dxpl = -1;
+  quiet_hdf5();
+  H5CHK(fapl = H5Pcreate(H5P_FILE_ACCESS), NULL);
+  H5CHK(H5Pset_fapl_mpio(fapl, world, MPI_INFO_NULL), "is HDF5 built with MPI (parallel)?");
+  H5CHK(f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
+        "check that ckpt.dir is writable and the disk has room");
+  H5CHK(gm = H5Gcreate2(f, "/model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
+  H5CHK(write_config_attrs(gm, model_cfg(m)), NULL);
+  H5CHK(dxpl = H5Pcreate(H5P_DATASET_XFER), NULL);
+  H5CHK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), NULL);
+  const float *params = model_params(m);
+  for (int i = 0; i < model_ntensors(m); i++) {
+    const model_tensor *t = model_tensor_at(m, i);
+    hsize_t gd[2], s0[2], cnt[2];
+    int rk;
+    shard_select(t, gd, s0, cnt, &rk);
+    hid_t fs = H5Screate_simple(rk, gd, NULL);
+    hid_t ds = H5Dcreate2(gm, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ms = H5Screate_simple(rk, cnt, NULL);
+    herr_t r = 0;
+    if (writer) {
+      r = H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
+    } else {
+      H5Sselect_none(fs);
+      H5Sselect_none(ms);
+    }
+    /* Collective: every rank takes part, replicas other than 0 with an
+     * empty selection (one writer per element). */
+    if (ds < 0 || r < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, params + t->offset) < 0) {
+      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Dwrite", "check free disk space",
+                    "writing %s to %s failed", t->name, path);
+      st = IFT_ERR_HDF5;
+    }
+    H5Sclose(ms);
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(fs);
+    if (st != IFT_OK) goto done;
+  }
+  H5CHK(gt = H5Gcreate2(f, "/train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
+  char layout[64];
+  snprintf(layout, sizeof layout, "%d x %d", meta->dp, meta->tp);
+  H5CHK(attr_int(gt, "step", meta->step), NULL);
+  H5CHK(attr_int(gt, "format_version", 1), NULL);
+  H5CHK(attr_str(gt, "layout", layout), NULL);
+  H5CHK(attr_str(gt, "code_version", PACKAGE_VERSION), NULL);
+  H5CHK(attr_str(gt, "config", meta->config_text ? meta->config_text : ""), NULL);
+  H5CHK(H5Fflush(f, H5F_SCOPE_GLOBAL), "the disk may be full");
+done:
+  if (gt >= 0) H5Gclose(gt);
+  if (gm >= 0) H5Gclose(gm);
+  if (dxpl >= 0) H5Pclose(dxpl);
+  if (f >= 0 && H5Fclose(f) < 0 && st == IFT_OK) st = IFT_ERR_HDF5;
+  if (fapl >= 0) H5Pclose(fapl);
+  return st;
+}
+
+static void prune(const char *dir, long step, int keep) {
+  if (keep <= 0) return;
+  /* Remove every step_N.h5 older than the newest `keep`. */
+  long *steps = NULL;
+  int n = 0, cap = 0;
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    long s;
+    char tail[8];
+    if (sscanf(e->d_name, "step_%ld.h%7s", &s, tail) == 2 && !strcmp(tail, "5") && s <= step) {
+      if (n == cap) {
+        cap = cap ? 2 * cap : 16;
+        long *ns = realloc(steps, sizeof(long) * (size_t)cap);
+        if (!ns) break;
+        steps = ns;
+      }
+      steps[n++] = s;
+    }
+  }
+  closedir(d);
+  for (int i = 0; i < n; i++) {
+    int newer = 0;
+    for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
+    if (newer >= keep) {
+      char f[1200];
+      snprintf(f, sizeof f, "%s/step_%ld.h5", dir, steps[i]);
+      unlink(f);
+    }
+  }
+  free(steps);
+}
+
+ift_status ckpt_save(const char *dir, int keep, model *m, const ckpt_meta *meta, MPI_Comm world,
+                     int dp_rank, char *path_out) {
+  int rank;
+  IFT_MPI_CHECK(MPI_Comm_rank(world, &rank), NULL);
+  int ok = 1;
+  if (rank == 0) ok = mkdir_p(dir) == 0;
+  IFT_MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, world), NULL);
+  IFT_REQUIRE(ok, IFT_ERR_IO, "choose a writable ckpt.dir", "cannot create checkpoint directory '%s'",
+              dir);
+  char fin[1100], tmp[1110];
+  snprintf(fin, sizeof fin, "%s/step_%ld.h5", dir, meta->step);
+  snprintf(tmp, sizeof tmp, "%s.tmp", fin);
+  ift_status st = write_file(tmp, m, meta, world, dp_rank == 0);
+  int good = st == IFT_OK, all = 0;
+  IFT_MPI_CHECK(MPI_Allreduce(&good, &all, 1, MPI_INT, MPI_MIN, world), NULL);
+  if (rank == 0) {
+    if (!all) {
+      unlink(tmp); /* the previous checkpoint and `latest` stay as they were */
+    } else {
+      char lt[1110], lf[1100];
+      snprintf(lf, sizeof lf, "%s/latest", dir);
+      snprintf(lt, sizeof lt, "%s.tmp", lf);
+      FILE *f = NULL;
+      if (rename(tmp, fin) == 0 && (f = fopen(lt, "w"))) {
+        fprintf(f, "step_%ld.h5\n", meta->step);
+        if (fflush(f) == 0 && fsync(fileno(f)) == 0 && fclose(f) == 0) {
+          f = NULL;
+          if (rename(lt, lf) != 0) all = 0;
+        } else all = 0;
+        if (f) fclose(f);
+      } else {
+        all = 0;
+      }
+      if (all) prune(dir, meta->step, keep);
+    }
+  }
+  IFT_MPI_CHECK(MPI_Bcast(&all, 1, MPI_INT, 0, world), NULL);
+  IFT_REQUIRE(all, IFT_ERR_IO, "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
+              "checkpoint of step %ld could not be written", meta->step);
+  if (path_out) snprintf(path_out, 1100, "%s", fin);
+  return IFT_OK;
+}
+
+ift_status ckpt_resolve(char *out, size_t n, const char *resume, const char *dir) {
+  out[0] = 0;
+  if (!resume || !*resume || !strcmp(resume, "none")) return IFT_OK;
+  if (strcmp(resume, "auto")) {
+    IFT_REQUIRE(access(resume, R_OK) == 0, IFT_ERR_IO, "check ckpt.resume",
+                "checkpoint '%s' does not exist or is unreadable", resume);
+    snprintf(out, n, "%s", resume);
+    return IFT_OK;
+  }
+  char lf[1100], name[512];
+  snprintf(lf, sizeof lf, "%s/latest", dir);
+  FILE *f = fopen(lf, "r");
+  if (!f) return IFT_OK; /* nothing to resume: a fresh start */
+  int ok = fgets(name, sizeof name, f) != NULL;
+  fclose(f);
+  IFT_REQUIRE(ok, IFT_ERR_FORMAT, "delete the empty 'latest' file or pass ckpt.resume=PATH",
+              "'%s' is empty", lf);
+  name[strcspn(name, "\n")] = 0;
+  snprintf(out, n, "%s/%s", dir, name);
+  return IFT_OK;
+}
+
+ift_status ckpt_load_model(const char *path, model *m, MPI_Comm comm, long *step) {
+  ift_status st = IFT_OK;
+  hid_t fapl = -1, f = -1, gm = -1, gt = -1;
+  quiet_hdf5();
+  IFT_REQUIRE(access(path, R_OK) == 0, IFT_ERR_IO, "check the checkpoint path",
+              "checkpoint '%s' does not exist or is unreadable", path);
+  H5CHK(fapl = H5Pcreate(H5P_FILE_ACCESS), NULL);
+  H5CHK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), NULL);
+  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, fapl),
+        "the file is not HDF5 or is truncated; use an earlier checkpoint");
+  H5CHK(gm = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
+  const model_config *c = model_cfg(m);
+  static const char *ikeys[] = {"vocab_size", "hidden_size", "intermediate_size",
+                                "num_hidden_layers", "num_attention_heads",
+                                "num_key_value_heads", "tie_word_embeddings"};
+  const int ivals[] = {c->vocab_size, c->hidden_size, c->intermediate_size, c->num_hidden_layers,
+                       c->num_attention_heads, c->num_key_value_heads, c->tie_word_embeddings};
+  for (int i = 0; i < 7; i++) {
+    long v = 0;
+    H5CHK(read_attr_long(gm, ikeys[i], &v), "the checkpoint lacks its model config attributes");
+    if (v != ivals[i]) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "model config",
+                    "use the [model] section the checkpoint was trained with",
+                    "%s: checkpoint has %s = %ld, the configured model %d", path, ikeys[i], v,
+                    ivals[i]);
+      st = IFT_ERR_FORMAT;
+      goto done;
+    }
+  }
+  double eps;
+  H5CHK(read_attr_double(gm, "rms_norm_eps", &eps), NULL);
+  float *params = model_params(m);
+  for (int i = 0; i < model_ntensors(m); i++) {
+    const model_tensor *t = model_tensor_at(m, i);
+    hsize_t gd[2], s0[2], cnt[2], fd[2] = {0, 0};
+    int rk;
+    shard_select(t, gd, s0, cnt, &rk);
+    hid_t ds = H5Dopen2(gm, t->name, H5P_DEFAULT);
+    if (ds < 0) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "H5Dopen2", "use a checkpoint of this model",
+                    "%s: tensor /model/%s is missing", path, t->name);
+      st = IFT_ERR_FORMAT;
+      goto done;
+    }
+    hid_t fs = H5Dget_space(ds);
+    int frk = H5Sget_simple_extent_ndims(fs);
+    H5Sget_simple_extent_dims(fs, fd, NULL);
+    hid_t ty = H5Dget_type(ds);
+    int is_f32 = H5Tget_class(ty) == H5T_FLOAT && H5Tget_size(ty) == 4;
+    H5Tclose(ty);
+    if (frk != rk || fd[0] != gd[0] || (rk == 2 && fd[1] != gd[1]) || !is_f32) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "shape", "use a checkpoint of this model",
+                    "%s: tensor %s has shape [%llu%s%llu] (%s), expected [%d, %d] float32", path,
+                    t->name, (unsigned long long)fd[0], rk == 2 ? ", " : "",
+                    rk == 2 ? (unsigned long long)fd[1] : 0ULL, is_f32 ? "float32" : "not float32",
+                    t->rows, t->cols);
+      H5Sclose(fs);
+      H5Dclose(ds);
+      st = IFT_ERR_FORMAT;
+      goto done;
+    }
+    hid_t ms = H5Screate_simple(rk, cnt, NULL);
+    herr_t r = H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
+    if (r >= 0) r = H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, params + t->offset);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(ds);
+    if (r < 0) {
+      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Dread", "the file may be truncated",
+                    "%s: reading %s failed", path, t->name);
+      st = IFT_ERR_HDF5;
+      goto done;
+    }
+  }
+  if (step) {
+    *step = 0;
+    if ((gt = H5Gopen2(f, "/train", H5P_DEFAULT)) >= 0) read_attr_long(gt, "step", step);
+  }
+done:
+  if (gt >= 0) H5Gclose(gt);
+  if (gm >= 0) H5Gclose(gm);
+  if (f >= 0) H5Fclose(f);
+  if (fapl >= 0) H5Pclose(fapl);
+  return st;
+}

@@ -1,0 +1,592 @@
+/* Llama-family decoder, forward and backward, tensor-parallel with TP = 1 as
+ * the degenerate case.  Megatron pairing of collectives with adjoints:
+ *   column-parallel input (QKV, gate/up, LM head):  identity fwd / all-reduce bwd
+ *   row-parallel output (O, down):                  all-reduce fwd / identity bwd
+ *   vocab-parallel embedding:                       all-reduce fwd / identity bwd
+ *   vocab-parallel cross-entropy:                   max/sum/maxloc all-reduce of row stats */
+#include "iftrain/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iftrain/dist.h"
+#include "iftrain/kern.h"
+
+enum { ATT_BLOCK = 64, HEAD_CHUNK = 256 };
+
+typedef struct {
+  float *x_mid, *rstd1, *xn1, *qkv, *P, *att, *rstd2, *xn2, *gu, *h;
+} layer_acts;
+
+struct model {
+  model_config cfg;
+  MPI_Comm tp;
+  int tp_rank, tp_size;
+  int C, H, K, D, F, V, L;     /* global */
+  int Hl, Kl, Fl, Vl, v0, Q3;  /* local */
+  int Bmax, Tmax;
+  int ntensors;
+  model_tensor *tensors;
+  size_t nparams;
+  float *params, *grads;
+  model_layer_view *pl, *gl;
+  model_view pv, gv;
+  /* activations */
+  float *xs;        /* (L+1) x [N, C] residual stream */
+  layer_acts *acts; /* per layer */
+  float *rstdf, *xnf, *lse;
+  int *targets;
+  float *cosv, *sinv;
+  /* scratch */
+  float *logits;    /* [HEAD_CHUNK, Vl] */
+  float *g, *dtmp, *dxn, *dqkv, *datt, *dP, *dgu, *dh;
+  float *rowstats;  /* [4 N] for TP cross-entropy */
+  size_t act_bytes;
+  int fwd_B, fwd_T, fwd_kept;
+  model_input fwd_in;
+};
+
+model_config model_config_default(void) {
+  model_config c = {.vocab_size = 512,
+                    .hidden_size = 256,
+                    .intermediate_size = 688,
+                    .num_hidden_layers = 4,
+                    .num_attention_heads = 8,
+                    .num_key_value_heads = 4,
+                    .max_position_embeddings = 256,
+                    .tie_word_embeddings = 1,
+                    .rms_norm_eps = 1e-5,
+                    .rope_theta = 10000.0,
+                    .init_seed = 1234};
+  return c;
+}
+
+ift_status model_config_check(const model_config *c, int tp) {
+  IFT_REQUIRE(c->vocab_size > 0 && c->hidden_size > 0 && c->intermediate_size > 0 &&
+                  c->num_hidden_layers > 0 && c->num_attention_heads > 0 &&
+                  c->num_key_value_heads > 0 && c->max_position_embeddings > 0,
+              IFT_ERR_CONFIG, "set every [model] size to a positive integer",
+              "model dimensions must be positive (vocab %d hidden %d intermediate %d layers %d "
+              "heads %d kv heads %d positions %d)",
+              c->vocab_size, c->hidden_size, c->intermediate_size, c->num_hidden_layers,
+              c->num_attention_heads, c->num_key_value_heads, c->max_position_embeddings);
+  IFT_REQUIRE(c->hidden_size % c->num_attention_heads == 0, IFT_ERR_CONFIG,
+              "make model.hidden_size a multiple of model.num_attention_heads",
+              "hidden_size %d is not divisible by num_attention_heads %d", c->hidden_size,
+              c->num_attention_heads);
+  IFT_REQUIRE((c->hidden_size / c->num_attention_heads) % 2 == 0, IFT_ERR_CONFIG,
+              "RoPE rotates pairs: choose hidden_size / num_attention_heads even",
+              "head dimension %d is odd", c->hidden_size / c->num_attention_heads);
+  IFT_REQUIRE(c->num_attention_heads % c->num_key_value_heads == 0, IFT_ERR_CONFIG,
+              "make num_attention_heads a multiple of num_key_value_heads",
+              "num_attention_heads %d is not a multiple of num_key_value_heads %d",
+              c->num_attention_heads, c->num_key_value_heads);
+  IFT_REQUIRE(c->rms_norm_eps > 0 && c->rope_theta > 0, IFT_ERR_CONFIG,
+              "model.rms_norm_eps and model.rope_theta must be positive",
+              "rms_norm_eps %g rope_theta %g", c->rms_norm_eps, c->rope_theta);
+  IFT_REQUIRE(tp <= c->num_attention_heads, IFT_ERR_LAYOUT,
+              "use dist.tp <= model.num_attention_heads",
+              "dist.tp = %d exceeds the %d attention heads", tp, c->num_attention_heads);
+  IFT_REQUIRE(c->num_attention_heads % tp == 0 && c->num_key_value_heads % tp == 0,
+              IFT_ERR_LAYOUT, "choose dist.tp dividing both head counts",
+              "dist.tp = %d does not divide num_attention_heads %d and num_key_value_heads %d",
+              tp, c->num_attention_heads, c->num_key_value_heads);
+  IFT_REQUIRE(c->intermediate_size % tp == 0, IFT_ERR_LAYOUT,
+              "choose dist.tp dividing model.intermediate_size",
+              "dist.tp = %d does not divide intermediate_size %d", tp, c->intermediate_size);
+  IFT_REQUIRE(c->vocab_size % tp == 0, IFT_ERR_LAYOUT,
+              "choose dist.tp dividing model.vocab_size (or pad the vocabulary)",
+              "dist.tp = %d does not divide vocab_size %d", tp, c->vocab_size);
+  return IFT_OK;
+}
+
+/* ------------------------------------------------------------ tensors */
+
+static void add_tensor(model *m, const char *name, int rows, int cols, model_shard sh, int decay) {
+  model_tensor *t = &m->tensors[m->ntensors++];
+  snprintf(t->name, sizeof t->name, "%s", name);
+  t->rows = rows;
+  t->cols = cols;
+  t->shard = sh;
+  t->decay = decay;
+  t->lrows = sh == SHARD_ROWS ? rows / m->tp_size : rows;
+  t->lcols = sh == SHARD_COLS ? cols / m->tp_size : cols;
+  t->row0 = sh == SHARD_ROWS ? m->tp_rank * t->lrows : 0;
+  t->col0 = sh == SHARD_COLS ? m->tp_rank * t->lcols : 0;
+  t->offset = m->nparams;
+  m->nparams += (size_t)t->lrows * t->lcols;
+}
+
+static void build_tensors(model *m) {
+  const int C = m->C, D = m->D;
+  m->tensors = calloc((size_t)(9 * m->L + 3), sizeof(model_tensor));
+  add_tensor(m, "model.embed_tokens.weight", m->V, C, SHARD_ROWS, 1);
+  char nm[96];
+  for (int l = 0; l < m->L; l++) {
+#define T_(suffix, r, c, sh, dec)                                              \
+  snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix);                    \
+  add_tensor(m, nm, r, c, sh, dec)
+    T_("input_layernorm.weight", C, 1, SHARD_NONE, 0);
+    /* q, k, v shards are adjacent: one GEMM computes all three. */
+    T_("self_attn.q_proj.weight", m->H * D, C, SHARD_ROWS, 1);
+    T_("self_attn.k_proj.weight", m->K * D, C, SHARD_ROWS, 1);
+    T_("self_attn.v_proj.weight", m->K * D, C, SHARD_ROWS, 1);
+    T_("self_attn.o_proj.weight", C, m->H * D, SHARD_COLS, 1);
+    T_("post_attention_layernorm.weight", C, 1, SHARD_NONE, 0);
+    T_("mlp.gate_proj.weight", m->F, C, SHARD_ROWS, 1);
+    T_("mlp.up_proj.weight", m->F, C, SHARD_ROWS, 1);
+    T_("mlp.down_proj.weight", C, m->F, SHARD_COLS, 1);
+#undef T_
+  }
+  add_tensor(m, "model.norm.weight", C, 1, SHARD_NONE, 0);
+  if (!m->cfg.tie_word_embeddings) add_tensor(m, "lm_head.weight", m->V, C, SHARD_ROWS, 1);
+}
+
+static model_view make_view(model *m, float *base, model_layer_view *lv) {
+  model_view v;
+  v.embed = base + m->tensors[0].offset;
+  for (int l = 0; l < m->L; l++) {
+    const model_tensor *t = &m->tensors[1 + 9 * l];
+    lv[l].ln1 = base + t[0].offset;
+    lv[l].qkv = base + t[1].offset;
+    lv[l].o = base + t[4].offset;
+    lv[l].ln2 = base + t[5].offset;
+    lv[l].gu = base + t[6].offset;
+    lv[l].down = base + t[8].offset;
+  }
+  v.norm = base + m->tensors[1 + 9 * m->L].offset;
+  v.head = m->cfg.tie_word_embeddings ? v.embed : base + m->tensors[2 + 9 * m->L].offset;
+  v.layers = lv;
+  return v;
+}
+
+/* ------------------------------------------------------------ create */
+
+static float *arena_take(float **cur, size_t n) {
+  float *p = *cur;
+  *cur += (n + 15) & ~(size_t)15; /* keep every buffer 64-byte aligned */
+  return p;
+}
+
+ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B, int T) {
+  *out = NULL;
+  int tps = 1, tpr = 0;
+  if (tp != MPI_COMM_NULL) {
+    IFT_MPI_CHECK(MPI_Comm_size(tp, &tps), NULL);
+    IFT_MPI_CHECK(MPI_Comm_rank(tp, &tpr), NULL);
+  }
+  IFT_TRY(model_config_check(cfg, tps));
+  IFT_REQUIRE(B > 0 && T > 1, IFT_ERR_CONFIG, "train.micro_batch >= 1 and train.seq_len >= 2",
+              "micro-batch %d x sequence length %d", B, T);
+  IFT_REQUIRE(T <= cfg->max_position_embeddings, IFT_ERR_CONFIG,
+              "lower train.seq_len or raise model.max_position_embeddings",
+              "sequence length %d exceeds max_position_embeddings %d", T,
+              cfg->max_position_embeddings);
+  model *m = calloc(1, sizeof *m);
+  IFT_REQUIRE(m, IFT_ERR_NOMEM, NULL, "model struct");
+  m->cfg = *cfg;
+  m->tp = tps > 1 ? tp : MPI_COMM_NULL;
+  m->tp_size = tps;
+  m->tp_rank = tpr;
+  m->C = cfg->hidden_size;
+  m->H = cfg->num_attention_heads;
+  m->K = cfg->num_key_value_heads;
+  m->D = m->C / m->H;
+  m->F = cfg->intermediate_size;
+  m->V = cfg->vocab_size;
+  m->L = cfg->num_hidden_layers;
+  m->Hl = m->H / tps;
+  m->Kl = m->K / tps;
+  m->Fl = m->F / tps;
+  m->Vl = m->V / tps;
+  m->v0 = tpr * m->Vl;
+  m->Q3 = (m->Hl + 2 * m->Kl) * m->D;
+  m->Bmax = B;
+  m->Tmax = T;
+  build_tensors(m);
+  m->params = core_alloc(sizeof(float) * m->nparams);
+  m->grads = core_alloc(sizeof(float) * m->nparams);
+  m->pl = calloc((size_t)m->L, sizeof(model_layer_view));
+  m->gl = calloc((size_t)m->L, sizeof(model_layer_view));
+  m->acts = calloc((size_t)m->L, sizeof(layer_acts));
+  if (!m->tensors || !m->params || !m->grads || !m->pl || !m->gl || !m->acts) {
+    model_destroy(m);
+    IFT_REQUIRE(0, IFT_ERR_NOMEM, "use a smaller model or more TP ranks",
+                "cannot allocate %zu parameters", m->nparams);
+  }
+  m->pv = make_view(m, m->params, m->pl);
+  m->gv = make_view(m, m->grads, m->gl);
+
+  /* One activation arena, sized once from the shapes. */
+  const size_t N = (size_t)B * T, C = (size_t)m->C, Q3 = (size_t)m->Q3, HD = (size_t)m->Hl * m->D;
+  const size_t Fl = (size_t)m->Fl, TT = (size_t)T * T;
+  size_t per_layer = N * C /* x_mid */ + N + N * C + N * Q3 + (size_t)B * m->Hl * TT + N * HD +
+                     N + N * C + 2 * N * Fl + N * Fl + 16 * 11;
+  size_t total = (size_t)(m->L + 1) * N * C + (size_t)m->L * per_layer + N + N * C + N +
+                 (size_t)T * m->D + (size_t)HEAD_CHUNK * m->Vl +
+                 /* scratch */ 3 * N * C + N * Q3 + N * HD + TT + 2 * N * Fl + N * Fl +
+                 4 * N + 16 * 40;
+  total += N; /* targets (int, same size as float) */
+  float *arena = core_alloc(sizeof(float) * total);
+  if (!arena) {
+    model_destroy(m);
+    IFT_REQUIRE(0, IFT_ERR_NOMEM, "lower train.micro_batch or train.seq_len",
+                "cannot allocate %.1f MiB of activations", total * 4.0 / 1048576);
+  }
+  m->act_bytes = total * sizeof(float);
+  float *cur = arena;
+  m->xs = arena_take(&cur, (size_t)(m->L + 1) * N * C);
+  for (int l = 0; l < m->L; l++) {
+    layer_acts *a = &m->acts[l];
+    a->x_mid = arena_take(&cur, N * C);
+    a->rstd1 = arena_take(&cur, N);
+    a->xn1 = arena_take(&cur, N * C);
+    a->qkv = arena_take(&cur, N * Q3);
+    a->P = arena_take(&cur, (size_t)B * m->Hl * TT);
+    a->att = arena_take(&cur, N * HD);
+    a->rstd2 = arena_take(&cur, N);
+    a->xn2 = arena_take(&cur, N * C);
+    a->gu = arena_take(&cur, 2 * N * Fl);
+    a->h = arena_take(&cur, N * Fl);
+  }
+  m->rstdf = arena_take(&cur, N);
+  m->xnf = arena_take(&cur, N * C);
+  m->lse = arena_take(&cur, N);
+  m->targets = (int *)arena_take(&cur, N);
+  m->cosv = arena_take(&cur, (size_t)T * m->D / 2);
+  m->sinv = arena_take(&cur, (size_t)T * m->D / 2);
+  m->logits = arena_take(&cur, (size_t)HEAD_CHUNK * m->Vl);
+  m->g = arena_take(&cur, N * C);
+  m->dtmp = arena_take(&cur, N * C);
+  m->dxn = arena_take(&cur, N * C);
+  m->dqkv = arena_take(&cur, N * Q3);
+  m->datt = arena_take(&cur, N * HD);
+  m->dP = arena_take(&cur, TT);
+  m->dgu = arena_take(&cur, 2 * N * Fl);
+  m->dh = arena_take(&cur, N * Fl);
+  m->rowstats = arena_take(&cur, 4 * N);
+  if ((size_t)(cur - arena) > total) {
+    core_free(arena);
+    model_destroy(m);
+    IFT_REQUIRE(0, IFT_ERR_INTERNAL, "report this as a bug", "activation arena undersized");
+  }
+  kern_rope_table(m->cosv, m->sinv, T, m->D, cfg->rope_theta);
+  *out = m;
+  return IFT_OK;
+}
+
+void model_destroy(model *m) {
+  if (!m) return;
+  core_free(m->xs); /* the arena starts with xs */
+  core_free(m->params);
+  core_free(m->grads);
+  free(m->tensors);
+  free(m->pl);
+  free(m->gl);
+  free(m->acts);
+  free(m);
+}
+
+void model_init_weights(model *m, uint64_t seed) {
+  const double std = 0.02, out_std = 0.02 / sqrt(2.0 * m->L);
+  for (int i = 0; i < m->ntensors; i++) {
+    const model_tensor *t = &m->tensors[i];
+    float *p = m->params + t->offset;
+    if (t->cols == 1) {
+      for (int r = 0; r < t->lrows; r++) p[r] = 1.0f;
+      continue;
+    }
+    int is_out = strstr(t->name, "o_proj") || strstr(t->name, "down_proj");
+    double s = is_out ? out_std : std;
+    for (int r = 0; r < t->lrows; r++)
+      for (int c = 0; c < t->lcols; c++) {
+        uint64_t gidx = (uint64_t)(t->row0 + r) * (uint64_t)t->cols + (uint64_t)(t->col0 + c);
+        p[(size_t)r * t->lcols + c] = (float)(s * rng_normal(seed, (uint64_t)i, gidx));
+      }
+  }
+}
+
+const model_config *model_cfg(const model *m) { return &m->cfg; }
+size_t model_nparams(const model *m) { return m->nparams; }
+size_t model_nparams_global(const model *m) {
+  size_t n = 0;
+  for (int i = 0; i < m->ntensors; i++) n += (size_t)m->tensors[i].rows * m->tensors[i].cols;
+  return n;
+}
+float *model_params(model *m) { return m->params; }
+float *model_grads(model *m) { return m->grads; }
+int model_ntensors(const model *m) { return m->ntensors; }
+const model_tensor *model_tensor_at(const model *m, int i) { return &m->tensors[i]; }
+const model_tensor *model_tensor_find(const model *m, const char *name) {
+  for (int i = 0; i < m->ntensors; i++)
+    if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
+  return NULL;
+}
+model_view model_params_view(model *m) { return m->pv; }
+model_view model_grads_view(model *m) { return m->gv; }
+size_t model_activation_bytes(const model *m) { return m->act_bytes; }
+void model_zero_grads(model *m) { memset(m->grads, 0, sizeof(float) * m->nparams); }
+
+double model_forward_flops(const model *m, int B, int T) {
+  const double C = m->C, H = m->H, K = m->K, D = m->D, F = m->F, V = m->V;
+  const double tavg = (T + 1) / 2.0; /* causal: keys per query on average */
+  double per_tok = m->L * (2 * C * (H + 2 * K) * D + 2 * H * D * C + 2 * C * 2 * F + 2 * F * C +
+                           2 * 2 * H * D * tavg) +
+                   2 * C * V;
+  return per_tok * B * T;
+}
+
+/* ------------------------------------------------------------ collectives */
+
+static ift_status tp_sum(model *m, float *buf, size_t n) {
+  if (m->tp == MPI_COMM_NULL) return IFT_OK;
+  IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, m->tp),
+                "a tensor-parallel peer failed or the job is out of memory");
+  return IFT_OK;
+}
+
+/* ------------------------------------------------------------ forward */
+
+static void embed_forward(model *m, float *x0, const model_input *in, int N) {
+  const int C = m->C, v0 = m->v0, Vl = m->Vl;
+  const float *E = m->pv.embed;
+  const float a = 1.0f - in->lambda, b = in->lambda;
+  for (int n = 0; n < N; n++) {
+    float *dst = x0 + (size_t)n * C;
+    int t0 = in->tokens[n] - v0;
+    const float *e0 = (t0 >= 0 && t0 < Vl) ? E + (size_t)t0 * C : NULL;
+    if (!in->alt) {
+      if (e0) memcpy(dst, e0, sizeof(float) * C);
+      else memset(dst, 0, sizeof(float) * C);
+      continue;
+    }
+    int t1 = in->alt[n] - v0;
+    const float *e1 = (t1 >= 0 && t1 < Vl) ? E + (size_t)t1 * C : NULL;
+    /* (1-λ)E[x] + λE[x~], each term only where its id is in this shard; with
+     * λ = 0 this is exactly E[x] (1·e + 0·e' = e), the SFT input. */
+    for (int c = 0; c < C; c++) dst[c] = (e0 ? a * e0[c] : 0.0f) + (e1 ? b * e1[c] : 0.0f);
+  }
+}
+
+static void attention_forward(model *m, layer_acts *a, int B, int T) {
+  const int D = m->D, Q3 = m->Q3, HD = m->Hl * m->D, G = m->Hl / m->Kl;
+  const float scale = 1.0f / sqrtf((float)D);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < m->Hl; h++) {
+      const int g = h / G;
+      const float *q = a->qkv + (size_t)b * T * Q3 + (size_t)h * D;
+      const float *k = a->qkv + (size_t)b * T * Q3 + (size_t)(m->Hl + g) * D;
+      const float *v = a->qkv + (size_t)b * T * Q3 + (size_t)(m->Hl + m->Kl + g) * D;
+      float *P = a->P + ((size_t)b * m->Hl + h) * T * T;
+      float *o = a->att + (size_t)b * T * HD + (size_t)h * D;
+      /* Causal tiles: query rows [r0, r1) only see keys [0, r1). */
+      for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+        int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rb = r1 - r0;
+        float *Pb = P + (size_t)r0 * T;
+        kern_sgemm(0, 1, rb, r1, D, 1.0f, q + (size_t)r0 * Q3, Q3, k, Q3, 0.0f, Pb, T);
+        kern_softmax_forward(Pb, Pb, rb, r1, T, scale, r0);
+        kern_sgemm(0, 0, rb, D, r1, 1.0f, Pb, T, v, Q3, 0.0f, o + (size_t)r0 * HD, HD);
+      }
+    }
+}
+
+static ift_status layer_forward(model *m, int l, const float *x, float *y, int B, int T) {
+  const int N = B * T, C = m->C, Q3 = m->Q3, HD = m->Hl * m->D, Fl = m->Fl;
+  const model_layer_view *w = &m->pl[l];
+  layer_acts *a = &m->acts[l];
+  const float eps = (float)m->cfg.rms_norm_eps;
+  kern_rmsnorm_forward(a->xn1, a->rstd1, x, w->ln1, N, C, eps);
+  kern_sgemm(0, 1, N, Q3, C, 1.0f, a->xn1, C, w->qkv, C, 0.0f, a->qkv, Q3);
+  kern_rope_forward(a->qkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, Q3);
+  attention_forward(m, a, B, T);
+  kern_sgemm(0, 1, N, C, HD, 1.0f, a->att, HD, w->o, HD, 0.0f, a->x_mid, C);
+  IFT_TRY(tp_sum(m, a->x_mid, (size_t)N * C));
+  for (size_t i = 0; i < (size_t)N * C; i++) a->x_mid[i] += x[i];
+  kern_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ln2, N, C, eps);
+  kern_sgemm(0, 1, N, 2 * Fl, C, 1.0f, a->xn2, C, w->gu, C, 0.0f, a->gu, 2 * Fl);
+  kern_swiglu_forward(a->h, a->gu, a->gu + Fl, N, Fl, 2 * Fl);
+  kern_sgemm(0, 1, N, C, Fl, 1.0f, a->h, Fl, w->down, Fl, 0.0f, y, C);
+  IFT_TRY(tp_sum(m, y, (size_t)N * C));
+  for (size_t i = 0; i < (size_t)N * C; i++) y[i] += a->x_mid[i];
+  return IFT_OK;
+}
+
+/* Log-probs (and argmax) of the LM head in chunks of rows, so the full
+ * [N, V] logits never exist; lse is kept for the backward. */
+static ift_status head_forward(model *m, float *logp, int *argmax, int B, int T) {
+  const int N = B * T, C = m->C, Vl = m->Vl;
+  float *mx = m->rowstats, *se = mx + N, *tg = se + N;
+  for (int n0 = 0; n0 < N; n0 += HEAD_CHUNK) {
+    int nc = n0 + HEAD_CHUNK < N ? HEAD_CHUNK : N - n0;
+    kern_sgemm(0, 1, nc, Vl, C, 1.0f, m->xnf + (size_t)n0 * C, C, m->pv.head, C, 0.0f,
+               m->logits, Vl);
+    kern_ce_stats(mx + n0, se + n0, tg + n0, argmax ? argmax + n0 : NULL, m->logits,
+                  m->targets + n0, nc, Vl, Vl, m->v0);
+  }
+  if (m->tp != MPI_COMM_NULL) {
+    /* Vocab-parallel softmax: global max, then each shard's sum rescaled to
+     * it; the target logit lives on one shard (-inf elsewhere). */
+    float *gmx = m->dtmp; /* scratch of >= N floats */
+    IFT_MPI_CHECK(MPI_Allreduce(mx, gmx, N, MPI_FLOAT, MPI_MAX, m->tp), NULL);
+    for (int n = 0; n < N; n++) se[n] *= expf(mx[n] - gmx[n]);
+    IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, se, N, MPI_FLOAT, MPI_SUM, m->tp), NULL);
+    IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tg, N, MPI_FLOAT, MPI_MAX, m->tp), NULL);
+    if (argmax) {
+      /* MPI_MAXLOC breaks ties by the lower index: lowest token id wins, as
+       * on one rank. */
+      struct { float v; int i; } *pairs = (void *)m->dxn;
+      for (int n = 0; n < N; n++) {
+        pairs[n].v = mx[n];
+        pairs[n].i = argmax[n];
+      }
+      IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, pairs, N, MPI_FLOAT_INT, MPI_MAXLOC, m->tp), NULL);
+      for (int n = 0; n < N; n++) argmax[n] = pairs[n].i;
+    }
+    memcpy(mx, gmx, sizeof(float) * N);
+  }
+  for (int b = 0; b < B; b++) {
+    logp[(size_t)b * T] = 0.0f;
+    for (int t = 0; t < T; t++) {
+      int n = b * T + t;
+      m->lse[n] = mx[n] + logf(se[n]);
+      if (t + 1 < T) logp[n + 1] = tg[n] - m->lse[n];
+    }
+  }
+  return IFT_OK;
+}
+
+ift_status model_forward(model *m, float *logp, int *argmax, const model_input *in, int B, int T,
+                         int keep) {
+  IFT_REQUIRE(B >= 1 && B <= m->Bmax && T >= 2 && T <= m->Tmax, IFT_ERR_ARG,
+              "the micro-batch must fit the shapes the model was created for",
+              "forward of %d x %d exceeds the planned %d x %d", B, T, m->Bmax, m->Tmax);
+  const int N = B * T, C = m->C;
+  for (int n = 0; n < N; n++) {
+    IFT_REQUIRE(in->tokens[n] >= 0 && in->tokens[n] < m->V, IFT_ERR_FORMAT,
+                "the data set's vocabulary must match model.vocab_size",
+                "token id %d at position %d is outside the vocabulary [0, %d)", in->tokens[n], n,
+                m->V);
+    m->targets[n] = (n % T) + 1 < T ? in->tokens[n + 1] : -1;
+  }
+  embed_forward(m, m->xs, in, N);
+  IFT_TRY(tp_sum(m, m->xs, (size_t)N * C));
+  for (int l = 0; l < m->L; l++)
+    IFT_TRY(layer_forward(m, l, m->xs + (size_t)l * N * C, m->xs + (size_t)(l + 1) * N * C, B, T));
+  kern_rmsnorm_forward(m->xnf, m->rstdf, m->xs + (size_t)m->L * N * C, m->pv.norm, N, C,
+                       (float)m->cfg.rms_norm_eps);
+  IFT_TRY(head_forward(m, logp, argmax, B, T));
+  m->fwd_B = B;
+  m->fwd_T = T;
+  m->fwd_kept = keep;
+  m->fwd_in = *in;
+  return IFT_OK;
+}
+
+/* ------------------------------------------------------------ backward */
+
+static void attention_backward(model *m, layer_acts *a, int B, int T) {
+  const int D = m->D, Q3 = m->Q3, HD = m->Hl * m->D, G = m->Hl / m->Kl;
+  const float scale = 1.0f / sqrtf((float)D);
+  const int N = B * T;
+  /* K and V gradients accumulate over the G query heads sharing them. */
+  for (int n = 0; n < N; n++)
+    memset(m->dqkv + (size_t)n * Q3 + (size_t)m->Hl * D, 0, sizeof(float) * 2 * m->Kl * D);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < m->Hl; h++) {
+      const int g = h / G;
+      const size_t rowb = (size_t)b * T * Q3;
+      const float *q = a->qkv + rowb + (size_t)h * D;
+      const float *k = a->qkv + rowb + (size_t)(m->Hl + g) * D;
+      const float *v = a->qkv + rowb + (size_t)(m->Hl + m->Kl + g) * D;
+      float *dq = m->dqkv + rowb + (size_t)h * D;
+      float *dk = m->dqkv + rowb + (size_t)(m->Hl + g) * D;
+      float *dv = m->dqkv + rowb + (size_t)(m->Hl + m->Kl + g) * D;
+      const float *P = a->P + ((size_t)b * m->Hl + h) * T * T;
+      const float *dO = m->datt + (size_t)b * T * HD + (size_t)h * D;
+      for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+        int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rb = r1 - r0;
+        const float *Pb = P + (size_t)r0 * T;
+        float *dS = m->dP + (size_t)r0 * T;
+        kern_sgemm(0, 1, rb, r1, D, 1.0f, dO + (size_t)r0 * HD, HD, v, Q3, 0.0f, dS, T);
+        kern_sgemm(1, 0, r1, D, rb, 1.0f, Pb, T, dO + (size_t)r0 * HD, HD, 1.0f, dv, Q3);
+        kern_softmax_backward(dS, dS, Pb, rb, r1, T, scale, r0);
+        kern_sgemm(0, 0, rb, D, r1, 1.0f, dS, T, k, Q3, 0.0f, dq + (size_t)r0 * Q3, Q3);
+        kern_sgemm(1, 0, r1, D, rb, 1.0f, dS, T, q + (size_t)r0 * Q3, Q3, 1.0f, dk, Q3);
+      }
+    }
+}
+
+/* g holds dL/d(layer output) on entry and dL/d(layer input) on exit. */
+static ift_status layer_backward(model *m, int l, const float *x, float *g, int B, int T) {
+  const int N = B * T, C = m->C, Q3 = m->Q3, HD = m->Hl * m->D, Fl = m->Fl;
+  const model_layer_view *w = &m->pl[l], *dw = &m->gl[l];
+  layer_acts *a = &m->acts[l];
+  /* MLP: y = x_mid + down(swiglu(gu(norm(x_mid)))) */
+  kern_sgemm(0, 0, N, Fl, C, 1.0f, g, C, w->down, Fl, 0.0f, m->dh, Fl);
+  kern_sgemm(1, 0, C, Fl, N, 1.0f, g, C, a->h, Fl, 1.0f, dw->down, Fl);
+  kern_swiglu_backward(m->dgu, m->dgu + Fl, m->dh, a->gu, a->gu + Fl, N, Fl, 2 * Fl);
+  kern_sgemm(0, 0, N, C, 2 * Fl, 1.0f, m->dgu, 2 * Fl, w->gu, C, 0.0f, m->dxn, C);
+  kern_sgemm(1, 0, 2 * Fl, C, N, 1.0f, m->dgu, 2 * Fl, a->xn2, C, 1.0f, dw->gu, C);
+  IFT_TRY(tp_sum(m, m->dxn, (size_t)N * C));
+  kern_rmsnorm_backward(m->dtmp, dw->ln2, m->dxn, a->x_mid, w->ln2, a->rstd2, N, C);
+  for (size_t i = 0; i < (size_t)N * C; i++) g[i] += m->dtmp[i];
+  /* Attention: x_mid = x + o(attn(rope(qkv(norm(x))))) */
+  kern_sgemm(0, 0, N, HD, C, 1.0f, g, C, w->o, HD, 0.0f, m->datt, HD);
+  kern_sgemm(1, 0, C, HD, N, 1.0f, g, C, a->att, HD, 1.0f, dw->o, HD);
+  attention_backward(m, a, B, T);
+  kern_rope_backward(m->dqkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, Q3);
+  kern_sgemm(0, 0, N, C, Q3, 1.0f, m->dqkv, Q3, w->qkv, C, 0.0f, m->dxn, C);
+  kern_sgemm(1, 0, Q3, C, N, 1.0f, m->dqkv, Q3, a->xn1, C, 1.0f, dw->qkv, C);
+  IFT_TRY(tp_sum(m, m->dxn, (size_t)N * C));
+  kern_rmsnorm_backward(m->dtmp, dw->ln1, m->dxn, x, w->ln1, a->rstd1, N, C);
+  for (size_t i = 0; i < (size_t)N * C; i++) g[i] += m->dtmp[i];
+  return IFT_OK;
+}
+
+ift_status model_backward(model *m, const float *dlogp, int B, int T) {
+  IFT_REQUIRE(m->fwd_kept && m->fwd_B == B && m->fwd_T == T, IFT_ERR_INTERNAL,
+              "call model_forward with keep = 1 on the same shapes first",
+              "backward of %d x %d without a matching kept forward", B, T);
+  const int N = B * T, C = m->C, Vl = m->Vl;
+  /* Per-position upstream gradient: position t carries dlogp of token t+1. */
+  float *dl = m->rowstats;
+  for (int n = 0; n < N; n++) dl[n] = (n % T) + 1 < T ? dlogp[n + 1] : 0.0f;
+  for (int n0 = 0; n0 < N; n0 += HEAD_CHUNK) {
+    int nc = n0 + HEAD_CHUNK < N ? HEAD_CHUNK : N - n0;
+    const float *xc = m->xnf + (size_t)n0 * C;
+    /* Recompute the chunk's logits (cheaper than keeping [N, V]). */
+    kern_sgemm(0, 1, nc, Vl, C, 1.0f, xc, C, m->pv.head, C, 0.0f, m->logits, Vl);
+    kern_ce_backward(m->logits, m->logits, m->lse + n0, m->targets + n0, dl + n0, nc, Vl, Vl,
+                     m->v0);
+    kern_sgemm(0, 0, nc, C, Vl, 1.0f, m->logits, Vl, m->pv.head, C, 0.0f, m->dxn + (size_t)n0 * C,
+               C);
+    kern_sgemm(1, 0, Vl, C, nc, 1.0f, m->logits, Vl, xc, C, 1.0f, m->gv.head, C);
+  }
+  IFT_TRY(tp_sum(m, m->dxn, (size_t)N * C));
+  kern_rmsnorm_backward(m->g, m->gv.norm, m->dxn, m->xs + (size_t)m->L * N * C, m->pv.norm,
+                        m->rstdf, N, C);
+  for (int l = m->L - 1; l >= 0; l--) IFT_TRY(layer_backward(m, l, m->xs + (size_t)l * N * C, m->g, B, T));
+  /* Embedding (vocab-parallel: each shard takes the rows of its ids). */
+  const model_input *in = &m->fwd_in;
+  if (in->alt && !in->embed_grad) return IFT_OK; /* reference IFT: frozen input table */
+  const float a = in->alt ? 1.0f - in->lambda : 1.0f, bl = in->lambda;
+  for (int n = 0; n < N; n++) {
+    const float *gn = m->g + (size_t)n * C;
+    int t0 = in->tokens[n] - m->v0;
+    if (t0 >= 0 && t0 < Vl) {
+      float *d = m->gv.embed + (size_t)t0 * C;
+      if (in->alt) for (int c = 0; c < C; c++) d[c] += a * gn[c];
+      else for (int c = 0; c < C; c++) d[c] += gn[c];
+    }
+    if (in->alt) {
+      int t1 = in->alt[n] - m->v0;
+      if (t1 >= 0 && t1 < Vl) {
+        float *d = m->gv.embed + (size_t)t1 * C;
+        for (int c = 0; c < C; c++) d[c] += bl * gn[c];
+      }
+    }
+  }
+  return IFT_OK;
+}

@@ -1,0 +1,138 @@
+#include "iftrain/sched.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iftrain/dist.h"
+
+enum { STREAM_SHUFFLE = 0x5348, STREAM_LAMBDA = 0x4c41 };
+
+double sched_lambda(const sched_lambda_cfg *c, uint64_t seed, long step) {
+  switch (c->kind) {
+  case SCHED_LAMBDA_LINEAR:
+    if (c->warmup_steps <= 0 || step >= c->warmup_steps) return c->lambda;
+    return c->lambda * (double)step / (double)c->warmup_steps;
+  case SCHED_LAMBDA_NOISE: {
+    double z = rng_normal(seed, STREAM_LAMBDA, (uint64_t)step);
+    double l = c->lambda * (1.0 + 0.5 * z);
+    return l < 0 ? 0 : l > 1 ? 1 : l;
+  }
+  case SCHED_LAMBDA_STATIC: break;
+  }
+  return c->lambda;
+}
+
+/* Fisher-Yates with Philox draws addressed by (epoch, position): the order
+ * of an epoch is a pure function of (seed, epoch, n). */
+static void make_perm(sched *s) {
+  for (long i = 0; i < s->n; i++) s->perm[i] = i;
+  if (!s->shuffle) return;
+  for (long i = s->n - 1; i > 0; i--) {
+    double u = rng_uniform(s->seed, STREAM_SHUFFLE + ((uint64_t)s->epoch << 16), (uint64_t)i);
+    long j = (long)(u * (double)(i + 1));
+    if (j > i) j = i;
+    long t = s->perm[i];
+    s->perm[i] = s->perm[j];
+    s->perm[j] = t;
+  }
+}
+
+ift_status sched_create(sched *s, long n, int batch, int dp, uint64_t seed, int shuffle) {
+  memset(s, 0, sizeof *s);
+  IFT_REQUIRE(n > 0, IFT_ERR_FORMAT, "the training set has no sequences; regenerate it",
+              "empty data set");
+  IFT_REQUIRE(batch > 0 && dp > 0 && batch % dp == 0, IFT_ERR_CONFIG,
+              "make train.batch_size a multiple of the data-parallel size",
+              "batch %d over %d data-parallel ranks", batch, dp);
+  s->n = n;
+  s->batch = batch;
+  s->dp = dp;
+  s->seed = seed;
+  s->shuffle = shuffle;
+  s->perm = malloc(sizeof(long) * (size_t)n);
+  IFT_REQUIRE(s->perm, IFT_ERR_NOMEM, NULL, "permutation of %ld rows", n);
+  make_perm(s);
+  return IFT_OK;
+}
+
+void sched_destroy(sched *s) {
+  free(s->perm);
+  memset(s, 0, sizeof *s);
+}
+
+ift_status sched_plan_alloc(sched_plan *p, int batch, int dp) {
+  memset(p, 0, sizeof *p);
+  p->per_rank = batch / dp;
+  p->rows = malloc(sizeof(long) * (size_t)batch);
+  IFT_REQUIRE(p->rows, IFT_ERR_NOMEM, NULL, "plan of %d rows", batch);
+  return IFT_OK;
+}
+void sched_plan_free(sched_plan *p) {
+  free(p->rows);
+  memset(p, 0, sizeof *p);
+}
+
+typedef struct {
+  long row;
+  int len;
+} row_len;
+static int by_len_desc(const void *a, const void *b) {
+  const row_len *x = a, *y = b;
+  if (x->len != y->len) return y->len - x->len;
+  return x->row < y->row ? -1 : x->row > y->row;
+}
+
+ift_status sched_next(sched *s, sched_plan *p, const sched_lambda_cfg *lc,
+                      int (*len)(const void *ctx, long i), const void *ctx, MPI_Comm comm) {
+  int rank = 0;
+  if (comm != MPI_COMM_NULL) IFT_MPI_CHECK(MPI_Comm_rank(comm, &rank), NULL);
+  const int B = s->batch, per = B / s->dp;
+  p->per_rank = per;
+  p->step = s->step;
+  p->epoch = s->epoch;
+  /* Every rank walks the same cursor so the state stays identical; only
+   * rank 0's assignment is used (broadcast below). */
+  row_len *rl = malloc(sizeof(row_len) * (size_t)B);
+  long *load = calloc((size_t)s->dp, sizeof(long));
+  int *cnt = calloc((size_t)s->dp, sizeof(int));
+  IFT_REQUIRE(rl && load && cnt, IFT_ERR_NOMEM, NULL, "plan scratch");
+  for (int j = 0; j < B; j++) {
+    if (s->cursor >= s->n) {
+      s->epoch++;
+      s->cursor = 0;
+      make_perm(s);
+    }
+    rl[j].row = s->perm[s->cursor++];
+    rl[j].len = len ? len(ctx, rl[j].row) : 1;
+  }
+  if (rank == 0) {
+    /* Longest first to the least-loaded rank with room: balances tokens
+     * (LPT), each rank gets exactly `per` sequences. */
+    qsort(rl, (size_t)B, sizeof *rl, by_len_desc);
+    for (int j = 0; j < B; j++) {
+      int best = -1;
+      for (int r = 0; r < s->dp; r++)
+        if (cnt[r] < per && (best < 0 || load[r] < load[best])) best = r;
+      p->rows[best * per + cnt[best]++] = rl[j].row;
+      load[best] += rl[j].len;
+    }
+    p->lambda = (float)sched_lambda(lc, s->seed, s->step);
+  }
+  free(rl);
+  free(load);
+  free(cnt);
+  if (comm != MPI_COMM_NULL) {
+    IFT_MPI_CHECK(MPI_Bcast(p->rows, B, MPI_LONG, 0, comm), "a rank died before the step began");
+    IFT_MPI_CHECK(MPI_Bcast(&p->lambda, 1, MPI_FLOAT, 0, comm), NULL);
+  }
+  s->step++;
+  return IFT_OK;
+}
+
+int sched_microbatches(int *starts, int per_rank, int mb) {
+  int k = 0;
+  for (int j = 0; j < per_rank; j += mb) starts[k++] = j;
+  starts[k] = per_rank;
+  return k;
+}

@@ -1,0 +1,163 @@
+/* loss: the IFT test vectors of IFT.md (every listed option, weights, row
+ * losses and dL/dlogp), finite differences of the exact gradient for every
+ * side/value/norm/mu combination, γ = 0 bit-identical to SFT, empty rows. */
+#include <string.h>
+
+#include "harness.h"
+#include "iftrain/loss.h"
+
+enum { B = 2, T = 6 };
+static const uint8_t M[B * T] = {0, 1, 1, 1, 1, 0, 1, 1, 1, 0, 1, 0};
+static const double ELL[B * T] = {0, .5, 1, .25, 2, 0, .1, .2, .3, 0, .4, 0};
+
+static double run(loss_ift_opts o, double *d, double *w) {
+  double lp[B * T];
+  for (int i = 0; i < B * T; i++) lp[i] = -ELL[i];
+  return loss_ift_d(d, w, lp, M, B, T, 2.0, &o);
+}
+
+static void test_vectors_left_l1(void) {
+  loss_ift_opts o = loss_ift_defaults();
+  double d[B * T], w[B * T];
+  double L = run(o, d, w);
+  static const double w_ref[B * T] = {0, 1.281457, 1.149971, 0.812634, 0.755938, 0,
+                                      1.277682, 1.193225, 0.952620, 0, 0.576472, 0};
+  static const double d_ref[B * T] = {0, -.142397, -.132689, -.061478, -.109480, 0,
+                                      -.137967, -.124769, -.110198, 0, -.096347, 0};
+  for (int i = 0; i < B * T; i++) {
+    IFT_ASSERT_CLOSE(w[i], w_ref[i], 0, 1e-6);
+    IFT_ASSERT_CLOSE(d[i], d_ref[i], 0, 1e-6);
+  }
+  IFT_ASSERT_CLOSE(L, 0.548565, 0, 1e-6);
+  /* row losses through a one-row call (n_global = 1) */
+  double lp[T];
+  for (int t = 0; t < T; t++) lp[t] = -ELL[t];
+  IFT_ASSERT_CLOSE(loss_ift_d(NULL, NULL, lp, M, 1, T, 1.0, &o), 0.876434, 0, 1e-6);
+  for (int t = 0; t < T; t++) lp[t] = -ELL[T + t];
+  IFT_ASSERT_CLOSE(loss_ift_d(NULL, NULL, lp, M + T, 1, T, 1.0, &o), 0.220697, 0, 1e-6);
+}
+
+static void test_vectors_options(void) {
+  loss_ift_opts o = loss_ift_defaults();
+  o.gamma = 1.0;
+  IFT_ASSERT_CLOSE(run(o, NULL, NULL), 0.538889, 0, 1e-6);
+  o = loss_ift_defaults();
+  o.norm = IFT_NORM_L2;
+  IFT_ASSERT_CLOSE(run(o, NULL, NULL), 0.510542, 0, 1e-6);
+  o.norm = IFT_NORM_LOG;
+  IFT_ASSERT_CLOSE(run(o, NULL, NULL), 0.555659, 0, 1e-6);
+  o.norm = IFT_NORM_SOFTMAX;
+  IFT_ASSERT_CLOSE(run(o, NULL, NULL), 0.571293, 0, 1e-6);
+  o = loss_ift_defaults();
+  o.side = IFT_SIDE_RIGHT;
+  o.right_mu = IFT_MU_BATCH;
+  IFT_ASSERT_CLOSE(run(o, NULL, NULL), 0.434874, 0, 1e-6);
+  o.right_mu = IFT_MU_ROW;
+  IFT_ASSERT_CLOSE(run(o, NULL, NULL), 0.456137, 0, 1e-6);
+}
+
+static void test_vectors_gamma0(void) {
+  loss_ift_opts o = loss_ift_defaults();
+  o.gamma = 0;
+  float lp[B * T], d[B * T], w[B * T];
+  for (int i = 0; i < B * T; i++) lp[i] = (float)-ELL[i];
+  double L = loss_ift(d, w, NULL, lp, M, B, T, 2.0, &o);
+  IFT_ASSERT_CLOSE(L, 0.59375, 0, 1e-6);
+  for (int i = 0; i < B * T; i++) {
+    IFT_ASSERT_CLOSE(d[i], M[i] ? -0.125 : 0.0, 0, 1e-7);
+    IFT_ASSERT_CLOSE(w[i], M[i] ? 1.0 : 0.0, 0, 0);
+  }
+}
+
+/* γ = 0 must be SFT to the bit, in loss, gradient and metrics. */
+static void test_gamma0_bitwise_sft(void) {
+  enum { BB = 3, TT = 17 };
+  float lp[BB * TT], d1[BB * TT], d2[BB * TT];
+  uint8_t m[BB * TT];
+  for (int i = 0; i < BB * TT; i++) {
+    lp[i] = (float)(-3.0 * rng_uniform(3, 0, (uint64_t)i));
+    m[i] = (i % TT) > 4 && rng_uniform(3, 1, (uint64_t)i) < 0.8;
+  }
+  loss_ift_opts o = loss_ift_defaults();
+  o.gamma = 0;
+  loss_metrics a = {0}, b = {0};
+  double L1 = loss_ift(d1, NULL, &a, lp, m, BB, TT, 7.0, &o);
+  double L2 = loss_sft(d2, &b, lp, m, BB, TT, 7.0);
+  CU_ASSERT_EQUAL(memcmp(&L1, &L2, sizeof L1), 0);
+  CU_ASSERT_EQUAL(memcmp(d1, d2, sizeof d1), 0);
+  CU_ASSERT_EQUAL(memcmp(&a, &b, sizeof a), 0);
+}
+
+static void check_fd(loss_ift_opts o) {
+  enum { BB = 3, TT = 9 };
+  double lp[BB * TT], d[BB * TT];
+  uint8_t m[BB * TT];
+  for (int i = 0; i < BB * TT; i++) {
+    lp[i] = -0.05 - 2.0 * rng_uniform(17, 0, (uint64_t)i);
+    m[i] = (i % TT) >= 2 && ((i * 7) % 5) != 0;
+  }
+  loss_ift_d(d, NULL, lp, m, BB, TT, 3.0, &o);
+  double worst = 0;
+  for (int i = 0; i < BB * TT; i++) {
+    const double h = 1e-6;
+    double s = lp[i];
+    lp[i] = s + h;
+    double p = loss_ift_d(NULL, NULL, lp, m, BB, TT, 3.0, &o);
+    lp[i] = s - h;
+    double q = loss_ift_d(NULL, NULL, lp, m, BB, TT, 3.0, &o);
+    lp[i] = s;
+    double fd = (p - q) / (2 * h);
+    double e = fabs(fd - d[i]) / (fabs(fd) + 1e-6);
+    if (e > worst) worst = e;
+  }
+  if (worst > 1e-6)
+    fprintf(stderr, "\n  side %d value %d norm %d mu %d: worst relative error %.3g", o.side,
+            o.value, o.norm, o.right_mu, worst);
+  CU_ASSERT(worst <= 1e-6);
+}
+
+static void test_fd_all_options(void) {
+  for (int side = 0; side < 2; side++)
+    for (int value = 0; value < 2; value++)
+      for (int norm = 0; norm < 4; norm++)
+        for (int mu = 0; mu < 2; mu++) {
+          if (!side && mu) continue;
+          loss_ift_opts o = {.gamma = 0.9, .side = side, .value = value, .norm = norm,
+                             .right_mu = mu};
+          check_fd(o);
+        }
+}
+
+static void test_empty_rows_and_metrics(void) {
+  float lp[2 * 4] = {0, -1, -2, -3, 0, -1, -1, -1}, d[8];
+  uint8_t m[8] = {0, 0, 0, 0, 0, 1, 1, 0};
+  loss_metrics met = {0};
+  loss_ift_opts o = loss_ift_defaults();
+  double L = loss_ift(d, NULL, &met, lp, m, 2, 4, 2.0, &o);
+  for (int t = 0; t < 4; t++) CU_ASSERT_EQUAL(d[t], 0.0f);
+  CU_ASSERT_EQUAL(met.rows, 1);
+  CU_ASSERT_EQUAL(met.tokens, 2);
+  IFT_ASSERT_CLOSE(met.nll_sum, 1.0, 0, 1e-9);
+  IFT_ASSERT_CLOSE(L, 0.5, 0, 1e-7); /* equal losses: any weights give the mean */
+  IFT_ASSERT_CLOSE(met.loss_sum, 1.0, 0, 1e-7);
+}
+
+static void test_kind_names(void) {
+  loss_kind k;
+  CU_ASSERT_EQUAL(loss_kind_parse("ift", &k), 0);
+  CU_ASSERT_EQUAL(k, LOSS_IFT);
+  CU_ASSERT_EQUAL(loss_kind_parse("simpo", &k), 0);
+  CU_ASSERT_EQUAL(k, LOSS_SIMPO);
+  CU_ASSERT_EQUAL(loss_kind_parse("ppo", &k), -1);
+  CU_ASSERT_STRING_EQUAL(loss_kind_name(LOSS_ORPO), "orpo");
+}
+
+static CU_TestInfo tests[] = {{"IFT.md vectors: left/loss/L1 weights, L_b, L, dL/dlogp", test_vectors_left_l1},
+                              {"IFT.md vectors: gamma 1, L2, log, softmax, right batch/row mu", test_vectors_options},
+                              {"IFT.md vectors: gamma 0 uniform", test_vectors_gamma0},
+                              {"gamma 0 is SFT bit for bit", test_gamma0_bitwise_sft},
+                              {"finite differences, every option", test_fd_all_options},
+                              {"empty rows and metrics", test_empty_rows_and_metrics},
+                              {"loss kind names", test_kind_names},
+                              CU_TEST_INFO_NULL};
+IFT_TEST_MAIN("loss", tests)

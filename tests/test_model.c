@@ -1,0 +1,243 @@
+/* model: whole-model gradient by central finite differences, GQA and tied /
+ * untied heads, tensor naming, deterministic init, causal masking, greedy
+ * argmax, and the IFT input blend. */
+#include <string.h>
+
+#include "harness.h"
+#include "iftrain/kern.h"
+#include "iftrain/model.h"
+
+static model_config tiny(int tied, int kv) {
+  model_config c = {.vocab_size = 37, .hidden_size = 16, .intermediate_size = 24,
+                    .num_hidden_layers = 2, .num_attention_heads = 4, .num_key_value_heads = kv,
+                    .max_position_embeddings = 16, .tie_word_embeddings = tied,
+                    .rms_norm_eps = 1e-5, .rope_theta = 10000.0, .init_seed = 7};
+  return c;
+}
+
+static void fill_tokens(int *tok, int n, int V, uint64_t seed) {
+  for (int i = 0; i < n; i++) tok[i] = (int)(rng_uniform(seed, 0, (uint64_t)i) * V);
+}
+
+/* L = sum_n c[n] logp[n], accumulated in double. */
+static double functional(model *m, const model_input *in, const float *c, float *logp, int B, int T) {
+  CU_ASSERT_EQUAL_FATAL(model_forward(m, logp, NULL, in, B, T, 0), IFT_OK);
+  double s = 0;
+  for (int i = 0; i < B * T; i++) s += (double)c[i] * logp[i];
+  return s;
+}
+
+static void check_fd(int tied, int kv, int blend, int embed_grad) {
+  const int B = 2, T = 7;
+  model_config cfg = tiny(tied, kv);
+  model *m;
+  CU_ASSERT_EQUAL_FATAL(model_create(&m, &cfg, MPI_COMM_NULL, B, T), IFT_OK);
+  model_init_weights(m, 3);
+  /* Larger weights than the 0.02 init make every path carry gradient that
+   * stands out of float rounding. */
+  float *p = model_params(m);
+  for (size_t i = 0; i < model_nparams(m); i++) p[i] *= 20.0f;
+  for (int i = 0; i < model_ntensors(m); i++) {
+    const model_tensor *t = model_tensor_at(m, i);
+    if (t->cols == 1)
+      for (int r = 0; r < t->rows; r++) p[t->offset + r] = 1.0f + 0.3f * (float)rng_normal(9, (uint64_t)i, (uint64_t)r);
+  }
+  int tok[B * T], alt[B * T];
+  fill_tokens(tok, B * T, cfg.vocab_size, 1);
+  fill_tokens(alt, B * T, cfg.vocab_size, 2);
+  model_input in = {.tokens = tok, .alt = blend ? alt : NULL, .lambda = blend ? 0.3f : 0.0f,
+                    .embed_grad = embed_grad};
+  float c[B * T], logp[B * T];
+  for (int i = 0; i < B * T; i++) c[i] = (i % T) ? (float)rng_normal(4, 0, (uint64_t)i) : 0.0f;
+  model_zero_grads(m);
+  CU_ASSERT_EQUAL_FATAL(model_forward(m, logp, NULL, &in, B, T, 1), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(model_backward(m, c, B, T), IFT_OK);
+  const float *g = model_grads(m);
+  int checked = 0, bad = 0;
+  double worst = 0;
+  for (int ti = 0; ti < model_ntensors(m); ti++) {
+    const model_tensor *t = model_tensor_at(m, ti);
+    size_t n = (size_t)t->lrows * t->lcols;
+    /* frozen input table: the lookups are a stop-gradient by design, so the
+     * finite difference through them is not what the gradient measures */
+    if (blend && !embed_grad && !strcmp(t->name, "model.embed_tokens.weight")) continue;
+    for (int s = 0; s < 6; s++) {
+      size_t j = t->offset + (size_t)(rng_uniform(5, (uint64_t)ti, (uint64_t)s) * n);
+      float save = p[j];
+      const float h = 1e-2f * (fabsf(save) > 0.1f ? fabsf(save) : 0.1f);
+      p[j] = save + h;
+      double lp = functional(m, &in, c, logp, B, T);
+      p[j] = save - h;
+      double lm = functional(m, &in, c, logp, B, T);
+      p[j] = save;
+      double fd = (lp - lm) / (2.0 * h);
+      /* float forward: the difference quotient carries ~1e-3 of rounding
+       * noise at this step size, hence the absolute floor */
+      double err = fabs(fd - g[j]) / (3e-2 * fabs(fd) + 2e-3);
+      if (err > worst) worst = err;
+      if (err > 1.0) {
+        bad++;
+        fprintf(stderr, "\n  %s[%zu]: analytic %.6g, finite difference %.6g", t->name,
+                j - t->offset, g[j], fd);
+      }
+      checked++;
+    }
+  }
+  CU_ASSERT(checked > 50);
+  CU_ASSERT_EQUAL(bad, 0);
+  /* With the IFT reference semantics the input lookups get no gradient:
+   * an untied embedding's gradient is exactly zero. */
+  if (blend && !embed_grad && !tied) {
+    const model_tensor *e = model_tensor_find(m, "model.embed_tokens.weight");
+    int nz = 0;
+    for (size_t i = 0; i < (size_t)e->rows * e->cols; i++) nz |= g[e->offset + i] != 0.0f;
+    CU_ASSERT_EQUAL(nz, 0);
+  }
+  model_destroy(m);
+}
+
+static void test_fd_untied_gqa(void) { check_fd(0, 2, 0, 1); }
+static void test_fd_tied_mha(void) { check_fd(1, 4, 0, 1); }
+static void test_fd_blend_embed_grad(void) { check_fd(0, 1, 1, 1); }
+static void test_fd_blend_frozen(void) { check_fd(0, 2, 1, 0); }
+
+static void test_names_and_sizes(void) {
+  model_config cfg = tiny(0, 2);
+  model *m;
+  CU_ASSERT_EQUAL_FATAL(model_create(&m, &cfg, MPI_COMM_NULL, 1, 8), IFT_OK);
+  const model_tensor *q = model_tensor_find(m, "model.layers.1.self_attn.q_proj.weight");
+  const model_tensor *k = model_tensor_find(m, "model.layers.0.self_attn.k_proj.weight");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+  CU_ASSERT_EQUAL(q->rows, 16);
+  CU_ASSERT_EQUAL(q->cols, 16);
+  CU_ASSERT_EQUAL(k->rows, 8); /* 2 kv heads x head dim 4 */
+  CU_ASSERT_PTR_NOT_NULL(model_tensor_find(m, "lm_head.weight"));
+  CU_ASSERT_PTR_NOT_NULL(model_tensor_find(m, "model.layers.1.mlp.down_proj.weight"));
+  CU_ASSERT_PTR_NOT_NULL(model_tensor_find(m, "model.norm.weight"));
+  size_t expect = 37 * 16 * 2 + 16 + 2 * (16 + 16 * 16 + 2 * 8 * 16 + 16 * 16 + 16 + 3 * 24 * 16);
+  CU_ASSERT_EQUAL(model_nparams(m), expect);
+  CU_ASSERT_EQUAL(model_nparams_global(m), expect);
+  model_destroy(m);
+  cfg.tie_word_embeddings = 1;
+  CU_ASSERT_EQUAL_FATAL(model_create(&m, &cfg, MPI_COMM_NULL, 1, 8), IFT_OK);
+  CU_ASSERT_PTR_NULL(model_tensor_find(m, "lm_head.weight"));
+  CU_ASSERT_EQUAL(model_nparams(m), expect - 37 * 16);
+  model_destroy(m);
+}
+
+static void test_bad_configs(void) {
+  ift_error_quiet(1);
+  model *m;
+  model_config c = tiny(0, 3); /* 4 heads not a multiple of 3 kv heads */
+  CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 8), IFT_ERR_CONFIG);
+  c = tiny(0, 2);
+  c.hidden_size = 18; /* head dim 4.5 */
+  CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 8), IFT_ERR_CONFIG);
+  c = tiny(0, 2);
+  CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 17), IFT_ERR_CONFIG); /* > max positions */
+  CU_ASSERT_EQUAL(model_config_check(&c, 3), IFT_ERR_LAYOUT);
+  CU_ASSERT_EQUAL(model_config_check(&c, 8), IFT_ERR_LAYOUT);
+  ift_error_quiet(0);
+}
+
+static void test_init_deterministic(void) {
+  model_config cfg = tiny(1, 2);
+  model *a, *b;
+  CU_ASSERT_EQUAL_FATAL(model_create(&a, &cfg, MPI_COMM_NULL, 1, 8), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(model_create(&b, &cfg, MPI_COMM_NULL, 2, 4), IFT_OK);
+  model_init_weights(a, 11);
+  model_init_weights(b, 11);
+  CU_ASSERT_EQUAL(memcmp(model_params(a), model_params(b), model_nparams(a) * sizeof(float)), 0);
+  model_init_weights(b, 12);
+  CU_ASSERT_NOT_EQUAL(memcmp(model_params(a), model_params(b), model_nparams(a) * sizeof(float)), 0);
+  /* std 0.02 for matrices, 0.02/sqrt(2L) for o_proj */
+  const model_tensor *e = model_tensor_find(a, "model.embed_tokens.weight");
+  const model_tensor *o = model_tensor_find(a, "model.layers.0.self_attn.o_proj.weight");
+  double se = 0, so = 0;
+  for (int i = 0; i < e->rows * e->cols; i++) se += pow(model_params(a)[e->offset + (size_t)i], 2);
+  for (int i = 0; i < o->rows * o->cols; i++) so += pow(model_params(a)[o->offset + (size_t)i], 2);
+  IFT_ASSERT_CLOSE(sqrt(se / (e->rows * e->cols)), 0.02, 0.1, 0);
+  IFT_ASSERT_CLOSE(sqrt(so / (o->rows * o->cols)), 0.01, 0.15, 0);
+  model_destroy(a);
+  model_destroy(b);
+}
+
+/* Changing a later token never changes earlier log-probs (causal mask), and
+ * a row's results do not depend on the other rows of the micro-batch. */
+static void test_causal_and_row_independent(void) {
+  const int B = 2, T = 12;
+  model_config cfg = tiny(0, 2);
+  model *m;
+  CU_ASSERT_EQUAL_FATAL(model_create(&m, &cfg, MPI_COMM_NULL, B, T), IFT_OK);
+  model_init_weights(m, 5);
+  float *p = model_params(m);
+  for (size_t i = 0; i < model_nparams(m); i++) p[i] *= 10.0f;
+  int tok[B * T];
+  fill_tokens(tok, B * T, cfg.vocab_size, 8);
+  float a[B * T], b[B * T];
+  model_input in = {.tokens = tok};
+  model_forward(m, a, NULL, &in, B, T, 0);
+  tok[9] = (tok[9] + 1) % cfg.vocab_size;       /* row 0, position 9 */
+  tok[T + 3] = (tok[T + 3] + 5) % cfg.vocab_size; /* row 1, position 3 */
+  model_forward(m, b, NULL, &in, B, T, 0);
+  for (int t = 0; t < 9; t++) CU_ASSERT_EQUAL(a[t], b[t]);
+  CU_ASSERT_NOT_EQUAL(a[9], b[9]);
+  CU_ASSERT_NOT_EQUAL(a[11], b[11]);
+  for (int t = 0; t < 3; t++) CU_ASSERT_EQUAL(a[T + t], b[T + t]);
+  model_destroy(m);
+}
+
+/* Greedy argmax is consistent with the log-probs: feeding the argmax as
+ * the next target gives the largest log-prob; λ = 1 with x~ equals a plain
+ * forward of x~ in everything that does not depend on the targets. */
+static void test_argmax_and_blend(void) {
+  const int B = 1, T = 10;
+  model_config cfg = tiny(0, 2);
+  model *m;
+  CU_ASSERT_EQUAL_FATAL(model_create(&m, &cfg, MPI_COMM_NULL, B, T), IFT_OK);
+  model_init_weights(m, 6);
+  float *p = model_params(m);
+  for (size_t i = 0; i < model_nparams(m); i++) p[i] *= 15.0f;
+  int tok[T], am[T], am2[T], alt[T];
+  fill_tokens(tok, T, cfg.vocab_size, 3);
+  float lp[T], lp2[T];
+  model_input in = {.tokens = tok};
+  model_forward(m, lp, am, &in, B, T, 0);
+  for (int t = 0; t + 1 < T; t++) {
+    int save = tok[t + 1];
+    float best = -1e30f;
+    int besti = -1;
+    for (int v = 0; v < cfg.vocab_size; v++) {
+      tok[t + 1] = v;
+      model_forward(m, lp2, NULL, &in, B, T, 0);
+      if (lp2[t + 1] > best) { best = lp2[t + 1]; besti = v; }
+    }
+    tok[t + 1] = save;
+    CU_ASSERT_EQUAL(am[t], besti);
+  }
+  fill_tokens(alt, T, cfg.vocab_size, 4);
+  model_input blend = {.tokens = tok, .alt = alt, .lambda = 1.0f};
+  model_input plain_alt = {.tokens = alt};
+  model_forward(m, lp, am, &blend, B, T, 0);
+  model_forward(m, lp2, am2, &plain_alt, B, T, 0);
+  CU_ASSERT_EQUAL(memcmp(am, am2, sizeof am), 0);
+  model_destroy(m);
+}
+
+static CU_TestInfo tests[] = {
+    {"tensor names and parameter count", test_names_and_sizes},
+    {"invalid model configs are refused", test_bad_configs},
+    {"deterministic init, std 0.02 and 0.02/sqrt(2L)", test_init_deterministic},
+    {"finite differences: untied, GQA", test_fd_untied_gqa},
+    {"finite differences: tied, MHA", test_fd_tied_mha},
+    {"finite differences: IFT blend, embed_grad = 1", test_fd_blend_embed_grad},
+    {"finite differences: IFT blend, frozen input table", test_fd_blend_frozen},
+    {"causal and row-independent", test_causal_and_row_independent},
+    {"greedy argmax and lambda = 1 blend", test_argmax_and_blend},
+    CU_TEST_INFO_NULL};
+
+int main(void) {
+  if (kern_select_arch(NULL) != IFT_OK) return 2;
+  return ift_test_run("model", tests);
+}
