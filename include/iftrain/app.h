@@ -66,6 +66,7 @@ int app_parse_int_list(const char *s, int *out, int n);
 int app_info(int argc, char **argv);
 int app_bench(int argc, char **argv);
 int app_bench_gemm(int argc, char **argv);
+int app_bench_step(int argc, char **argv);
 int app_unimplemented(int argc, char **argv);
 int app_train(int argc, char **argv);
 

@@ -9,6 +9,7 @@ static const struct {
   const char *summary;
 } benches[] = {
     {"gemm", app_bench_gemm, "BLIS sgemm and PBLAS psgemm GFLOP/s"},
+    {"step", app_bench_step, "SFT and IFT optimizer step: tokens/s, GFLOP/s, MFU, memory"},
 };
 
 int app_bench(int argc, char **argv) {

@@ -34,7 +34,9 @@ static const char bench_help[] =
     "  iftrain bench gemm [options]    BLIS sgemm GFLOP/s, default vs selected kernels,\n"
     "                                  1 and 2 threads; under mpirun -n 2 (or more) also\n"
     "                                  PBLAS psgemm on 1x2 and 2x1 BLACS grids\n"
-    "Run 'iftrain bench gemm --help' for its options.\n";
+    "  iftrain bench step [options]    SFT and IFT optimizer step on one rank: tokens/s,\n"
+    "                                  GFLOP/s, MFU, IFT/SFT ratio, memory\n"
+    "Run 'iftrain bench NAME --help' for a benchmark's options.\n";
 static const char info_help[] =
     "Print versions of iftrain and its libraries, the BLIS kernel set in use and\n"
     "why, whether HDF5 is parallel, and the MPI layout (every rank's host, pid and\n"
