@@ -69,6 +69,8 @@ int app_bench_gemm(int argc, char **argv);
 int app_bench_step(int argc, char **argv);
 int app_unimplemented(int argc, char **argv);
 int app_train(int argc, char **argv);
+int app_prep(int argc, char **argv);
+extern const char app_prep_help[];
 
 #ifdef __cplusplus
 }

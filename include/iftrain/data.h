@@ -98,8 +98,13 @@ ift_status data_writer_add(data_writer *w, const int *tok, const uint8_t *mask, 
 /* Set a string or int root attribute before closing. */
 void data_writer_attr_str(data_writer *w, const char *name, const char *value);
 void data_writer_attr_int(data_writer *w, const char *name, long value);
-/* Write everything (serial HDF5 calls on the calling rank) and free. */
+/* Write everything (serial HDF5 calls on the calling rank; to PATH.tmp, then
+ * renamed) and free. */
 ift_status data_writer_close(data_writer *w);
+/* Free without writing. */
+void data_writer_discard(data_writer *w);
+/* SHA-256 of a buffer as 64 hex digits. */
+void data_sha256_hex(const void *data, size_t n, char out[65]);
 
 /* ---- iftrain prep */
 typedef struct {

@@ -23,9 +23,7 @@ static const char eval_help[] =
 static const char generate_help[] =
     "Generate text from a checkpoint (greedy, temperature, top-k).\n"
     "  iftrain generate --ckpt FILE --prompt TEXT\n";
-static const char prep_help[] =
-    "Convert JSONL to an iftrain HDF5 data set, or generate the shipped task.\n"
-    "  iftrain prep INPUT.jsonl -o OUTPUT.h5 [--max-len N] [--skip-bad]\n";
+#define prep_help app_prep_help
 static const char ckpt_help[] =
     "Inspect, verify or convert checkpoints.\n"
     "  iftrain ckpt info|verify|convert FILE\n";
@@ -44,10 +42,10 @@ static const char info_help[] =
     "  iftrain info [--kernels=SET] [--threads=N]\n";
 
 const app_cmd app_cmds[] = {
-    {"train", "train a model (IFT, SFT, DPO, IPO, ORPO, SimPO)", train_help, app_unimplemented, 1},
+    {"train", "train a model (IFT, SFT, DPO, IPO, ORPO, SimPO)", train_help, app_train, 1},
     {"eval", "evaluate a checkpoint on a data set", eval_help, app_unimplemented, 1},
     {"generate", "generate text from a checkpoint", generate_help, app_unimplemented, 1},
-    {"prep", "JSONL -> HDF5 data set; generate the shipped task", prep_help, app_unimplemented, 1},
+    {"prep", "JSONL -> HDF5 data set; generate the shipped task", prep_help, app_prep, 1},
     {"ckpt", "checkpoint info | verify | convert", ckpt_help, app_unimplemented, 1},
     {"bench", "benchmarks (gemm, ...)", bench_help, app_bench, 1},
     {"info", "library versions, BLIS kernels, MPI layout", info_help, app_info, 1},

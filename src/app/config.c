@@ -93,7 +93,7 @@ void app_config_defaults(app_config *c) {
   c->train.epochs = 1;
   c->train.batch_size = 16;
   c->train.micro_batch = 8;
-  c->train.seq_len = 128;
+  c->train.seq_len = 64;
   c->train.seed = 1;
   loss_ift_opts io = loss_ift_defaults();
   c->ift.lambda = 0.2;

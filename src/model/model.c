@@ -49,13 +49,13 @@ struct model {
 };
 
 model_config model_config_default(void) {
-  model_config c = {.vocab_size = 512,
+  model_config c = {.vocab_size = 264,
                     .hidden_size = 256,
                     .intermediate_size = 688,
                     .num_hidden_layers = 4,
                     .num_attention_heads = 8,
                     .num_key_value_heads = 4,
-                    .max_position_embeddings = 256,
+                    .max_position_embeddings = 64,
                     .tie_word_embeddings = 1,
                     .rms_norm_eps = 1e-5,
                     .rope_theta = 10000.0,

@@ -1,0 +1,44 @@
+/* train — the training job behind `iftrain train` and `iftrain eval`
+ * (app layer): rank grid, data sets, model, scheduler, optimizer. */
+#ifndef IFTRAIN_TRAIN_H
+#define IFTRAIN_TRAIN_H
+
+#include "iftrain/config.h"
+#include "iftrain/data.h"
+#include "iftrain/dist.h"
+#include "iftrain/model.h"
+#include "iftrain/step.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  app_config cfg;
+  dist_grid grid;
+  data_set train, eval;
+  int have_train, have_eval;
+  model *m;
+  step_ws ws;
+  int *tok, *gen, *gtok;
+  uint8_t *mask;
+  double last_exact, last_eval_loss;
+} train_ctx;
+
+/* Grid, data sets (train only when need_train_data), model (initialised
+ * from model.init_seed), scratch. */
+ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train_data);
+void train_ctx_destroy(train_ctx *tc);
+
+/* Held-out mean NLL and greedy exact-match accuracy on up to max_samples
+ * rows of d (0 = all), generating at most max_new tokens per row. */
+ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, double *loss,
+                      double *exact);
+
+/* The whole training run of a configuration. */
+ift_status train_run(const app_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

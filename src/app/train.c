@@ -1,0 +1,401 @@
+/* iftrain train: the training job.  Rank 0 schedules (sched), every rank
+ * runs its micro-batches (step), gradients are all-reduced over the data-
+ * parallel group, clipped by the global norm and applied (optim). */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iftrain/app.h"
+#include "iftrain/ckpt.h"
+#include "iftrain/config.h"
+#include "iftrain/data.h"
+#include "iftrain/dist.h"
+#include "iftrain/kern.h"
+#include "iftrain/sched.h"
+#include "iftrain/step.h"
+#include "iftrain/train.h"
+
+static int data_len_cb(const void *ctx, long i) { return data_len((const data_set *)ctx, i); }
+
+/* Read rows[0..nb) of the data set into padded [nb, T] buffers; returns T
+ * (the longest row, capped at seq_len). */
+static ift_status load_rows(data_set *d, const long *rows, int nb, int seq_len, int *tok,
+                            uint8_t *mask, int *T_out, long *ntok) {
+  int T = 2;
+  for (int j = 0; j < nb; j++) {
+    int l = data_len(d, rows[j]);
+    if (l > T) T = l;
+  }
+  if (T > seq_len) T = seq_len;
+  for (int j = 0; j < nb; j++) {
+    int len = 0;
+    IFT_TRY(data_read_row(d, NULL, rows[j], tok + (size_t)j * T, mask + (size_t)j * T, T, &len));
+    *ntok += len;
+    for (int t = len; t < T; t++) {
+      tok[(size_t)j * T + t] = TOK_PAD;
+      mask[(size_t)j * T + t] = 0;
+    }
+    mask[(size_t)j * T] = 0; /* position 0 has no prediction */
+  }
+  *T_out = T;
+  return IFT_OK;
+}
+
+static volatile sig_atomic_t g_stop = 0;
+static void on_signal(int sig) { g_stop = sig; }
+
+ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, double *loss,
+                      double *exact) {
+  /* Every DP replica evaluates a slice of the held-out rows: held-out NLL
+   * with the plain forward, and exact match of greedy generation from the
+   * prompt (answer = every masked token up to and including <eos>). */
+  const int B = tc->cfg.train.micro_batch, Tm = tc->cfg.train.seq_len;
+  long n = d->n;
+  if (max_samples > 0 && n > max_samples) n = max_samples;
+  double sums[3] = {0, 0, 0}; /* nll sum, rows, exact */
+  step_cfg sft = {.kind = LOSS_SFT};
+  for (long r0 = (long)tc->grid.dp_rank * B; r0 < n; r0 += (long)tc->grid.dp_size * B) {
+    int nb = (int)(n - r0 < B ? n - r0 : B), T;
+    long rows[512];
+    for (int j = 0; j < nb; j++) rows[j] = r0 + j;
+    long ntok = 0;
+    IFT_TRY(load_rows(d, rows, nb, Tm, tc->tok, tc->mask, &T, &ntok));
+    loss_metrics met = {0};
+    IFT_TRY(step_microbatch(tc->m, &tc->ws, &met, tc->tok, tc->mask, nb, T, 1.0, 0.0f, &sft, 0));
+    sums[0] += met.nll_sum;
+    sums[1] += met.rows;
+    /* Greedy generation, all rows of the batch together. */
+    int plen[512], pos[512], done[512], ok[512];
+    int maxp = 0;
+    for (int j = 0; j < nb; j++) {
+      const uint8_t *mk = tc->mask + (size_t)j * T;
+      int p = 1;
+      while (p < T && !mk[p]) p++;
+      plen[j] = p;
+      pos[j] = p;
+      done[j] = p >= T;
+      ok[j] = 1;
+      if (p > maxp) maxp = p;
+      memcpy(tc->gen + (size_t)j * Tm, tc->tok + (size_t)j * T, sizeof(int) * (size_t)p);
+    }
+    int Tg = maxp + max_new < Tm ? maxp + max_new : Tm;
+    for (int step = 0; step < max_new; step++) {
+      int cur = 0, active = 0;
+      for (int j = 0; j < nb; j++)
+        if (!done[j]) {
+          active = 1;
+          if (pos[j] + 1 > cur) cur = pos[j] + 1;
+        }
+      if (!active || cur > Tg) break;
+      if (cur < 2) cur = 2;
+      for (int j = 0; j < nb; j++)
+        for (int t = pos[j]; t < cur; t++) tc->gen[(size_t)j * Tm + t] = TOK_PAD;
+      /* pack rows of stride Tm into [nb, cur] */
+      for (int j = 0; j < nb; j++)
+        memmove(tc->gtok + (size_t)j * cur, tc->gen + (size_t)j * Tm, sizeof(int) * (size_t)cur);
+      model_input in = {.tokens = tc->gtok};
+      IFT_TRY(model_forward(tc->m, tc->ws.logp, tc->ws.argmax, &in, nb, cur, 0));
+      for (int j = 0; j < nb; j++) {
+        if (done[j]) continue;
+        int next = tc->ws.argmax[(size_t)j * cur + pos[j] - 1];
+        tc->gen[(size_t)j * Tm + pos[j]] = next;
+        /* compare with the reference answer token at this position */
+        const int *ref = tc->tok + (size_t)j * T;
+        const uint8_t *mk = tc->mask + (size_t)j * T;
+        if (pos[j] >= T || !mk[pos[j]] || ref[pos[j]] != next) ok[j] = 0;
+        pos[j]++;
+        if (next == TOK_EOS || !ok[j] || pos[j] >= Tg) done[j] = 1;
+      }
+    }
+    for (int j = 0; j < nb; j++) {
+      /* exact: every answer token reproduced, ending with <eos> */
+      const uint8_t *mk = tc->mask + (size_t)j * T;
+      int alen = 0;
+      for (int t = plen[j]; t < T && mk[t]; t++) alen++;
+      sums[2] += ok[j] && pos[j] - plen[j] == alen && alen > 0;
+    }
+  }
+  if (tc->grid.tp_rank != 0) memset(sums, 0, sizeof sums);
+  IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, tc->grid.world), NULL);
+  *loss = sums[1] > 0 ? sums[0] / sums[1] : 0;
+  *exact = n > 0 ? sums[2] / (double)n : 0;
+  return IFT_OK;
+}
+
+ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train_data) {
+  memset(tc, 0, sizeof *tc);
+  tc->cfg = *cfg;
+  IFT_TRY(dist_grid_create(&tc->grid, MPI_COMM_WORLD, cfg->dist.tp));
+  IFT_TRY(app_config_check(cfg, tc->grid.dp_size, tc->grid.tp_size));
+  if (need_train_data) {
+    IFT_TRY(data_open(&tc->train, cfg->data.train, tc->grid.world, cfg->model.vocab_size));
+    tc->have_train = 1;
+  }
+  if (cfg->data.eval[0]) {
+    IFT_TRY(data_open(&tc->eval, cfg->data.eval, tc->grid.world, cfg->model.vocab_size));
+    tc->have_eval = 1;
+  }
+  const int B = cfg->train.micro_batch, T = cfg->train.seq_len;
+  IFT_REQUIRE(B <= 512, IFT_ERR_CONFIG, "train.micro_batch <= 512", "micro-batch %d", B);
+  IFT_TRY(model_create(&tc->m, &cfg->model, tc->grid.tp, B, T));
+  model_init_weights(tc->m, cfg->model.init_seed);
+  IFT_TRY(step_ws_create(&tc->ws, B, T));
+  size_t n = (size_t)B * T;
+  tc->tok = core_alloc(n * sizeof(int));
+  tc->mask = core_alloc(n);
+  tc->gen = core_alloc(n * sizeof(int));
+  tc->gtok = core_alloc(n * sizeof(int));
+  IFT_REQUIRE(tc->tok && tc->mask && tc->gen && tc->gtok, IFT_ERR_NOMEM, NULL, "batch buffers");
+  return IFT_OK;
+}
+
+void train_ctx_destroy(train_ctx *tc) {
+  if (tc->m) model_destroy(tc->m);
+  step_ws_destroy(&tc->ws);
+  core_free(tc->tok);
+  core_free(tc->mask);
+  core_free(tc->gen);
+  core_free(tc->gtok);
+  if (tc->have_train) data_close(&tc->train);
+  if (tc->have_eval) data_close(&tc->eval);
+  dist_grid_destroy(&tc->grid);
+}
+
+/* Squared norm of the gradient over the whole grid: TP shards are disjoint
+ * and summed over the TP group; replicated tensors (norms) count once. */
+static double grad_sqnorm(train_ctx *tc) {
+  model *m = tc->m;
+  const float *g = model_grads(m);
+  double s = 0;
+  for (int i = 0; i < model_ntensors(m); i++) {
+    const model_tensor *t = model_tensor_at(m, i);
+    if (t->shard == SHARD_NONE && tc->grid.tp_rank != 0) continue;
+    s += optim_sqnorm(g + t->offset, (size_t)t->lrows * t->lcols);
+  }
+  if (tc->grid.tp_size > 1) MPI_Allreduce(MPI_IN_PLACE, &s, 1, MPI_DOUBLE, MPI_SUM, tc->grid.tp);
+  return s;
+}
+
+static void fmt_eta(char *b, size_t n, double s) {
+  if (s < 0 || s > 1e7) snprintf(b, n, "--");
+  else if (s >= 3600) snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+  else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+int app_train(int argc, char **argv) {
+  const char *cfg_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (!strcmp(argv[i], "--help-config")) {
+      if (core_rank() == 0) app_config_help(stdout);
+      return APP_EXIT_OK;
+    } else if ((v = app_opt(argc, argv, &i, "config"))) {
+      cfg_path = v;
+    } else if (strncmp(argv[i], "--", 2) || !strchr(argv[i], '.')) {
+      if (core_rank() == 0)
+        fprintf(stderr, "iftrain train: unexpected argument '%s'\n  hint: %s", argv[i],
+                "options are --config FILE and --section.key=value (iftrain train --help)\n");
+      return APP_EXIT_USAGE;
+    }
+  }
+  app_config cfg;
+  app_config_defaults(&cfg);
+  if (app_config_load(&cfg, cfg_path, argc - 1, argv + 1) != IFT_OK) return APP_EXIT_USAGE;
+  return train_run(&cfg) == IFT_OK ? APP_EXIT_OK
+         : g_stop ? APP_EXIT_PREEMPT : APP_EXIT_FAIL;
+}
+
+ift_status train_run(const app_config *cfg0) {
+  train_ctx tc;
+  ift_status st = train_ctx_create(&tc, cfg0, 1);
+  if (st != IFT_OK) {
+    train_ctx_destroy(&tc);
+    return st;
+  }
+  const app_config *cfg = &tc.cfg;
+  const int rank = tc.grid.rank, B = cfg->train.micro_batch;
+  signal(SIGUSR1, on_signal);
+  signal(SIGTERM, on_signal);
+  char *cfg_text = NULL;
+  size_t cfg_len = 0;
+  FILE *cf = open_memstream(&cfg_text, &cfg_len);
+  app_config_write(cf, cfg);
+  fclose(cf);
+  if (rank == 0) {
+    fprintf(stderr, "# effective configuration\n%s\n", cfg_text);
+    IFT_LOG0("iftrain: %d rank%s = %d data-parallel x %d tensor-parallel; BLIS %s kernels, %d "
+             "thread%s; %zu parameters; activations %.1f MiB/rank",
+             tc.grid.size, tc.grid.size > 1 ? "s" : "", tc.grid.dp_size, tc.grid.tp_size,
+             kern_arch_name(kern_arch_active()), kern_threads(), kern_threads() > 1 ? "s" : "",
+             model_nparams_global(tc.m), model_activation_bytes(tc.m) / 1048576.0);
+    const char *job = getenv("SLURM_JOB_ID");
+    if (job)
+      IFT_LOG0("slurm: job %s, restart count %s", job,
+               getenv("SLURM_RESTART_COUNT") ? getenv("SLURM_RESTART_COUNT") : "0");
+  }
+  long total = cfg->train.steps;
+  if (total < 0) total = (long)cfg->train.epochs * tc.train.n / cfg->train.batch_size;
+  optim_state opt;
+  memset(&opt, 0, sizeof opt);
+  sched sc;
+  sched_plan plan;
+  memset(&sc, 0, sizeof sc);
+  memset(&plan, 0, sizeof plan);
+  FILE *mf = NULL;
+  const double peak = kern_gemm_peak() * tc.grid.size * kern_threads();
+  if ((st = optim_create(&opt, &cfg->optim, model_nparams(tc.m))) != IFT_OK) goto out;
+  if ((st = sched_create(&sc, tc.train.n, cfg->train.batch_size, tc.grid.dp_size,
+                         (uint64_t)cfg->train.seed, cfg->data.shuffle)) != IFT_OK)
+    goto out;
+  if ((st = sched_plan_alloc(&plan, cfg->train.batch_size, tc.grid.dp_size)) != IFT_OK) goto out;
+  if (rank == 0 && cfg->metrics.path[0]) {
+    mf = fopen(cfg->metrics.path, "a");
+    if (!mf) IFT_LOG0("warning: cannot open metrics.path '%s'; metrics not written", cfg->metrics.path);
+  }
+  step_cfg scfg = {.kind = cfg->train.loss,
+                   .ift = {.gamma = cfg->ift.gamma, .side = cfg->ift.side, .value = cfg->ift.value,
+                           .norm = cfg->ift.norm, .right_mu = cfg->ift.right_mu},
+                   .embed_grad = cfg->ift.embed_grad};
+  if (scfg.kind != LOSS_SFT && scfg.kind != LOSS_IFT) {
+    ift_error_set(IFT_ERR_UNIMPL, __FILE__, __LINE__, "train.loss",
+                  "use train.loss = ift or sft in this build",
+                  "train.loss = %s is not available in this build yet", loss_kind_name(scfg.kind));
+    st = IFT_ERR_UNIMPL;
+    goto out;
+  }
+  sched_lambda_cfg lc = {.kind = (sched_lambda_kind)cfg->ift.schedule, .lambda = cfg->ift.lambda,
+                         .warmup_steps = cfg->ift.warmup_steps};
+  if (total == 0) {
+    ckpt_meta meta = {.step = 0, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
+    char path[1100];
+    st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &meta, tc.grid.world, tc.grid.dp_rank, path);
+    if (st == IFT_OK) IFT_LOG0("train.steps = 0: wrote the initial model to %s", path);
+    goto out;
+  }
+  const int per = plan.per_rank;
+  int starts[1024];
+  const int nmb = sched_microbatches(starts, per, B);
+  const double flops_tok_step =
+      model_forward_flops(tc.m, 1, cfg->train.seq_len) / cfg->train.seq_len *
+      (scfg.kind == LOSS_IFT ? 4.0 : 3.0);
+  double t_start = core_now(), t_last = t_start, tok_since = 0;
+  int tty = isatty(2);
+  for (long step = 0; step < total; step++) {
+    double t0 = core_now();
+    if ((st = sched_next(&sc, &plan, &lc, data_len_cb, &tc.train, tc.grid.world)) != IFT_OK) break;
+    model_zero_grads(tc.m);
+    loss_metrics met = {0};
+    long ntok = 0;
+    const long *mine = plan.rows + (size_t)tc.grid.dp_rank * per;
+    float lambda = scfg.kind == LOSS_IFT ? plan.lambda : 0.0f;
+    for (int k = 0; k < nmb && st == IFT_OK; k++) {
+      int nb = starts[k + 1] - starts[k], T;
+      st = load_rows(&tc.train, mine + starts[k], nb, cfg->train.seq_len, tc.tok, tc.mask, &T, &ntok);
+      if (st == IFT_OK)
+        st = step_microbatch(tc.m, &tc.ws, &met, tc.tok, tc.mask, nb, T,
+                             cfg->ift.reduce_microbatch ? (double)nb * nmb * tc.grid.dp_size
+                                                        : (double)cfg->train.batch_size,
+                             lambda, &scfg, 1);
+    }
+    if (st != IFT_OK) break;
+    /* Data-parallel gradient sum (the loss is already the global mean). */
+    if (tc.grid.dp_size > 1) {
+      int rc = MPI_Allreduce(MPI_IN_PLACE, model_grads(tc.m), (int)model_nparams(tc.m), MPI_FLOAT,
+                             MPI_SUM, tc.grid.dp);
+      if (rc != MPI_SUCCESS) {
+        ift_error_set(IFT_ERR_MPI, __FILE__, __LINE__, "MPI_Allreduce(grads)", NULL,
+                      "gradient all-reduce failed at step %ld", step + 1);
+        st = IFT_ERR_MPI;
+        break;
+      }
+    }
+    double ms[4] = {met.loss_sum, met.nll_sum, met.rows, (double)ntok};
+    if (tc.grid.tp_rank != 0) memset(ms, 0, sizeof ms);
+    MPI_Allreduce(MPI_IN_PLACE, ms, 4, MPI_DOUBLE, MPI_SUM, tc.grid.world);
+    double gn = sqrt(grad_sqnorm(&tc));
+    double loss = ms[0] / cfg->train.batch_size, nll = ms[2] > 0 ? ms[1] / ms[2] : 0;
+    if (!isfinite(loss) || !isfinite(gn)) {
+      ift_error_set(IFT_ERR_NUMERIC, __FILE__, __LINE__, "loss",
+                    "lower optim.lr or enable optim.clip; the last checkpoint is intact",
+                    "step %ld: %s is %s", step + 1, isfinite(loss) ? "gradient norm" : "loss",
+                    isnan(isfinite(loss) ? gn : loss) ? "NaN" : "Inf");
+      st = IFT_ERR_NUMERIC;
+      break;
+    }
+    double clipf = optim_clip_factor(gn, cfg->optim.clip);
+    if (clipf < 1.0) optim_scale(model_grads(tc.m), model_nparams(tc.m), (float)clipf);
+    double lr = optim_lr_at(&cfg->optim, step, total);
+    optim_step(&opt, model_params(tc.m), model_grads(tc.m), lr);
+    double now = core_now(), dt = now - t0;
+    tok_since += ms[3];
+    double tps = ms[3] / dt;
+    double mfu = tps * flops_tok_step / (peak * 1e9);
+    if (rank == 0) {
+      if (mf && (step + 1) % (cfg->metrics.every > 0 ? cfg->metrics.every : 1) == 0) {
+        fprintf(mf,
+                "{\"step\":%ld,\"epoch\":%ld,\"loss\":%.6f,\"nll\":%.6f,\"lr\":%.6g,\"lambda\":%.4f,"
+                "\"grad_norm\":%.5g,\"tokens\":%.0f,\"tokens_per_s\":%.1f,\"mfu\":%.4f,\"seconds\":%.4f,"
+                "\"restart_count\":%s}\n",
+                step + 1, plan.epoch, loss, nll, lr, lambda, gn, ms[3], tps, mfu, dt,
+                getenv("SLURM_RESTART_COUNT") ? getenv("SLURM_RESTART_COUNT") : "0");
+        fflush(mf);
+      }
+      if (tty || now - t_last > 10 || step + 1 == total || step == 0) {
+        char eta[32];
+        fmt_eta(eta, sizeof eta, (now - t_start) / (step + 1) * (total - step - 1));
+        fprintf(stderr, "%sstep %ld/%ld  epoch %ld  loss %.4f  nll %.4f  lambda %.3f  lr %.2e  %.0f tok/s  MFU %.0f%%  ETA %s%s",
+                tty ? "\r" : "", step + 1, total, plan.epoch, loss, nll, lambda, lr,
+                tok_since / (now - t_last), 100 * mfu, eta, tty ? "   " : "\n");
+        t_last = now;
+        tok_since = 0;
+      }
+    }
+    int do_eval = tc.have_eval && cfg->eval.every > 0 && (step + 1) % cfg->eval.every == 0 && step + 1 < total;
+    if (do_eval || (tc.have_eval && step + 1 == total)) {
+      double el, em;
+      if ((st = train_eval(&tc, &tc.eval, cfg->eval.max_samples, cfg->eval.max_new_tokens, &el, &em)) != IFT_OK) break;
+      if (rank == 0) {
+        fprintf(stderr, "%seval @ step %ld: held-out loss %.4f  exact match %.3f\n", tty ? "\n" : "",
+                step + 1, el, em);
+        if (mf) {
+          fprintf(mf, "{\"step\":%ld,\"eval_loss\":%.6f,\"exact_match\":%.4f}\n", step + 1, el, em);
+          fflush(mf);
+        }
+      }
+      tc.last_exact = em;
+      tc.last_eval_loss = el;
+    }
+    int stop = g_stop;
+    MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, tc.grid.world);
+    int do_ckpt = (cfg->ckpt.every > 0 && (step + 1) % cfg->ckpt.every == 0) || step + 1 == total || stop;
+    if (do_ckpt && cfg->ckpt.dir[0]) {
+      ckpt_meta meta = {.step = step + 1, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
+      if ((st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)
+        break;
+    }
+    if (stop) {
+      g_stop = stop;
+      IFT_LOG0("\nsignal %d: checkpoint of step %ld written; exiting with code %d for requeue", stop,
+               step + 1, APP_EXIT_PREEMPT);
+      st = IFT_ERR_IO;
+      break;
+    }
+  }
+  if (st == IFT_OK && rank == 0) {
+    double el = core_now() - t_start;
+    IFT_LOG0("%sdone: %ld steps in %.1f s%s", tty ? "\n" : "", total, el, "");
+    if (tc.have_eval) printf("final exact match: %.4f  held-out loss: %.4f\n", tc.last_exact, tc.last_eval_loss);
+  }
+out:
+  if (mf) fclose(mf);
+  free(cfg_text);
+  optim_destroy(&opt);
+  sched_destroy(&sc);
+  sched_plan_free(&plan);
+  train_ctx_destroy(&tc);
+  return st;
+}

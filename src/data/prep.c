@@ -1,0 +1,412 @@
+#define _POSIX_C_SOURCE 200809L
+/* iftrain prep: JSONL -> HDF5 with the byte-level tokenizer and the chat
+ * template of data.h, SHA-256 of the source, and the generator of the
+ * shipped "arith" task. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iftrain/data.h"
+
+/* ------------------------------------------------------------ SHA-256 (FIPS 180-4) */
+
+typedef struct {
+  uint32_t h[8];
+  uint64_t len;
+  unsigned char buf[64];
+  size_t n;
+} sha256;
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha_block(sha256 *s, const unsigned char *p) {
+  uint32_t w[64], a[8];
+  for (int i = 0; i < 16; i++)
+    w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+  for (int i = 16; i < 64; i++) {
+    uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+    uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+  }
+  memcpy(a, s->h, sizeof a);
+  for (int i = 0; i < 64; i++) {
+    uint32_t S1 = ROR(a[4], 6) ^ ROR(a[4], 11) ^ ROR(a[4], 25);
+    uint32_t ch = (a[4] & a[5]) ^ (~a[4] & a[6]);
+    uint32_t t1 = a[7] + S1 + ch + K256[i] + w[i];
+    uint32_t S0 = ROR(a[0], 2) ^ ROR(a[0], 13) ^ ROR(a[0], 22);
+    uint32_t mj = (a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]);
+    memmove(a + 1, a, 7 * sizeof(uint32_t));
+    a[4] += t1;
+    a[0] = t1 + S0 + mj;
+  }
+  for (int i = 0; i < 8; i++) s->h[i] += a[i];
+}
+
+static void sha_init(sha256 *s) {
+  static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  memcpy(s->h, h0, sizeof h0);
+  s->len = 0;
+  s->n = 0;
+}
+static void sha_update(sha256 *s, const void *data, size_t n) {
+  const unsigned char *p = data;
+  s->len += n;
+  while (n) {
+    size_t k = 64 - s->n < n ? 64 - s->n : n;
+    memcpy(s->buf + s->n, p, k);
+    s->n += k;
+    p += k;
+    n -= k;
+    if (s->n == 64) {
+      sha_block(s, s->buf);
+      s->n = 0;
+    }
+  }
+}
+static void sha_hex(sha256 *s, char out[65]) {
+  uint64_t bits = s->len * 8;
+  unsigned char pad = 0x80, z = 0;
+  sha_update(s, &pad, 1);
+  while (s->n != 56) sha_update(s, &z, 1);
+  unsigned char lb[8];
+  for (int i = 0; i < 8; i++) lb[i] = (unsigned char)(bits >> (56 - 8 * i));
+  sha_update(s, lb, 8);
+  for (int i = 0; i < 8; i++) sprintf(out + 8 * i, "%08x", s->h[i]);
+}
+
+void data_sha256_hex(const void *data, size_t n, char out[65]) {
+  sha256 s;
+  sha_init(&s);
+  sha_update(&s, data, n);
+  sha_hex(&s, out);
+}
+
+/* ------------------------------------------------------------ minimal JSON */
+
+typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
+typedef struct jval {
+  jtype t;
+  char *key;  /* member name inside an object */
+  char *s;    /* string (UTF-8, NUL-terminated; may contain NUL -> slen) */
+  size_t slen;
+  struct jval *child, *next;
+} jval;
+
+typedef struct {
+  const char *p, *end;
+  const char *err;
+} jparser;
+
+static void jfree(jval *v) {
+  while (v) {
+    jval *n = v->next;
+    jfree(v->child);
+    free(v->key);
+    free(v->s);
+    free(v);
+    v = n;
+  }
+}
+
+static void jws(jparser *j) {
+  while (j->p < j->end && isspace((unsigned char)*j->p)) j->p++;
+}
+
+static int put_utf8(char *o, unsigned cp) {
+  if (cp < 0x80) { o[0] = (char)cp; return 1; }
+  if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 63)); return 2; }
+  if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 63)); o[2] = (char)(0x80 | (cp & 63));
+    return 3;
+  }
+  o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 63));
+  o[2] = (char)(0x80 | ((cp >> 6) & 63)); o[3] = (char)(0x80 | (cp & 63));
+  return 4;
+}
+
+static int hex4(const char *p, unsigned *v) {
+  *v = 0;
+  for (int i = 0; i < 4; i++) {
+    int c = p[i], d = isdigit(c) ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+    if (d < 0) return -1;
+    *v = *v * 16 + (unsigned)d;
+  }
+  return 0;
+}
+
+static char *jstring(jparser *j, size_t *len) {
+  if (j->p >= j->end || *j->p != '"') { j->err = "expected a string"; return NULL; }
+  j->p++;
+  char *o = malloc((size_t)(j->end - j->p) + 4), *q = o;
+  if (!o) { j->err = "out of memory"; return NULL; }
+  while (j->p < j->end && *j->p != '"') {
+    unsigned char c = (unsigned char)*j->p++;
+    if (c < 0x20) { j->err = "control character in string"; free(o); return NULL; }
+    if (c != '\\') { *q++ = (char)c; continue; }
+    if (j->p >= j->end) break;
+    char e = *j->p++;
+    switch (e) {
+    case '"': *q++ = '"'; break;
+    case '\\': *q++ = '\\'; break;
+    case '/': *q++ = '/'; break;
+    case 'b': *q++ = '\b'; break;
+    case 'f': *q++ = '\f'; break;
+    case 'n': *q++ = '\n'; break;
+    case 'r': *q++ = '\r'; break;
+    case 't': *q++ = '\t'; break;
+    case 'u': {
+      unsigned cp;
+      if (j->end - j->p < 4 || hex4(j->p, &cp)) { j->err = "bad \\u escape"; free(o); return NULL; }
+      j->p += 4;
+      if (cp >= 0xD800 && cp < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u') {
+        unsigned lo;
+        if (!hex4(j->p + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          j->p += 6;
+        }
+      }
+      q += put_utf8(q, cp);
+      break;
+    }
+    default: j->err = "bad escape in string"; free(o); return NULL;
+    }
+  }
+  if (j->p >= j->end) { j->err = "unterminated string"; free(o); return NULL; }
+  j->p++;
+  *q = 0;
+  *len = (size_t)(q - o);
+  return o;
+}
+
+static jval *jvalue(jparser *j, int depth) {
+  jws(j);
+  if (j->p >= j->end) { j->err = "unexpected end of line"; return NULL; }
+  if (depth > 32) { j->err = "nesting too deep"; return NULL; }
+  jval *v = calloc(1, sizeof *v);
+  if (!v) { j->err = "out of memory"; return NULL; }
+  char c = *j->p;
+  if (c == '"') {
+    v->t = J_STR;
+    if (!(v->s = jstring(j, &v->slen))) { free(v); return NULL; }
+  } else if (c == '{' || c == '[') {
+    v->t = c == '{' ? J_OBJ : J_ARR;
+    char close = c == '{' ? '}' : ']';
+    j->p++;
+    jws(j);
+    jval **tail = &v->child;
+    if (j->p < j->end && *j->p == close) { j->p++; return v; }
+    for (;;) {
+      char *key = NULL;
+      size_t kl;
+      if (v->t == J_OBJ) {
+        jws(j);
+        if (!(key = jstring(j, &kl))) { jfree(v); return NULL; }
+        jws(j);
+        if (j->p >= j->end || *j->p != ':') { j->err = "expected ':'"; free(key); jfree(v); return NULL; }
+        j->p++;
+      }
+      jval *e = jvalue(j, depth + 1);
+      if (!e) { free(key); jfree(v); return NULL; }
+      e->key = key;
+      *tail = e;
+      tail = &e->next;
+      jws(j);
+      if (j->p < j->end && *j->p == ',') { j->p++; continue; }
+      if (j->p < j->end && *j->p == close) { j->p++; break; }
+      j->err = v->t == J_OBJ ? "expected ',' or '}'" : "expected ',' or ']'";
+      jfree(v);
+      return NULL;
+    }
+  } else if (!strncmp(j->p, "true", 4) || !strncmp(j->p, "false", 5)) {
+    v->t = J_BOOL;
+    j->p += *j->p == 't' ? 4 : 5;
+  } else if (!strncmp(j->p, "null", 4)) {
+    v->t = J_NULL;
+    j->p += 4;
+  } else if (c == '-' || isdigit((unsigned char)c)) {
+    char *e;
+    strtod(j->p, &e);
+    if (e == j->p) { j->err = "bad number"; free(v); return NULL; }
+    v->t = J_NUM;
+    j->p = e;
+  } else {
+    j->err = "unexpected character";
+    free(v);
+    return NULL;
+  }
+  return v;
+}
+
+static const jval *jget(const jval *obj, const char *key) {
+  for (const jval *c = obj->child; c; c = c->next)
+    if (c->key && !strcmp(c->key, key)) return c;
+  return NULL;
+}
+
+/* ------------------------------------------------------------ rows */
+
+typedef struct {
+  int *tok;
+  uint8_t *mask;
+  int n, cap;
+} row;
+
+static int row_push(row *r, int id, uint8_t m) {
+  if (r->n == r->cap) {
+    int c = r->cap ? 2 * r->cap : 256;
+    int *t = realloc(r->tok, sizeof(int) * (size_t)c);
+    uint8_t *k = t ? realloc(r->mask, (size_t)c) : NULL;
+    if (t) r->tok = t;
+    if (!k) return -1;
+    r->mask = k;
+    r->cap = c;
+  }
+  r->tok[r->n] = id;
+  r->mask[r->n++] = m;
+  return 0;
+}
+static int row_text(row *r, const char *s, size_t n, uint8_t m) {
+  for (size_t i = 0; i < n; i++)
+    if (row_push(r, (unsigned char)s[i], m)) return -1;
+  return 0;
+}
+/* <bos> PROMPT <assistant> RESPONSE <eos> */
+static int row_pair(row *r, const jval *prompt, const jval *resp) {
+  r->n = 0;
+  return row_push(r, TOK_BOS, 0) | row_text(r, prompt->s, prompt->slen, 0) |
+         row_push(r, TOK_ASSISTANT, 0) | row_text(r, resp->s, resp->slen, 1) | row_push(r, TOK_EOS, 1);
+}
+
+static const char *row_messages(row *r, const jval *msgs) {
+  r->n = 0;
+  if (msgs->t != J_ARR || !msgs->child) return "\"messages\" must be a non-empty array";
+  if (row_push(r, TOK_BOS, 0)) return "out of memory";
+  int any_assistant = 0;
+  for (const jval *m = msgs->child; m; m = m->next) {
+    if (m->t != J_OBJ) return "each message must be an object";
+    const jval *role = jget(m, "role"), *content = jget(m, "content");
+    if (!role || role->t != J_STR || !content || content->t != J_STR)
+      return "each message needs string \"role\" and \"content\"";
+    int tok = !strcmp(role->s, "system") ? TOK_SYSTEM : !strcmp(role->s, "user") ? TOK_USER
+              : !strcmp(role->s, "assistant") ? TOK_ASSISTANT : -1;
+    if (tok < 0) return "role must be system, user or assistant";
+    uint8_t mk = tok == TOK_ASSISTANT;
+    any_assistant |= mk;
+    if (row_push(r, tok, 0) || row_text(r, content->s, content->slen, mk)) return "out of memory";
+  }
+  if (!any_assistant) return "a conversation needs at least one assistant message";
+  return row_push(r, TOK_EOS, 1) ? "out of memory" : NULL;
+}
+
+static int truncate_row(row *r, int max_len) {
+  if (max_len > 0 && r->n > max_len) {
+    r->n = max_len;
+    return 1;
+  }
+  return 0;
+}
+
+ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st) {
+  FILE *f = fopen(in, "rb");
+  IFT_REQUIRE(f, IFT_ERR_IO, "check the input path", "cannot open '%s': %s", in, strerror(errno));
+  st->n_read = st->n_written = st->n_truncated = st->n_skipped = 0;
+  data_writer *w = NULL;
+  int pairs = -1;
+  row r = {0}, rc = {0}, rr = {0};
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  long ln = 0;
+  ift_status status = IFT_OK;
+  sha256 sh;
+  sha_init(&sh);
+  while ((len = getline(&line, &cap, f)) >= 0 && status == IFT_OK) {
+    ln++;
+    sha_update(&sh, line, (size_t)len);
+    jparser j = {line, line + len, NULL};
+    jws(&j);
+    if (j.p == j.end) continue; /* blank line */
+    st->n_read++;
+    const char *err = NULL;
+    jval *v = jvalue(&j, 0);
+    if (!v) err = j.err;
+    else {
+      jws(&j);
+      if (j.p != j.end) err = "trailing characters after the JSON object";
+      else if (v->t != J_OBJ) err = "each line must be a JSON object";
+    }
+    int is_pair = 0;
+    if (!err) {
+      const jval *p = jget(v, "prompt"), *resp = jget(v, "response"), *ch = jget(v, "chosen"),
+                 *rj = jget(v, "rejected"), *ms = jget(v, "messages");
+      if (ms) {
+        err = row_messages(&r, ms);
+      } else if (p && ch && rj) {
+        if (p->t != J_STR || ch->t != J_STR || rj->t != J_STR) err = "prompt, chosen and rejected must be strings";
+        else {
+          is_pair = 1;
+          row_pair(&r, p, ch);
+          row_pair(&rc, p, ch);
+          row_pair(&rr, p, rj);
+        }
+      } else if (p && resp) {
+        if (p->t != J_STR || resp->t != J_STR) err = "prompt and response must be strings";
+        else row_pair(&r, p, resp);
+      } else {
+        err = "expected {\"prompt\",\"response\"}, {\"prompt\",\"chosen\",\"rejected\"} or {\"messages\":[...]}";
+      }
+    }
+    if (!err && pairs >= 0 && pairs != is_pair)
+      err = "preference lines (prompt/chosen/rejected) cannot be mixed with other lines in one file";
+    jfree(v);
+    if (err) {
+      if (st->skip_bad) {
+        st->n_skipped++;
+        continue;
+      }
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "JSONL line",
+                    "fix the line, or pass --skip-bad to skip malformed lines",
+                    "%s:%ld: %s", in, ln, err);
+      status = IFT_ERR_FORMAT;
+      break;
+    }
+    if (pairs < 0) {
+      pairs = is_pair;
+      if ((status = data_writer_create(&w, out, TOK_VOCAB, pairs)) != IFT_OK) break;
+    }
+    int t = truncate_row(&r, st->max_len);
+    if (is_pair) t |= truncate_row(&rc, st->max_len) | truncate_row(&rr, st->max_len);
+    st->n_truncated += t;
+    status = data_writer_add(w, r.tok, r.mask, r.n, rc.tok, rc.mask, rc.n, rr.tok, rr.mask, rr.n);
+    st->n_written++;
+  }
+  fclose(f);
+  free(line);
+  free(r.tok); free(r.mask); free(rc.tok); free(rc.mask); free(rr.tok); free(rr.mask);
+  if (status == IFT_OK && !w) {
+    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "input", "give a JSONL file with one example per line",
+                  "%s has no usable examples", in);
+    status = IFT_ERR_FORMAT;
+  }
+  if (status != IFT_OK) {
+    data_writer_discard(w); /* nothing is written: the output stays as it was */
+    return status;
+  }
+  char hex[65];
+  sha_hex(&sh, hex);
+  data_writer_attr_str(w, "source", in);
+  data_writer_attr_str(w, "sha256", hex);
+  return data_writer_close(w);
+}
