@@ -27,7 +27,8 @@ typedef struct {
 
 /* Grid, data sets (train only when need_train_data), model (initialised
  * from model.init_seed), scratch. */
-ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train_data);
+ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train_data,
+                            MPI_Comm comm);
 void train_ctx_destroy(train_ctx *tc);
 
 /* Held-out mean NLL and greedy exact-match accuracy on up to max_samples
@@ -35,8 +36,17 @@ void train_ctx_destroy(train_ctx *tc);
 ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, double *loss,
                       double *exact);
 
-/* The whole training run of a configuration. */
-ift_status train_run(const app_config *cfg);
+/* What a run reports back (tests, benchmarks). */
+typedef struct {
+  long steps;
+  double loss[64];  /* global-batch loss of the first 64 steps */
+  double exact, eval_loss;
+  double seconds, tokens;
+} train_result;
+
+/* The whole training run of a configuration on the ranks of comm
+ * (res may be NULL). */
+ift_status train_run(const app_config *cfg, MPI_Comm comm, train_result *res);
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,11 @@ int main(int argc, char **argv) {
     }
   int rc = app_parse_global(&sargc, sargv);
   if (rc) return rc;
+  if (app_g.no_mpi && cmd->run != app_bench) {
+    fprintf(stderr, "iftrain %s: --no-mpi is internal to 'iftrain bench'\n"
+                    "  hint: run without it (one process starts MPI by itself)\n", cmd->name);
+    return APP_EXIT_USAGE;
+  }
   /* The kernel set must be in the environment before BLIS initialises. */
   if (kern_select_arch(app_g.kernels) != IFT_OK) return APP_EXIT_USAGE;
   kern_set_threads(app_g.threads > 0 ? app_g.threads : 1);

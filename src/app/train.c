@@ -126,10 +126,11 @@ ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, 
   return IFT_OK;
 }
 
-ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train_data) {
+ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train_data,
+                            MPI_Comm comm) {
   memset(tc, 0, sizeof *tc);
   tc->cfg = *cfg;
-  IFT_TRY(dist_grid_create(&tc->grid, MPI_COMM_WORLD, cfg->dist.tp));
+  IFT_TRY(dist_grid_create(&tc->grid, comm, cfg->dist.tp));
   IFT_TRY(app_config_check(cfg, tc->grid.dp_size, tc->grid.tp_size));
   if (need_train_data) {
     IFT_TRY(data_open(&tc->train, cfg->data.train, tc->grid.world, cfg->model.vocab_size));
@@ -205,13 +206,14 @@ int app_train(int argc, char **argv) {
   app_config cfg;
   app_config_defaults(&cfg);
   if (app_config_load(&cfg, cfg_path, argc - 1, argv + 1) != IFT_OK) return APP_EXIT_USAGE;
-  return train_run(&cfg) == IFT_OK ? APP_EXIT_OK
+  return train_run(&cfg, MPI_COMM_WORLD, NULL) == IFT_OK ? APP_EXIT_OK
          : g_stop ? APP_EXIT_PREEMPT : APP_EXIT_FAIL;
 }
 
-ift_status train_run(const app_config *cfg0) {
+ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   train_ctx tc;
-  ift_status st = train_ctx_create(&tc, cfg0, 1);
+  if (res) memset(res, 0, sizeof *res);
+  ift_status st = train_ctx_create(&tc, cfg0, 1, comm);
   if (st != IFT_OK) {
     train_ctx_destroy(&tc);
     return st;
@@ -225,7 +227,8 @@ ift_status train_run(const app_config *cfg0) {
   FILE *cf = open_memstream(&cfg_text, &cfg_len);
   app_config_write(cf, cfg);
   fclose(cf);
-  if (rank == 0) {
+  const int verbose = core_loglevel() >= IFT_LOG_INFO;
+  if (rank == 0 && verbose) {
     fprintf(stderr, "# effective configuration\n%s\n", cfg_text);
     IFT_LOG0("iftrain: %d rank%s = %d data-parallel x %d tensor-parallel; BLIS %s kernels, %d "
              "thread%s; %zu parameters; activations %.1f MiB/rank",
@@ -326,6 +329,11 @@ ift_status train_run(const app_config *cfg0) {
       st = IFT_ERR_NUMERIC;
       break;
     }
+    if (res) {
+      if (step < 64) res->loss[step] = loss;
+      res->steps = step + 1;
+      res->tokens += ms[3];
+    }
     double clipf = optim_clip_factor(gn, cfg->optim.clip);
     if (clipf < 1.0) optim_scale(model_grads(tc.m), model_nparams(tc.m), (float)clipf);
     double lr = optim_lr_at(&cfg->optim, step, total);
@@ -344,7 +352,7 @@ ift_status train_run(const app_config *cfg0) {
                 getenv("SLURM_RESTART_COUNT") ? getenv("SLURM_RESTART_COUNT") : "0");
         fflush(mf);
       }
-      if (tty || now - t_last > 10 || step + 1 == total || step == 0) {
+      if (verbose && (tty || now - t_last > 10 || step + 1 == total || step == 0)) {
         char eta[32];
         fmt_eta(eta, sizeof eta, (now - t_start) / (step + 1) * (total - step - 1));
         fprintf(stderr, "%sstep %ld/%ld  epoch %ld  loss %.4f  nll %.4f  lambda %.3f  lr %.2e  %.0f tok/s  MFU %.0f%%  ETA %s%s",
@@ -358,7 +366,7 @@ ift_status train_run(const app_config *cfg0) {
     if (do_eval || (tc.have_eval && step + 1 == total)) {
       double el, em;
       if ((st = train_eval(&tc, &tc.eval, cfg->eval.max_samples, cfg->eval.max_new_tokens, &el, &em)) != IFT_OK) break;
-      if (rank == 0) {
+      if (rank == 0 && verbose) {
         fprintf(stderr, "%seval @ step %ld: held-out loss %.4f  exact match %.3f\n", tty ? "\n" : "",
                 step + 1, el, em);
         if (mf) {
@@ -385,7 +393,12 @@ ift_status train_run(const app_config *cfg0) {
       break;
     }
   }
-  if (st == IFT_OK && rank == 0) {
+  if (res) {
+    res->seconds = core_now() - t_start;
+    res->exact = tc.last_exact;
+    res->eval_loss = tc.last_eval_loss;
+  }
+  if (st == IFT_OK && rank == 0 && verbose) {
     double el = core_now() - t_start;
     IFT_LOG0("%sdone: %ld steps in %.1f s%s", tty ? "\n" : "", total, el, "");
     if (tc.have_eval) printf("final exact match: %.4f  held-out loss: %.4f\n", tc.last_exact, tc.last_eval_loss);

@@ -3,7 +3,7 @@
  * steps (a wrong carry early derails the rest — the case IFT's token
  * weighting is about).
  *
- *   prompt:   "4821+397="
+ *   prompt:   "821+97="
  *   response: "1+7+0=8 2+9+0=11 8+3+1=12 4+0+1=5 =5218"
  *   prompt:   "503-78="
  *   response: "3-8-0=5b 0-7-1=2b 5-0-1=4 =425"
@@ -92,7 +92,7 @@ ift_status data_generate(const char *name, const char *out_jsonl, long n, uint64
   for (long i = 0; i < n; i++) {
     const uint64_t u = (uint64_t)i;
     int sub = rng_uniform(seed, 1, u) < 0.5;
-    int da = 2 + (int)(rng_uniform(seed, 2, u) * 3); /* 2..4 digits */
+    int da = 2 + (int)(rng_uniform(seed, 2, u) * 2); /* 2..3 digits */
     int db = 1 + (int)(rng_uniform(seed, 3, u) * da);
     long a = rnd_digits(seed, 4, u, da), b = rnd_digits(seed, 5, u, db);
     if (sub && a < b) { long t = a; a = b; b = t; }

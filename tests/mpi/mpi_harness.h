@@ -18,8 +18,14 @@ static inline int ift_mpi_test_run(int argc, char **argv, const char *suite, CU_
   if (CU_initialize_registry() != CUE_SUCCESS) return 2;
   CU_SuiteInfo suites[] = {{suite, NULL, NULL, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
   if (CU_register_suites(suites) != CUE_SUCCESS) return 2;
-  CU_basic_set_mode(rank == 0 ? CU_BRM_VERBOSE : CU_BRM_SILENT);
-  CU_basic_run_tests();
+  /* Only rank 0 prints the report (CU_basic even prints its summary when
+   * silent); the other ranks run the same tests through the plain API. */
+  if (rank == 0) {
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+  } else {
+    CU_run_all_tests();
+  }
   int failed = (int)(CU_get_number_of_failures() + CU_get_number_of_tests_failed());
   if (failed) fprintf(stderr, "[rank %d] %d failure(s) in suite %s\n", rank, failed, suite);
   int any = 0;

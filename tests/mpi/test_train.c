@@ -1,0 +1,107 @@
+/* train: the global-batch loss of DP = 2 equals DP = 1 (same seed, same
+ * global batches) for SFT and IFT; configuration errors name their cause. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "iftrain/kern.h"
+#include "iftrain/train.h"
+#include "mpi_harness.h"
+
+static char data_path[256];
+
+static void tiny(app_config *c, loss_kind k) {
+  app_config_defaults(c);
+  c->model.hidden_size = 32;
+  c->model.intermediate_size = 64;
+  c->model.num_hidden_layers = 2;
+  c->model.num_attention_heads = 4;
+  c->model.num_key_value_heads = 2;
+  c->train.loss = k;
+  c->train.steps = 3;
+  c->train.batch_size = 8;
+  c->train.micro_batch = 2;
+  c->optim.lr = 3e-3;
+  snprintf(c->data.train, sizeof c->data.train, "%s", data_path);
+  c->data.eval[0] = 0;
+  c->ckpt.dir[0] = 0;
+}
+
+static void check_dp_equal(loss_kind k) {
+  app_config c;
+  tiny(&c, k);
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  train_result r2, r1;
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &r2), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_SELF, &r1), IFT_OK);
+  CU_ASSERT_EQUAL(r1.steps, 3);
+  for (int s = 0; s < 3; s++) {
+    IFT_ASSERT_CLOSE(r2.loss[s], r1.loss[s], 1e-5, 0);
+    CU_ASSERT(r1.loss[s] > 0);
+  }
+  CU_ASSERT(r1.loss[2] < r1.loss[0]); /* it learns */
+}
+static void test_dp_sft(void) { check_dp_equal(LOSS_SFT); }
+static void test_dp_ift(void) { check_dp_equal(LOSS_IFT); }
+
+static void test_config_errors(void) {
+  app_config c;
+  app_config_defaults(&c);
+  ift_error_quiet(1);
+  CU_ASSERT_EQUAL(app_config_set(&c, "optim.learning_rate", "1"), IFT_ERR_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "unknown configuration key 'optim.learning_rate'"));
+  CU_ASSERT_EQUAL(app_config_set(&c, "ift.side", "middle"), IFT_ERR_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "is not one of left|right"));
+  CU_ASSERT_EQUAL(app_config_set(&c, "train.steps", "ten"), IFT_ERR_CONFIG);
+  CU_ASSERT_EQUAL(app_config_set(&c, "optim.lr", "2e-4"), IFT_OK);
+  CU_ASSERT_EQUAL(c.optim.lr, 2e-4);
+  c.train.batch_size = 7;
+  CU_ASSERT_EQUAL(app_config_check(&c, 2, 1), IFT_ERR_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "cannot be split over 2 data-parallel ranks"));
+  c.train.batch_size = 8;
+  CU_ASSERT_EQUAL(app_config_check(&c, 1, 3), IFT_ERR_LAYOUT);
+  /* a config file: section header, comment, bad line number */
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  char p[128];
+  snprintf(p, sizeof p, "/tmp/iftrain-cfg-%d-%d.ini", (int)getpid(), rank);
+  FILE *f = fopen(p, "w");
+  fputs("# test\n[train]\nsteps = 5\n[optim]\nname = rmsprop\nlr 0.1\n", f);
+  fclose(f);
+  app_config_defaults(&c);
+  CU_ASSERT_EQUAL(app_config_load(&c, p, 0, NULL), IFT_ERR_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), ":6:"));
+  CU_ASSERT_EQUAL(c.train.steps, 5);
+  CU_ASSERT_EQUAL(c.optim.kind, OPTIM_RMSPROP);
+  unlink(p);
+  ift_error_quiet(0);
+}
+
+static CU_TestInfo tests[] = {{"DP 2 loss equals DP 1: SFT", test_dp_sft},
+                              {"DP 2 loss equals DP 1: IFT", test_dp_ift},
+                              {"configuration errors", test_config_errors},
+                              CU_TEST_INFO_NULL};
+
+int main(int argc, char **argv) {
+  if (kern_select_arch(NULL) != IFT_OK) return 2;
+  if (dist_init(&argc, &argv) != IFT_OK) return 2;
+  core_set_loglevel(IFT_LOG_QUIET);
+  int rank, pid = (int)getpid();
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  snprintf(data_path, sizeof data_path, "/tmp/iftrain-test-train-%d.h5", pid);
+  if (rank == 0) {
+    char j[300];
+    snprintf(j, sizeof j, "%s.jsonl", data_path);
+    data_prep_stats st = {0};
+    if (data_generate("arith", j, 64, 5) != IFT_OK || data_prep_jsonl(j, data_path, &st) != IFT_OK) return 2;
+    unlink(j);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  int rc = ift_mpi_test_run(argc, argv, "train", tests);
+  if (rank == 0) unlink(data_path);
+  return rc;
+}
