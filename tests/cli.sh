@@ -42,5 +42,19 @@ PY"
 check "bench gemm under 2 ranks reports psgemm on 1x2 and 2x1" sh -c "
   $MPIRUN_WRAP 2 $IFTRAIN bench gemm --json --sizes=64 --psgemm-sizes=128 --nb=32 --reps=1 --no-default |
   grep '\"bench\":\"psgemm\"' | grep -c -e '\"grid\":\"1x2\"' -e '\"grid\":\"2x1\"' | grep -q '^2$'"
+# end to end: generate, prep, train on 2 ranks, eval, generate, step-0 checkpoint
+w=/tmp/iftrain-cli-e2e.$$
+mkdir -p $w
+tiny="--model.hidden_size=32 --model.intermediate_size=64 --model.num_hidden_layers=1 --train.batch_size=8 --train.micro_batch=4"
+check "prep --generate writes a data set" sh -c "$IFTRAIN prep --generate arith --seed 3 -n 64 -o $w/a.h5 | grep -q '64 rows written'"
+check "prep of a malformed line names the line" sh -c "printf '{\"prompt\":\"a\",\"response\":\"b\"}\n{oops}\n' > $w/bad.jsonl; $IFTRAIN prep $w/bad.jsonl -o $w/bad.h5 2>&1 | grep -q 'bad.jsonl:2:'"
+check "train: unknown key gets a did-you-mean" sh -c "$IFTRAIN train --optim.learning_rate=1 2>&1 | grep -q \"did you mean 'optim.lr'\""
+check "train: missing data set names the file" sh -c "$IFTRAIN train --data.train=$w/none.h5 2>&1 | grep -q 'none.h5.*cannot be read'"
+check "train.steps = 0 writes the initial checkpoint" sh -c "$IFTRAIN train $tiny --train.steps=0 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/c0 && test -f $w/c0/step_0.h5 && grep -q step_0.h5 $w/c0/latest"
+check "train on 2 ranks writes metrics and a checkpoint" sh -c "$MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=4 --data.train=$w/a.h5 --data.eval=$w/a.h5 --eval.max_samples=8 --eval.max_new_tokens=8 --ckpt.dir=$w/c1 --metrics.path=$w/c1/m.jsonl > $w/train.log 2>&1 && test -f $w/c1/step_4.h5 && grep -q '\"step\":4,' $w/c1/m.jsonl && grep -q 'exact_match' $w/c1/m.jsonl && grep -q 'final exact match' $w/train.log"
+check "eval of that checkpoint" sh -c "$IFTRAIN eval --ckpt $w/c1/step_4.h5 --data $w/a.h5 --max-samples 8 --max-new-tokens 8 --json | grep -q '\"exact_match\"'"
+check "generate from that checkpoint" sh -c "$IFTRAIN generate --ckpt $w/c1/step_4.h5 --prompt '12+34=' --max-new-tokens 4 | grep -q '^12+34='"
+check "eval of a missing checkpoint fails clearly" sh -c "$IFTRAIN eval --ckpt $w/none.h5 --data $w/a.h5 2>&1 | grep -q 'does not exist'"
+rm -rf $w
 rm -f /tmp/iftrain-cli.$$ /tmp/iftrain-bench.$$
 [ "$fail" -eq 0 ] || { echo "$fail CLI check(s) failed"; exit 1; }

@@ -37,6 +37,8 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const ckpt_meta *meta,
 /* Read /model into the model's shard (any layout: each rank reads its own
  * hyperslab).  Checks the model config attributes and every shape. */
 ift_status ckpt_load_model(const char *path, model *m, MPI_Comm comm, long *step);
+/* The model config stored with a checkpoint (HF config.json names). */
+ift_status ckpt_read_config(const char *path, model_config *c);
 /* Resolve "auto" (latest in dir, if any), a path, or "none" -> path or "". */
 ift_status ckpt_resolve(char *out, size_t n, const char *resume, const char *dir);
 

@@ -76,6 +76,9 @@ void ift_log(int all_ranks, ift_loglevel l, const char *fmt, ...)
 void *core_alloc(size_t bytes);
 void core_free(void *p);
 
+/* mkdir -p; 0 on success. */
+int core_mkdir_p(const char *dir);
+
 /* Wall clock in seconds (monotonic). */
 double core_now(void);
 

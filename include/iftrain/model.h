@@ -91,6 +91,8 @@ void model_destroy(model *m);
 void model_init_weights(model *m, uint64_t seed);
 
 const model_config *model_cfg(const model *m);
+int model_tp_rank(const model *m);
+int model_tp_size(const model *m);
 size_t model_nparams(const model *m); /* local (this rank's shard) */
 size_t model_nparams_global(const model *m);
 float *model_params(model *m);

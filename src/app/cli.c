@@ -17,12 +17,8 @@ static const char train_help[] =
     "receives one JSON object per step and one per evaluation.\n"
     "Exit codes: 0 done, 1 failure, 2 bad configuration, 75 stopped by SIGUSR1/SIGTERM\n"
     "after writing a checkpoint (requeue).\n";
-static const char eval_help[] =
-    "Held-out loss and greedy exact-match accuracy of a checkpoint on a data set.\n"
-    "  iftrain eval --ckpt FILE --data FILE.h5\n";
-static const char generate_help[] =
-    "Generate text from a checkpoint (greedy, temperature, top-k).\n"
-    "  iftrain generate --ckpt FILE --prompt TEXT\n";
+#define eval_help app_eval_help
+#define generate_help app_generate_help
 #define prep_help app_prep_help
 static const char ckpt_help[] =
     "Inspect, verify or convert checkpoints.\n"
@@ -43,8 +39,8 @@ static const char info_help[] =
 
 const app_cmd app_cmds[] = {
     {"train", "train a model (IFT, SFT, DPO, IPO, ORPO, SimPO)", train_help, app_train, 1},
-    {"eval", "evaluate a checkpoint on a data set", eval_help, app_unimplemented, 1},
-    {"generate", "generate text from a checkpoint", generate_help, app_unimplemented, 1},
+    {"eval", "evaluate a checkpoint on a data set", eval_help, app_eval, 1},
+    {"generate", "generate text from a checkpoint", generate_help, app_generate, 1},
     {"prep", "JSONL -> HDF5 data set; generate the shipped task", prep_help, app_prep, 1},
     {"ckpt", "checkpoint info | verify | convert", ckpt_help, app_unimplemented, 1},
     {"bench", "benchmarks (gemm, ...)", bench_help, app_bench, 1},

@@ -89,9 +89,9 @@ void app_config_defaults(app_config *c) {
   memset(c, 0, sizeof *c);
   c->model = model_config_default();
   c->train.loss = LOSS_IFT;
-  c->train.steps = 300;
+  c->train.steps = 1500;
   c->train.epochs = 1;
-  c->train.batch_size = 16;
+  c->train.batch_size = 32;
   c->train.micro_batch = 8;
   c->train.seq_len = 64;
   c->train.seed = 1;
@@ -105,7 +105,7 @@ void app_config_defaults(app_config *c) {
   c->ift.schedule = LAMBDA_STATIC;
   c->ift.warmup_steps = 150;
   c->optim = optim_defaults(OPTIM_ADAMW);
-  c->optim.lr = 1e-3;
+  c->optim.lr = 3e-3;
   c->optim.weight_decay = 0.0;
   c->optim.clip = 1.0;
   c->optim.schedule = LR_COSINE;
@@ -119,6 +119,7 @@ void app_config_defaults(app_config *c) {
   c->dist.tp = 1;
   c->metrics.every = 1;
   c->eval.max_new_tokens = 64;
+  c->eval.every = 500;
 }
 
 static const key_def *find_key(const char *k) {
@@ -144,6 +145,17 @@ static int edit_distance(const char *a, const char *b) {
 }
 
 static const char *closest_key(const char *k) {
+  /* names other trainers use for the same knob */
+  static const char *const synonyms[][2] = {
+      {"learning_rate", "optim.lr"},        {"max_grad_norm", "optim.clip"},
+      {"lr_scheduler_type", "optim.schedule"}, {"warmup_ratio", "optim.warmup"},
+      {"per_device_train_batch_size", "train.micro_batch"}, {"num_train_epochs", "train.epochs"},
+      {"max_steps", "train.steps"},          {"max_length", "train.seq_len"},
+      {"tensor_parallel", "dist.tp"},        {"output_dir", "ckpt.dir"}};
+  const char *dot = strrchr(k, '.');
+  const char *tail = dot ? dot + 1 : k;
+  for (size_t i = 0; i < sizeof synonyms / sizeof synonyms[0]; i++)
+    if (!strcasecmp(tail, synonyms[i][0])) return synonyms[i][1];
   const char *best = NULL;
   int bd = 1 << 30;
   for (int i = 0; i < NKEYS; i++) {
@@ -191,13 +203,10 @@ static void enum_name(char *out, size_t n, const char *choices, int idx) {
 
 ift_status app_config_set(app_config *c, const char *key, const char *value) {
   const key_def *k = find_key(key);
-  if (!k) {
-    const char *near = closest_key(key);
-    char hint[160];
-    if (near) snprintf(hint, sizeof hint, "did you mean '%s'? (iftrain train --help-config lists every key)", near);
-    else snprintf(hint, sizeof hint, "iftrain train --help-config lists every key");
-    IFT_REQUIRE(0, IFT_ERR_CONFIG, hint, "unknown configuration key '%s'", key);
-  }
+  char hint[160] = "iftrain train --help-config lists every key";
+  const char *near = k ? NULL : closest_key(key);
+  if (near) snprintf(hint, sizeof hint, "did you mean '%s'? (iftrain train --help-config lists every key)", near);
+  IFT_REQUIRE(k != NULL, IFT_ERR_CONFIG, hint, "unknown configuration key '%s'", key);
   char *p = (char *)c + k->off;
   char *end = NULL;
   errno = 0;

@@ -256,6 +256,13 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     goto out;
   if ((st = sched_plan_alloc(&plan, cfg->train.batch_size, tc.grid.dp_size)) != IFT_OK) goto out;
   if (rank == 0 && cfg->metrics.path[0]) {
+    char d[1024];
+    snprintf(d, sizeof d, "%s", cfg->metrics.path);
+    char *slash = strrchr(d, '/');
+    if (slash && slash != d) {
+      *slash = 0;
+      core_mkdir_p(d);
+    }
     mf = fopen(cfg->metrics.path, "a");
     if (!mf) IFT_LOG0("warning: cannot open metrics.path '%s'; metrics not written", cfg->metrics.path);
   }

@@ -98,18 +98,6 @@ static void shard_select(const model_tensor *t, hsize_t gdims[2], hsize_t start[
   count[1] = (hsize_t)t->lcols;
 }
 
-static int mkdir_p(const char *dir) {
-  char tmp[1100];
-  snprintf(tmp, sizeof tmp, "%s", dir);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(tmp, 0775) && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  return mkdir(tmp, 0775) && errno != EEXIST ? -1 : 0;
-}
-
 static ift_status write_file(const char *path, model *m, const ckpt_meta *meta, MPI_Comm world,
                              int writer) {
   ift_status st = IFT_OK;
@@ -133,7 +121,8 @@ static ift_status write_file(const char *path, model *m, const ckpt_meta *meta, 
     hid_t ds = H5Dcreate2(gm, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t ms = H5Screate_simple(rk, cnt, NULL);
     herr_t r = 0;
-    if (writer) {
+    /* one writer per element: replicated tensors only from TP rank 0 */
+    if (writer && (t->shard != SHARD_NONE || model_tp_rank(m) == 0)) {
       r = H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
     } else {
       H5Sselect_none(fs);
@@ -208,7 +197,7 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const ckpt_meta *meta,
   int rank;
   IFT_MPI_CHECK(MPI_Comm_rank(world, &rank), NULL);
   int ok = 1;
-  if (rank == 0) ok = mkdir_p(dir) == 0;
+  if (rank == 0) ok = core_mkdir_p(dir) == 0;
   IFT_MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, world), NULL);
   IFT_REQUIRE(ok, IFT_ERR_IO, "choose a writable ckpt.dir", "cannot create checkpoint directory '%s'",
               dir);
@@ -266,6 +255,37 @@ ift_status ckpt_resolve(char *out, size_t n, const char *resume, const char *dir
   name[strcspn(name, "\n")] = 0;
   snprintf(out, n, "%s/%s", dir, name);
   return IFT_OK;
+}
+
+ift_status ckpt_read_config(const char *path, model_config *c) {
+  ift_status st = IFT_OK;
+  hid_t f = -1, gm = -1;
+  quiet_hdf5();
+  IFT_REQUIRE(access(path, R_OK) == 0, IFT_ERR_IO, "check the checkpoint path",
+              "checkpoint '%s' does not exist or is unreadable", path);
+  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
+        "the file is not HDF5 or is truncated; use an earlier checkpoint");
+  H5CHK(gm = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
+  *c = model_config_default();
+  long v[8];
+  static const char *ik[] = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                             "num_attention_heads", "num_key_value_heads",
+                             "max_position_embeddings", "tie_word_embeddings"};
+  for (int i = 0; i < 8; i++) H5CHK(read_attr_long(gm, ik[i], &v[i]), "the checkpoint lacks its model config");
+  c->vocab_size = (int)v[0];
+  c->hidden_size = (int)v[1];
+  c->intermediate_size = (int)v[2];
+  c->num_hidden_layers = (int)v[3];
+  c->num_attention_heads = (int)v[4];
+  c->num_key_value_heads = (int)v[5];
+  c->max_position_embeddings = (int)v[6];
+  c->tie_word_embeddings = (int)v[7];
+  H5CHK(read_attr_double(gm, "rms_norm_eps", &c->rms_norm_eps), NULL);
+  H5CHK(read_attr_double(gm, "rope_theta", &c->rope_theta), NULL);
+done:
+  if (gm >= 0) H5Gclose(gm);
+  if (f >= 0) H5Fclose(f);
+  return st;
 }
 
 ift_status ckpt_load_model(const char *path, model *m, MPI_Comm comm, long *step) {

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static int g_rank = 0, g_size = 1;
@@ -131,4 +133,16 @@ uint64_t core_fnv1a(uint64_t h, const void *data, size_t n) {
     h *= 0x100000001b3ULL;
   }
   return h;
+}
+
+int core_mkdir_p(const char *dir) {
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s", dir);
+  for (char *p = tmp + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(tmp, 0775) && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  return mkdir(tmp, 0775) && errno != EEXIST ? -1 : 0;
 }

@@ -99,9 +99,14 @@ int kern_arch_blis_default(void) {
   return KERN_ARCH_GENERIC;
 }
 
-/* Fastest set the CPU can run: AVX-512 kernels beat the AVX2 ones on every
- * AVX-512 CPU measured (Zen 5: skx 140-170 GFLOP/s vs zen3 93-96). */
+/* Fastest set the CPU can run, by measurement: on Intel AVX-512 and on AMD
+ * Zen 5 (family 0x1A, full-width AVX-512 units) the skx kernels win (Zen 5:
+ * skx 137-168 GFLOP/s/core vs zen3 93-96); on Zen 4 (family 0x19, AVX-512
+ * executed as two 256-bit halves) the zen3 kernels are as fast or faster
+ * (sgemm 2048^3: zen3 106 vs skx 99; 512^3: 104 vs 83).  CPU flags, not a
+ * timing, decide, so every rank of a job picks the same set. */
 static int arch_from_cpuid(void) {
+  if (cpu_is_amd() && cpu_family() == 0x19 && cpu_has_avx2fma()) return KERN_ARCH_ZEN3;
   if (cpu_has_avx512()) return KERN_ARCH_SKX;
   if (cpu_has_avx2fma()) return cpu_is_amd() ? KERN_ARCH_ZEN3 : KERN_ARCH_HASWELL;
   return KERN_ARCH_GENERIC;

@@ -50,11 +50,11 @@ struct model {
 
 model_config model_config_default(void) {
   model_config c = {.vocab_size = 264,
-                    .hidden_size = 256,
-                    .intermediate_size = 688,
+                    .hidden_size = 128,
+                    .intermediate_size = 344,
                     .num_hidden_layers = 4,
-                    .num_attention_heads = 8,
-                    .num_key_value_heads = 4,
+                    .num_attention_heads = 4,
+                    .num_key_value_heads = 2,
                     .max_position_embeddings = 64,
                     .tie_word_embeddings = 1,
                     .rms_norm_eps = 1e-5,
@@ -309,6 +309,8 @@ void model_init_weights(model *m, uint64_t seed) {
 }
 
 const model_config *model_cfg(const model *m) { return &m->cfg; }
+int model_tp_rank(const model *m) { return m->tp_rank; }
+int model_tp_size(const model *m) { return m->tp_size; }
 size_t model_nparams(const model *m) { return m->nparams; }
 size_t model_nparams_global(const model *m) {
   size_t n = 0;

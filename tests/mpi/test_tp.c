@@ -1,0 +1,132 @@
+/* Tensor parallelism (1D): with the model sharded over the TP ranks of
+ * this job, loss, every gradient shard and IFT's greedy tokens equal one
+ * rank's full model; 5 optimizer steps end with equal weights. */
+#include <string.h>
+
+#include "iftrain/kern.h"
+#include "iftrain/optim.h"
+#include "iftrain/step.h"
+#include "mpi_harness.h"
+
+enum { B = 3, T = 12 };
+static int tok[B * T];
+static uint8_t msk[B * T];
+
+static model_config cfg(void) {
+  model_config c = {.vocab_size = 64, .hidden_size = 32, .intermediate_size = 48,
+                    .num_hidden_layers = 2, .num_attention_heads = 4, .num_key_value_heads = 2,
+                    .max_position_embeddings = 16, .tie_word_embeddings = 0,
+                    .rms_norm_eps = 1e-5, .rope_theta = 10000.0, .init_seed = 1};
+  return c;
+}
+
+/* max |shard - full[region]| relative to max |full| over every tensor */
+static double shard_diff(model *tp, const float *tpbuf, model *one, const float *onebuf) {
+  double worst = 0;
+  for (int i = 0; i < model_ntensors(tp); i++) {
+    const model_tensor *t = model_tensor_at(tp, i), *u = model_tensor_find(one, t->name);
+    double mx = 1e-30, d = 0;
+    for (int r = 0; r < u->rows * u->cols; r++) mx = fmax(mx, fabs(onebuf[u->offset + (size_t)r]));
+    for (int r = 0; r < t->lrows; r++)
+      for (int c = 0; c < t->lcols; c++) {
+        double a = tpbuf[t->offset + (size_t)r * t->lcols + c];
+        double b = onebuf[u->offset + (size_t)(t->row0 + r) * u->cols + (t->col0 + c)];
+        d = fmax(d, fabs(a - b));
+      }
+    if (d / mx > worst) worst = d / mx;
+    if (d / mx > 1e-5) fprintf(stderr, "\n  %s differs by %.3g (relative)", t->name, d / mx);
+  }
+  return worst;
+}
+
+/* TP groups of 2 ranks: on 2 ranks TP = 2, on 4 ranks DP 2 x TP 2. */
+static MPI_Comm tp_comm(void) {
+  int r;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  MPI_Comm c;
+  MPI_Comm_split(MPI_COMM_WORLD, r / 2, r, &c);
+  return c;
+}
+
+static void compare(loss_kind kind, int tied) {
+  MPI_Comm tpc = tp_comm();
+  model_config c = cfg();
+  c.tie_word_embeddings = tied;
+  model *tp, *one;
+  CU_ASSERT_EQUAL_FATAL(model_create(&tp, &c, tpc, B, T), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(model_create(&one, &c, MPI_COMM_NULL, B, T), IFT_OK);
+  model_init_weights(tp, 9);
+  model_init_weights(one, 9);
+  CU_ASSERT(shard_diff(tp, model_params(tp), one, model_params(one)) == 0.0);
+  for (size_t i = 0; i < model_nparams(tp); i++) model_params(tp)[i] *= 2;
+  for (size_t i = 0; i < model_nparams(one); i++) model_params(one)[i] *= 2;
+  step_ws w1, w2;
+  step_ws_create(&w1, B, T);
+  step_ws_create(&w2, B, T);
+  step_cfg sc = {.kind = kind, .ift = loss_ift_defaults(), .embed_grad = 1};
+  /* SGD with momentum: AdamW's per-element normalisation turns rounding-
+   * level differences of near-zero gradients into O(lr) weight changes, which
+   * says nothing about the sharding. */
+  optim_cfg oc = optim_defaults(OPTIM_SGD);
+  oc.momentum = 0.9;
+  optim_state o1, o2;
+  optim_create(&o1, &oc, model_nparams(one));
+  optim_create(&o2, &oc, model_nparams(tp));
+  for (int s = 0; s < 5; s++) {
+    loss_metrics m1 = {0}, m2 = {0};
+    model_zero_grads(tp);
+    model_zero_grads(one);
+    CU_ASSERT_EQUAL(step_microbatch(one, &w1, &m1, tok, msk, B, T, B, 0.5f, &sc, 1), IFT_OK);
+    CU_ASSERT_EQUAL(step_microbatch(tp, &w2, &m2, tok, msk, B, T, B, 0.5f, &sc, 1), IFT_OK);
+    IFT_ASSERT_CLOSE(m2.loss_sum, m1.loss_sum, 1e-5, 0);
+    if (kind == LOSS_IFT) CU_ASSERT_EQUAL(memcmp(w1.alt, w2.alt, sizeof(int) * B * T), 0);
+    if (s == 0) CU_ASSERT(shard_diff(tp, model_grads(tp), one, model_grads(one)) <= 1e-5);
+    optim_step(&o1, model_params(one), model_grads(one), 0.1);
+    optim_step(&o2, model_params(tp), model_grads(tp), 0.1);
+  }
+  CU_ASSERT(shard_diff(tp, model_params(tp), one, model_params(one)) <= 1e-5);
+  /* greedy tokens of the vocab-parallel argmax */
+  int a1[B * T], a2[B * T];
+  model_input in = {.tokens = tok};
+  model_forward(one, w1.logp, a1, &in, B, T, 0);
+  model_forward(tp, w2.logp, a2, &in, B, T, 0);
+  CU_ASSERT_EQUAL(memcmp(a1, a2, sizeof a1), 0);
+  optim_destroy(&o1);
+  optim_destroy(&o2);
+  step_ws_destroy(&w1);
+  step_ws_destroy(&w2);
+  model_destroy(tp);
+  model_destroy(one);
+  MPI_Comm_free(&tpc);
+}
+
+static void test_sft_untied(void) { compare(LOSS_SFT, 0); }
+static void test_ift_untied(void) { compare(LOSS_IFT, 0); }
+static void test_ift_tied(void) { compare(LOSS_IFT, 1); }
+
+static void test_impossible(void) {
+  model_config c = cfg();
+  c.num_key_value_heads = 1; /* cannot be split over 2+ ranks */
+  model *m;
+  MPI_Comm tpc = tp_comm();
+  ift_error_quiet(1);
+  CU_ASSERT_EQUAL(model_create(&m, &c, tpc, B, T), IFT_ERR_LAYOUT);
+  MPI_Comm_free(&tpc);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "does not divide"));
+  ift_error_quiet(0);
+}
+
+static CU_TestInfo tests[] = {{"TP: SFT loss, gradients, 5 steps equal one rank", test_sft_untied},
+                              {"TP: IFT loss, gradients, greedy tokens, 5 steps", test_ift_untied},
+                              {"TP: IFT with tied embeddings", test_ift_tied},
+                              {"TP: impossible head split refused", test_impossible},
+                              CU_TEST_INFO_NULL};
+
+int main(int argc, char **argv) {
+  if (kern_select_arch(NULL) != IFT_OK) return 2;
+  for (int i = 0; i < B * T; i++) {
+    tok[i] = (int)(rng_uniform(2, 0, (uint64_t)i) * 64);
+    msk[i] = (i % T) >= 3;
+  }
+  return ift_mpi_test_run(argc, argv, "tp", tests);
+}
