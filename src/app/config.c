@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 #include "iftrain/config.h"
 
 #include <ctype.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 typedef enum { K_INT, K_LONG, K_DOUBLE, K_BOOL, K_STR, K_ENUM, K_U64 } key_type;
 
@@ -111,8 +113,10 @@ void app_config_defaults(app_config *c) {
   c->optim.schedule = LR_COSINE;
   c->optim.warmup = 0.05;
   c->data.shuffle = 1;
-  snprintf(c->data.train, sizeof c->data.train, "data/arith_train.h5");
-  snprintf(c->data.eval, sizeof c->data.eval, "data/arith_test.h5");
+  /* the shipped task: from the source tree, else where `make install` put it */
+  const char *dd = access("data/arith_train.h5", R_OK) == 0 ? "data" : IFT_PKGDATADIR;
+  snprintf(c->data.train, sizeof c->data.train, "%s/arith_train.h5", dd);
+  snprintf(c->data.eval, sizeof c->data.eval, "%s/arith_test.h5", dd);
   snprintf(c->ckpt.dir, sizeof c->ckpt.dir, "runs/default");
   c->ckpt.keep = 2;
   snprintf(c->ckpt.resume, sizeof c->ckpt.resume, "none");

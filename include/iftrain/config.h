@@ -1,0 +1,88 @@
+/* Configuration: the contract every tool, script and test uses (DESIGN.md,
+ * "Configuration keys").  INI-like files: [section] headers, key = value,
+ * '#' comments; on the command line --section.key=value overrides the file.
+ * Unknown keys are errors with a "did you mean" hint.  Every key has a type,
+ * a default and a help line (iftrain train --help-config). */
+#ifndef IFTRAIN_CONFIG_H
+#define IFTRAIN_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "iftrain/loss.h"
+#include "iftrain/model.h"
+#include "iftrain/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { LAMBDA_STATIC, LAMBDA_LINEAR, LAMBDA_NOISE } lambda_sched;
+
+typedef struct {
+  model_config model;
+  struct {
+    loss_kind loss;
+    long steps;       /* optimizer steps; 0 = write the initial checkpoint and exit */
+    int epochs;       /* used when steps < 0 */
+    int batch_size;   /* sequences per optimizer step, global */
+    int micro_batch;  /* sequences per forward/backward on one rank */
+    int seq_len;
+    long seed;
+  } train;
+  struct {
+    double lambda, gamma;
+    ift_side side;
+    ift_value value;
+    ift_norm norm;
+    lambda_sched schedule;
+    int warmup_steps;
+    int embed_grad;
+    ift_right_mu right_mu;
+    int reduce_microbatch; /* ift.reduce = microbatch (reference) */
+  } ift;
+  optim_cfg optim;
+  int optim_zero;
+  struct {
+    char train[1024], eval[1024];
+    int shuffle;
+  } data;
+  struct {
+    char dir[1024];
+    int every, keep;
+    char resume[1024];
+  } ckpt;
+  struct {
+    int tp;
+    int tp_2d;
+  } dist;
+  struct {
+    char path[1024];
+    int every;
+  } metrics;
+  struct {
+    int every, max_new_tokens, max_samples;
+  } eval;
+} app_config;
+
+/* Defaults of every key. */
+void app_config_defaults(app_config *c);
+/* Parse a config file (path NULL: none) then apply overrides of the form
+ * --section.key=value from argv (other arguments are left alone and counted
+ * in *unused if not NULL).  Messages name file:line or the option. */
+ift_status app_config_load(app_config *c, const char *path, int argc, char **argv);
+/* Set one key from text ("section.key", "value"). */
+ift_status app_config_set(app_config *c, const char *key, const char *value);
+/* Write the effective configuration as a loadable file. */
+void app_config_write(FILE *f, const app_config *c);
+/* Documentation of every key with its default (--help-config). */
+void app_config_help(FILE *f);
+/* Cross-key checks (batch divisible by micro-batch x DP, ...). */
+ift_status app_config_check(const app_config *c, int dp, int tp);
+
+const char *lambda_sched_name(lambda_sched s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
