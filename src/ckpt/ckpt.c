@@ -27,21 +27,20 @@
 
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-static herr_t attr_int(hid_t obj, const char *name, long v) {
+/* Scalar attributes: one writer and one reader for every native type. */
+static herr_t attr_scalar(hid_t obj, const char *name, hid_t type, const void *v) {
   hid_t sp = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(obj, name, H5T_NATIVE_LONG, sp, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t r = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LONG, &v);
+  hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t r = a < 0 ? -1 : H5Awrite(a, type, v);
   if (a >= 0) H5Aclose(a);
   H5Sclose(sp);
   return r;
 }
+static herr_t attr_int(hid_t obj, const char *name, long v) {
+  return attr_scalar(obj, name, H5T_NATIVE_LONG, &v);
+}
 static herr_t attr_double(hid_t obj, const char *name, double v) {
-  hid_t sp = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(obj, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t r = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(sp);
-  return r;
+  return attr_scalar(obj, name, H5T_NATIVE_DOUBLE, &v);
 }
 static herr_t attr_str(hid_t obj, const char *name, const char *v) {
   hid_t t = H5Tcopy(H5T_C_S1);
@@ -54,19 +53,18 @@ static herr_t attr_str(hid_t obj, const char *name, const char *v) {
   H5Tclose(t);
   return r;
 }
-static herr_t read_attr_long(hid_t obj, const char *name, long *v) {
+static herr_t read_attr(hid_t obj, const char *name, hid_t type, void *v) {
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
   if (a < 0) return -1;
-  herr_t r = H5Aread(a, H5T_NATIVE_LONG, v);
+  herr_t r = H5Aread(a, type, v);
   H5Aclose(a);
   return r;
 }
+static herr_t read_attr_long(hid_t obj, const char *name, long *v) {
+  return read_attr(obj, name, H5T_NATIVE_LONG, v);
+}
 static herr_t read_attr_double(hid_t obj, const char *name, double *v) {
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  herr_t r = H5Aread(a, H5T_NATIVE_DOUBLE, v);
-  H5Aclose(a);
-  return r;
+  return read_attr(obj, name, H5T_NATIVE_DOUBLE, v);
 }
 
 static herr_t write_config_attrs(hid_t g, const model_config *c) {
