@@ -55,6 +55,24 @@ check "train on 2 ranks writes metrics and a checkpoint" sh -c "$MPIRUN_WRAP 2 $
 check "eval of that checkpoint" sh -c "$IFTRAIN eval --ckpt $w/c1/step_4.h5 --data $w/a.h5 --max-samples 8 --max-new-tokens 8 --json | grep -q '\"exact_match\"'"
 check "generate from that checkpoint" sh -c "$IFTRAIN generate --ckpt $w/c1/step_4.h5 --prompt '12+34=' --max-new-tokens 4 | grep -q '^12+34='"
 check "eval of a missing checkpoint fails clearly" sh -c "$IFTRAIN eval --ckpt $w/none.h5 --data $w/a.h5 2>&1 | grep -q 'does not exist'"
+preempt() { # SIGUSR1 mid-run -> checkpoint + exit 75 -> resume=auto finishes the run
+  launcher=$1
+  IFT_NO_LOCK=1; export IFT_NO_LOCK # the signal must reach mpirun itself
+  rm -rf $w/p; mkdir -p $w/p
+  $launcher $IFTRAIN train $tiny --train.steps=400 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/p --metrics.path=$w/p/m.jsonl > $w/p/log 2>&1 &
+  pid=$!
+  n=0; while [ "$(cat $w/p/m.jsonl 2>/dev/null | wc -l)" -lt 3 ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done
+  kill -USR1 $pid
+  wait $pid; rc=$?
+  [ $rc -eq 75 ] || { echo "    exit code $rc, expected 75"; cat $w/p/log; return 1; }
+  ls $w/p/step_*.h5 >/dev/null 2>&1 || { echo "    no checkpoint written"; return 1; }
+  s=$(sed 's/step_\([0-9]*\).h5/\1/' $w/p/latest)
+  [ "$s" -gt 0 ] && [ "$s" -lt 400 ] || { echo "    latest is step $s"; return 1; }
+  $launcher $IFTRAIN train $tiny --train.steps=400 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/p --ckpt.resume=auto > $w/p/log2 2>&1 || return 1
+  grep -q "resumed from .*step_$s.h5 at step $s" $w/p/log2 && test -f $w/p/step_400.h5
+}
+check "SIGUSR1: checkpoint, exit 75, resume finishes (1 process)" preempt ""
+check "SIGUSR1 forwarded by mpirun: checkpoint, exit 75, resume finishes (2 ranks)" preempt "$MPIRUN_WRAP 2"
 rm -rf $w
 rm -f /tmp/iftrain-cli.$$ /tmp/iftrain-bench.$$
 [ "$fail" -eq 0 ] || { echo "$fail CLI check(s) failed"; exit 1; }

@@ -19,24 +19,33 @@
 
 #include "iftrain/core.h"
 #include "iftrain/model.h"
+#include "iftrain/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct {
-  long step;
-  const char *config_text; /* effective config (may be NULL) */
-  int dp, tp;              /* layout written with */
+  long step, epoch, cursor;  /* optimizer steps done; scheduler position */
+  const char *config_text;   /* effective config (may be NULL) */
+  int dp, tp;                /* layout written with */
 } ckpt_meta;
 
+/* What a resume restores besides the tensors. */
+typedef struct {
+  long step, epoch, cursor;
+} ckpt_train_state;
+
 /* Collective over `world`; the data-parallel replica index selects who
- * writes (dp_rank 0).  *path_out (optional, size >= 1100) receives the file. */
-ift_status ckpt_save(const char *dir, int keep, model *m, const ckpt_meta *meta, MPI_Comm world,
-                     int dp_rank, char *path_out);
+ * writes (dp_rank 0).  opt (may be NULL) adds /optim/{m,v}/<name> and the
+ * step count t.  *path_out (optional, size >= 1100) receives the file. */
+ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt,
+                     const ckpt_meta *meta, MPI_Comm world, int dp_rank, char *path_out);
 /* Read /model into the model's shard (any layout: each rank reads its own
- * hyperslab).  Checks the model config attributes and every shape. */
-ift_status ckpt_load_model(const char *path, model *m, MPI_Comm comm, long *step);
+ * hyperslab), and when opt / ts are not NULL the optimizer state and the
+ * scheduler position.  Checks the model config and every shape. */
+ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_state *ts,
+                     MPI_Comm comm);
 /* The model config stored with a checkpoint (HF config.json names). */
 ift_status ckpt_read_config(const char *path, model_config *c);
 /* Resolve "auto" (latest in dir, if any), a path, or "none" -> path or "". */

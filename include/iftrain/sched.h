@@ -56,6 +56,8 @@ typedef struct {
 
 ift_status sched_create(sched *s, long n, int batch, int dp, uint64_t seed, int shuffle);
 void sched_destroy(sched *s);
+/* Continue from a checkpointed position (the epoch's order is recomputed). */
+void sched_restore(sched *s, long step, long epoch, long cursor);
 ift_status sched_plan_alloc(sched_plan *p, int batch, int dp);
 void sched_plan_free(sched_plan *p);
 

@@ -42,6 +42,7 @@ typedef struct {
   double loss[64];  /* global-batch loss of the first 64 steps */
   double exact, eval_loss;
   double seconds, tokens;
+  uint64_t state_hash; /* FNV-1a of this rank's parameters and optimizer state at the end */
 } train_result;
 
 /* The whole training run of a configuration on the ranks of comm

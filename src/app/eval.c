@@ -73,8 +73,7 @@ static ift_status load(train_ctx *tc, const char *ckpt, const char *eval_data, i
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   c.train.batch_size = mb * size;
   IFT_TRY(train_ctx_create(tc, &c, 0, MPI_COMM_WORLD));
-  long step;
-  IFT_TRY(ckpt_load_model(ckpt, tc->m, tc->grid.world, &step));
+  IFT_TRY(ckpt_load(ckpt, tc->m, NULL, NULL, tc->grid.world));
   return IFT_OK;
 }
 

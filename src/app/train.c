@@ -279,10 +279,28 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   }
   sched_lambda_cfg lc = {.kind = (sched_lambda_kind)cfg->ift.schedule, .lambda = cfg->ift.lambda,
                          .warmup_steps = cfg->ift.warmup_steps};
+  long start = 0;
+  {
+    char rpath[1100];
+    if ((st = ckpt_resolve(rpath, sizeof rpath, cfg->ckpt.resume, cfg->ckpt.dir)) != IFT_OK) goto out;
+    if (rpath[0]) {
+      /* Same layout: bit-exact continuation; another layout: each rank reads
+       * its shards of the global tensors; the data order continues. */
+      ckpt_train_state ts = {0, 0, 0};
+      if ((st = ckpt_load(rpath, tc.m, &opt, &ts, tc.grid.world)) != IFT_OK) goto out;
+      sched_restore(&sc, ts.step, ts.epoch, ts.cursor);
+      start = ts.step;
+      IFT_LOG0("resumed from %s at step %ld (epoch %ld)", rpath, ts.step, ts.epoch);
+      if (start >= total) {
+        IFT_LOG0("the run already reached train.steps = %ld: nothing to do", total);
+        goto out;
+      }
+    }
+  }
   if (total == 0) {
     ckpt_meta meta = {.step = 0, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
     char path[1100];
-    st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &meta, tc.grid.world, tc.grid.dp_rank, path);
+    st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &opt, &meta, tc.grid.world, tc.grid.dp_rank, path);
     if (st == IFT_OK) IFT_LOG0("train.steps = 0: wrote the initial model to %s", path);
     goto out;
   }
@@ -294,7 +312,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       (scfg.kind == LOSS_IFT ? 4.0 : 3.0);
   double t_start = core_now(), t_last = t_start, tok_since = 0;
   int tty = isatty(2);
-  for (long step = 0; step < total; step++) {
+  for (long step = start; step < total; step++) {
     double t0 = core_now();
     if ((st = sched_next(&sc, &plan, &lc, data_len_cb, &tc.train, tc.grid.world)) != IFT_OK) break;
     model_zero_grads(tc.m);
@@ -361,7 +379,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       }
       if (verbose && (tty || now - t_last > 10 || step + 1 == total || step == 0)) {
         char eta[32];
-        fmt_eta(eta, sizeof eta, (now - t_start) / (step + 1) * (total - step - 1));
+        fmt_eta(eta, sizeof eta, (now - t_start) / (step + 1 - start) * (total - step - 1));
         fprintf(stderr, "%sstep %ld/%ld  epoch %ld  loss %.4f  nll %.4f  lambda %.3f  lr %.2e  %.0f tok/s  MFU %.0f%%  ETA %s%s",
                 tty ? "\r" : "", step + 1, total, plan.epoch, loss, nll, lambda, lr,
                 tok_since / (now - t_last), 100 * mfu, eta, tty ? "   " : "\n");
@@ -388,8 +406,9 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, tc.grid.world);
     int do_ckpt = (cfg->ckpt.every > 0 && (step + 1) % cfg->ckpt.every == 0) || step + 1 == total || stop;
     if (do_ckpt && cfg->ckpt.dir[0]) {
-      ckpt_meta meta = {.step = step + 1, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
-      if ((st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)
+      ckpt_meta meta = {.step = step + 1, .epoch = sc.epoch, .cursor = sc.cursor, .config_text = cfg_text,
+                        .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
+      if ((st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &opt, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)
         break;
     }
     if (stop) {
@@ -401,6 +420,9 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     }
   }
   if (res) {
+    res->state_hash = core_fnv1a(CORE_FNV_INIT, model_params(tc.m), model_nparams(tc.m) * sizeof(float));
+    if (opt.m) res->state_hash = core_fnv1a(res->state_hash, opt.m, opt.n * sizeof(float));
+    if (opt.v) res->state_hash = core_fnv1a(res->state_hash, opt.v, opt.n * sizeof(float));
     res->seconds = core_now() - t_start;
     res->exact = tc.last_exact;
     res->eval_loss = tc.last_eval_loss;

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "iftrain/dist.h"
+#include "iftrain/optim.h"
 
 /* Every HDF5 call that can fail goes through H5CHK: it names the call, the
  * file:line and the rank, and suggests the likely fix. */
@@ -96,10 +97,42 @@ static void shard_select(const model_tensor *t, hsize_t gdims[2], hsize_t start[
   count[1] = (hsize_t)t->lcols;
 }
 
-static ift_status write_file(const char *path, model *m, const ckpt_meta *meta, MPI_Comm world,
-                             int writer) {
+/* Every tensor of the model's layout from `base` (parameters or an optimizer
+ * moment laid out like them) into group g, each rank its hyperslab. */
+static ift_status write_tensors(hid_t g, const model *m, const float *base, hid_t dxpl, int writer,
+                                const char *path) {
+  for (int i = 0; i < model_ntensors(m); i++) {
+    const model_tensor *t = model_tensor_at(m, i);
+    hsize_t gd[2], s0[2], cnt[2];
+    int rk;
+    shard_select(t, gd, s0, cnt, &rk);
+    hid_t fs = H5Screate_simple(rk, gd, NULL);
+    hid_t ds = H5Dcreate2(g, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ms = H5Screate_simple(rk, cnt, NULL);
+    herr_t r = 0;
+    /* Collective: every rank takes part; one writer per element (replica 0,
+     * and for replicated tensors only its TP rank 0), the others with an
+     * empty selection. */
+    if (writer && (t->shard != SHARD_NONE || model_tp_rank(m) == 0)) {
+      r = H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
+    } else {
+      H5Sselect_none(fs);
+      H5Sselect_none(ms);
+    }
+    if (ds < 0 || r < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, base + t->offset) < 0) r = -1;
+    H5Sclose(ms);
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(fs);
+    IFT_REQUIRE(r >= 0, IFT_ERR_HDF5, "check free disk space and quota of ckpt.dir",
+                "writing %s to %s failed", t->name, path);
+  }
+  return IFT_OK;
+}
+
+static ift_status write_file(const char *path, model *m, const optim_state *opt,
+                             const ckpt_meta *meta, MPI_Comm world, int writer) {
   ift_status st = IFT_OK;
-  hid_t fapl = -1, f = -1, gm = -1, gt = -1, dxpl = -1;
+  hid_t fapl = -1, f = -1, gm = -1, gt = -1, go = -1, dxpl = -1;
   quiet_hdf5();
   H5CHK(fapl = H5Pcreate(H5P_FILE_ACCESS), NULL);
   H5CHK(H5Pset_fapl_mpio(fapl, world, MPI_INFO_NULL), "is HDF5 built with MPI (parallel)?");
@@ -109,39 +142,29 @@ static ift_status write_file(const char *path, model *m, const ckpt_meta *meta, 
   H5CHK(write_config_attrs(gm, model_cfg(m)), NULL);
   H5CHK(dxpl = H5Pcreate(H5P_DATASET_XFER), NULL);
   H5CHK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), NULL);
-  const float *params = model_params(m);
-  for (int i = 0; i < model_ntensors(m); i++) {
-    const model_tensor *t = model_tensor_at(m, i);
-    hsize_t gd[2], s0[2], cnt[2];
-    int rk;
-    shard_select(t, gd, s0, cnt, &rk);
-    hid_t fs = H5Screate_simple(rk, gd, NULL);
-    hid_t ds = H5Dcreate2(gm, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t ms = H5Screate_simple(rk, cnt, NULL);
-    herr_t r = 0;
-    /* one writer per element: replicated tensors only from TP rank 0 */
-    if (writer && (t->shard != SHARD_NONE || model_tp_rank(m) == 0)) {
-      r = H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
-    } else {
-      H5Sselect_none(fs);
-      H5Sselect_none(ms);
+  if ((st = write_tensors(gm, m, model_params(m), dxpl, writer, path)) != IFT_OK) goto done;
+  if (opt) {
+    /* /optim/<state>/<name>: the optimizer's moments mirror the model */
+    H5CHK(go = H5Gcreate2(f, "/optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
+    H5CHK(attr_str(go, "name", optim_kind_name(opt->cfg.kind)), NULL);
+    H5CHK(attr_int(go, "t", opt->t), NULL);
+    const float *bufs[2] = {opt->m, opt->v};
+    static const char *names[2] = {"m", "v"};
+    for (int k = 0; k < 2; k++) {
+      if (!bufs[k]) continue;
+      hid_t g = H5Gcreate2(go, names[k], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      H5CHK(g, NULL);
+      st = write_tensors(g, m, bufs[k], dxpl, writer, path);
+      H5Gclose(g);
+      if (st != IFT_OK) goto done;
     }
-    /* Collective: every rank takes part, replicas other than 0 with an
-     * empty selection (one writer per element). */
-    if (ds < 0 || r < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, params + t->offset) < 0) {
-      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Dwrite", "check free disk space",
-                    "writing %s to %s failed", t->name, path);
-      st = IFT_ERR_HDF5;
-    }
-    H5Sclose(ms);
-    if (ds >= 0) H5Dclose(ds);
-    H5Sclose(fs);
-    if (st != IFT_OK) goto done;
   }
   H5CHK(gt = H5Gcreate2(f, "/train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
   char layout[64];
   snprintf(layout, sizeof layout, "%d x %d", meta->dp, meta->tp);
   H5CHK(attr_int(gt, "step", meta->step), NULL);
+  H5CHK(attr_int(gt, "epoch", meta->epoch), NULL);
+  H5CHK(attr_int(gt, "cursor", meta->cursor), NULL);
   H5CHK(attr_int(gt, "format_version", 1), NULL);
   H5CHK(attr_str(gt, "layout", layout), NULL);
   H5CHK(attr_str(gt, "code_version", PACKAGE_VERSION), NULL);
@@ -149,6 +172,7 @@ static ift_status write_file(const char *path, model *m, const ckpt_meta *meta, 
   H5CHK(H5Fflush(f, H5F_SCOPE_GLOBAL), "the disk may be full");
 done:
   if (gt >= 0) H5Gclose(gt);
+  if (go >= 0) H5Gclose(go);
   if (gm >= 0) H5Gclose(gm);
   if (dxpl >= 0) H5Pclose(dxpl);
   if (f >= 0 && H5Fclose(f) < 0 && st == IFT_OK) st = IFT_ERR_HDF5;
@@ -190,8 +214,8 @@ static void prune(const char *dir, long step, int keep) {
   free(steps);
 }
 
-ift_status ckpt_save(const char *dir, int keep, model *m, const ckpt_meta *meta, MPI_Comm world,
-                     int dp_rank, char *path_out) {
+ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt,
+                     const ckpt_meta *meta, MPI_Comm world, int dp_rank, char *path_out) {
   int rank;
   IFT_MPI_CHECK(MPI_Comm_rank(world, &rank), NULL);
   int ok = 1;
@@ -202,7 +226,7 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const ckpt_meta *meta,
   char fin[1100], tmp[1110];
   snprintf(fin, sizeof fin, "%s/step_%ld.h5", dir, meta->step);
   snprintf(tmp, sizeof tmp, "%s.tmp", fin);
-  ift_status st = write_file(tmp, m, meta, world, dp_rank == 0);
+  ift_status st = write_file(tmp, m, opt, meta, world, dp_rank == 0);
   int good = st == IFT_OK, all = 0;
   IFT_MPI_CHECK(MPI_Allreduce(&good, &all, 1, MPI_INT, MPI_MIN, world), NULL);
   if (rank == 0) {
@@ -255,6 +279,44 @@ ift_status ckpt_resolve(char *out, size_t n, const char *resume, const char *dir
   return IFT_OK;
 }
 
+/* Every tensor of the model's layout into `base`: each rank reads the
+ * hyperslab of its own shard of the global tensor (any layout). */
+static ift_status read_tensors(hid_t g, const model *m, float *base, const char *path) {
+  for (int i = 0; i < model_ntensors(m); i++) {
+    const model_tensor *t = model_tensor_at(m, i);
+    hsize_t gd[2], s0[2], cnt[2], fd[2] = {0, 0};
+    int rk;
+    shard_select(t, gd, s0, cnt, &rk);
+    hid_t ds = H5Dopen2(g, t->name, H5P_DEFAULT);
+    IFT_REQUIRE(ds >= 0, IFT_ERR_FORMAT, "use a checkpoint of this model",
+                "%s: tensor %s is missing", path, t->name);
+    hid_t fs = H5Dget_space(ds);
+    int frk = H5Sget_simple_extent_ndims(fs);
+    H5Sget_simple_extent_dims(fs, fd, NULL);
+    hid_t ty = H5Dget_type(ds);
+    int is_f32 = H5Tget_class(ty) == H5T_FLOAT && H5Tget_size(ty) == 4;
+    H5Tclose(ty);
+    int shape_ok = frk == rk && fd[0] == gd[0] && (rk == 1 || fd[1] == gd[1]) && is_f32;
+    herr_t r = -1;
+    if (shape_ok) {
+      hid_t ms = H5Screate_simple(rk, cnt, NULL);
+      r = H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
+      if (r >= 0) r = H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, base + t->offset);
+      H5Sclose(ms);
+    }
+    H5Sclose(fs);
+    H5Dclose(ds);
+    IFT_REQUIRE(shape_ok, IFT_ERR_FORMAT, "use a checkpoint of this model",
+                "%s: tensor %s has shape [%llu%s%llu] (%s), expected [%d, %d] float32", path,
+                t->name, (unsigned long long)fd[0], rk == 2 ? ", " : "",
+                rk == 2 ? (unsigned long long)fd[1] : 0ULL, is_f32 ? "float32" : "not float32",
+                t->rows, t->cols);
+    IFT_REQUIRE(r >= 0, IFT_ERR_HDF5, "the file may be truncated; use an earlier checkpoint",
+                "%s: reading %s failed", path, t->name);
+  }
+  return IFT_OK;
+}
+
 ift_status ckpt_read_config(const char *path, model_config *c) {
   ift_status st = IFT_OK;
   hid_t f = -1, gm = -1;
@@ -286,7 +348,8 @@ done:
   return st;
 }
 
-ift_status ckpt_load_model(const char *path, model *m, MPI_Comm comm, long *step) {
+ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_state *ts,
+                     MPI_Comm comm) {
   ift_status st = IFT_OK;
   hid_t fapl = -1, f = -1, gm = -1, gt = -1;
   quiet_hdf5();
@@ -317,52 +380,57 @@ ift_status ckpt_load_model(const char *path, model *m, MPI_Comm comm, long *step
   }
   double eps;
   H5CHK(read_attr_double(gm, "rms_norm_eps", &eps), NULL);
-  float *params = model_params(m);
-  for (int i = 0; i < model_ntensors(m); i++) {
-    const model_tensor *t = model_tensor_at(m, i);
-    hsize_t gd[2], s0[2], cnt[2], fd[2] = {0, 0};
-    int rk;
-    shard_select(t, gd, s0, cnt, &rk);
-    hid_t ds = H5Dopen2(gm, t->name, H5P_DEFAULT);
-    if (ds < 0) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "H5Dopen2", "use a checkpoint of this model",
-                    "%s: tensor /model/%s is missing", path, t->name);
-      st = IFT_ERR_FORMAT;
-      goto done;
-    }
-    hid_t fs = H5Dget_space(ds);
-    int frk = H5Sget_simple_extent_ndims(fs);
-    H5Sget_simple_extent_dims(fs, fd, NULL);
-    hid_t ty = H5Dget_type(ds);
-    int is_f32 = H5Tget_class(ty) == H5T_FLOAT && H5Tget_size(ty) == 4;
-    H5Tclose(ty);
-    if (frk != rk || fd[0] != gd[0] || (rk == 2 && fd[1] != gd[1]) || !is_f32) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "shape", "use a checkpoint of this model",
-                    "%s: tensor %s has shape [%llu%s%llu] (%s), expected [%d, %d] float32", path,
-                    t->name, (unsigned long long)fd[0], rk == 2 ? ", " : "",
-                    rk == 2 ? (unsigned long long)fd[1] : 0ULL, is_f32 ? "float32" : "not float32",
-                    t->rows, t->cols);
-      H5Sclose(fs);
-      H5Dclose(ds);
-      st = IFT_ERR_FORMAT;
-      goto done;
-    }
-    hid_t ms = H5Screate_simple(rk, cnt, NULL);
-    herr_t r = H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
-    if (r >= 0) r = H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, params + t->offset);
-    H5Sclose(ms);
-    H5Sclose(fs);
-    H5Dclose(ds);
-    if (r < 0) {
-      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Dread", "the file may be truncated",
-                    "%s: reading %s failed", path, t->name);
-      st = IFT_ERR_HDF5;
-      goto done;
-    }
+  if ((st = read_tensors(gm, m, model_params(m), path)) != IFT_OK) goto done;
+  if ((gt = H5Gopen2(f, "/train", H5P_DEFAULT)) >= 0 && ts) {
+    read_attr_long(gt, "step", &ts->step);
+    read_attr_long(gt, "epoch", &ts->epoch);
+    read_attr_long(gt, "cursor", &ts->cursor);
   }
-  if (step) {
-    *step = 0;
-    if ((gt = H5Gopen2(f, "/train", H5P_DEFAULT)) >= 0) read_attr_long(gt, "step", step);
+  if (opt) {
+    /* resume needs the optimizer moments the run had */
+    hid_t go = H5Gopen2(f, "/optim", H5P_DEFAULT);
+    if (go < 0) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "/optim",
+                    "resume from a checkpoint written by iftrain train (it has /optim)",
+                    "%s has no optimizer state to resume from", path);
+      st = IFT_ERR_FORMAT;
+      goto done;
+    }
+    char name[32] = "";
+    long t = 0;
+    hid_t a = H5Aopen(go, "name", H5P_DEFAULT);
+    if (a >= 0) {
+      hid_t ty = H5Tcopy(H5T_C_S1);
+      H5Tset_size(ty, sizeof name - 1);
+      H5Aread(a, ty, name);
+      H5Tclose(ty);
+      H5Aclose(a);
+    }
+    read_attr_long(go, "t", &t);
+    if (strcmp(name, optim_kind_name(opt->cfg.kind))) {
+      H5Gclose(go);
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "optim.name",
+                    "resume with the optimizer the run was started with",
+                    "%s holds %s state but optim.name = %s", path, name, optim_kind_name(opt->cfg.kind));
+      st = IFT_ERR_FORMAT;
+      goto done;
+    }
+    opt->t = t;
+    float *bufs[2] = {opt->m, opt->v};
+    static const char *names[2] = {"m", "v"};
+    for (int k = 0; k < 2 && st == IFT_OK; k++) {
+      if (!bufs[k]) continue;
+      hid_t g = H5Gopen2(go, names[k], H5P_DEFAULT);
+      if (g < 0) {
+        ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "/optim", "use a checkpoint of this run",
+                      "%s lacks /optim/%s", path, names[k]);
+        st = IFT_ERR_FORMAT;
+      } else {
+        st = read_tensors(g, m, bufs[k], path);
+        H5Gclose(g);
+      }
+    }
+    H5Gclose(go);
   }
 done:
   if (gt >= 0) H5Gclose(gt);

@@ -56,6 +56,13 @@ ift_status sched_create(sched *s, long n, int batch, int dp, uint64_t seed, int 
   return IFT_OK;
 }
 
+void sched_restore(sched *s, long step, long epoch, long cursor) {
+  s->step = step;
+  s->epoch = epoch;
+  s->cursor = cursor;
+  make_perm(s);
+}
+
 void sched_destroy(sched *s) {
   free(s->perm);
   memset(s, 0, sizeof *s);

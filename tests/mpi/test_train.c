@@ -47,6 +47,73 @@ static void check_dp_equal(loss_kind k) {
 static void test_dp_sft(void) { check_dp_equal(LOSS_SFT); }
 static void test_dp_ift(void) { check_dp_equal(LOSS_IFT); }
 
+static void run_dir(app_config *c, const char *tag, int steps, const char *resume) {
+  int pid = (int)getpid(), rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  snprintf(c->ckpt.dir, sizeof c->ckpt.dir, "/tmp/iftrain-test-resume-%d-%s", pid, tag);
+  snprintf(c->ckpt.resume, sizeof c->ckpt.resume, "%s", resume);
+  c->train.steps = steps;
+}
+
+/* N steps, checkpoint, resume, N more == 2N uninterrupted: bit for bit on
+ * the same layout (losses, weights, optimizer state), to float tolerance
+ * after resharding DP 2 -> DP 1.  A constant learning rate keeps the first
+ * N steps of a 2N-step run identical to an N-step run. */
+static void check_resume(MPI_Comm comm, const char *tag) {
+  app_config c;
+  tiny(&c, LOSS_IFT);
+  c.train.batch_size = 16; /* 6 steps x 16 rows cross an epoch of 64 */
+  c.optim.schedule = LR_CONSTANT;
+  c.optim.warmup = 0;
+  c.ift.schedule = LAMBDA_NOISE;
+  train_result full, part, rest;
+  char t1[32], t2[32];
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  /* one-rank runs on every rank at once: each its own directory */
+  snprintf(t1, sizeof t1, "%s%d-full", tag, comm == MPI_COMM_SELF ? rank : 0);
+  snprintf(t2, sizeof t2, "%s%d-part", tag, comm == MPI_COMM_SELF ? rank : 0);
+  run_dir(&c, t1, 6, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, comm, &full), IFT_OK);
+  run_dir(&c, t2, 3, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, comm, &part), IFT_OK);
+  run_dir(&c, t2, 6, "auto");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, comm, &rest), IFT_OK);
+  CU_ASSERT_EQUAL(memcmp(part.loss, full.loss, 3 * sizeof(double)), 0);
+  CU_ASSERT_EQUAL(memcmp(rest.loss + 3, full.loss + 3, 3 * sizeof(double)), 0);
+  CU_ASSERT_EQUAL(rest.state_hash, full.state_hash);
+  CU_ASSERT_NOT_EQUAL(part.state_hash, full.state_hash);
+  /* a finished run does not train again */
+  train_result again;
+  CU_ASSERT_EQUAL(train_run(&c, comm, &again), IFT_OK);
+  CU_ASSERT_EQUAL(again.steps, 0);
+}
+static void test_resume_1rank(void) { check_resume(MPI_COMM_SELF, "self"); }
+static void test_resume_2ranks(void) { check_resume(MPI_COMM_WORLD, "world"); }
+
+/* written with DP = 2, resumed on one rank: the data order continues and
+ * the losses follow the uninterrupted run to float tolerance */
+static void test_resume_reshard(void) {
+  app_config c;
+  tiny(&c, LOSS_IFT);
+  c.optim.schedule = LR_CONSTANT;
+  c.optim.warmup = 0;
+  train_result full, rest;
+  run_dir(&c, "rs-full", 6, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &full), IFT_OK);
+  run_dir(&c, "rs-part", 3, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_OK);
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank == 0) {
+    run_dir(&c, "rs-part", 6, "auto");
+    CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_SELF, &rest), IFT_OK);
+    for (int s = 3; s < 6; s++) IFT_ASSERT_CLOSE(rest.loss[s], full.loss[s], 1e-5, 0);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
 static void test_config_errors(void) {
   app_config c;
   app_config_defaults(&c);
@@ -83,6 +150,9 @@ static void test_config_errors(void) {
 static CU_TestInfo tests[] = {{"DP 2 loss equals DP 1: SFT", test_dp_sft},
                               {"DP 2 loss equals DP 1: IFT", test_dp_ift},
                               {"configuration errors", test_config_errors},
+                              {"resume is bit-exact on 1 rank", test_resume_1rank},
+                              {"resume is bit-exact on 2 ranks", test_resume_2ranks},
+                              {"resume DP 2 -> 1 rank continues the run", test_resume_reshard},
                               CU_TEST_INFO_NULL};
 
 int main(int argc, char **argv) {
@@ -102,6 +172,11 @@ int main(int argc, char **argv) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
   int rc = ift_mpi_test_run(argc, argv, "train", tests);
-  if (rank == 0) unlink(data_path);
+  if (rank == 0) {
+    unlink(data_path);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf /tmp/iftrain-test-resume-%d-*", pid);
+    if (system(cmd)) {}
+  }
   return rc;
 }
