@@ -73,6 +73,38 @@ preempt() { # SIGUSR1 mid-run -> checkpoint + exit 75 -> resume=auto finishes th
 }
 check "SIGUSR1: checkpoint, exit 75, resume finishes (1 process)" preempt ""
 check "SIGUSR1 forwarded by mpirun: checkpoint, exit 75, resume finishes (2 ranks)" preempt "$MPIRUN_WRAP 2"
-rm -rf $w
+check "a diverging run stops naming the step and keeps its checkpoint" sh -c "$IFTRAIN train $tiny --train.steps=60 --optim.name=sgd --optim.lr=1e38 --optim.clip=0 --optim.warmup=0 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/nan --ckpt.every=1 > $w/nan.log 2>&1; test \$? -ne 0 && grep -q 'step [0-9]*: .* is \(NaN\|Inf\)' $w/nan.log && $IFTRAIN ckpt verify $w/nan/\$(cat $w/nan/latest) > /dev/null"
+# checkpoint tools and bad checkpoints
+ck=$w/c1/step_4.h5
+check "ckpt info shows step and layout" sh -c "$IFTRAIN ckpt info $ck | grep -q 'layout (dp x tp) *2 x 1'"
+check "ckpt verify passes a good checkpoint" sh -c "$IFTRAIN ckpt verify $ck | grep -q 'OK, [0-9]* tensors verified'"
+check "ckpt convert --model-only exports a verifiable file" sh -c "$IFTRAIN ckpt convert $ck -o $w/m.h5 --model-only && $IFTRAIN ckpt verify $w/m.h5 | grep -q OK"
+damage() {
+  cp $ck $w/bad.h5
+  size=$(stat -c %s $w/bad.h5)
+  # overwrite 64 bytes inside the raw tensor data (the bulk of the file)
+  printf 'DAMAGEDDAMAGEDDAMAGEDDAMAGEDDAMAGEDDAMAGEDDAMAGEDDAMAGEDDAMAGED!' | dd of=$w/bad.h5 bs=1 seek=$((size * 6 / 10)) conv=notrunc 2>/dev/null
+  ! $IFTRAIN ckpt verify $w/bad.h5 > $w/verify.log 2>&1 && grep -q -e 'does not match its checksum' -e 'failed' $w/verify.log
+}
+check "ckpt verify names a damaged tensor and exits non-zero" damage
+check "a truncated checkpoint is refused clearly" sh -c "head -c 100000 $ck > $w/trunc.h5; ! $IFTRAIN ckpt verify $w/trunc.h5 2>&1 | grep -q OK && $IFTRAIN eval --ckpt $w/trunc.h5 --data $w/a.h5 2>&1 | grep -q -e 'not HDF5' -e 'truncated'"
+check "a checkpoint of another model config is refused" sh -c "$IFTRAIN train --model.hidden_size=64 --model.intermediate_size=64 --model.num_hidden_layers=1 --train.batch_size=8 --train.micro_batch=4 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/other --ckpt.resume=$ck 2>&1 | grep -q 'checkpoint has hidden_size = 32, the configured model 64'"
+check "an impossible ckpt.dir is reported" sh -c "$IFTRAIN train $tiny --train.steps=1 --data.train=$w/a.h5 --data.eval= --ckpt.dir=/etc/passwd/x 2>&1 | grep -q 'cannot create checkpoint directory'"
+diskfull() { # a full file system makes the checkpoint write fail: the previous one stays valid
+  mid="--model.num_hidden_layers=2 --train.batch_size=8 --train.micro_batch=4"
+  $IFTRAIN train $mid --train.steps=2 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/small/df --quiet >/dev/null 2>&1 || return 1
+  $IFTRAIN train $mid --train.steps=4 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/small/df --ckpt.resume=auto > $w/df.log 2>&1 && return 1
+  grep -q 'checkpoint of step 4 could not be written' $w/df.log && grep -q step_2.h5 $w/small/df/latest &&
+    ! ls $w/small/df/step_4.h5* >/dev/null 2>&1 && $IFTRAIN ckpt verify $w/small/df/step_2.h5 >/dev/null
+}
+# needs a 7 MiB tmpfs (root); reported as skipped where it cannot be mounted
+mkdir -p $w/small
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=7m tmpfs $w/small 2>/dev/null; then
+  check "disk full during a write keeps the previous checkpoint" diskfull
+  umount $w/small
+else
+  echo "SKIP: disk full during a write (cannot mount a small tmpfs here)"
+fi
+[ "${KEEP:-0}" = 1 ] || rm -rf $w
 rm -f /tmp/iftrain-cli.$$ /tmp/iftrain-bench.$$
 [ "$fail" -eq 0 ] || { echo "$fail CLI check(s) failed"; exit 1; }

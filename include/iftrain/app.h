@@ -72,6 +72,8 @@ int app_train(int argc, char **argv);
 int app_prep(int argc, char **argv);
 extern const char app_prep_help[];
 int app_eval(int argc, char **argv);
+int app_ckpt(int argc, char **argv);
+extern const char app_ckpt_help[];
 int app_generate(int argc, char **argv);
 extern const char app_eval_help[], app_generate_help[];
 

@@ -16,6 +16,8 @@
 #define IFTRAIN_CKPT_H
 
 #include <mpi.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "iftrain/core.h"
 #include "iftrain/model.h"
@@ -48,6 +50,16 @@ ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_st
                      MPI_Comm comm);
 /* The model config stored with a checkpoint (HF config.json names). */
 ift_status ckpt_read_config(const char *path, model_config *c);
+/* Print step, layout, model config, optimizer, size (and the stored
+ * config text with show_config). */
+ift_status ckpt_info(const char *path, FILE *out, int show_config);
+/* Check every tensor's presence, dtype, global shape and checksum; the
+ * first damaged tensor is named in the error. */
+ift_status ckpt_verify(const char *path, FILE *out, long *ntensors);
+/* Write only /model (for inference) to out_path (via out_path.tmp). */
+ift_status ckpt_export_model(const char *path, const char *out_path);
+/* Checksum of a shard: sums over shards give the whole tensor's. */
+uint64_t ckpt_checksum_part(const float *x, int rows, int cols, int row0, int col0, int gcols);
 /* Resolve "auto" (latest in dir, if any), a path, or "none" -> path or "". */
 ift_status ckpt_resolve(char *out, size_t n, const char *resume, const char *dir);
 

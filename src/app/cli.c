@@ -20,9 +20,7 @@ static const char train_help[] =
 #define eval_help app_eval_help
 #define generate_help app_generate_help
 #define prep_help app_prep_help
-static const char ckpt_help[] =
-    "Inspect, verify or convert checkpoints.\n"
-    "  iftrain ckpt info|verify|convert FILE\n";
+#define ckpt_help app_ckpt_help
 static const char bench_help[] =
     "Benchmarks; each prints a table, or one JSON object per result with --json.\n"
     "  iftrain bench gemm [options]    BLIS sgemm GFLOP/s, default vs selected kernels,\n"
@@ -42,7 +40,7 @@ const app_cmd app_cmds[] = {
     {"eval", "evaluate a checkpoint on a data set", eval_help, app_eval, 1},
     {"generate", "generate text from a checkpoint", generate_help, app_generate, 1},
     {"prep", "JSONL -> HDF5 data set; generate the shipped task", prep_help, app_prep, 1},
-    {"ckpt", "checkpoint info | verify | convert", ckpt_help, app_unimplemented, 1},
+    {"ckpt", "checkpoint info | verify | convert", ckpt_help, app_ckpt, 1},
     {"bench", "benchmarks (gemm, ...)", bench_help, app_bench, 1},
     {"info", "library versions, BLIS kernels, MPI layout", info_help, app_info, 1},
     {NULL, NULL, NULL, NULL, 0}};

@@ -347,10 +347,20 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     double gn = sqrt(grad_sqnorm(&tc));
     double loss = ms[0] / cfg->train.batch_size, nll = ms[2] > 0 ? ms[1] / ms[2] : 0;
     if (!isfinite(loss) || !isfinite(gn)) {
+      /* name the first tensor whose gradient is not finite */
+      const char *bad = "none (the loss itself)";
+      for (int i = 0; i < model_ntensors(tc.m) && isfinite(loss); i++) {
+        const model_tensor *t = model_tensor_at(tc.m, i);
+        if (!isfinite(optim_sqnorm(model_grads(tc.m) + t->offset, (size_t)t->lrows * t->lcols))) {
+          bad = t->name;
+          break;
+        }
+      }
       ift_error_set(IFT_ERR_NUMERIC, __FILE__, __LINE__, "loss",
                     "lower optim.lr or enable optim.clip; the last checkpoint is intact",
-                    "step %ld: %s is %s", step + 1, isfinite(loss) ? "gradient norm" : "loss",
-                    isnan(isfinite(loss) ? gn : loss) ? "NaN" : "Inf");
+                    "step %ld: %s is %s (first non-finite gradient: %s)", step + 1,
+                    isfinite(loss) ? "gradient norm" : "loss",
+                    isnan(isfinite(loss) ? gn : loss) ? "NaN" : "Inf", bad);
       st = IFT_ERR_NUMERIC;
       break;
     }

@@ -97,15 +97,39 @@ static void shard_select(const model_tensor *t, hsize_t gdims[2], hsize_t start[
   count[1] = (hsize_t)t->lcols;
 }
 
+/* Order-independent checksum of a tensor: sum over elements of a mix of
+ * (global index, bit pattern), mod 2^64, so the shards' partial sums add up
+ * to the whole tensor's value whatever the layout. */
+static uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+uint64_t ckpt_checksum_part(const float *x, int rows, int cols, int row0, int col0, int gcols) {
+  uint64_t s = 0;
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) {
+      uint32_t bits;
+      memcpy(&bits, &x[(size_t)r * cols + c], 4);
+      uint64_t gi = (uint64_t)(row0 + r) * (uint64_t)gcols + (uint64_t)(col0 + c);
+      s += mix64(gi * 0x100000001B3ULL ^ bits);
+    }
+  return s;
+}
+
 /* Every tensor of the model's layout from `base` (parameters or an optimizer
  * moment laid out like them) into group g, each rank its hyperslab. */
 static ift_status write_tensors(hid_t g, const model *m, const float *base, hid_t dxpl, int writer,
-                                const char *path) {
+                                const char *path, MPI_Comm world) {
   for (int i = 0; i < model_ntensors(m); i++) {
     const model_tensor *t = model_tensor_at(m, i);
     hsize_t gd[2], s0[2], cnt[2];
     int rk;
     shard_select(t, gd, s0, cnt, &rk);
+    const int mine = writer && (t->shard != SHARD_NONE || model_tp_rank(m) == 0);
+    uint64_t sum = mine ? ckpt_checksum_part(base + t->offset, t->lrows, t->lcols, t->row0, t->col0, t->cols) : 0;
+    IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_UINT64_T, MPI_SUM, world), NULL);
     hid_t fs = H5Screate_simple(rk, gd, NULL);
     hid_t ds = H5Dcreate2(g, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t ms = H5Screate_simple(rk, cnt, NULL);
@@ -113,8 +137,9 @@ static ift_status write_tensors(hid_t g, const model *m, const float *base, hid_
     /* Collective: every rank takes part; one writer per element (replica 0,
      * and for replicated tensors only its TP rank 0), the others with an
      * empty selection. */
-    if (writer && (t->shard != SHARD_NONE || model_tp_rank(m) == 0)) {
-      r = H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
+    if (ds >= 0) r = attr_scalar(ds, "checksum", H5T_NATIVE_UINT64, &sum);
+    if (mine) {
+      r |= H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
     } else {
       H5Sselect_none(fs);
       H5Sselect_none(ms);
@@ -142,7 +167,7 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
   H5CHK(write_config_attrs(gm, model_cfg(m)), NULL);
   H5CHK(dxpl = H5Pcreate(H5P_DATASET_XFER), NULL);
   H5CHK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), NULL);
-  if ((st = write_tensors(gm, m, model_params(m), dxpl, writer, path)) != IFT_OK) goto done;
+  if ((st = write_tensors(gm, m, model_params(m), dxpl, writer, path, world)) != IFT_OK) goto done;
   if (opt) {
     /* /optim/<state>/<name>: the optimizer's moments mirror the model */
     H5CHK(go = H5Gcreate2(f, "/optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
@@ -154,7 +179,7 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
       if (!bufs[k]) continue;
       hid_t g = H5Gcreate2(go, names[k], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
       H5CHK(g, NULL);
-      st = write_tensors(g, m, bufs[k], dxpl, writer, path);
+      st = write_tensors(g, m, bufs[k], dxpl, writer, path, world);
       H5Gclose(g);
       if (st != IFT_OK) goto done;
     }
@@ -437,5 +462,132 @@ done:
   if (gm >= 0) H5Gclose(gm);
   if (f >= 0) H5Fclose(f);
   if (fapl >= 0) H5Pclose(fapl);
+  return st;
+}
+
+/* ------------------------------------------------------------ inspection */
+
+static void print_attr(FILE *out, hid_t obj, const char *name, const char *label) {
+  if (H5Aexists(obj, name) <= 0) return;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = H5Aget_type(a);
+  if (H5Tget_class(t) == H5T_STRING) {
+    size_t n = H5Tget_size(t);
+    char *v = calloc(n + 1, 1);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, n);
+    if (v && H5Aread(a, mt, v) >= 0) fprintf(out, "  %-24s %s\n", label, v);
+    H5Tclose(mt);
+    free(v);
+  } else if (H5Tget_class(t) == H5T_FLOAT) {
+    double v;
+    if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0) fprintf(out, "  %-24s %g\n", label, v);
+  } else {
+    long v;
+    if (H5Aread(a, H5T_NATIVE_LONG, &v) >= 0) fprintf(out, "  %-24s %ld\n", label, v);
+  }
+  H5Tclose(t);
+  H5Aclose(a);
+}
+
+ift_status ckpt_info(const char *path, FILE *out, int show_config) {
+  model_config c;
+  IFT_TRY(ckpt_read_config(path, &c));
+  ift_status st = IFT_OK;
+  hid_t f = -1, g = -1;
+  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "the file is not HDF5 or is truncated");
+  fprintf(out, "%s\n", path);
+  if ((g = H5Gopen2(f, "/train", H5P_DEFAULT)) >= 0) {
+    print_attr(out, g, "step", "step");
+    print_attr(out, g, "epoch", "epoch");
+    print_attr(out, g, "layout", "layout (dp x tp)");
+    print_attr(out, g, "code_version", "written by iftrain");
+  }
+  fprintf(out, "  model: vocab %d, hidden %d, intermediate %d, %d layers, %d heads (%d KV), %s head\n",
+          c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers,
+          c.num_attention_heads, c.num_key_value_heads, c.tie_word_embeddings ? "tied" : "untied");
+  hid_t go = H5Lexists(f, "/optim", H5P_DEFAULT) > 0 ? H5Gopen2(f, "/optim", H5P_DEFAULT) : -1;
+  if (go >= 0) {
+    print_attr(out, go, "name", "optimizer");
+    print_attr(out, go, "t", "optimizer steps");
+    H5Gclose(go);
+  } else {
+    fprintf(out, "  %-24s none (model only)\n", "optimizer");
+  }
+  FILE *fp = fopen(path, "rb");
+  if (fp) {
+    fseek(fp, 0, SEEK_END);
+    fprintf(out, "  %-24s %.1f MiB\n", "file size", ftell(fp) / 1048576.0);
+    fclose(fp);
+  }
+  if (show_config && g >= 0) print_attr(out, g, "config", "config:\n");
+done:
+  if (g >= 0) H5Gclose(g);
+  if (f >= 0) H5Fclose(f);
+  return st;
+}
+
+/* Check every tensor of /model and /optim/{m,v}: present, float32, the
+ * global shape of the model config, and its stored checksum. */
+ift_status ckpt_verify(const char *path, FILE *out, long *ntensors) {
+  model_config c;
+  IFT_TRY(ckpt_read_config(path, &c));
+  model *m;
+  IFT_TRY(model_create(&m, &c, MPI_COMM_NULL, 1, 2));
+  ift_status st = IFT_OK;
+  hid_t f = -1;
+  long n = 0;
+  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "the file is not HDF5 or is truncated");
+  static const char *groups[3] = {"/model", "/optim/m", "/optim/v"};
+  for (int k = 0; k < 3 && st == IFT_OK; k++) {
+    if (k > 0 && H5Lexists(f, "/optim", H5P_DEFAULT) <= 0) break;
+    if (k > 0 && H5Lexists(f, groups[k], H5P_DEFAULT) <= 0) continue;
+    hid_t g = H5Gopen2(f, groups[k], H5P_DEFAULT);
+    if ((st = read_tensors(g, m, model_params(m), path)) == IFT_OK) {
+      for (int i = 0; i < model_ntensors(m) && st == IFT_OK; i++) {
+        const model_tensor *t = model_tensor_at(m, i);
+        uint64_t want = 0, have = ckpt_checksum_part(model_params(m) + t->offset, t->rows, t->cols, 0, 0, t->cols);
+        hid_t ds = H5Dopen2(g, t->name, H5P_DEFAULT);
+        int has = ds >= 0 && read_attr(ds, "checksum", H5T_NATIVE_UINT64, &want) >= 0;
+        if (ds >= 0) H5Dclose(ds);
+        if (!has || want != have) {
+          ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "checksum",
+                        "the checkpoint is damaged: resume from an earlier one",
+                        "%s: tensor %s/%s %s", path, groups[k], t->name,
+                        has ? "does not match its checksum" : "has no checksum attribute");
+          st = IFT_ERR_FORMAT;
+        }
+        n++;
+      }
+    }
+    H5Gclose(g);
+  }
+  if (st == IFT_OK && out) fprintf(out, "%s: OK, %ld tensors verified\n", path, n);
+done:
+  if (f >= 0) H5Fclose(f);
+  model_destroy(m);
+  if (ntensors) *ntensors = n;
+  return st;
+}
+
+ift_status ckpt_export_model(const char *path, const char *out_path) {
+  ift_status st = IFT_OK;
+  hid_t f = -1, o = -1;
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
+  quiet_hdf5();
+  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "the file is not HDF5 or is truncated");
+  H5CHK(o = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "check the output directory");
+  H5CHK(H5Ocopy(f, "/model", o, "/model", H5P_DEFAULT, H5P_DEFAULT), "the checkpoint has no /model");
+  H5CHK(H5Fclose(o), "check free disk space");
+  o = -1;
+  if (rename(tmp, out_path) != 0) {
+    ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "rename", "check the output directory",
+                  "cannot rename %s to %s", tmp, out_path);
+    st = IFT_ERR_IO;
+  }
+done:
+  if (o >= 0) H5Fclose(o);
+  if (f >= 0) H5Fclose(f);
+  if (st != IFT_OK) unlink(tmp);
   return st;
 }

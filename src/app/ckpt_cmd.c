@@ -1,0 +1,62 @@
+/* iftrain ckpt info | verify | convert */
+#include <stdio.h>
+#include <string.h>
+
+#include "iftrain/app.h"
+#include "iftrain/ckpt.h"
+
+const char app_ckpt_help[] =
+    "Inspect, verify or convert checkpoints.\n"
+    "  iftrain ckpt info FILE [--config]     step, layout, model, optimizer, size\n"
+    "                                        (--config: the stored effective config)\n"
+    "  iftrain ckpt verify FILE              every tensor's presence, dtype, global shape\n"
+    "                                        and checksum; exit 1 naming the first damaged one\n"
+    "  iftrain ckpt convert FILE -o OUT [--model-only] [--dtype float32]\n"
+    "                                        export /model only (for inference); float32 is\n"
+    "                                        the only precision of this build\n";
+
+int app_ckpt(int argc, char **argv) {
+  if (argc < 3) {
+    if (core_rank() == 0) fprintf(stderr, "iftrain ckpt: give info|verify|convert and a FILE\n\n%s", app_ckpt_help);
+    return APP_EXIT_USAGE;
+  }
+  const char *verb = argv[1], *file = argv[2], *out = NULL, *dtype = "float32";
+  int show_config = 0, model_only = 0;
+  for (int i = 3; i < argc; i++) {
+    const char *v;
+    if (!strcmp(argv[i], "--config")) show_config = 1;
+    else if (!strcmp(argv[i], "--model-only")) model_only = 1;
+    else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
+    else if ((v = app_opt(argc, argv, &i, "dtype"))) dtype = v;
+    else {
+      if (core_rank() == 0) fprintf(stderr, "iftrain ckpt: unexpected argument '%s'\n  hint: iftrain ckpt --help\n", argv[i]);
+      return APP_EXIT_USAGE;
+    }
+  }
+  if (core_rank() != 0) return APP_EXIT_OK; /* a serial tool */
+  ift_status st;
+  if (!strcmp(verb, "info")) {
+    st = ckpt_info(file, stdout, show_config);
+  } else if (!strcmp(verb, "verify")) {
+    st = ckpt_verify(file, stdout, NULL);
+  } else if (!strcmp(verb, "convert")) {
+    if (!out) {
+      fprintf(stderr, "iftrain ckpt convert: -o OUT is required\n");
+      return APP_EXIT_USAGE;
+    }
+    if (strcmp(dtype, "float32")) {
+      fprintf(stderr, "iftrain ckpt convert: --dtype %s is not available in this build (float32 only)\n", dtype);
+      return APP_EXIT_UNIMPL;
+    }
+    if (!model_only) {
+      fprintf(stderr, "iftrain ckpt convert: only --model-only export is available in this build\n");
+      return APP_EXIT_UNIMPL;
+    }
+    st = ckpt_export_model(file, out);
+    if (st == IFT_OK) printf("%s: /model exported to %s\n", file, out);
+  } else {
+    fprintf(stderr, "iftrain ckpt: unknown action '%s' (info, verify, convert)\n", verb);
+    return APP_EXIT_USAGE;
+  }
+  return st == IFT_OK ? APP_EXIT_OK : APP_EXIT_FAIL;
+}
