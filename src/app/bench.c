@@ -9,6 +9,7 @@ static const struct {
   const char *summary;
 } benches[] = {
     {"gemm", app_bench_gemm, "BLIS sgemm and PBLAS psgemm GFLOP/s"},
+    {"ckpt", app_bench_ckpt, "checkpoint write/read GB/s beside dd"},
     {"step", app_bench_step, "SFT and IFT optimizer step: tokens/s, GFLOP/s, MFU, memory"},
 };
 
