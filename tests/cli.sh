@@ -74,6 +74,33 @@ preempt() { # SIGUSR1 mid-run -> checkpoint + exit 75 -> resume=auto finishes th
 check "SIGUSR1: checkpoint, exit 75, resume finishes (1 process)" preempt ""
 check "SIGUSR1 forwarded by mpirun: checkpoint, exit 75, resume finishes (2 ranks)" preempt "$MPIRUN_WRAP 2"
 check "a diverging run stops naming the step and keeps its checkpoint" sh -c "$IFTRAIN train $tiny --train.steps=60 --optim.name=sgd --optim.lr=1e38 --optim.clip=0 --optim.warmup=0 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/nan --ckpt.every=1 > $w/nan.log 2>&1; test \$? -ne 0 && grep -q 'step [0-9]*: .* is \(NaN\|Inf\)' $w/nan.log && $IFTRAIN ckpt verify $w/nan/\$(cat $w/nan/latest) > /dev/null"
+killwrite() { # kill -9 at several moments of a run that checkpoints every step
+  for k in 2 4 7; do
+    rm -rf $w/kw
+    $IFTRAIN train --train.steps=200 --train.batch_size=8 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/kw --ckpt.every=1 --metrics.path=$w/kw/m.jsonl > /dev/null 2>&1 &
+    pid=$!
+    n=0; while [ "$(cat $w/kw/m.jsonl 2>/dev/null | wc -l)" -lt $k ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done
+    kill -9 $pid; wait $pid 2>/dev/null
+    $IFTRAIN ckpt verify $w/kw/$(cat $w/kw/latest) > /dev/null || { echo "    latest after kill at $k steps does not verify"; return 1; }
+  done
+}
+check "kill -9 during checkpointing leaves latest loadable" killwrite
+rankdeath() { # one rank killed: the job ends (not hangs) within 60 s
+  IFT_NO_LOCK=1; export IFT_NO_LOCK
+  rm -rf $w/rd
+  $MPIRUN_WRAP 2 $IFTRAIN train --train.steps=100000 --data.train=$w/a.h5 --data.eval= --ckpt.dir= --metrics.path=$w/rd/m.jsonl > $w/rd.log 2>&1 &
+  pid=$!
+  n=0; while [ "$(cat $w/rd/m.jsonl 2>/dev/null | wc -l)" -lt 2 ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done
+  victim=$(pgrep -P $pid -f iftrain | head -1)
+  [ -n "$victim" ] || { echo "    no rank found"; kill $pid; return 1; }
+  kill -9 $victim
+  n=0; while kill -0 $pid 2>/dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done
+  if kill -0 $pid 2>/dev/null; then echo "    job still running 60 s after a rank died"; kill -9 $pid; return 1; fi
+  wait $pid; rc=$?
+  unset IFT_NO_LOCK
+  [ $rc -ne 0 ]
+}
+check "a rank that dies ends the whole job" rankdeath
 # checkpoint tools and bad checkpoints
 ck=$w/c1/step_4.h5
 check "ckpt info shows step and layout" sh -c "$IFTRAIN ckpt info $ck | grep -q 'layout (dp x tp) *2 x 1'"
