@@ -114,6 +114,34 @@ static void test_resume_reshard(void) {
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
+/* reshard on load: DP 2 -> TP 2, and TP 2 -> one rank */
+static void test_resume_reshard_tp(void) {
+  app_config c;
+  tiny(&c, LOSS_IFT);
+  c.optim.schedule = LR_CONSTANT;
+  c.optim.warmup = 0;
+  train_result full, rest;
+  run_dir(&c, "tp-full", 6, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &full), IFT_OK);
+  run_dir(&c, "tp-a", 3, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_OK); /* DP 2 */
+  run_dir(&c, "tp-a", 6, "auto");
+  c.dist.tp = 2;
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &rest), IFT_OK); /* TP 2 */
+  for (int s = 3; s < 6; s++) IFT_ASSERT_CLOSE(rest.loss[s], full.loss[s], 1e-6, 0);
+  run_dir(&c, "tp-b", 3, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_OK); /* TP 2 */
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank == 0) {
+    c.dist.tp = 1;
+    run_dir(&c, "tp-b", 6, "auto");
+    CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_SELF, &rest), IFT_OK); /* one rank */
+    for (int s = 3; s < 6; s++) IFT_ASSERT_CLOSE(rest.loss[s], full.loss[s], 1e-6, 0);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
 static void test_config_errors(void) {
   app_config c;
   app_config_defaults(&c);
@@ -153,6 +181,7 @@ static CU_TestInfo tests[] = {{"DP 2 loss equals DP 1: SFT", test_dp_sft},
                               {"resume is bit-exact on 1 rank", test_resume_1rank},
                               {"resume is bit-exact on 2 ranks", test_resume_2ranks},
                               {"resume DP 2 -> 1 rank continues the run", test_resume_reshard},
+                              {"resume DP 2 -> TP 2 -> 1 rank (1e-6)", test_resume_reshard_tp},
                               CU_TEST_INFO_NULL};
 
 int main(int argc, char **argv) {
