@@ -42,6 +42,20 @@ PY"
 check "bench gemm under 2 ranks reports psgemm on 1x2 and 2x1" sh -c "
   $MPIRUN_WRAP 2 $IFTRAIN bench gemm --json --sizes=64 --psgemm-sizes=128 --nb=32 --reps=1 --no-default |
   grep '\"bench\":\"psgemm\"' | grep -c -e '\"grid\":\"1x2\"' -e '\"grid\":\"2x1\"' | grep -q '^2$'"
+check "bench scaling under 2 ranks: layouts, time split, CSV" sh -c "
+  rm -f /tmp/iftrain-scal.$$.csv
+  $MPIRUN_WRAP 2 $IFTRAIN bench scaling --json --hidden=64 --layers=1 --steps=1 --batch=4 --seq=16 --csv=/tmp/iftrain-scal.$$.csv > /tmp/iftrain-scal.$$ &&
+  python3 - /tmp/iftrain-scal.$$ /tmp/iftrain-scal.$$.csv <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
+lay = {(r['mode'], r['dp'], r['tp']) for r in rows}
+assert {('strong', 1, 1), ('strong', 2, 1), ('strong', 1, 2), ('weak', 2, 1)} <= lay, lay
+for r in rows:
+    assert r['tokens_per_s'] > 0 and abs(r['compute_seconds'] + r['comm_seconds'] + r['idle_seconds'] - r['seconds']) < 1e-6, r
+    assert (r['comm_seconds'] > 0) == (r['dp'] * r['tp'] > 1), r
+assert len(open(sys.argv[2]).read().strip().split(chr(10))) == len(rows) + 1
+PY"
+rm -f /tmp/iftrain-scal.$$ /tmp/iftrain-scal.$$.csv
 # end to end: generate, prep, train on 2 ranks, eval, generate, step-0 checkpoint
 w=/tmp/iftrain-cli-e2e.$$
 mkdir -p $w

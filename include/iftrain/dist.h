@@ -67,6 +67,13 @@ int dist_l2g(int l, int nb, int iproc, int nprocs);
  * gathered to rank 0 of `comm` into buf (one line per rank). */
 ift_status dist_describe(char *buf, size_t len, MPI_Comm comm);
 
+/* In-place all-reduce that checks the call and adds its wall time to the
+ * communication clock (dist_comm_seconds), so benchmarks can split step
+ * time into compute and communication. */
+ift_status dist_allreduce(void *buf, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm);
+double dist_comm_seconds(void);
+void dist_comm_reset(void);
+
 /* ---- PBLAS helpers (2D mode and benchmarks) */
 
 /* Descriptor of an m x n matrix in mb x nb blocks on BLACS context ctx;

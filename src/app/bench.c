@@ -10,6 +10,7 @@ static const struct {
 } benches[] = {
     {"gemm", app_bench_gemm, "BLIS sgemm and PBLAS psgemm GFLOP/s"},
     {"ckpt", app_bench_ckpt, "checkpoint write/read GB/s beside dd"},
+    {"scaling", app_bench_scaling, "tokens/s per DP x TP layout, strong and weak, time split"},
     {"step", app_bench_step, "SFT and IFT optimizer step: tokens/s, GFLOP/s, MFU, memory"},
 };
 

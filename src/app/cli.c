@@ -28,6 +28,8 @@ static const char bench_help[] =
     "                                  PBLAS psgemm on 1x2 and 2x1 BLACS grids\n"
     "  iftrain bench step [options]    SFT and IFT optimizer step on one rank: tokens/s,\n"
     "                                  GFLOP/s, MFU, IFT/SFT ratio, memory\n"
+    "  iftrain bench scaling [options] tokens/s per DP x TP layout and model size, strong and\n"
+    "                                  weak, compute/comm/idle split, CSV (mpirun -n P)\n"
     "  iftrain bench ckpt [options]    checkpoint write/read GB/s beside dd (mpirun -n P)\n"
     "Run 'iftrain bench NAME --help' for a benchmark's options.\n";
 static const char info_help[] =

@@ -332,14 +332,9 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     if (st != IFT_OK) break;
     /* Data-parallel gradient sum (the loss is already the global mean). */
     if (tc.grid.dp_size > 1) {
-      int rc = MPI_Allreduce(MPI_IN_PLACE, model_grads(tc.m), (int)model_nparams(tc.m), MPI_FLOAT,
-                             MPI_SUM, tc.grid.dp);
-      if (rc != MPI_SUCCESS) {
-        ift_error_set(IFT_ERR_MPI, __FILE__, __LINE__, "MPI_Allreduce(grads)", NULL,
-                      "gradient all-reduce failed at step %ld", step + 1);
-        st = IFT_ERR_MPI;
+      if ((st = dist_allreduce(model_grads(tc.m), (int)model_nparams(tc.m), MPI_FLOAT, MPI_SUM,
+                               tc.grid.dp)) != IFT_OK)
         break;
-      }
     }
     double ms[4] = {met.loss_sum, met.nll_sum, met.rows, (double)ntok};
     if (tc.grid.tp_rank != 0) memset(ms, 0, sizeof ms);

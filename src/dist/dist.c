@@ -10,6 +10,18 @@
 #include "iftrain/scalapack.h"
 
 static int g_we_initialised = 0;
+static double g_comm_seconds = 0;
+
+double dist_comm_seconds(void) { return g_comm_seconds; }
+void dist_comm_reset(void) { g_comm_seconds = 0; }
+
+ift_status dist_allreduce(void *buf, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm) {
+  double t0 = core_now();
+  IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, count, type, op, comm),
+                "a peer rank failed or the job is out of memory");
+  g_comm_seconds += core_now() - t0;
+  return IFT_OK;
+}
 
 int dist_initialized(void) {
   int flag = 0;

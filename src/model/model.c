@@ -344,9 +344,7 @@ double model_forward_flops(const model *m, int B, int T) {
 
 static ift_status tp_sum(model *m, float *buf, size_t n) {
   if (m->tp == MPI_COMM_NULL) return IFT_OK;
-  IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, m->tp),
-                "a tensor-parallel peer failed or the job is out of memory");
-  return IFT_OK;
+  return dist_allreduce(buf, (int)n, MPI_FLOAT, MPI_SUM, m->tp);
 }
 
 /* ------------------------------------------------------------ forward */
@@ -431,10 +429,11 @@ static ift_status head_forward(model *m, float *logp, int *argmax, int B, int T)
     /* Vocab-parallel softmax: global max, then each shard's sum rescaled to
      * it; the target logit lives on one shard (-inf elsewhere). */
     float *gmx = m->dtmp; /* scratch of >= N floats */
-    IFT_MPI_CHECK(MPI_Allreduce(mx, gmx, N, MPI_FLOAT, MPI_MAX, m->tp), NULL);
+    memcpy(gmx, mx, sizeof(float) * (size_t)N);
+    IFT_TRY(dist_allreduce(gmx, N, MPI_FLOAT, MPI_MAX, m->tp));
     for (int n = 0; n < N; n++) se[n] *= expf(mx[n] - gmx[n]);
-    IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, se, N, MPI_FLOAT, MPI_SUM, m->tp), NULL);
-    IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, tg, N, MPI_FLOAT, MPI_MAX, m->tp), NULL);
+    IFT_TRY(dist_allreduce(se, N, MPI_FLOAT, MPI_SUM, m->tp));
+    IFT_TRY(dist_allreduce(tg, N, MPI_FLOAT, MPI_MAX, m->tp));
     if (argmax) {
       /* MPI_MAXLOC breaks ties by the lower index: lowest token id wins, as
        * on one rank. */
@@ -443,7 +442,7 @@ static ift_status head_forward(model *m, float *logp, int *argmax, int B, int T)
         pairs[n].v = mx[n];
         pairs[n].i = argmax[n];
       }
-      IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, pairs, N, MPI_FLOAT_INT, MPI_MAXLOC, m->tp), NULL);
+      IFT_TRY(dist_allreduce(pairs, N, MPI_FLOAT_INT, MPI_MAXLOC, m->tp));
       for (int n = 0; n < N; n++) argmax[n] = pairs[n].i;
     }
     memcpy(mx, gmx, sizeof(float) * N);

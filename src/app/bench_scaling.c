@@ -1,0 +1,227 @@
+/* iftrain bench scaling: tokens/s of training steps for a list of DP x TP
+ * layouts and model sizes, strong (fixed global batch) and weak (fixed batch
+ * per replica) scaling, with each step's time split into compute,
+ * communication and idle (waiting for the slowest rank), as CSV. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iftrain/app.h"
+#include "iftrain/config.h"
+#include "iftrain/dist.h"
+#include "iftrain/kern.h"
+#include "iftrain/optim.h"
+#include "iftrain/step.h"
+
+static const char scaling_help[] =
+    "iftrain bench scaling — training-step throughput per rank layout (run under mpirun -n P)\n\n"
+    "  --layouts=LIST   DPxTP layouts, e.g. 1x1,2x1,1x2 (default: every DPxTP with DP*TP <= P)\n"
+    "  --hidden=LIST    model widths (default 128,512); heads = hidden/64 (min 2), KV heads = heads,\n"
+    "                   intermediate = 2.75 x hidden, --layers=N layers (default 4)\n"
+    "  --mode=LIST      strong (global batch --batch) and/or weak (--batch per replica)\n"
+    "  --batch=N        sequences (default 16); --seq=N tokens each (default 64)\n"
+    "  --loss=sft|ift   objective (default ift); --steps=N timed steps (default 4)\n"
+    "  --csv=FILE       append one CSV row per case (header written when the file is new)\n"
+    "  --json           one JSON object per case instead of the table\n\n"
+    "Efficiency = tokens/s / (ranks x tokens/s of the 1x1 layout of the same model and mode).\n"
+    "compute/comm/idle are per-rank means of the step time: comm is time inside MPI\n"
+    "all-reduces, idle is waiting for the slowest rank at the end of the step.\n"
+    "Plot with: gnuplot -e \"csv='FILE'\" bench/plot_scaling.gp\n";
+
+typedef struct {
+  int dp, tp;
+} layout;
+
+typedef struct {
+  double tps, step, compute, comm, idle;
+} sres;
+
+static int parse_layouts(const char *s, layout *out, int n) {
+  int k = 0;
+  while (*s && k < n) {
+    int a, b, used;
+    if (sscanf(s, "%dx%d%n", &a, &b, &used) != 2 || a < 1 || b < 1) return -1;
+    out[k].dp = a;
+    out[k].tp = b;
+    k++;
+    s += used;
+    if (*s == ',') s++;
+    else if (*s) return -1;
+  }
+  return k;
+}
+
+static ift_status run_case(const model_config *mc, loss_kind kind, int global_batch, int T, int steps,
+                           MPI_Comm sub, int tp, sres *r) {
+  dist_grid g;
+  IFT_TRY(dist_grid_create(&g, sub, tp));
+  const int rows = global_batch / g.dp_size, mb = rows < 8 ? rows : 8;
+  model *m;
+  ift_status st = model_create(&m, mc, g.tp, mb, T);
+  if (st != IFT_OK) {
+    dist_grid_destroy(&g);
+    return st;
+  }
+  model_init_weights(m, 1);
+  step_ws w;
+  optim_state os;
+  optim_cfg oc = optim_defaults(OPTIM_ADAMW);
+  step_ws_create(&w, mb, T);
+  optim_create(&os, &oc, model_nparams(m));
+  int *tok = malloc(sizeof(int) * (size_t)mb * T);
+  uint8_t *mask = malloc((size_t)mb * T);
+  step_cfg sc = {.kind = kind, .ift = loss_ift_defaults()};
+  double t_all = 0, t_comm = 0, t_idle = 0;
+  for (int s = 0; s <= steps && st == IFT_OK; s++) {
+    MPI_Barrier(sub);
+    dist_comm_reset();
+    double t0 = core_now();
+    model_zero_grads(m);
+    for (int j0 = 0; j0 < rows && st == IFT_OK; j0 += mb) {
+      int nb = rows - j0 < mb ? rows - j0 : mb;
+      for (int i = 0; i < nb * T; i++) {
+        long row = (long)g.dp_rank * rows + j0 + i / T;
+        tok[i] = (int)(rng_uniform(3, (uint64_t)row, (uint64_t)(i % T)) * 256);
+        mask[i] = (i % T) >= T / 4;
+      }
+      st = step_microbatch(m, &w, NULL, tok, mask, nb, T, global_batch, 0.2f, &sc, 1);
+    }
+    if (g.dp_size > 1 && st == IFT_OK)
+      st = dist_allreduce(model_grads(m), (int)model_nparams(m), MPI_FLOAT, MPI_SUM, g.dp);
+    optim_step(&os, model_params(m), model_grads(m), 1e-4);
+    double busy = core_now() - t0;
+    MPI_Barrier(sub); /* the step ends when the slowest rank is done */
+    double total = core_now() - t0;
+    if (s > 0) { /* step 0 warms up */
+      t_all += total;
+      t_comm += dist_comm_seconds();
+      t_idle += total - busy;
+    }
+  }
+  double v[3] = {t_all, t_comm, t_idle};
+  int n;
+  MPI_Comm_size(sub, &n);
+  MPI_Allreduce(MPI_IN_PLACE, v, 3, MPI_DOUBLE, MPI_SUM, sub);
+  r->step = v[0] / n / steps;
+  r->comm = v[1] / n / steps;
+  r->idle = v[2] / n / steps;
+  r->compute = r->step - r->comm - r->idle;
+  r->tps = (double)global_batch * T / r->step;
+  free(tok);
+  free(mask);
+  optim_destroy(&os);
+  step_ws_destroy(&w);
+  model_destroy(m);
+  dist_grid_destroy(&g);
+  return st;
+}
+
+int app_bench_scaling(int argc, char **argv) {
+  layout lays[32];
+  int nl = 0, hid[8] = {128, 512}, nh = 2, layers = 4, batch = 16, T = 64, steps = 4, json = 0;
+  int strong = 1, weak = 1;
+  loss_kind kind = LOSS_IFT;
+  const char *csv = NULL;
+  int P, rank;
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    int bad = 0;
+    if (app_is_help(argv[i])) {
+      if (rank == 0) fputs(scaling_help, stdout);
+      return APP_EXIT_OK;
+    } else if ((v = app_opt(argc, argv, &i, "layouts"))) bad = (nl = parse_layouts(v, lays, 32)) <= 0;
+    else if ((v = app_opt(argc, argv, &i, "hidden"))) bad = (nh = app_parse_int_list(v, hid, 8)) <= 0;
+    else if ((v = app_opt(argc, argv, &i, "layers"))) bad = (layers = atoi(v)) < 1;
+    else if ((v = app_opt(argc, argv, &i, "batch"))) bad = (batch = atoi(v)) < 1;
+    else if ((v = app_opt(argc, argv, &i, "seq"))) bad = (T = atoi(v)) < 2;
+    else if ((v = app_opt(argc, argv, &i, "steps"))) bad = (steps = atoi(v)) < 1;
+    else if ((v = app_opt(argc, argv, &i, "csv"))) csv = v;
+    else if ((v = app_opt(argc, argv, &i, "loss"))) bad = loss_kind_parse(v, &kind) || (kind != LOSS_SFT && kind != LOSS_IFT);
+    else if ((v = app_opt(argc, argv, &i, "mode"))) {
+      strong = strstr(v, "strong") != NULL;
+      weak = strstr(v, "weak") != NULL;
+      bad = !strong && !weak;
+    } else if (!strcmp(argv[i], "--json")) json = 1;
+    else bad = 1;
+    if (bad) {
+      if (rank == 0) fprintf(stderr, "iftrain bench scaling: bad option '%s'\n  hint: iftrain bench scaling --help\n", argv[i]);
+      return APP_EXIT_USAGE;
+    }
+  }
+  if (nl == 0) /* every DP x TP that fits, 1x1 first (the efficiency base) */
+    for (int n = 1; n <= P; n++)
+      for (int t = 1; t <= n; t++)
+        if (n % t == 0 && nl < 32) lays[nl++] = (layout){n / t, t};
+  FILE *out = NULL;
+  if (rank == 0 && csv) {
+    FILE *probe = fopen(csv, "r");
+    int fresh = !probe;
+    if (probe) fclose(probe);
+    out = fopen(csv, "a");
+    if (!out) {
+      fprintf(stderr, "iftrain bench scaling: cannot write %s\n", csv);
+      return APP_EXIT_USAGE;
+    }
+    if (fresh)
+      fprintf(out, "mode,loss,hidden,layers,dp,tp,ranks,global_batch,seq,tokens_per_s,step_s,compute_s,"
+                   "comm_s,idle_s,efficiency,kernels\n");
+  }
+  if (rank == 0 && !json)
+    printf("%-6s %6s %5s %3s %3s %7s %12s %9s %9s %9s %9s %6s\n", "mode", "hidden", "batch", "dp", "tp",
+           "ranks", "tokens/s", "step s", "compute", "comm", "idle", "eff");
+  for (int h = 0; h < nh; h++) {
+    model_config mc = model_config_default();
+    mc.hidden_size = hid[h];
+    mc.intermediate_size = (int)(2.75 * hid[h]) / 8 * 8;
+    mc.num_attention_heads = hid[h] / 64 < 2 ? 2 : hid[h] / 64;
+    mc.num_key_value_heads = mc.num_attention_heads;
+    mc.num_hidden_layers = layers;
+    mc.max_position_embeddings = T;
+    for (int mode = 0; mode < 2; mode++) {
+      if ((mode == 0 && !strong) || (mode == 1 && !weak)) continue;
+      double base = 0;
+      for (int l = 0; l < nl; l++) {
+        int n = lays[l].dp * lays[l].tp;
+        if (n > P) continue;
+        int gb = mode == 0 ? batch : batch * lays[l].dp;
+        if (gb % lays[l].dp) continue;
+        MPI_Comm sub;
+        MPI_Comm_split(MPI_COMM_WORLD, rank < n ? 0 : MPI_UNDEFINED, rank, &sub);
+        sres r = {0, 0, 0, 0, 0};
+        int ok = 1;
+        if (sub != MPI_COMM_NULL) {
+          ift_error_quiet(rank != 0);
+          ok = run_case(&mc, kind, gb, T, steps, sub, lays[l].tp, &r) == IFT_OK;
+          ift_error_quiet(0);
+          MPI_Comm_free(&sub);
+        }
+        MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        MPI_Bcast(&r, sizeof r / sizeof(double), MPI_DOUBLE, 0, MPI_COMM_WORLD);
+        if (!ok) continue; /* layout cannot hold this model: reported by rank 0 */
+        if (n == 1) base = r.tps;
+        double eff = base > 0 ? r.tps / (n * base) : 0;
+        const char *mname = mode == 0 ? "strong" : "weak";
+        if (rank == 0) {
+          if (json)
+            printf("{\"bench\":\"scaling\",\"mode\":\"%s\",\"loss\":\"%s\",\"hidden\":%d,\"layers\":%d,\"dp\":%d,"
+                   "\"tp\":%d,\"ranks\":%d,\"global_batch\":%d,\"seq\":%d,\"tokens_per_s\":%.1f,\"seconds\":%.5f,"
+                   "\"compute_seconds\":%.5f,\"comm_seconds\":%.5f,\"idle_seconds\":%.5f,\"efficiency\":%.4f}\n",
+                   mname, loss_kind_name(kind), hid[h], layers, lays[l].dp, lays[l].tp, n, gb, T, r.tps,
+                   r.step, r.compute, r.comm, r.idle, eff);
+          else
+            printf("%-6s %6d %5d %3d %3d %7d %12.1f %9.4f %9.4f %9.4f %9.4f %5.0f%%\n", mname, hid[h], gb,
+                   lays[l].dp, lays[l].tp, n, r.tps, r.step, r.compute, r.comm, r.idle, 100 * eff);
+          if (out)
+            fprintf(out, "%s,%s,%d,%d,%d,%d,%d,%d,%d,%.1f,%.5f,%.5f,%.5f,%.5f,%.4f,%s\n", mname,
+                    loss_kind_name(kind), hid[h], layers, lays[l].dp, lays[l].tp, n, gb, T, r.tps, r.step,
+                    r.compute, r.comm, r.idle, eff, kern_arch_name(kern_arch_active()));
+          fflush(stdout);
+        }
+      }
+    }
+  }
+  if (out) fclose(out);
+  return APP_EXIT_OK;
+}
