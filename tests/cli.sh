@@ -51,7 +51,7 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{')]
 lay = {(r['mode'], r['dp'], r['tp']) for r in rows}
 assert {('strong', 1, 1), ('strong', 2, 1), ('strong', 1, 2), ('weak', 2, 1)} <= lay, lay
 for r in rows:
-    assert r['tokens_per_s'] > 0 and abs(r['compute_seconds'] + r['comm_seconds'] + r['idle_seconds'] - r['seconds']) < 1e-6, r
+    assert r['tokens_per_s'] > 0 and abs(r['compute_seconds'] + r['comm_seconds'] + r['idle_seconds'] - r['seconds']) < 3e-5, r  # printed to 5 decimals
     assert (r['comm_seconds'] > 0) == (r['dp'] * r['tp'] > 1), r
 assert len(open(sys.argv[2]).read().strip().split(chr(10))) == len(rows) + 1
 PY"

@@ -166,18 +166,89 @@ void train_ctx_destroy(train_ctx *tc) {
   dist_grid_destroy(&tc->grid);
 }
 
-/* Squared norm of the gradient over the whole grid: TP shards are disjoint
- * and summed over the TP group; replicated tensors (norms) count once. */
-static double grad_sqnorm(train_ctx *tc) {
+/* ZeRO-1 (optim.zero = 1): data-parallel rank r owns the slice
+ * [displs[r], displs[r] + counts[r]) of the flat parameter buffer; it keeps
+ * the optimizer state of that slice only, receives the gradient of that
+ * slice by a reduce-scatter and broadcasts its updated parameters by an
+ * all-gather (the same traffic as one all-reduce).  Without ZeRO the slice
+ * is the whole buffer. */
+typedef struct {
+  int on;
+  size_t lo, n;       /* this rank's slice */
+  int *counts, *displs;
+  float *full_m, *full_v; /* whole-buffer optimizer moments, for checkpoints */
+} zero_plan;
+
+static ift_status zero_plan_create(zero_plan *z, int on, size_t nparams, const dist_grid *g) {
+  memset(z, 0, sizeof *z);
+  z->on = on && g->dp_size > 1;
+  z->n = nparams;
+  if (!z->on) return IFT_OK;
+  IFT_REQUIRE(nparams < (size_t)1 << 31, IFT_ERR_CONFIG, "use more tensor-parallel ranks",
+              "%zu parameters per rank exceed the MPI count range", nparams);
+  z->counts = malloc(sizeof(int) * (size_t)g->dp_size);
+  z->displs = malloc(sizeof(int) * (size_t)g->dp_size);
+  IFT_REQUIRE(z->counts && z->displs, IFT_ERR_NOMEM, NULL, "ZeRO plan");
+  size_t per = (nparams / (size_t)g->dp_size + 15) & ~(size_t)15, off = 0;
+  for (int r = 0; r < g->dp_size; r++) {
+    size_t c = off + per <= nparams ? per : nparams - off;
+    z->displs[r] = (int)off;
+    z->counts[r] = (int)c;
+    off += c;
+  }
+  z->lo = (size_t)z->displs[g->dp_rank];
+  z->n = (size_t)z->counts[g->dp_rank];
+  return IFT_OK;
+}
+
+static void zero_plan_destroy(zero_plan *z) {
+  free(z->counts);
+  free(z->displs);
+  core_free(z->full_m);
+  core_free(z->full_v);
+}
+
+/* The whole-buffer view of a sliced optimizer state (checkpoint I/O):
+ * gather = 1 fills it from every rank's slice. */
+static ift_status zero_full_view(zero_plan *z, optim_state *opt, optim_state *view, size_t nparams,
+                                 MPI_Comm dp, int gather) {
+  *view = *opt;
+  if (!z->on) return IFT_OK;
+  view->n = nparams;
+  if (opt->m && !z->full_m) z->full_m = core_alloc(nparams * sizeof(float));
+  if (opt->v && !z->full_v) z->full_v = core_alloc(nparams * sizeof(float));
+  IFT_REQUIRE((!opt->m || z->full_m) && (!opt->v || z->full_v), IFT_ERR_NOMEM, NULL,
+              "optimizer state of %zu parameters for a checkpoint", nparams);
+  view->m = z->full_m;
+  view->v = z->full_v;
+  if (gather) {
+    if (opt->m)
+      IFT_MPI_CHECK(MPI_Allgatherv(opt->m, (int)z->n, MPI_FLOAT, z->full_m, z->counts,
+                                   z->displs, MPI_FLOAT, dp), NULL);
+    if (opt->v)
+      IFT_MPI_CHECK(MPI_Allgatherv(opt->v, (int)z->n, MPI_FLOAT, z->full_v, z->counts, z->displs,
+                                   MPI_FLOAT, dp), NULL);
+  }
+  return IFT_OK;
+}
+
+/* Squared norm of the gradient slice [lo, lo+n) over the whole grid: TP
+ * shards are disjoint and summed over the TP group, replicated tensors
+ * (norms) count once; with ZeRO the slices are summed over DP too. */
+static double grad_sqnorm(train_ctx *tc, const zero_plan *z) {
   model *m = tc->m;
   const float *g = model_grads(m);
   double s = 0;
   for (int i = 0; i < model_ntensors(m); i++) {
     const model_tensor *t = model_tensor_at(m, i);
     if (t->shard == SHARD_NONE && tc->grid.tp_rank != 0) continue;
-    s += optim_sqnorm(g + t->offset, (size_t)t->lrows * t->lcols);
+    size_t a = t->offset, b = t->offset + (size_t)t->lrows * t->lcols;
+    if (a < z->lo) a = z->lo;
+    if (b > z->lo + z->n) b = z->lo + z->n;
+    if (a < b) s += optim_sqnorm(g + a, b - a);
   }
   if (tc->grid.tp_size > 1) MPI_Allreduce(MPI_IN_PLACE, &s, 1, MPI_DOUBLE, MPI_SUM, tc->grid.tp);
+  if (z->on) MPI_Allreduce(MPI_IN_PLACE, &s, 1, MPI_DOUBLE, MPI_SUM, tc->grid.dp);
   return s;
 }
 
@@ -243,6 +314,8 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   long total = cfg->train.steps;
   if (total < 0) total = (long)cfg->train.epochs * tc.train.n / cfg->train.batch_size;
   optim_state opt;
+  zero_plan zp;
+  memset(&zp, 0, sizeof zp);
   memset(&opt, 0, sizeof opt);
   sched sc;
   sched_plan plan;
@@ -250,7 +323,9 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   memset(&plan, 0, sizeof plan);
   FILE *mf = NULL;
   const double peak = kern_gemm_peak() * tc.grid.size * kern_threads();
-  if ((st = optim_create(&opt, &cfg->optim, model_nparams(tc.m))) != IFT_OK) goto out;
+  if ((st = zero_plan_create(&zp, cfg->optim_zero, model_nparams(tc.m), &tc.grid)) != IFT_OK) goto out;
+  if ((st = optim_create(&opt, &cfg->optim, zp.n)) != IFT_OK) goto out;
+  optim_state oview;
   if ((st = sched_create(&sc, tc.train.n, cfg->train.batch_size, tc.grid.dp_size,
                          (uint64_t)cfg->train.seed, cfg->data.shuffle)) != IFT_OK)
     goto out;
@@ -287,7 +362,13 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       /* Same layout: bit-exact continuation; another layout: each rank reads
        * its shards of the global tensors; the data order continues. */
       ckpt_train_state ts = {0, 0, 0};
-      if ((st = ckpt_load(rpath, tc.m, &opt, &ts, tc.grid.world)) != IFT_OK) goto out;
+      if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 0)) != IFT_OK) goto out;
+      if ((st = ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world)) != IFT_OK) goto out;
+      opt.t = oview.t;
+      if (zp.on) { /* keep this rank's slice of the moments */
+        if (opt.m) memcpy(opt.m, oview.m + zp.lo, zp.n * sizeof(float));
+        if (opt.v) memcpy(opt.v, oview.v + zp.lo, zp.n * sizeof(float));
+      }
       sched_restore(&sc, ts.step, ts.epoch, ts.cursor);
       start = ts.step;
       IFT_LOG0("resumed from %s at step %ld (epoch %ld)", rpath, ts.step, ts.epoch);
@@ -300,7 +381,8 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   if (total == 0) {
     ckpt_meta meta = {.step = 0, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
     char path[1100];
-    st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &opt, &meta, tc.grid.world, tc.grid.dp_rank, path);
+    if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 1)) == IFT_OK)
+      st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, path);
     if (st == IFT_OK) IFT_LOG0("train.steps = 0: wrote the initial model to %s", path);
     goto out;
   }
@@ -331,7 +413,17 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     }
     if (st != IFT_OK) break;
     /* Data-parallel gradient sum (the loss is already the global mean). */
-    if (tc.grid.dp_size > 1) {
+    if (zp.on) {
+      /* the slice's summed gradient arrives at the start of the buffer */
+      int rc = MPI_Reduce_scatter(MPI_IN_PLACE, model_grads(tc.m), zp.counts, MPI_FLOAT, MPI_SUM, tc.grid.dp);
+      if (rc != MPI_SUCCESS) {
+        ift_error_set(IFT_ERR_MPI, __FILE__, __LINE__, "MPI_Reduce_scatter", NULL,
+                      "gradient reduce-scatter failed at step %ld", step + 1);
+        st = IFT_ERR_MPI;
+        break;
+      }
+      if (zp.lo) memmove(model_grads(tc.m) + zp.lo, model_grads(tc.m), zp.n * sizeof(float));
+    } else if (tc.grid.dp_size > 1) {
       if ((st = dist_allreduce(model_grads(tc.m), (int)model_nparams(tc.m), MPI_FLOAT, MPI_SUM,
                                tc.grid.dp)) != IFT_OK)
         break;
@@ -339,7 +431,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     double ms[4] = {met.loss_sum, met.nll_sum, met.rows, (double)ntok};
     if (tc.grid.tp_rank != 0) memset(ms, 0, sizeof ms);
     MPI_Allreduce(MPI_IN_PLACE, ms, 4, MPI_DOUBLE, MPI_SUM, tc.grid.world);
-    double gn = sqrt(grad_sqnorm(&tc));
+    double gn = sqrt(grad_sqnorm(&tc, &zp));
     double loss = ms[0] / cfg->train.batch_size, nll = ms[2] > 0 ? ms[1] / ms[2] : 0;
     if (!isfinite(loss) || !isfinite(gn)) {
       /* name the first tensor whose gradient is not finite */
@@ -365,9 +457,17 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       res->tokens += ms[3];
     }
     double clipf = optim_clip_factor(gn, cfg->optim.clip);
-    if (clipf < 1.0) optim_scale(model_grads(tc.m), model_nparams(tc.m), (float)clipf);
+    if (clipf < 1.0) optim_scale(model_grads(tc.m) + zp.lo, zp.n, (float)clipf);
     double lr = optim_lr_at(&cfg->optim, step, total);
-    optim_step(&opt, model_params(tc.m), model_grads(tc.m), lr);
+    optim_step(&opt, model_params(tc.m) + zp.lo, model_grads(tc.m) + zp.lo, lr);
+    if (zp.on &&
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, model_params(tc.m), zp.counts, zp.displs,
+                       MPI_FLOAT, tc.grid.dp) != MPI_SUCCESS) {
+      ift_error_set(IFT_ERR_MPI, __FILE__, __LINE__, "MPI_Allgatherv", NULL,
+                    "parameter all-gather failed at step %ld", step + 1);
+      st = IFT_ERR_MPI;
+      break;
+    }
     double now = core_now(), dt = now - t0;
     tok_since += ms[3];
     double tps = ms[3] / dt;
@@ -413,7 +513,8 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     if (do_ckpt && cfg->ckpt.dir[0]) {
       ckpt_meta meta = {.step = step + 1, .epoch = sc.epoch, .cursor = sc.cursor, .config_text = cfg_text,
                         .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
-      if ((st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &opt, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)
+      if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 1)) != IFT_OK ||
+          (st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)
         break;
     }
     if (stop) {
@@ -441,6 +542,7 @@ out:
   if (mf) fclose(mf);
   free(cfg_text);
   optim_destroy(&opt);
+  zero_plan_destroy(&zp);
   sched_destroy(&sc);
   sched_plan_free(&plan);
   train_ctx_destroy(&tc);

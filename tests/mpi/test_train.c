@@ -142,6 +142,36 @@ static void test_resume_reshard_tp(void) {
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
+/* ZeRO-1 gives the run of plain data parallelism; its checkpoints resume
+ * bit-exactly and on a layout without ZeRO */
+static void test_zero1(void) {
+  app_config c;
+  tiny(&c, LOSS_IFT);
+  c.optim.schedule = LR_CONSTANT;
+  c.optim.warmup = 0;
+  train_result plain, zero, part, rest;
+  run_dir(&c, "z-plain", 6, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &plain), IFT_OK);
+  c.optim_zero = 1;
+  run_dir(&c, "z-zero", 6, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &zero), IFT_OK);
+  for (int s = 0; s < 6; s++) IFT_ASSERT_CLOSE(zero.loss[s], plain.loss[s], 1e-6, 0);
+  run_dir(&c, "z-part", 3, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &part), IFT_OK);
+  run_dir(&c, "z-part", 6, "auto");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &rest), IFT_OK);
+  CU_ASSERT_EQUAL(memcmp(rest.loss + 3, zero.loss + 3, 3 * sizeof(double)), 0);
+  CU_ASSERT_EQUAL(rest.state_hash, zero.state_hash);
+  c.optim_zero = 0; /* a ZeRO checkpoint resumes without ZeRO */
+  run_dir(&c, "z-part2", 3, "none");
+  c.optim_zero = 1;
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_OK);
+  c.optim_zero = 0;
+  run_dir(&c, "z-part2", 6, "auto");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &rest), IFT_OK);
+  for (int s = 3; s < 6; s++) IFT_ASSERT_CLOSE(rest.loss[s], plain.loss[s], 1e-6, 0);
+}
+
 static void test_config_errors(void) {
   app_config c;
   app_config_defaults(&c);
@@ -182,6 +212,7 @@ static CU_TestInfo tests[] = {{"DP 2 loss equals DP 1: SFT", test_dp_sft},
                               {"resume is bit-exact on 2 ranks", test_resume_2ranks},
                               {"resume DP 2 -> 1 rank continues the run", test_resume_reshard},
                               {"resume DP 2 -> TP 2 -> 1 rank (1e-6)", test_resume_reshard_tp},
+                              {"ZeRO-1 equals plain DP; its checkpoints resume", test_zero1},
                               CU_TEST_INFO_NULL};
 
 int main(int argc, char **argv) {
