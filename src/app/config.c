@@ -399,6 +399,8 @@ ift_status app_config_check(const app_config *c, int dp, int tp) {
   IFT_REQUIRE(c->optim.clip >= 0, IFT_ERR_CONFIG, "optim.clip = 0 turns clipping off",
               "optim.clip = %g is negative", c->optim.clip);
   IFT_REQUIRE(c->dist.tp >= 1, IFT_ERR_LAYOUT, "dist.tp >= 1", "dist.tp = %d", c->dist.tp);
+  IFT_REQUIRE(!c->dist.tp_2d, IFT_ERR_UNIMPL, "use dist.tp_mode = 1d (Megatron splits) in this build",
+              "dist.tp_mode = 2d (PBLAS on a BLACS grid) is not available in this build yet");
   IFT_REQUIRE(c->train.steps >= 0 || c->train.epochs >= 1, IFT_ERR_CONFIG,
               "with train.steps = -1 set train.epochs >= 1", "train.epochs = %d",
               c->train.epochs);

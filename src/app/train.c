@@ -277,8 +277,16 @@ int app_train(int argc, char **argv) {
   app_config cfg;
   app_config_defaults(&cfg);
   if (app_config_load(&cfg, cfg_path, argc - 1, argv + 1) != IFT_OK) return APP_EXIT_USAGE;
-  return train_run(&cfg, MPI_COMM_WORLD, NULL) == IFT_OK ? APP_EXIT_OK
-         : g_stop ? APP_EXIT_PREEMPT : APP_EXIT_FAIL;
+  ift_status st = train_run(&cfg, MPI_COMM_WORLD, NULL);
+  if (st == IFT_OK) return APP_EXIT_OK;
+  if (g_stop) return APP_EXIT_PREEMPT;
+  /* input errors are seen by every rank alike (the config is the same, data
+   * and checkpoints are opened collectively): exit cleanly, no abort */
+  switch (st) {
+  case IFT_ERR_CONFIG: case IFT_ERR_LAYOUT: case IFT_ERR_FORMAT: case IFT_ERR_IO: return APP_EXIT_USAGE;
+  case IFT_ERR_UNIMPL: return APP_EXIT_UNIMPL;
+  default: return APP_EXIT_FAIL;
+  }
 }
 
 ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
