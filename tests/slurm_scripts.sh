@@ -1,0 +1,53 @@
+#!/bin/bash
+# The batch scripts of slurm/ outside Slurm (the real-Slurm test is separate):
+# train.sbatch forwards USR1 to iftrain, which checkpoints and exits 75; the
+# rerun resumes and ends with weights bit-identical to an uninterrupted run; a
+# failing run is not treated as preemption; scaling.sbatch array tasks fill
+# one CSV.
+set -u
+: "${IFTRAIN:?}"
+# MPI jobs of the test suite run one at a time (2 cores): hold the same lock
+# as tests/mpirun.sh for the whole script
+if [ -z "${IFT_LOCKED:-}" ] && command -v flock >/dev/null; then
+  exec env IFT_LOCKED=1 flock "${TMPDIR:-/tmp}/iftrain-mpi-tests.lock" bash "$0" "$@"
+fi
+top=$(cd "$(dirname "$0")/.." && pwd)
+w=$(mktemp -d /tmp/iftrain-slurm-scripts.XXXXXX)
+trap 'rm -rf "$w"' EXIT
+fail=0
+check() { desc=$1; shift; if "$@" > "$w/out" 2>&1; then echo "PASS: $desc"; else echo "FAIL: $desc"; sed 's/^/    /' "$w/out"; fail=$((fail+1)); fi; }
+export IFTRAIN IFTRAIN_LAUNCHER=mpirun NTASKS=2 OMPI_MCA_rmaps_base_oversubscribe=1
+"$IFTRAIN" prep --generate arith --seed 5 -n 128 -o "$w/a.h5" >/dev/null
+args=(--model.hidden_size=32 --model.intermediate_size=64 --model.num_hidden_layers=1 --train.batch_size=8
+      --train.micro_batch=4 --train.steps=300 --data.train="$w/a.h5" --data.eval= --ckpt.every=50)
+
+full() { RUN_DIR=$w/full bash "$top/slurm/train.sbatch" "${args[@]}" && test -f "$w/full/ckpt/step_300.h5"; }
+preempted() {
+  RUN_DIR=$w/pre bash "$top/slurm/train.sbatch" "${args[@]}" > "$w/pre.log" 2>&1 &
+  pid=$!
+  n=0; while [ "$(cat "$w/pre/metrics.jsonl" 2>/dev/null | wc -l)" -lt 5 ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done
+  kill -USR1 $pid
+  wait $pid; rc=$?
+  [ $rc -eq 75 ] || { echo "first run exit $rc, expected 75"; cat "$w/pre.log"; return 1; }
+  grep -q "checkpoint written" "$w/pre.log" || return 1
+  RUN_DIR=$w/pre bash "$top/slurm/train.sbatch" "${args[@]}" >> "$w/pre.log" 2>&1 || { cat "$w/pre.log"; return 1; }
+  grep -q "resumed from" "$w/pre.log" || { echo "second run did not resume"; return 1; }
+  h5diff -q "$w/full/ckpt/step_300.h5" "$w/pre/ckpt/step_300.h5" /model /model ||
+    { echo "final weights differ from the uninterrupted run"; return 1; }
+}
+crash() {
+  RUN_DIR=$w/crash bash "$top/slurm/train.sbatch" "${args[@]}" --train.batch_size=7 > "$w/crash.log" 2>&1
+  rc=$?
+  [ $rc -ne 0 ] && [ $rc -ne 75 ] && grep -q "not requeueing" "$w/crash.log"
+}
+array() {
+  for t in 0 1 2; do
+    RUN_DIR=$w/scal SLURM_ARRAY_TASK_ID=$t bash "$top/slurm/scaling.sbatch" --hidden=64 --layers=1 --steps=1 --batch=4 --seq=16 --mode=strong >/dev/null || return 1
+  done
+  [ "$(head -1 "$w/scal/scaling.csv" | cut -d, -f1)" = mode ] && [ "$(wc -l < "$w/scal/scaling.csv")" -eq 4 ]
+}
+check "train.sbatch: a run to the end exits 0" full
+check "train.sbatch: USR1 -> checkpoint, exit 75; rerun resumes to bit-identical weights" preempted
+check "train.sbatch: a failing run exits non-zero and is not requeued" crash
+check "scaling.sbatch: three array tasks fill one CSV" array
+[ $fail -eq 0 ]
