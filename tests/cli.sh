@@ -56,6 +56,10 @@ for r in rows:
 assert len(open(sys.argv[2]).read().strip().split(chr(10))) == len(rows) + 1
 PY"
 rm -f /tmp/iftrain-scal.$$ /tmp/iftrain-scal.$$.csv
+check "bench comm under 2 ranks: ping-pong and all-reduce sweeps" sh -c "
+  $MPIRUN_WRAP 2 $IFTRAIN bench comm --json --max-bytes=65536 --reps=3 > /tmp/iftrain-comm.$$ &&
+  test \$(grep -c '\"bench\":\"pingpong\"' /tmp/iftrain-comm.$$) -eq 8 && test \$(grep -c '\"bench\":\"allreduce\"' /tmp/iftrain-comm.$$) -eq 8"
+rm -f /tmp/iftrain-comm.$$
 # end to end: generate, prep, train on 2 ranks, eval, generate, step-0 checkpoint
 w=/tmp/iftrain-cli-e2e.$$
 mkdir -p $w

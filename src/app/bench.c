@@ -9,6 +9,7 @@ static const struct {
   const char *summary;
 } benches[] = {
     {"gemm", app_bench_gemm, "BLIS sgemm and PBLAS psgemm GFLOP/s"},
+    {"comm", app_bench_comm, "MPI ping-pong and all-reduce sweeps (alpha-beta model input)"},
     {"ckpt", app_bench_ckpt, "checkpoint write/read GB/s beside dd"},
     {"scaling", app_bench_scaling, "tokens/s per DP x TP layout, strong and weak, time split"},
     {"step", app_bench_step, "SFT and IFT optimizer step: tokens/s, GFLOP/s, MFU, memory"},

@@ -30,6 +30,7 @@ static const char bench_help[] =
     "                                  GFLOP/s, MFU, IFT/SFT ratio, memory\n"
     "  iftrain bench scaling [options] tokens/s per DP x TP layout and model size, strong and\n"
     "                                  weak, compute/comm/idle split, CSV (mpirun -n P)\n"
+    "  iftrain bench comm [options]    MPI ping-pong and all-reduce sweeps (mpirun -n 2)\n"
     "  iftrain bench ckpt [options]    checkpoint write/read GB/s beside dd (mpirun -n P)\n"
     "Run 'iftrain bench NAME --help' for a benchmark's options.\n";
 static const char info_help[] =
