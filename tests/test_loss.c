@@ -152,6 +152,119 @@ static void test_kind_names(void) {
   CU_ASSERT_STRING_EQUAL(loss_kind_name(LOSS_ORPO), "orpo");
 }
 
+
+/* ---- preference losses: hand values (pc -3, pr -5; reference rc -4, rr -4.5;
+ * lengths nc 3, nr 5 for IPO, nc 3, nr 2 for ORPO and SimPO). */
+static void test_pref_hand_values(void) {
+  loss_pref_opts o = loss_pref_defaults(LOSS_DPO);
+  CU_ASSERT_EQUAL(o.beta, 0.1);
+  /* DPO: h = (−3+4) − (−5+4.5) = 1.5, z = .15, L = log(1 + e^−.15) */
+  loss_pair p = loss_pref_pair(LOSS_DPO, &o, -3, -5, -4, -4.5, 3, 5);
+  IFT_ASSERT_CLOSE(p.loss, 0.6209570477895321, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.d_c, -0.046257015465625044, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.d_r, 0.046257015465625044, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.margin, 0.15, 1e-12, 0);
+  /* label smoothing .1: −.9 log s(z) − .1 log s(−z) = L + .1 z */
+  o.label_smoothing = 0.1;
+  p = loss_pref_pair(LOSS_DPO, &o, -3, -5, -4, -4.5, 3, 5);
+  IFT_ASSERT_CLOSE(p.loss, 0.6359570477895321, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.d_c, -0.03625701546562504, 1e-12, 0);
+  /* IPO: h = 1/3 + .5/5, target 1/(2 .1) = 5 */
+  o = loss_pref_defaults(LOSS_IPO);
+  p = loss_pref_pair(LOSS_IPO, &o, -3, -5, -4, -4.5, 3, 5);
+  IFT_ASSERT_CLOSE(p.loss, 20.854444444444443, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.d_c, -3.0444444444444443, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.d_r, 1.8266666666666667, 1e-12, 0);
+  /* ORPO (beta .25): mean log-probs −1 and −2.5, no reference */
+  o = loss_pref_defaults(LOSS_ORPO);
+  CU_ASSERT_EQUAL(o.beta, 0.25);
+  p = loss_pref_pair(LOSS_ORPO, &o, -3, -5, 0, 0, 3, 2);
+  IFT_ASSERT_CLOSE(p.margin, 1.8730246616450437, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.loss, 1.0357344829990436, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.d_c, -0.3508922374959198, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.d_r, 0.018137862920365542, 1e-12, 0);
+  /* SimPO (beta 2, gamma_s 1.6): z = 2(−1) − 2(−2.5) − 1.6 = 1.4 */
+  o = loss_pref_defaults(LOSS_SIMPO);
+  p = loss_pref_pair(LOSS_SIMPO, &o, -3, -5, 123, 456, 3, 2);
+  IFT_ASSERT_CLOSE(p.margin, 1.4, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.loss, 0.22041740991845094, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.d_c, -0.13187740762761221, 1e-12, 0);
+  IFT_ASSERT_CLOSE(p.d_r, 0.1978161114414183, 1e-12, 0);
+  CU_ASSERT(loss_pref_needs_ref(LOSS_DPO) && loss_pref_needs_ref(LOSS_IPO));
+  CU_ASSERT(!loss_pref_needs_ref(LOSS_ORPO) && !loss_pref_needs_ref(LOSS_SIMPO));
+  CU_ASSERT(loss_is_pref(LOSS_SIMPO) && !loss_is_pref(LOSS_IFT) && !loss_is_pref(LOSS_SFT));
+}
+
+/* Batch loss over [2B, T] rows against central differences of its own value
+ * (float inputs, step 1e-3 in double through a copy). */
+static void check_pref_fd(loss_kind k, loss_pref_opts o) {
+  enum { PB = 2, PT = 5 };
+  static const uint8_t pm[2 * PB * PT] = {0, 1, 1, 0, 0,  0, 0, 1, 1, 1,   /* chosen */
+                                          0, 1, 1, 1, 0,  0, 1, 0, 0, 0};  /* rejected */
+  float lp[2 * PB * PT], d[2 * PB * PT];
+  const float ref[2 * PB] = {-2.0f, -2.5f, -1.5f, -0.7f};
+  for (int i = 0; i < 2 * PB * PT; i++) lp[i] = -0.2f - 0.37f * (float)((i * 7) % 5);
+  const double ng = 3.0;
+  loss_metrics met = {0};
+  loss_pref(d, &met, lp, pm, PB, PT, loss_pref_needs_ref(k) ? ref : NULL, ng, k, &o);
+  CU_ASSERT_EQUAL(met.rows, 2);
+  CU_ASSERT_EQUAL(met.tokens, 2 + 3 + 3 + 1);
+  for (int i = 0; i < 2 * PB * PT; i++) {
+    if (!pm[i]) {
+      CU_ASSERT_EQUAL(d[i], 0.0f);
+      continue;
+    }
+    const float h = 1e-2f, x = lp[i];
+    lp[i] = x + h;
+    double fp = loss_pref(NULL, NULL, lp, pm, PB, PT, loss_pref_needs_ref(k) ? ref : NULL, ng, k, &o);
+    lp[i] = x - h;
+    double fm = loss_pref(NULL, NULL, lp, pm, PB, PT, loss_pref_needs_ref(k) ? ref : NULL, ng, k, &o);
+    lp[i] = x;
+    IFT_ASSERT_CLOSE(d[i], (fp - fm) / (2.0 * h), 2e-3, 1e-6);
+  }
+}
+
+static void test_pref_fd(void) {
+  loss_pref_opts o = loss_pref_defaults(LOSS_DPO);
+  o.beta = 0.7; /* make the sigmoid curve visible at these scales */
+  check_pref_fd(LOSS_DPO, o);
+  o.label_smoothing = 0.2;
+  check_pref_fd(LOSS_DPO, o);
+  o = loss_pref_defaults(LOSS_IPO);
+  check_pref_fd(LOSS_IPO, o);
+  o = loss_pref_defaults(LOSS_ORPO);
+  check_pref_fd(LOSS_ORPO, o);
+  o = loss_pref_defaults(LOSS_SIMPO);
+  check_pref_fd(LOSS_SIMPO, o);
+}
+
+/* Empty answers contribute nothing; the sums of loss_answer_logp; the batch
+ * loss equals the mean of the pair losses. */
+static void test_pref_batch(void) {
+  enum { PT = 4 };
+  const uint8_t pm[4 * PT] = {0, 1, 1, 0, 0, 0, 0, 0, /* chosen: row 1 empty */
+                              0, 1, 0, 0, 0, 1, 1, 1};
+  const float lp[4 * PT] = {0, -1, -2, 0, 0, 0, 0, 0, 0, -0.5f, 0, 0, 0, -1, -1, -1};
+  double sums[4];
+  loss_answer_logp(sums, lp, pm, 4, PT);
+  CU_ASSERT_EQUAL(sums[0], -3.0);
+  CU_ASSERT_EQUAL(sums[1], 0.0);
+  CU_ASSERT_EQUAL(sums[2], -0.5);
+  CU_ASSERT_EQUAL(sums[3], -3.0);
+  loss_pref_opts o = loss_pref_defaults(LOSS_SIMPO);
+  loss_metrics met = {0};
+  float d[4 * PT];
+  double L = loss_pref(d, &met, lp, pm, 2, PT, NULL, 2.0, LOSS_SIMPO, &o);
+  loss_pair p = loss_pref_pair(LOSS_SIMPO, &o, -3, -0.5, 0, 0, 2, 1);
+  IFT_ASSERT_CLOSE(L, p.loss / 2.0, 1e-12, 0);
+  CU_ASSERT_EQUAL(met.rows, 1);
+  CU_ASSERT_EQUAL(met.pref_correct, p.margin > 0);
+  for (int t = 0; t < PT; t++) CU_ASSERT_EQUAL(d[PT + t], 0.0f);      /* empty pair */
+  for (int t = 0; t < PT; t++) CU_ASSERT_EQUAL(d[3 * PT + t], 0.0f);
+  IFT_ASSERT_CLOSE(d[1], p.d_c / 2.0, 1e-6, 0);
+  IFT_ASSERT_CLOSE(d[2 * PT + 1], p.d_r / 2.0, 1e-6, 0);
+}
+
 static CU_TestInfo tests[] = {{"IFT.md vectors: left/loss/L1 weights, L_b, L, dL/dlogp", test_vectors_left_l1},
                               {"IFT.md vectors: gamma 1, L2, log, softmax, right batch/row mu", test_vectors_options},
                               {"IFT.md vectors: gamma 0 uniform", test_vectors_gamma0},
@@ -159,5 +272,8 @@ static CU_TestInfo tests[] = {{"IFT.md vectors: left/loss/L1 weights, L_b, L, dL
                               {"finite differences, every option", test_fd_all_options},
                               {"empty rows and metrics", test_empty_rows_and_metrics},
                               {"loss kind names", test_kind_names},
+                              {"preference losses: hand values (DPO, label smoothing, IPO, ORPO, SimPO)", test_pref_hand_values},
+                              {"preference losses: finite differences", test_pref_fd},
+                              {"preference losses: batch, empty answers, answer sums", test_pref_batch},
                               CU_TEST_INFO_NULL};
 IFT_TEST_MAIN("loss", tests)

@@ -58,6 +58,10 @@ ift_status ckpt_info(const char *path, FILE *out, int show_config);
 ift_status ckpt_verify(const char *path, FILE *out, long *ntensors);
 /* Write only /model (for inference) to out_path (via out_path.tmp). */
 ift_status ckpt_export_model(const char *path, const char *out_path);
+/* Fingerprint of a checkpoint's model (16 hex digits in out[17]): a hash of
+ * the model config and every /model tensor's name and stored checksum, so
+ * it identifies the weights without reading them.  Serial, read-only. */
+ift_status ckpt_fingerprint(const char *path, char out[17]);
 /* Checksum of a shard: sums over shards give the whole tensor's. */
 uint64_t ckpt_checksum_part(const float *x, int rows, int cols, int row0, int col0, int gcols);
 /* Resolve "auto" (latest in dir, if any), a path, or "none" -> path or "". */

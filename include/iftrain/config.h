@@ -41,6 +41,13 @@ typedef struct {
     ift_right_mu right_mu;
     int reduce_microbatch; /* ift.reduce = microbatch (reference) */
   } ift;
+  struct {
+    double beta;              /* 0: the loss's IFT.md default */
+    double label_smoothing;   /* DPO */
+    double simpo_gamma_ratio; /* SimPO gamma_s / beta */
+    char reference[1024];     /* checkpoint of the reference model (DPO, IPO);
+                                 empty: ckpt.init */
+  } pref;
   optim_cfg optim;
   int optim_zero;
   struct {
@@ -51,6 +58,7 @@ typedef struct {
     char dir[1024];
     int every, keep;
     char resume[1024];
+    char init[1024]; /* start from these weights (fresh optimizer, step 0) */
   } ckpt;
   struct {
     int tp;
@@ -81,6 +89,8 @@ void app_config_help(FILE *f);
 ift_status app_config_check(const app_config *c, int dp, int tp);
 
 const char *lambda_sched_name(lambda_sched s);
+/* The preference options of the configured loss (pref.beta = 0 -> default). */
+loss_pref_opts app_config_pref(const app_config *c);
 
 #ifdef __cplusplus
 }

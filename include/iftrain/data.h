@@ -68,6 +68,9 @@ typedef struct {
   int has_ref_logp;
   int64_t *offsets;    /* n + 1, read at open (small) */
   int64_t *ch_offsets, *rj_offsets; /* when has_pairs */
+  float *ref_logp;     /* [n, 2] (chosen, rejected) when has_ref_logp, read at open */
+  char ref_fingerprint[80]; /* its "fingerprint" attribute */
+  char ref_source[1024];    /* its "reference" attribute (checkpoint path at prep time) */
   int64_t file;        /* hid_t */
 } data_set;
 
@@ -85,6 +88,14 @@ int data_len(const data_set *d, long i);
  * NULL (main rows), "chosen" or "rejected". */
 ift_status data_read_row(data_set *d, const char *group, long i, int *tokens, uint8_t *mask,
                          int cap, int *len);
+
+/* Store the reference log-probs [n, 2] of every pair in /ref_logp with the
+ * reference checkpoint's fingerprint (and its path, for messages).  Serial,
+ * on one process, with the file closed everywhere else: the file is copied to
+ * PATH.tmp, the dataset (re)written there, and the copy renamed over PATH,
+ * so an interrupted write leaves the original intact. */
+ift_status data_write_ref_logp(const char *path, const float *ref, long n,
+                               const char *fingerprint, const char *reference);
 
 /* ---- writing (iftrain prep, generator, tests) */
 typedef struct data_writer data_writer;

@@ -47,6 +47,8 @@ typedef struct {
   double nll_sum;      /* sum_b mean answer NLL of row b (the SFT loss) */
   double tokens;       /* answer tokens */
   double rows;         /* rows with at least one answer token */
+  double pref_correct; /* preference losses: pairs whose margin is > 0 */
+  double margin_sum;   /* preference losses: sum of the pairs' margins */
 } loss_metrics;
 
 /* SFT: L_b = sum_t m ℓ / n_b.  Returns sum_b L_b / n_global.  dlogp may be
@@ -67,6 +69,57 @@ double loss_ift(float *dlogp /* B,T */, float *w_out /* B,T */, loss_metrics *me
 double loss_ift_d(double *dlogp, double *w_out, const double *logp,
                   const uint8_t *mask, int B, int T, double n_global,
                   const loss_ift_opts *o);
+
+/* ---- preference objectives (IFT.md "Related objectives").  A pair is
+ * scored by the summed answer log-probs of its chosen and rejected answers
+ * under the policy (pc, pr) and the frozen reference (rc, rr; DPO and IPO
+ * only) and by the answer lengths (nc, nr tokens):
+ *   DPO    h = (pc - rc) - (pr - rr), z = beta h,
+ *          L = -(1-eps) log s(z) - eps log s(-z)     (eps: label smoothing)
+ *   IPO    h = (pc - rc)/nc - (pr - rr)/nr, L = (h - 1/(2 beta))^2
+ *   ORPO   a = p/n (mean log-prob), lo(a) = a - log(1 - e^a),
+ *          z = lo(ac) - lo(ar), L = -ac + beta (-log s(z))
+ *   SimPO  z = beta pc/nc - beta pr/nr - gamma_s, gamma_s = ratio beta,
+ *          L = -log s(z)
+ * (s = logistic sigmoid).  Every L depends on the log-probs only through
+ * pc and pr, so dL/dlogp[t] = m[t] dL/dpc on the chosen row (dL/dpr on the
+ * rejected one). */
+typedef struct {
+  double beta;              /* DPO .1, IPO .1, ORPO .25, SimPO 2 (loss_pref_defaults) */
+  double label_smoothing;   /* DPO: eps in [0, .5) */
+  double simpo_gamma_ratio; /* SimPO: gamma_s / beta (.8) */
+} loss_pref_opts;
+
+/* IFT.md defaults of kind k (a preference kind). */
+loss_pref_opts loss_pref_defaults(loss_kind k);
+/* 1 for DPO and IPO (they need reference log-probs). */
+int loss_pref_needs_ref(loss_kind k);
+/* 1 for DPO, IPO, ORPO, SimPO. */
+int loss_is_pref(loss_kind k);
+
+typedef struct {
+  double loss;     /* L of the pair */
+  double d_c, d_r; /* dL/dpc, dL/dpr */
+  double margin;   /* the implicit reward margin (> 0: chosen preferred):
+                      DPO beta h, IPO h, ORPO z, SimPO z */
+} loss_pair;
+
+/* One pair, in double.  nc, nr > 0. */
+loss_pair loss_pref_pair(loss_kind k, const loss_pref_opts *o, double pc, double pr, double rc,
+                         double rr, double nc, double nr);
+
+/* B pairs: logp and mask are [2B, T], rows 0..B-1 the chosen answers and
+ * rows B..2B-1 the rejected ones (row b pairs with row B + b); ref is [B, 2]
+ * (chosen, rejected) summed reference log-probs (NULL for ORPO and SimPO).
+ * Returns sum_b L_b / n_global and writes dlogp (may be NULL), [2B, T].
+ * Pairs with an empty chosen or rejected answer contribute nothing.
+ * Metrics: loss_sum, nll_sum (mean answer NLL of the chosen row), tokens
+ * (both rows), rows (pairs), pref_correct, margin_sum. */
+double loss_pref(float *dlogp, loss_metrics *met, const float *logp, const uint8_t *mask, int B,
+                 int T, const float *ref, double n_global, loss_kind k, const loss_pref_opts *o);
+
+/* Summed answer log-probs of each row of a [R, T] batch (out[R]). */
+void loss_answer_logp(double *out, const float *logp, const uint8_t *mask, int R, int T);
 
 #ifdef __cplusplus
 }

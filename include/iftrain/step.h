@@ -16,9 +16,10 @@ extern "C" {
 #endif
 
 typedef struct {
-  loss_kind kind;    /* LOSS_SFT or LOSS_IFT here */
-  loss_ift_opts ift; /* weighting options */
-  int embed_grad;    /* ift.embed_grad */
+  loss_kind kind;      /* any loss_kind (preference kinds: step_pairs) */
+  loss_ift_opts ift;   /* weighting options */
+  int embed_grad;      /* ift.embed_grad */
+  loss_pref_opts pref; /* DPO, IPO, ORPO, SimPO */
 } step_cfg;
 
 /* Scratch of one micro-batch, allocated once. */
@@ -44,6 +45,19 @@ void step_replace_answers(int *alt /* B,T */, const int *tokens, const int *argm
 ift_status step_microbatch(model *m, step_ws *w, loss_metrics *met, const int *tokens,
                            const uint8_t *mask, int B, int T, double n_global, float lambda,
                            const step_cfg *cfg, int backward);
+
+/* Preference objectives on B pairs: tokens and mask are [2B, T] (rows
+ * 0..B-1 prompt + chosen answer, rows B..2B-1 prompt + rejected answer),
+ * ref [B, 2] the cached reference log-probs (NULL for ORPO and SimPO).  One
+ * forward (and backward) over the 2B rows; w needs room for 2B rows and the
+ * model's activations for 2B rows.  n_global = pairs in the global batch. */
+ift_status step_pairs(model *m, step_ws *w, loss_metrics *met, const int *tokens,
+                      const uint8_t *mask, int B, int T, const float *ref, double n_global,
+                      const step_cfg *cfg, int backward);
+
+/* Forward only: the summed answer log-prob of each of R rows (out[R]). */
+ift_status step_answer_logp(model *m, step_ws *w, double *out, const int *tokens,
+                            const uint8_t *mask, int R, int T);
 
 #ifdef __cplusplus
 }

@@ -52,6 +52,10 @@ static const key_def keys[] = {
     {"ift.embed_grad", K_BOOL, F(ift.embed_grad), 0, NULL, "1: gradient flows into the blended input lookups (extension)"},
     {"ift.right_mu", K_ENUM, F(ift.right_mu), 0, "row|batch", "right side: mu per row (default) or per micro-batch (reference)"},
     {"ift.reduce", K_ENUM, F(ift.reduce_microbatch), 0, "global|microbatch", "loss mean over the global batch, or per micro-batch (reference)"},
+    {"pref.beta", K_DOUBLE, F(pref.beta), 0, NULL, "preference losses: beta (0 = default: DPO/IPO .1, ORPO .25, SimPO 2)"},
+    {"pref.label_smoothing", K_DOUBLE, F(pref.label_smoothing), 0, NULL, "DPO: label smoothing eps in [0, .5)"},
+    {"pref.simpo_gamma_ratio", K_DOUBLE, F(pref.simpo_gamma_ratio), 0, NULL, "SimPO: target margin gamma_s / beta"},
+    {"pref.reference", K_STR, STR(pref.reference), NULL, "DPO/IPO: reference checkpoint the cached /ref_logp must come from (empty: ckpt.init)"},
     {"optim.name", K_ENUM, F(optim.kind), 0, "adamw|rmsprop|sgd", "optimizer"},
     {"optim.lr", K_DOUBLE, F(optim.lr), 0, NULL, "peak learning rate"},
     {"optim.weight_decay", K_DOUBLE, F(optim.weight_decay), 0, NULL, "AdamW: decoupled; RMSprop/SGD: L2 (matrices only)"},
@@ -71,6 +75,7 @@ static const key_def keys[] = {
     {"ckpt.every", K_INT, F(ckpt.every), 0, NULL, "checkpoint every N steps (0: only at the end)"},
     {"ckpt.keep", K_INT, F(ckpt.keep), 0, NULL, "keep the last K checkpoints"},
     {"ckpt.resume", K_STR, STR(ckpt.resume), NULL, "auto (latest in ckpt.dir, if any) | PATH | none"},
+    {"ckpt.init", K_STR, STR(ckpt.init), NULL, "start from the weights of this checkpoint (step 0, fresh optimizer; ignored when resuming)"},
     {"dist.tp", K_INT, F(dist.tp), 0, NULL, "tensor-parallel ranks per replica (DP = ranks / tp)"},
     {"dist.tp_mode", K_ENUM, F(dist.tp_2d), 0, "1d|2d", "1d: Megatron splits with BLIS; 2d: PBLAS psgemm on a BLACS grid"},
     {"metrics.path", K_STR, STR(metrics.path), NULL, "JSONL metrics file (empty: none)"},
@@ -82,6 +87,14 @@ static const key_def keys[] = {
 #undef F
 #undef STR
 enum { NKEYS = sizeof keys / sizeof keys[0] };
+
+loss_pref_opts app_config_pref(const app_config *c) {
+  loss_pref_opts o = loss_pref_defaults(c->train.loss);
+  if (c->pref.beta > 0) o.beta = c->pref.beta;
+  o.label_smoothing = c->pref.label_smoothing;
+  o.simpo_gamma_ratio = c->pref.simpo_gamma_ratio;
+  return o;
+}
 
 const char *lambda_sched_name(lambda_sched s) {
   return s == LAMBDA_LINEAR ? "linear" : s == LAMBDA_NOISE ? "noise" : "static";
@@ -106,6 +119,7 @@ void app_config_defaults(app_config *c) {
   c->ift.right_mu = io.right_mu;
   c->ift.schedule = LAMBDA_STATIC;
   c->ift.warmup_steps = 150;
+  c->pref.simpo_gamma_ratio = 0.8;
   c->optim = optim_defaults(OPTIM_ADAMW);
   c->optim.lr = 3e-3;
   c->optim.weight_decay = 0.0;
@@ -398,6 +412,14 @@ ift_status app_config_check(const app_config *c, int dp, int tp) {
               c->optim.lr);
   IFT_REQUIRE(c->optim.clip >= 0, IFT_ERR_CONFIG, "optim.clip = 0 turns clipping off",
               "optim.clip = %g is negative", c->optim.clip);
+  IFT_REQUIRE(c->pref.beta >= 0, IFT_ERR_CONFIG, "pref.beta > 0 (0 = the loss's default)",
+              "pref.beta = %g", c->pref.beta);
+  IFT_REQUIRE(c->pref.label_smoothing >= 0 && c->pref.label_smoothing < 0.5, IFT_ERR_CONFIG,
+              "pref.label_smoothing is a probability in [0, 0.5)", "pref.label_smoothing = %g",
+              c->pref.label_smoothing);
+  IFT_REQUIRE(!loss_is_pref(c->train.loss) || 2 * c->train.micro_batch <= 512, IFT_ERR_CONFIG,
+              "train.micro_batch <= 256 for preference losses (each pair is two rows)",
+              "train.micro_batch = %d", c->train.micro_batch);
   IFT_REQUIRE(c->dist.tp >= 1, IFT_ERR_LAYOUT, "dist.tp >= 1", "dist.tp = %d", c->dist.tp);
   IFT_REQUIRE(!c->dist.tp_2d, IFT_ERR_UNIMPL, "use dist.tp_mode = 1d (Megatron splits) in this build",
               "dist.tp_mode = 2d (PBLAS on a BLACS grid) is not available in this build yet");

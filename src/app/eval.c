@@ -104,6 +104,98 @@ int app_eval(int argc, char **argv) {
   return APP_EXIT_OK;
 }
 
+/* iftrain prep --ref-logp: the reference model's summed answer log-probs of
+ * every pair, rows split over the ranks (micro-batches of mb pairs), summed
+ * into one [n, 2] array, written by rank 0 with the checkpoint's fingerprint. */
+int app_ref_logp(const char *ckpt, const char *data, int mb) {
+  train_ctx tc;
+  char fp[17] = "";
+  ift_status st = ckpt_fingerprint(ckpt, fp);
+  if (st == IFT_OK) st = load(&tc, ckpt, data, 2 * mb, 1 << 20);
+  else memset(&tc, 0, sizeof tc);
+  float *ref = NULL;
+  long n = 0, longest = 0;
+  double t0 = core_now(), flops = 0;
+  if (st == IFT_OK && !tc.eval.has_pairs) {
+    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "--data",
+                  "prep the set from a JSONL with prompt/chosen/rejected lines",
+                  "%s has no /chosen and /rejected pairs", data);
+    st = IFT_ERR_FORMAT;
+  }
+  if (st == IFT_OK) {
+    data_set *d = &tc.eval;
+    n = d->n;
+    ref = calloc((size_t)2 * (size_t)(n > 0 ? n : 1), sizeof(float));
+    if (!ref) st = IFT_ERR_NOMEM;
+    const int Tm = tc.cfg.train.seq_len;
+    for (long i = 0; i < n; i++) {
+      long l = d->ch_offsets[i + 1] - d->ch_offsets[i], r = d->rj_offsets[i + 1] - d->rj_offsets[i];
+      if (l > longest) longest = l;
+      if (r > longest) longest = r;
+    }
+    /* forward FLOPs of every chosen and rejected row (for compute budgets) */
+    flops = model_forward_flops(tc.m, 1, Tm) / Tm *
+            (double)(d->ch_offsets[n] + d->rj_offsets[n]);
+    if (st == IFT_OK && longest > Tm) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "--data",
+                    "prep the data with --max-len or use a model with more positions",
+                    "%s: a pair row has %ld tokens, more than the reference's %d positions", data, longest, Tm);
+      st = IFT_ERR_FORMAT;
+    }
+    static const char *const grp[2] = {"chosen", "rejected"};
+    double sums[1024];
+    long done = 0;
+    for (long r0 = (long)tc.grid.dp_rank * mb; r0 < n && st == IFT_OK; r0 += (long)tc.grid.dp_size * mb) {
+      const int nb = (int)(n - r0 < mb ? n - r0 : mb);
+      int T = 2;
+      for (int g = 0; g < 2; g++)
+        for (int j = 0; j < nb; j++) {
+          const int64_t *off = g ? d->rj_offsets : d->ch_offsets;
+          int l = (int)(off[r0 + j + 1] - off[r0 + j]);
+          if (l > T) T = l;
+        }
+      for (int j = 0; j < 2 * nb && st == IFT_OK; j++) {
+        int len = 0;
+        int *tk = tc.tok + (size_t)j * T;
+        uint8_t *mk = tc.mask + (size_t)j * T;
+        st = data_read_row(d, grp[j / nb], r0 + j % nb, tk, mk, T, &len);
+        for (int t = len; t < T; t++) {
+          tk[t] = TOK_PAD;
+          mk[t] = 0;
+        }
+        mk[0] = 0;
+      }
+      if (st == IFT_OK) st = step_answer_logp(tc.m, &tc.ws, sums, tc.tok, tc.mask, 2 * nb, T);
+      if (st == IFT_OK && tc.grid.tp_rank == 0)
+        for (int j = 0; j < nb; j++) {
+          ref[2 * (r0 + j)] = (float)sums[j];
+          ref[2 * (r0 + j) + 1] = (float)sums[nb + j];
+        }
+      done += nb;
+      if (tc.grid.rank == 0 && core_loglevel() >= IFT_LOG_INFO && (done / mb) % 50 == 0)
+        fprintf(stderr, "ref-logp: %ld / %ld pairs on rank 0 (%.0f s)\n", done * tc.grid.dp_size, n,
+                core_now() - t0);
+    }
+  }
+  /* every rank took part in the collectives so far; agree on the outcome */
+  int bad = st != IFT_OK, anybad = bad;
+  if (tc.m) MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, tc.grid.world);
+  if (!anybad && ref)
+    MPI_Allreduce(MPI_IN_PLACE, ref, (int)(2 * n), MPI_FLOAT, MPI_SUM, tc.grid.world);
+  const int rank0 = core_rank() == 0;
+  if (tc.m) train_ctx_destroy(&tc); /* closes the data set everywhere before rank 0 rewrites it */
+  if (!anybad && rank0) {
+    st = data_write_ref_logp(data, ref, n, fp, ckpt);
+    if (st == IFT_OK && core_loglevel() >= IFT_LOG_INFO)
+      printf("ref-logp: %ld pairs scored by %s (fingerprint %s) in %.1f s, %.4g FLOPs -> %s:/ref_logp\n",
+             n, ckpt, fp, core_now() - t0, flops, data);
+  }
+  free(ref);
+  int rc = st != IFT_OK || anybad;
+  MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  return rc ? APP_EXIT_USAGE : APP_EXIT_OK;
+}
+
 int app_generate(int argc, char **argv) {
   ev_opts o = {.max_new = 64, .mb = 1};
   int rc = parse(argc, argv, &o, "generate");

@@ -10,7 +10,8 @@
 const char app_prep_help[] =
     "iftrain prep — make an iftrain HDF5 data set\n\n"
     "  iftrain prep INPUT.jsonl -o OUTPUT.h5 [--max-len N] [--skip-bad]\n"
-    "  iftrain prep --generate arith [--seed S] [-n N] -o OUTPUT.h5 [--jsonl FILE]\n\n"
+    "  iftrain prep --generate arith [--seed S] [-n N] -o OUTPUT.h5 [--jsonl FILE]\n"
+    "  iftrain prep --ref-logp CKPT --data FILE.h5 [--micro-batch N]   (any number of ranks)\n\n"
     "Line formats: {\"prompt\",\"response\"}; {\"prompt\",\"chosen\",\"rejected\"} (preference\n"
     "pairs; IFT and SFT train on prompt+chosen); {\"messages\":[{\"role\",\"content\"},...]}\n"
     "with roles system|user|assistant. Chat template (byte tokenizer bytes-v1, ids\n"
@@ -23,11 +24,18 @@ const char app_prep_help[] =
     "  --generate T   generate task T (arith: multi-digit + and - worked digit by digit,\n"
     "                 with a correct and a plausible wrong working per prompt)\n"
     "  --seed S, -n N generator seed (default 1) and example count (default 1000)\n"
-    "  --jsonl FILE   keep the generated JSONL in FILE\n";
+    "  --jsonl FILE   keep the generated JSONL in FILE\n"
+    "  --ref-logp CKPT  score every chosen and rejected answer of --data with the frozen\n"
+    "                 reference model CKPT (summed answer log-probs, rows split over the\n"
+    "                 ranks) and store them in FILE.h5:/ref_logp with the checkpoint's\n"
+    "                 fingerprint; DPO and IPO training refuse a cache from another model\n"
+    "  --micro-batch N  pairs per forward for --ref-logp (default 8)\n";
 
 int app_prep(int argc, char **argv) {
   const char *in = NULL, *out = NULL, *gen = NULL, *jsonl = NULL;
   long n = 1000, seed = 1;
+  const char *ref_ckpt = NULL, *data = NULL;
+  int mb = 8;
   data_prep_stats st = {0};
   for (int i = 1; i < argc; i++) {
     const char *v;
@@ -39,12 +47,24 @@ int app_prep(int argc, char **argv) {
     else if ((v = app_opt(argc, argv, &i, "seed"))) seed = atol(v);
     else if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atol(argv[++i]);
     else if ((v = app_opt(argc, argv, &i, "jsonl"))) jsonl = v;
+    else if ((v = app_opt(argc, argv, &i, "ref-logp"))) ref_ckpt = v;
+    else if ((v = app_opt(argc, argv, &i, "data"))) data = v;
+    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) mb = atoi(v);
     else if (argv[i][0] != '-' && !in) in = argv[i];
     else {
       if (core_rank() == 0)
         fprintf(stderr, "iftrain prep: unexpected argument '%s'\n  hint: iftrain prep --help\n", argv[i]);
       return APP_EXIT_USAGE;
     }
+  }
+  if (ref_ckpt || data) {
+    if (!ref_ckpt || !data || mb < 1 || mb > 256 || in || gen || out) {
+      if (core_rank() == 0)
+        fprintf(stderr, "iftrain prep: --ref-logp CKPT needs --data FILE.h5 (and 1 <= --micro-batch <= 256),\n"
+                        "  and no other input or output\n");
+      return APP_EXIT_USAGE;
+    }
+    return app_ref_logp(ref_ckpt, data, mb);
   }
   if (!out || (!in && !gen) || (in && gen) || st.max_len < 0) {
     if (core_rank() == 0)

@@ -23,17 +23,26 @@ static int data_len_cb(const void *ctx, long i) { return data_len((const data_se
 
 /* Read rows[0..nb) of the data set into padded [nb, T] buffers; returns T
  * (the longest row, capped at seq_len). */
-static ift_status load_rows(data_set *d, const long *rows, int nb, int seq_len, int *tok,
-                            uint8_t *mask, int *T_out, long *ntok) {
+static int group_len(const data_set *d, const char *group, long i) {
+  const int64_t *off = !group ? d->offsets : !strcmp(group, "chosen") ? d->ch_offsets : d->rj_offsets;
+  return (int)(off[i + 1] - off[i]);
+}
+
+/* Rows of group (NULL: main rows; "chosen"; "rejected"): groups[j % ngroups]
+ * for row j < nb * ngroups, sequence rows[j / ...]: with two groups the
+ * first nb rows are chosen answers and the next nb the rejected ones. */
+static ift_status load_groups(data_set *d, const char *const *groups, int ngroups, const long *rows,
+                              int nb, int seq_len, int *tok, uint8_t *mask, int *T_out, long *ntok) {
   int T = 2;
-  for (int j = 0; j < nb; j++) {
-    int l = data_len(d, rows[j]);
-    if (l > T) T = l;
-  }
+  for (int g = 0; g < ngroups; g++)
+    for (int j = 0; j < nb; j++) {
+      int l = group_len(d, groups[g], rows[j]);
+      if (l > T) T = l;
+    }
   if (T > seq_len) T = seq_len;
-  for (int j = 0; j < nb; j++) {
+  for (int j = 0; j < nb * ngroups; j++) {
     int len = 0;
-    IFT_TRY(data_read_row(d, NULL, rows[j], tok + (size_t)j * T, mask + (size_t)j * T, T, &len));
+    IFT_TRY(data_read_row(d, groups[j / nb], rows[j % nb], tok + (size_t)j * T, mask + (size_t)j * T, T, &len));
     *ntok += len;
     for (int t = len; t < T; t++) {
       tok[(size_t)j * T + t] = TOK_PAD;
@@ -42,6 +51,56 @@ static ift_status load_rows(data_set *d, const long *rows, int nb, int seq_len, 
     mask[(size_t)j * T] = 0; /* position 0 has no prediction */
   }
   *T_out = T;
+  return IFT_OK;
+}
+
+static ift_status load_rows(data_set *d, const long *rows, int nb, int seq_len, int *tok,
+                            uint8_t *mask, int *T_out, long *ntok) {
+  static const char *const main_rows[1] = {NULL};
+  return load_groups(d, main_rows, 1, rows, nb, seq_len, tok, mask, T_out, ntok);
+}
+
+static ift_status load_pairs(data_set *d, const long *rows, int nb, int seq_len, int *tok,
+                             uint8_t *mask, float *ref, int *T_out, long *ntok) {
+  static const char *const pair_rows[2] = {"chosen", "rejected"};
+  if (ref && d->ref_logp)
+    for (int j = 0; j < nb; j++) {
+      ref[2 * j] = d->ref_logp[2 * rows[j]];
+      ref[2 * j + 1] = d->ref_logp[2 * rows[j] + 1];
+    }
+  return load_groups(d, pair_rows, 2, rows, nb, seq_len, tok, mask, T_out, ntok);
+}
+
+/* The preference data checks of train.loss (pairs present; for DPO and IPO a
+ * reference cache whose fingerprint is the reference checkpoint's). */
+static ift_status check_pref_data(const app_config *cfg, const data_set *d) {
+  const char *loss = loss_kind_name(cfg->train.loss);
+  IFT_REQUIRE(d->has_pairs, IFT_ERR_CONFIG,
+              "preference losses train on pairs: prep a JSONL with prompt/chosen/rejected lines",
+              "train.loss = %s: %s has no /chosen and /rejected groups", loss, d->path);
+  if (!loss_pref_needs_ref(cfg->train.loss)) return IFT_OK;
+  const char *ref = cfg->pref.reference[0] ? cfg->pref.reference : cfg->ckpt.init;
+  IFT_REQUIRE(ref[0], IFT_ERR_CONFIG,
+              "set ckpt.init (or pref.reference) to the reference checkpoint, e.g. the SFT model",
+              "train.loss = %s needs a reference model", loss);
+  IFT_REQUIRE(d->has_ref_logp, IFT_ERR_CONFIG, "run: iftrain prep --ref-logp REF.h5 --data DATA.h5",
+              "train.loss = %s: %s has no cached reference log-probs (/ref_logp)", loss, d->path);
+  long longest = 0;
+  for (long i = 0; i < d->n; i++) {
+    const int a = group_len(d, "chosen", i), b = group_len(d, "rejected", i);
+    if (a > longest) longest = a;
+    if (b > longest) longest = b;
+  }
+  IFT_REQUIRE(longest <= cfg->train.seq_len, IFT_ERR_CONFIG,
+              "raise train.seq_len: truncated rows would not match the cached reference log-probs",
+              "%s: a pair row has %ld tokens, train.seq_len is %d", d->path, longest, cfg->train.seq_len);
+  char fp[17];
+  IFT_TRY(ckpt_fingerprint(ref, fp));
+  IFT_REQUIRE(!strcmp(fp, d->ref_fingerprint), IFT_ERR_CONFIG,
+              "recompute the cache for this reference: iftrain prep --ref-logp REF.h5 --data DATA.h5",
+              "%s: /ref_logp was computed from another model (fingerprint %s, from '%s') than the "
+              "reference %s (fingerprint %s)",
+              d->path, d->ref_fingerprint, d->ref_source, ref, fp);
   return IFT_OK;
 }
 
@@ -140,14 +199,17 @@ ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train
     IFT_TRY(data_open(&tc->eval, cfg->data.eval, tc->grid.world, cfg->model.vocab_size));
     tc->have_eval = 1;
   }
+  if (need_train_data && loss_is_pref(cfg->train.loss)) IFT_TRY(check_pref_data(cfg, &tc->train));
   const int B = cfg->train.micro_batch, T = cfg->train.seq_len;
   IFT_REQUIRE(B <= 512, IFT_ERR_CONFIG, "train.micro_batch <= 512", "micro-batch %d", B);
-  IFT_TRY(model_create(&tc->m, &cfg->model, tc->grid.tp, B, T));
+  /* a preference micro-batch holds B pairs = 2B rows */
+  const int R = need_train_data && loss_is_pref(cfg->train.loss) ? 2 * B : B;
+  IFT_TRY(model_create(&tc->m, &cfg->model, tc->grid.tp, R, T));
   model_init_weights(tc->m, cfg->model.init_seed);
-  IFT_TRY(step_ws_create(&tc->ws, B, T));
+  IFT_TRY(step_ws_create(&tc->ws, R, T));
   size_t n = (size_t)B * T;
-  tc->tok = core_alloc(n * sizeof(int));
-  tc->mask = core_alloc(n);
+  tc->tok = core_alloc((size_t)R * T * sizeof(int));
+  tc->mask = core_alloc((size_t)R * T);
   tc->gen = core_alloc(n * sizeof(int));
   tc->gtok = core_alloc(n * sizeof(int));
   IFT_REQUIRE(tc->tok && tc->mask && tc->gen && tc->gtok, IFT_ERR_NOMEM, NULL, "batch buffers");
@@ -352,14 +414,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   step_cfg scfg = {.kind = cfg->train.loss,
                    .ift = {.gamma = cfg->ift.gamma, .side = cfg->ift.side, .value = cfg->ift.value,
                            .norm = cfg->ift.norm, .right_mu = cfg->ift.right_mu},
-                   .embed_grad = cfg->ift.embed_grad};
-  if (scfg.kind != LOSS_SFT && scfg.kind != LOSS_IFT) {
-    ift_error_set(IFT_ERR_UNIMPL, __FILE__, __LINE__, "train.loss",
-                  "use train.loss = ift or sft in this build",
-                  "train.loss = %s is not available in this build yet", loss_kind_name(scfg.kind));
-    st = IFT_ERR_UNIMPL;
-    goto out;
-  }
+                   .embed_grad = cfg->ift.embed_grad,
+                   .pref = app_config_pref(cfg)};
+  const int pairs = loss_is_pref(scfg.kind);
+  float ref[1024];
   sched_lambda_cfg lc = {.kind = (sched_lambda_kind)cfg->ift.schedule, .lambda = cfg->ift.lambda,
                          .warmup_steps = cfg->ift.warmup_steps};
   long start = 0;
@@ -384,6 +442,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
         IFT_LOG0("the run already reached train.steps = %ld: nothing to do", total);
         goto out;
       }
+    } else if (cfg->ckpt.init[0]) {
+      /* fine-tuning start: weights only; optimizer, step and data order fresh */
+      if ((st = ckpt_load(cfg->ckpt.init, tc.m, NULL, NULL, tc.grid.world)) != IFT_OK) goto out;
+      IFT_LOG0("initial weights from %s", cfg->ckpt.init);
     }
   }
   if (total == 0) {
@@ -399,8 +461,8 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   const int nmb = sched_microbatches(starts, per, B);
   const double flops_tok_step =
       model_forward_flops(tc.m, 1, cfg->train.seq_len) / cfg->train.seq_len *
-      (scfg.kind == LOSS_IFT ? 4.0 : 3.0);
-  double t_start = core_now(), t_last = t_start, tok_since = 0;
+      (scfg.kind == LOSS_IFT ? 4.0 : 3.0); /* pairs: 3 per token of both rows (reference cached) */
+  double t_start = core_now(), t_last = t_start, tok_since = 0, flops_run = 0;
   int tty = isatty(2);
   for (long step = start; step < total; step++) {
     double t0 = core_now();
@@ -412,6 +474,15 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     float lambda = scfg.kind == LOSS_IFT ? plan.lambda : 0.0f;
     for (int k = 0; k < nmb && st == IFT_OK; k++) {
       int nb = starts[k + 1] - starts[k], T;
+      if (pairs) {
+        st = load_pairs(&tc.train, mine + starts[k], nb, cfg->train.seq_len, tc.tok, tc.mask,
+                        loss_pref_needs_ref(scfg.kind) ? ref : NULL, &T, &ntok);
+        if (st == IFT_OK)
+          st = step_pairs(tc.m, &tc.ws, &met, tc.tok, tc.mask, nb, T,
+                          loss_pref_needs_ref(scfg.kind) ? ref : NULL,
+                          (double)cfg->train.batch_size, &scfg, 1);
+        continue;
+      }
       st = load_rows(&tc.train, mine + starts[k], nb, cfg->train.seq_len, tc.tok, tc.mask, &T, &ntok);
       if (st == IFT_OK)
         st = step_microbatch(tc.m, &tc.ws, &met, tc.tok, tc.mask, nb, T,
@@ -436,9 +507,12 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
                                tc.grid.dp)) != IFT_OK)
         break;
     }
-    double ms[4] = {met.loss_sum, met.nll_sum, met.rows, (double)ntok};
+    double ms[6] = {met.loss_sum, met.nll_sum, met.rows, (double)ntok, met.pref_correct, met.margin_sum};
     if (tc.grid.tp_rank != 0) memset(ms, 0, sizeof ms);
-    MPI_Allreduce(MPI_IN_PLACE, ms, 4, MPI_DOUBLE, MPI_SUM, tc.grid.world);
+    MPI_Allreduce(MPI_IN_PLACE, ms, 6, MPI_DOUBLE, MPI_SUM, tc.grid.world);
+    char prefm[96] = "";
+    if (pairs && ms[2] > 0)
+      snprintf(prefm, sizeof prefm, ",\"pref_acc\":%.4f,\"margin\":%.5g", ms[4] / ms[2], ms[5] / ms[2]);
     double gn = sqrt(grad_sqnorm(&tc, &zp));
     double loss = ms[0] / cfg->train.batch_size, nll = ms[2] > 0 ? ms[1] / ms[2] : 0;
     if (!isfinite(loss) || !isfinite(gn)) {
@@ -479,15 +553,18 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     double now = core_now(), dt = now - t0;
     tok_since += ms[3];
     double tps = ms[3] / dt;
-    double mfu = tps * flops_tok_step / (peak * 1e9);
+    /* IFT with λ = 0 skips its intuition pass: 3 passes, not 4 */
+    const double ftok = scfg.kind == LOSS_IFT && lambda == 0.0f ? flops_tok_step * 0.75 : flops_tok_step;
+    double mfu = tps * ftok / (peak * 1e9);
+    flops_run += ftok * ms[3];
     if (rank == 0) {
       if (mf && (step + 1) % (cfg->metrics.every > 0 ? cfg->metrics.every : 1) == 0) {
         fprintf(mf,
                 "{\"step\":%ld,\"epoch\":%ld,\"loss\":%.6f,\"nll\":%.6f,\"lr\":%.6g,\"lambda\":%.4f,"
                 "\"grad_norm\":%.5g,\"tokens\":%.0f,\"tokens_per_s\":%.1f,\"mfu\":%.4f,\"seconds\":%.4f,"
-                "\"restart_count\":%s}\n",
-                step + 1, plan.epoch, loss, nll, lr, lambda, gn, ms[3], tps, mfu, dt,
-                getenv("SLURM_RESTART_COUNT") ? getenv("SLURM_RESTART_COUNT") : "0");
+                "\"flops\":%.5g,\"restart_count\":%s%s}\n",
+                step + 1, plan.epoch, loss, nll, lr, lambda, gn, ms[3], tps, mfu, dt, flops_run,
+                getenv("SLURM_RESTART_COUNT") ? getenv("SLURM_RESTART_COUNT") : "0", prefm);
         fflush(mf);
       }
       if (verbose && (tty || now - t_last > 10 || step + 1 == total || step == 0)) {
@@ -508,7 +585,8 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
         fprintf(stderr, "%seval @ step %ld: held-out loss %.4f  exact match %.3f\n", tty ? "\n" : "",
                 step + 1, el, em);
         if (mf) {
-          fprintf(mf, "{\"step\":%ld,\"eval_loss\":%.6f,\"exact_match\":%.4f}\n", step + 1, el, em);
+          fprintf(mf, "{\"step\":%ld,\"eval_loss\":%.6f,\"exact_match\":%.4f,\"flops\":%.5g}\n", step + 1,
+                  el, em, flops_run);
           fflush(mf);
         }
       }

@@ -590,3 +590,42 @@ done:
   if (st != IFT_OK) unlink(tmp);
   return st;
 }
+
+ift_status ckpt_fingerprint(const char *path, char out[17]) {
+  model_config c;
+  IFT_TRY(ckpt_read_config(path, &c));
+  model *m;
+  IFT_TRY(model_create(&m, &c, MPI_COMM_NULL, 1, 2));
+  ift_status st = IFT_OK;
+  hid_t f = -1, g = -1;
+  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "the file is not HDF5 or is truncated");
+  H5CHK(g = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
+  char cs[256];
+  int cn = snprintf(cs, sizeof cs, "%d %d %d %d %d %d %d %d %.17g %.17g", c.vocab_size, c.hidden_size,
+                    c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
+                    c.num_key_value_heads, c.max_position_embeddings, c.tie_word_embeddings,
+                    c.rms_norm_eps, c.rope_theta);
+  uint64_t h = core_fnv1a(CORE_FNV_INIT, cs, (size_t)cn);
+  for (int i = 0; i < model_ntensors(m); i++) {
+    const model_tensor *t = model_tensor_at(m, i);
+    uint64_t sum = 0;
+    hid_t ds = H5Dopen2(g, t->name, H5P_DEFAULT);
+    int has = ds >= 0 && read_attr(ds, "checksum", H5T_NATIVE_UINT64, &sum) >= 0;
+    if (ds >= 0) H5Dclose(ds);
+    if (!has) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "checksum",
+                    "use a checkpoint written by iftrain train (iftrain ckpt verify checks it)",
+                    "%s: tensor /model/%s is missing or has no checksum", path, t->name);
+      st = IFT_ERR_FORMAT;
+      goto done;
+    }
+    h = core_fnv1a(h, t->name, strlen(t->name));
+    h = core_fnv1a(h, &sum, sizeof sum);
+  }
+  snprintf(out, 17, "%016llx", (unsigned long long)h);
+done:
+  if (g >= 0) H5Gclose(g);
+  if (f >= 0) H5Fclose(f);
+  model_destroy(m);
+  return st;
+}

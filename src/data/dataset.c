@@ -230,6 +230,28 @@ ift_status data_open(data_set *d, const char *path, MPI_Comm comm, int expect_vo
     if ((st = check_ids(f, path, "/rejected/tokens", t2, d->vocab_size)) != IFT_OK) goto done;
   }
   d->has_ref_logp = H5Lexists(f, "/ref_logp", H5P_DEFAULT) > 0;
+  if (d->has_ref_logp) {
+    const char *fix = "recompute it: iftrain prep --ref-logp CKPT --data FILE";
+    hid_t ds = H5Dopen2(f, "/ref_logp", H5P_DEFAULT);
+    hid_t sp = ds < 0 ? -1 : H5Dget_space(ds), ty = ds < 0 ? -1 : H5Dget_type(ds);
+    hsize_t dims[2] = {0, 0};
+    int ok = ds >= 0 && H5Sget_simple_extent_ndims(sp) == 2 && H5Tget_class(ty) == H5T_FLOAT &&
+             H5Tget_size(ty) == 4;
+    if (ok) H5Sget_simple_extent_dims(sp, dims, NULL);
+    ok = ok && dims[0] == (hsize_t)d->n && dims[1] == 2;
+    if (ok) d->ref_logp = malloc(sizeof(float) * 2 * (size_t)(d->n > 0 ? d->n : 1));
+    ok = ok && d->ref_logp &&
+         H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, d->ref_logp) >= 0;
+    if (ok) ok = attr_string(ds, "fingerprint", d->ref_fingerprint, sizeof d->ref_fingerprint) == 0;
+    if (ok) attr_string(ds, "reference", d->ref_source, sizeof d->ref_source);
+    if (ty >= 0) H5Tclose(ty);
+    if (sp >= 0) H5Sclose(sp);
+    if (ds >= 0) H5Dclose(ds);
+    if (!ok)
+      FAIL(IFT_ERR_FORMAT, fix,
+           "%s: /ref_logp must be float32 [%ld, 2] with a fingerprint attribute "
+           "(got %llu x %llu)", path, d->n, (unsigned long long)dims[0], (unsigned long long)dims[1]);
+  }
 done:
   if (st != IFT_OK) data_close(d);
   return st;
@@ -240,6 +262,8 @@ void data_close(data_set *d) {
   free(d->offsets);
   free(d->ch_offsets);
   free(d->rj_offsets);
+  free(d->ref_logp);
+  d->ref_logp = NULL;
   d->offsets = d->ch_offsets = d->rj_offsets = NULL;
   d->file = -1;
 }
@@ -427,4 +451,67 @@ void data_writer_discard(data_writer *w) {
   }
   for (int i = 0; i < w->nattr; i++) free(w->attr_str[i]);
   free(w);
+}
+
+/* ------------------------------------------------------------ /ref_logp */
+
+static int copy_file(const char *from, const char *to) {
+  FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
+  int rc = a && b ? 0 : -1;
+  char buf[1 << 16];
+  size_t k;
+  while (rc == 0 && (k = fread(buf, 1, sizeof buf, a)) > 0)
+    if (fwrite(buf, 1, k, b) != k) rc = -1;
+  if (a && ferror(a)) rc = -1;
+  if (a) fclose(a);
+  if (b && fclose(b) != 0) rc = -1;
+  return rc;
+}
+
+static herr_t set_str_attr(hid_t obj, const char *name, const char *v) {
+  hid_t sc = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, strlen(v) + 1);
+  if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+  hid_t a = H5Acreate2(obj, name, t, sc, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t r = a < 0 ? -1 : H5Awrite(a, t, v);
+  if (a >= 0) H5Aclose(a);
+  H5Tclose(t);
+  H5Sclose(sc);
+  return r;
+}
+
+ift_status data_write_ref_logp(const char *path, const float *ref, long n, const char *fingerprint,
+                               const char *reference) {
+  ift_status st = IFT_OK;
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (copy_file(path, tmp) != 0) {
+    unlink(tmp);
+    FAIL(IFT_ERR_IO, "check free disk space and that the data directory is writable",
+         "cannot copy %s to %s: %s", path, tmp, strerror(errno));
+  }
+  hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+  herr_t r = f < 0 ? -1 : 0;
+  if (r >= 0 && H5Lexists(f, "/ref_logp", H5P_DEFAULT) > 0) r = H5Ldelete(f, "/ref_logp", H5P_DEFAULT);
+  hsize_t dims[2] = {(hsize_t)n, 2};
+  hid_t sp = H5Screate_simple(2, dims, NULL);
+  hid_t ds = r < 0 ? -1 : H5Dcreate2(f, "/ref_logp", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  r = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ref);
+  if (r >= 0) r = set_str_attr(ds, "fingerprint", fingerprint);
+  if (r >= 0) r = set_str_attr(ds, "reference", reference ? reference : "");
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(sp);
+  if (f >= 0 && H5Fclose(f) < 0) r = -1;
+  if (r < 0) {
+    unlink(tmp);
+    FAIL(IFT_ERR_IO, "check free disk space; the data set was left unchanged",
+         "writing /ref_logp into a copy of %s failed", path);
+  }
+  if (rename(tmp, path) != 0) {
+    unlink(tmp);
+    FAIL(IFT_ERR_IO, "check permissions of the data directory", "cannot rename %s to %s", tmp, path);
+  }
+done:
+  return st;
 }

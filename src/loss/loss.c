@@ -284,3 +284,123 @@ double loss_ift(float *dlogp, float *w_out, loss_metrics *met, const float *logp
   }
   return r;
 }
+
+/* ---- preference objectives */
+
+int loss_is_pref(loss_kind k) {
+  return k == LOSS_DPO || k == LOSS_IPO || k == LOSS_ORPO || k == LOSS_SIMPO;
+}
+int loss_pref_needs_ref(loss_kind k) { return k == LOSS_DPO || k == LOSS_IPO; }
+
+loss_pref_opts loss_pref_defaults(loss_kind k) {
+  loss_pref_opts o = {.beta = 0.1, .label_smoothing = 0.0, .simpo_gamma_ratio = 0.8};
+  if (k == LOSS_ORPO) o.beta = 0.25;
+  if (k == LOSS_SIMPO) o.beta = 2.0;
+  return o;
+}
+
+/* log s(z) without overflow, and s(z). */
+static double log_sigmoid(double z) { return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z)); }
+static double sigmoid(double z) {
+  if (z >= 0) return 1.0 / (1.0 + exp(-z));
+  const double e = exp(z);
+  return e / (1.0 + e);
+}
+
+loss_pair loss_pref_pair(loss_kind k, const loss_pref_opts *o, double pc, double pr, double rc,
+                         double rr, double nc, double nr) {
+  loss_pair r = {0, 0, 0, 0};
+  const double beta = o->beta;
+  switch (k) {
+  case LOSS_DPO: {
+    const double eps = o->label_smoothing, z = beta * ((pc - rc) - (pr - rr));
+    r.loss = -(1.0 - eps) * log_sigmoid(z) - eps * log_sigmoid(-z);
+    const double dz = sigmoid(z) - (1.0 - eps);
+    r.d_c = beta * dz;
+    r.d_r = -beta * dz;
+    r.margin = z;
+    break;
+  }
+  case LOSS_IPO: {
+    const double h = (pc - rc) / nc - (pr - rr) / nr, e = h - 1.0 / (2.0 * beta);
+    r.loss = e * e;
+    r.d_c = 2.0 * e / nc;
+    r.d_r = -2.0 * e / nr;
+    r.margin = h;
+    break;
+  }
+  case LOSS_ORPO: {
+    /* log-odds of the mean log-prob a < 0: a - log(1 - e^a), with
+     * log(1 - e^a) = log(-expm1(a)); d lo/da = 1/(1 - e^a) = -1/expm1(a). */
+    const double ac = pc / nc, ar = pr / nr;
+    const double omc = -expm1(ac), omr = -expm1(ar);
+    const double z = (ac - log(omc)) - (ar - log(omr));
+    r.loss = -ac - beta * log_sigmoid(z);
+    const double dz = -beta * (1.0 - sigmoid(z));
+    r.d_c = (-1.0 + dz / omc) / nc;
+    r.d_r = (-dz / omr) / nr;
+    r.margin = z;
+    break;
+  }
+  case LOSS_SIMPO: {
+    const double z = beta * pc / nc - beta * pr / nr - o->simpo_gamma_ratio * beta;
+    r.loss = -log_sigmoid(z);
+    const double dz = -(1.0 - sigmoid(z));
+    r.d_c = beta * dz / nc;
+    r.d_r = -beta * dz / nr;
+    r.margin = z;
+    break;
+  }
+  default: break;
+  }
+  return r;
+}
+
+void loss_answer_logp(double *out, const float *logp, const uint8_t *mask, int R, int T) {
+  for (int b = 0; b < R; b++) {
+    double s = 0;
+    for (int t = 0; t < T; t++)
+      if (mask[(size_t)b * T + t]) s += logp[(size_t)b * T + t];
+    out[b] = s;
+  }
+}
+
+double loss_pref(float *dlogp, loss_metrics *met, const float *logp, const uint8_t *mask, int B,
+                 int T, const float *ref, double n_global, loss_kind k, const loss_pref_opts *o) {
+  double total = 0;
+  for (int b = 0; b < B; b++) {
+    const size_t rc_ = (size_t)b * T, rr_ = (size_t)(B + b) * T;
+    double pc = 0, pr = 0, nc = 0, nr = 0;
+    for (int t = 0; t < T; t++) {
+      if (mask[rc_ + t]) {
+        pc += logp[rc_ + t];
+        nc += 1;
+      }
+      if (mask[rr_ + t]) {
+        pr += logp[rr_ + t];
+        nr += 1;
+      }
+    }
+    loss_pair p = {0, 0, 0, 0};
+    const int ok = nc > 0 && nr > 0;
+    if (ok)
+      p = loss_pref_pair(k, o, pc, pr, ref ? ref[2 * b] : 0.0, ref ? ref[2 * b + 1] : 0.0, nc, nr);
+    total += p.loss;
+    if (met && ok) {
+      met->loss_sum += p.loss;
+      met->nll_sum += -pc / nc;
+      met->tokens += nc + nr;
+      met->rows += 1;
+      met->pref_correct += p.margin > 0;
+      met->margin_sum += p.margin;
+    }
+    if (dlogp) {
+      const float gc = (float)(p.d_c / n_global), gr = (float)(p.d_r / n_global);
+      for (int t = 0; t < T; t++) {
+        dlogp[rc_ + t] = mask[rc_ + t] ? gc : 0.0f;
+        dlogp[rr_ + t] = mask[rr_ + t] ? gr : 0.0f;
+      }
+    }
+  }
+  return total / n_global;
+}

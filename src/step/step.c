@@ -71,3 +71,39 @@ ift_status step_microbatch(model *m, step_ws *w, loss_metrics *met, const int *t
   if (backward) IFT_TRY(model_backward(m, w->dlogp, B, T));
   return IFT_OK;
 }
+
+ift_status step_pairs(model *m, step_ws *w, loss_metrics *met, const int *tokens,
+                      const uint8_t *mask, int B, int T, const float *ref, double n_global,
+                      const step_cfg *cfg, int backward) {
+  IFT_REQUIRE(2 * B <= w->B && T <= w->T, IFT_ERR_INTERNAL, "report this as a bug",
+              "%d pairs x %d tokens exceed the scratch %d x %d", B, T, w->B, w->T);
+  IFT_REQUIRE(loss_is_pref(cfg->kind), IFT_ERR_ARG, "report this as a bug",
+              "step_pairs handles preference losses, not %s", loss_kind_name(cfg->kind));
+  IFT_REQUIRE(ref || !loss_pref_needs_ref(cfg->kind), IFT_ERR_ARG,
+              "compute them with iftrain prep --ref-logp CKPT --data FILE",
+              "train.loss = %s needs reference log-probs", loss_kind_name(cfg->kind));
+  model_input in = {.tokens = tokens, .alt = NULL, .lambda = 0.0f, .embed_grad = 1};
+  IFT_TRY(model_forward(m, w->logp, NULL, &in, 2 * B, T, backward));
+  loss_metrics mb = {0};
+  loss_pref(backward ? w->dlogp : NULL, &mb, w->logp, mask, B, T, ref, n_global, cfg->kind, &cfg->pref);
+  if (met) {
+    met->loss_sum += mb.loss_sum;
+    met->nll_sum += mb.nll_sum;
+    met->tokens += mb.tokens;
+    met->rows += mb.rows;
+    met->pref_correct += mb.pref_correct;
+    met->margin_sum += mb.margin_sum;
+  }
+  if (backward) IFT_TRY(model_backward(m, w->dlogp, 2 * B, T));
+  return IFT_OK;
+}
+
+ift_status step_answer_logp(model *m, step_ws *w, double *out, const int *tokens,
+                            const uint8_t *mask, int R, int T) {
+  IFT_REQUIRE(R <= w->B && T <= w->T, IFT_ERR_INTERNAL, "report this as a bug",
+              "%d rows x %d tokens exceed the scratch %d x %d", R, T, w->B, w->T);
+  model_input in = {.tokens = tokens, .alt = NULL, .lambda = 0.0f, .embed_grad = 1};
+  IFT_TRY(model_forward(m, w->logp, NULL, &in, R, T, 0));
+  loss_answer_logp(out, w->logp, mask, R, T);
+  return IFT_OK;
+}

@@ -100,6 +100,51 @@ static void compare(loss_kind kind, int tied) {
   MPI_Comm_free(&tpc);
 }
 
+/* Preference losses: B pairs = 2B rows (chosen = the test rows, rejected =
+ * the same prompts with other answer tokens), loss and every gradient shard
+ * of the TP model equal one rank's. */
+static void compare_pref(loss_kind kind) {
+  MPI_Comm tpc = tp_comm();
+  model_config c = cfg();
+  model *tp, *one;
+  CU_ASSERT_EQUAL_FATAL(model_create(&tp, &c, tpc, 2 * B, T), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(model_create(&one, &c, MPI_COMM_NULL, 2 * B, T), IFT_OK);
+  model_init_weights(tp, 4);
+  model_init_weights(one, 4);
+  step_ws w1, w2;
+  step_ws_create(&w1, 2 * B, T);
+  step_ws_create(&w2, 2 * B, T);
+  int pt[2 * B * T];
+  uint8_t pm[2 * B * T];
+  memcpy(pt, tok, sizeof tok);
+  memcpy(pm, msk, sizeof msk);
+  for (int i = 0; i < B * T; i++) {
+    pt[B * T + i] = msk[i] ? (tok[i] * 7 + 3) % 64 : tok[i];
+    pm[B * T + i] = msk[i];
+  }
+  const float ref[2 * B] = {-30.f, -33.f, -28.f, -35.f, -31.f, -29.f};
+  step_cfg sc = {.kind = kind, .pref = loss_pref_defaults(kind)};
+  loss_metrics m1 = {0}, m2 = {0};
+  model_zero_grads(tp);
+  model_zero_grads(one);
+  CU_ASSERT_EQUAL(step_pairs(one, &w1, &m1, pt, pm, B, T, ref, B, &sc, 1), IFT_OK);
+  CU_ASSERT_EQUAL(step_pairs(tp, &w2, &m2, pt, pm, B, T, ref, B, &sc, 1), IFT_OK);
+  IFT_ASSERT_CLOSE(m2.loss_sum, m1.loss_sum, 1e-5, 0);
+  CU_ASSERT(m1.rows == B && m1.loss_sum > 0);
+  CU_ASSERT(shard_diff(tp, model_grads(tp), one, model_grads(one)) <= 1e-5);
+  step_ws_destroy(&w1);
+  step_ws_destroy(&w2);
+  model_destroy(tp);
+  model_destroy(one);
+  MPI_Comm_free(&tpc);
+}
+static void test_dpo(void) { compare_pref(LOSS_DPO); }
+static void test_ipo_orpo_simpo(void) {
+  compare_pref(LOSS_IPO);
+  compare_pref(LOSS_ORPO);
+  compare_pref(LOSS_SIMPO);
+}
+
 static void test_sft_untied(void) { compare(LOSS_SFT, 0); }
 static void test_ift_untied(void) { compare(LOSS_IFT, 0); }
 static void test_ift_tied(void) { compare(LOSS_IFT, 1); }
@@ -119,6 +164,8 @@ static void test_impossible(void) {
 static CU_TestInfo tests[] = {{"TP: SFT loss, gradients, 5 steps equal one rank", test_sft_untied},
                               {"TP: IFT loss, gradients, greedy tokens, 5 steps", test_ift_untied},
                               {"TP: IFT with tied embeddings", test_ift_tied},
+                              {"TP: DPO loss and gradients equal one rank", test_dpo},
+                              {"TP: IPO, ORPO, SimPO loss and gradients equal one rank", test_ipo_orpo_simpo},
                               {"TP: impossible head split refused", test_impossible},
                               CU_TEST_INFO_NULL};
 

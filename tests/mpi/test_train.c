@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "iftrain/app.h"
 #include "iftrain/kern.h"
 #include "iftrain/train.h"
 #include "mpi_harness.h"
@@ -46,6 +47,65 @@ static void check_dp_equal(loss_kind k) {
 }
 static void test_dp_sft(void) { check_dp_equal(LOSS_SFT); }
 static void test_dp_ift(void) { check_dp_equal(LOSS_IFT); }
+static void test_dp_orpo(void) { check_dp_equal(LOSS_ORPO); }
+static void test_dp_simpo(void) { check_dp_equal(LOSS_SIMPO); }
+
+/* DPO and IPO on a reference cache: the step-0 model as its own reference
+ * gives the first loss log 2 (DPO) and (1/(2 beta))^2 (IPO) exactly; DP 2
+ * equals DP 1; a cache from another model, a missing cache and a missing
+ * reference are refused with their fix. */
+static void test_ref_cache(void) {
+  int rank, pid = (int)getpid();
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  char dir[128], ref[200], other[200], dpath[200], cmd[600];
+  snprintf(dir, sizeof dir, "/tmp/iftrain-test-resume-%d-ref", pid);
+  snprintf(dpath, sizeof dpath, "%s/pairs.h5", dir);
+  app_config c;
+  tiny(&c, LOSS_SFT);
+  c.train.steps = 0;
+  snprintf(c.ckpt.dir, sizeof c.ckpt.dir, "%s/ref", dir);
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_OK);
+  snprintf(ref, sizeof ref, "%s/ref/step_0.h5", dir);
+  c.train.steps = 1;
+  snprintf(c.ckpt.dir, sizeof c.ckpt.dir, "%s/other", dir);
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_OK);
+  snprintf(other, sizeof other, "%s/other/step_1.h5", dir);
+  if (rank == 0) {
+    snprintf(cmd, sizeof cmd, "cp %s %s", data_path, dpath);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  ift_error_quiet(1);
+  /* no cache yet */
+  tiny(&c, LOSS_DPO);
+  snprintf(c.data.train, sizeof c.data.train, "%s", dpath);
+  snprintf(c.ckpt.init, sizeof c.ckpt.init, "%s", ref);
+  CU_ASSERT_EQUAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_ERR_CONFIG);
+  if (rank == 0) CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "no cached reference log-probs"));
+  CU_ASSERT_EQUAL(app_ref_logp(ref, dpath, 3), 0);
+  /* no reference named */
+  c.ckpt.init[0] = 0;
+  CU_ASSERT_EQUAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_ERR_CONFIG);
+  if (rank == 0) CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "needs a reference model"));
+  /* a reference other than the cache's */
+  snprintf(c.ckpt.init, sizeof c.ckpt.init, "%s", ref);
+  snprintf(c.pref.reference, sizeof c.pref.reference, "%s", other);
+  CU_ASSERT_EQUAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_ERR_CONFIG);
+  if (rank == 0) CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "computed from another model"));
+  c.pref.reference[0] = 0;
+  ift_error_quiet(0);
+  for (int k = 0; k < 2; k++) {
+    c.train.loss = k ? LOSS_IPO : LOSS_DPO;
+    train_result r2, r1;
+    CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &r2), IFT_OK);
+    CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_SELF, &r1), IFT_OK);
+    IFT_ASSERT_CLOSE(r1.loss[0], k ? 25.0 : log(2.0), 1e-5, 0);
+    for (int s = 0; s < 3; s++) IFT_ASSERT_CLOSE(r2.loss[s], r1.loss[s], 1e-5, 0);
+    CU_ASSERT(r1.loss[2] < r1.loss[0]);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
 
 static void run_dir(app_config *c, const char *tag, int steps, const char *resume) {
   int pid = (int)getpid(), rank;
@@ -207,6 +267,9 @@ static void test_config_errors(void) {
 
 static CU_TestInfo tests[] = {{"DP 2 loss equals DP 1: SFT", test_dp_sft},
                               {"DP 2 loss equals DP 1: IFT", test_dp_ift},
+                              {"DP 2 loss equals DP 1: ORPO", test_dp_orpo},
+                              {"DP 2 loss equals DP 1: SimPO", test_dp_simpo},
+                              {"DPO/IPO reference cache: exact first loss, DP 2 = DP 1, refusals", test_ref_cache},
                               {"configuration errors", test_config_errors},
                               {"resume is bit-exact on 1 rank", test_resume_1rank},
                               {"resume is bit-exact on 2 ranks", test_resume_2ranks},
