@@ -46,7 +46,23 @@ array() {
   done
   [ "$(head -1 "$w/scal/scaling.csv" | cut -d, -f1)" = mode ] && [ "$(wc -l < "$w/scal/scaling.csv")" -eq 4 ]
 }
+recipes() {
+  local tiny=(--model.hidden_size=32 --model.intermediate_size=64 --model.num_hidden_layers=1
+              --train.batch_size=8 --train.micro_batch=4 --train.steps=4 --eval.max_samples=8 --eval.every=0)
+  export SWEEP_DIR=$w/sweep SEEDS="1 2"
+  # stage A: sft_stage1 for both seeds; stage B: dpo and simpo for seed 2
+  RECIPES="sft_stage1" SLURM_ARRAY_TASK_ID=1 bash "$top/slurm/recipes.sbatch" "${tiny[@]}" || return 1
+  RECIPES="dpo" SLURM_ARRAY_TASK_ID=0 bash "$top/slurm/recipes.sbatch" "${tiny[@]}" 2>&1 | grep -q "needs the sft_stage1 run of seed 1" || { echo "missing stage 1 not reported"; return 1; }
+  RECIPES="dpo simpo" SLURM_ARRAY_TASK_ID=1 bash "$top/slurm/recipes.sbatch" "${tiny[@]}" || return 1
+  RECIPES="dpo simpo" SLURM_ARRAY_TASK_ID=3 bash "$top/slurm/recipes.sbatch" "${tiny[@]}" || return 1
+  grep -q "initial weights from $w/sweep/seed2/sft_stage1/ckpt/step_4.h5" "$w/sweep/seed2/dpo/"*.log 2>/dev/null ||
+    grep -q '"step":4' "$w/sweep/seed2/dpo/metrics.jsonl" || { echo "dpo did not run 4 steps"; return 1; }
+  # the first DPO step starts at the reference: loss log 2
+  head -1 "$w/sweep/seed2/dpo/metrics.jsonl" | grep -q '"loss":0.69314' || { echo "first DPO loss is not log 2:"; head -1 "$w/sweep/seed2/dpo/metrics.jsonl"; return 1; }
+  grep -q '"pref_acc"' "$w/sweep/seed2/simpo/metrics.jsonl" && test -s "$w/sweep/seed2/ref.log"
+}
 check "train.sbatch: a run to the end exits 0" full
+check "recipes.sbatch: SFT stage 1, then SFT -> DPO (reference cache) and SFT -> SimPO" recipes
 check "train.sbatch: USR1 -> checkpoint, exit 75; rerun resumes to bit-identical weights" preempted
 check "train.sbatch: a failing run exits non-zero and is not requeued" crash
 check "scaling.sbatch: three array tasks fill one CSV" array

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Summarise bench/compare.sh: a markdown table (exact match and held-out loss,
+mean ± std over seeds, FLOPs used) and per-method curves of exact match vs
+training FLOPs for bench/plot_compare.gp.
+
+    python3 bench/compare_report.py [OUT]   (default bench/out/compare)
+writes OUT/compare.md and OUT/curves.dat (one gnuplot block per method)."""
+import json, os, re, statistics, sys
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "out", "compare")
+METHODS = [("sft", "SFT", None), ("ift_static", "IFT (static λ)", None),
+           ("ift_linear", "IFT (linear λ)", None), ("ift_noise", "IFT (noise λ)", None),
+           ("dpo", "SFT → DPO", "sft_stage1"), ("simpo", "SFT → SimPO", "sft_stage1"),
+           ("orpo", "ORPO", None)]
+
+
+def records(path):
+    steps, evals = [], []
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            (evals if "exact_match" in r else steps).append(r)
+    return steps, evals
+
+
+def ref_flops(seed_dir):
+    m = re.search(r"([0-9.eE+]+) FLOPs", open(os.path.join(seed_dir, "ref.log")).read())
+    return float(m.group(1))
+
+
+def run(seed_dir, name, stage1):
+    """(final exact, final loss, total flops, steps, curve [(flops, exact)])."""
+    steps, evals = records(os.path.join(seed_dir, name, "metrics.jsonl"))
+    base, curve = 0.0, []
+    if stage1:
+        s1, e1 = records(os.path.join(seed_dir, stage1, "metrics.jsonl"))
+        curve += [(e["flops"], e["exact_match"]) for e in e1]
+        base = s1[-1]["flops"] + (ref_flops(seed_dir) if name == "dpo" else 0.0)
+    curve += [(base + e["flops"], e["exact_match"]) for e in evals]
+    return evals[-1]["exact_match"], evals[-1]["eval_loss"], base + steps[-1]["flops"], len(steps), curve
+
+
+def ms(v):
+    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+
+seeds = sorted(d for d in os.listdir(OUT) if d.startswith("seed"))
+rows, curves = [], {}
+sft_flops = None
+for key, label, stage1 in METHODS:
+    res = []
+    for sd in seeds:
+        try:
+            res.append(run(os.path.join(OUT, sd), key, stage1))
+        except (OSError, IndexError, AttributeError, KeyError):
+            pass
+    if not res:
+        continue
+    em, el, fl = [r[0] for r in res], [r[1] for r in res], [r[2] for r in res]
+    if key == "sft":
+        sft_flops = statistics.mean(fl)
+    rows.append((label, res[0][3], statistics.mean(fl), ms(em), ms(el), em, len(res)))
+    curves[label] = [r[4] for r in res]
+
+with open(os.path.join(OUT, "compare.md"), "w") as f:
+    f.write("| method | steps | training FLOPs | vs SFT | exact match % | held-out loss | per seed | seeds |\n")
+    f.write("|---|---|---|---|---|---|---|---|\n")
+    for label, steps, flops, (emm, ems), (elm, els), em, n in rows:
+        ratio = flops / sft_flops if sft_flops else float("nan")
+        f.write(f"| {label} | {steps} | {flops:.3g} | {ratio:.2f} | {100*emm:.1f} ± {100*ems:.1f} | "
+                f"{elm:.4f} ± {els:.4f} | {', '.join(f'{100*x:.1f}' for x in em)} | {n} |\n")
+with open(os.path.join(OUT, "curves.dat"), "w") as f:
+    for label, runs in curves.items():
+        f.write(f'"{label}"\n')
+        # mean over seeds at each evaluation point (same schedule in every seed)
+        n = min(len(c) for c in runs)
+        for i in range(n):
+            xs = [c[i][0] for c in runs]
+            ys = [c[i][1] for c in runs]
+            m, s = ms(ys)
+            f.write(f"{statistics.mean(xs)/1e15:.5f} {100*m:.2f} {100*s:.2f}\n")
+        f.write("\n\n")
+print(open(os.path.join(OUT, "compare.md")).read())

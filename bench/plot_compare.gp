@@ -1,0 +1,15 @@
+# Exact match vs training FLOPs per method (mean over seeds, error bars = std)
+# from bench/compare_report.py:
+#   gnuplot -e "dat='bench/out/compare/curves.dat'; out='bench/results/compare.png'" bench/plot_compare.gp
+if (!exists("dat")) dat = 'bench/out/compare/curves.dat'
+if (!exists("out")) out = 'bench/results/compare.png'
+set terminal pngcairo size 900,560 noenhanced
+set output out
+set title "Default task (arith): held-out exact match vs training compute"
+set xlabel "training FLOPs (10^15), incl. the SFT stage and the DPO reference cache"
+set ylabel "exact match (%)"
+set key left top
+set grid
+set yrange [0:100]
+stats dat nooutput
+plot for [i=0:STATS_blocks-1] dat index i using 1:2:3 with yerrorlines title columnheader(1) lw 2
