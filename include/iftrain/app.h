@@ -73,6 +73,8 @@ int app_bench_comm(int argc, char **argv);
 int app_unimplemented(int argc, char **argv);
 int app_train(int argc, char **argv);
 int app_prep(int argc, char **argv);
+int app_lake(int argc, char **argv);
+extern const char app_lake_help[];
 /* iftrain prep --ref-logp CKPT --data FILE (collective over MPI_COMM_WORLD). */
 int app_ref_logp(const char *ckpt, const char *data, int mb);
 extern const char app_prep_help[];

@@ -8,7 +8,9 @@
 app_global app_g;
 
 static const char train_help[] =
-    "Train a Llama-family model with IFT or SFT on an HDF5 data set.\n"
+    "Train a Llama-family model on an HDF5 data set with IFT, SFT, or a preference\n"
+    "loss on its /chosen + /rejected pairs (train.loss = dpo|ipo|orpo|simpo; DPO and IPO\n"
+    "need the reference cache of iftrain prep --ref-logp). Recipes: data/recipes/*.ini.\n"
     "  iftrain train [--config FILE] [--section.key=value ...]\n"
     "  iftrain train --help-config      every configuration key with its default\n\n"
     "Without --config the built-in default job runs (see README). The effective\n"
@@ -47,6 +49,7 @@ const app_cmd app_cmds[] = {
     {"ckpt", "checkpoint info | verify | convert", ckpt_help, app_ckpt, 1},
     {"bench", "benchmarks (gemm, ...)", bench_help, app_bench, 1},
     {"info", "library versions, BLIS kernels, MPI layout", info_help, app_info, 1},
+    {"lake", "Frozen Lake: SFT, IFT, DPO, ORPO policies vs the optimal one", app_lake_help, app_lake, 1},
     {NULL, NULL, NULL, NULL, 0}};
 
 const app_cmd *app_find(const char *name) {

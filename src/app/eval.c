@@ -115,7 +115,7 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
   else memset(&tc, 0, sizeof tc);
   float *ref = NULL;
   long n = 0, longest = 0;
-  double t0 = core_now(), flops = 0;
+  double t0 = core_now(), t_last = t0, flops = 0;
   if (st == IFT_OK && !tc.eval.has_pairs) {
     ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "--data",
                   "prep the set from a JSONL with prompt/chosen/rejected lines",
@@ -172,9 +172,10 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
           ref[2 * (r0 + j) + 1] = (float)sums[nb + j];
         }
       done += nb;
-      if (tc.grid.rank == 0 && core_loglevel() >= IFT_LOG_INFO && (done / mb) % 50 == 0)
-        fprintf(stderr, "ref-logp: %ld / %ld pairs on rank 0 (%.0f s)\n", done * tc.grid.dp_size, n,
-                core_now() - t0);
+      if (tc.grid.rank == 0 && core_loglevel() >= IFT_LOG_INFO && core_now() - t_last > 10) {
+        t_last = core_now();
+        fprintf(stderr, "ref-logp: ~%ld / %ld pairs (%.0f s)\n", done * tc.grid.dp_size, n, t_last - t0);
+      }
     }
   }
   /* every rank took part in the collectives so far; agree on the outcome */

@@ -570,8 +570,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       if (verbose && (tty || now - t_last > 10 || step + 1 == total || step == 0)) {
         char eta[32];
         fmt_eta(eta, sizeof eta, (now - t_start) / (step + 1 - start) * (total - step - 1));
-        fprintf(stderr, "%sstep %ld/%ld  epoch %ld  loss %.4f  nll %.4f  lambda %.3f  lr %.2e  %.0f tok/s  MFU %.0f%%  ETA %s%s",
-                tty ? "\r" : "", step + 1, total, plan.epoch, loss, nll, lambda, lr,
+        char acc[40] = "";
+        if (pairs && ms[2] > 0) snprintf(acc, sizeof acc, "  pref acc %.2f", ms[4] / ms[2]);
+        fprintf(stderr, "%sstep %ld/%ld  epoch %ld  loss %.4f  nll %.4f%s  lambda %.3f  lr %.2e  %.0f tok/s  MFU %.0f%%  ETA %s%s",
+                tty ? "\r" : "", step + 1, total, plan.epoch, loss, nll, acc, lambda, lr,
                 tok_since / (now - t_last), 100 * mfu, eta, tty ? "   " : "\n");
         t_last = now;
         tok_since = 0;
