@@ -70,7 +70,9 @@ with open(os.path.join(OUT, "compare.md"), "w") as f:
         f.write(f"| {label} | {steps} | {flops:.3g} | {ratio:.2f} | {100*emm:.1f} ± {100*ems:.1f} | "
                 f"{elm:.4f} ± {els:.4f} | {', '.join(f'{100*x:.1f}' for x in em)} | {n} |\n")
 with open(os.path.join(OUT, "curves.dat"), "w") as f:
-    for label, runs in curves.items():
+    for k, (label, runs) in enumerate(curves.items()):
+        if k:
+            f.write("\n\n")  # gnuplot index separator (none after the last block)
         f.write(f'"{label}"\n')
         # mean over seeds at each evaluation point (same schedule in every seed)
         n = min(len(c) for c in runs)
@@ -78,6 +80,5 @@ with open(os.path.join(OUT, "curves.dat"), "w") as f:
             xs = [c[i][0] for c in runs]
             ys = [c[i][1] for c in runs]
             m, s = ms(ys)
-            f.write(f"{statistics.mean(xs)/1e15:.5f} {100*m:.2f} {100*s:.2f}\n")
-        f.write("\n\n")
+            f.write(f"{statistics.mean(xs)/1e12:.4f} {100*m:.2f} {100*s:.2f}\n")
 print(open(os.path.join(OUT, "compare.md")).read())

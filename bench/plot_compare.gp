@@ -6,10 +6,11 @@ if (!exists("out")) out = 'bench/results/compare.png'
 set terminal pngcairo size 900,560 noenhanced
 set output out
 set title "Default task (arith): held-out exact match vs training compute"
-set xlabel "training FLOPs (10^15), incl. the SFT stage and the DPO reference cache"
+set xlabel "training FLOPs (10^12), incl. the SFT stage and the DPO reference cache"
 set ylabel "exact match (%)"
 set key left top
 set grid
 set yrange [0:100]
-stats dat nooutput
+set datafile commentschars "#"
+stats dat using 1 nooutput
 plot for [i=0:STATS_blocks-1] dat index i using 1:2:3 with yerrorlines title columnheader(1) lw 2
