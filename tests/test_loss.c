@@ -67,6 +67,13 @@ static void test_vectors_gamma0(void) {
     IFT_ASSERT_CLOSE(d[i], M[i] ? -0.125 : 0.0, 0, 1e-7);
     IFT_ASSERT_CLOSE(w[i], M[i] ? 1.0 : 0.0, 0, 0);
   }
+  /* the double core has the same special case */
+  double dd[B * T], wd[B * T];
+  IFT_ASSERT_CLOSE(run(o, dd, wd), 0.59375, 0, 1e-12);
+  for (int i = 0; i < B * T; i++) {
+    IFT_ASSERT_CLOSE(dd[i], M[i] ? -0.125 : 0.0, 0, 1e-12);
+    IFT_ASSERT_CLOSE(wd[i], M[i] ? 1.0 : 0.0, 0, 0);
+  }
 }
 
 /* γ = 0 must be SFT to the bit, in loss, gradient and metrics. */

@@ -65,7 +65,8 @@ double loss_ift(float *dlogp /* B,T */, float *w_out /* B,T */, loss_metrics *me
                 const float *logp /* B,T */, const uint8_t *mask /* B,T */, int B,
                 int T, double n_global, const loss_ift_opts *o);
 
-/* Double-precision core of loss_ift (tests, finite differences). */
+/* Double-precision core of loss_ift (tests, finite differences, Frozen
+ * Lake); same semantics, including gamma == 0 = uniform weights. */
 double loss_ift_d(double *dlogp, double *w_out, const double *logp,
                   const uint8_t *mask, int B, int T, double n_global,
                   const loss_ift_opts *o);

@@ -1,4 +1,5 @@
 /* iftrain lake: the Frozen Lake experiment of the IFT paper (src/lake). */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,10 @@ const char app_lake_help[] =
     "distance of the learned state transition matrix to the optimal policy's (rows of\n"
     "the 11 non-terminal states), the probability of reaching G within 100 moves, and\n"
     "how many greedy policies reach G.\n"
-    "  iftrain lake [--seeds=N] [--steps=N] [--hidden=H] [--lr=X] [--lambda=X] [--gamma=X]\n"
-    "               [--beta-dpo=X] [--beta-orpo=X] [--out=FILE.md]\n"
+    "  iftrain lake [--methods=sft,ift,dpo,orpo] [--seeds=N] [--steps=N] [--hidden=H]\n"
+    "               [--lr=X] [--lambda=X] [--gamma=X] [--beta=X] [--beta-dpo=X]\n"
+    "               [--beta-orpo=X] [--out=FILE.md]\n"
+    "--methods picks and orders the methods (default all four); --beta is --beta-dpo.\n"
     "Defaults: 10 seeds, 300 Adam steps (DPO: 300 SFT + 300 DPO), hidden 32, lr 1e-2,\n"
     "lambda 0.2, gamma 0.95, beta 0.1 (DPO) and 0.25 (ORPO). Serial: rank 0 computes.\n";
 
@@ -30,10 +33,33 @@ static void mean_std(const double *v, int n, double *m, double *s) {
   *s = n > 1 ? sqrt(b / (n - 1)) : 0;
 }
 
+/* "sft,ift,..." -> method ids in the given order, no repeats; count or -1. */
+static int parse_methods(const char *s, int out[4]) {
+  int n = 0;
+  while (*s) {
+    size_t k = strcspn(s, ",");
+    int m = -1;
+    for (int j = 0; j < 4; j++) {
+      const char *nm = lake_method_name((lake_method)j);
+      size_t c = 0;
+      while (c < k && nm[c] && tolower((unsigned char)s[c]) == tolower((unsigned char)nm[c])) c++;
+      if (c == k && !nm[k]) m = j;
+    }
+    for (int j = 0; j < n; j++)
+      if (out[j] == m) m = -1;
+    if (m < 0 || n == 4) return -1;
+    out[n++] = m;
+    s += k;
+    if (*s == ',' && *++s == 0) return -1;
+  }
+  return n ? n : -1;
+}
+
 int app_lake(int argc, char **argv) {
   lake_opts o = lake_defaults();
   int seeds = 10;
   const char *out = NULL;
+  int meth[4] = {LAKE_SFT, LAKE_IFT, LAKE_DPO, LAKE_ORPO}, nmeth = 4;
   for (int i = 1; i < argc; i++) {
     const char *v;
     if ((v = app_opt(argc, argv, &i, "seeds"))) seeds = atoi(v);
@@ -43,6 +69,15 @@ int app_lake(int argc, char **argv) {
     else if ((v = app_opt(argc, argv, &i, "lambda"))) o.lambda = atof(v);
     else if ((v = app_opt(argc, argv, &i, "gamma"))) o.gamma = atof(v);
     else if ((v = app_opt(argc, argv, &i, "beta-dpo"))) o.beta_dpo = atof(v);
+    else if ((v = app_opt(argc, argv, &i, "beta"))) o.beta_dpo = atof(v);
+    else if ((v = app_opt(argc, argv, &i, "methods"))) {
+      if ((nmeth = parse_methods(v, meth)) < 0) {
+        if (core_rank() == 0)
+          fprintf(stderr, "iftrain lake: --methods=%s: not a list of sft, ift, dpo, orpo\n"
+                          "  hint: e.g. --methods=sft,ift\n", v);
+        return APP_EXIT_USAGE;
+      }
+    }
     else if ((v = app_opt(argc, argv, &i, "beta-orpo"))) o.beta_orpo = atof(v);
     else if ((v = app_opt(argc, argv, &i, "out"))) out = v;
     else {
@@ -72,7 +107,8 @@ int app_lake(int argc, char **argv) {
           seeds, o.steps, o.hidden, o.lr, o.lambda, o.gamma, o.beta_dpo, o.beta_orpo);
   fprintf(f, "| method | transition MSE to optimal (mean ± std) | P(reach G in 100 moves) | greedy reaches G |\n");
   fprintf(f, "|---|---|---|---|\n");
-  for (int m = 0; m < 4; m++) {
+  for (int k = 0; k < nmeth; k++) {
+    const int m = meth[k];
     int greedy_ok = 0;
     for (int s = 0; s < seeds; s++) {
       lake_mlp p;
@@ -83,22 +119,23 @@ int app_lake(int argc, char **argv) {
       greedy_ok += lake_greedy_success(&p);
     }
     double sm, ss;
-    mean_std(mse, seeds, &mm[m], &ms[m]);
+    mean_std(mse, seeds, &mm[k], &ms[k]);
     mean_std(suc, seeds, &sm, &ss);
-    fprintf(f, "| %s | %.4f ± %.4f | %.3f ± %.3f | %d / %d |\n", lake_method_name((lake_method)m), mm[m],
-            ms[m], sm, ss, greedy_ok, seeds);
+    fprintf(f, "| %s | %.4f ± %.4f | %.3f ± %.3f | %d / %d |\n", lake_method_name((lake_method)m), mm[k],
+            ms[k], sm, ss, greedy_ok, seeds);
     fflush(f);
   }
-  int order[4] = {0, 1, 2, 3};
-  for (int i = 0; i < 4; i++)
-    for (int j = i + 1; j < 4; j++)
+  int order[4] = {0, 1, 2, 3}; /* indices into meth[] */
+  for (int i = 0; i < nmeth; i++)
+    for (int j = i + 1; j < nmeth; j++)
       if (mm[order[j]] < mm[order[i]]) {
         int t = order[i];
         order[i] = order[j];
         order[j] = t;
       }
   fprintf(f, "\nranking by distance to the optimal transition matrix (closest first): ");
-  for (int i = 0; i < 4; i++) fprintf(f, "%s%s", lake_method_name((lake_method)order[i]), i < 3 ? " > " : "\n");
+  for (int i = 0; i < nmeth; i++)
+    fprintf(f, "%s%s", lake_method_name((lake_method)meth[order[i]]), i < nmeth - 1 ? " > " : "\n");
   free(mse);
   free(suc);
   if (out) {

@@ -105,6 +105,27 @@ static double *scratch(size_t n) {
 double loss_ift_d(double *dlogp, double *w_out, const double *logp, const uint8_t *mask, int B,
                   int T, double n_global, const loss_ift_opts *o) {
   const size_t N = (size_t)B * T;
+  if (o->gamma == 0.0) {
+    /* IFT.md: γ = 0 is uniform (SFT) weighting — a special case, not the
+     * limit of the formula (which would weight each token by its own loss) */
+    double total = 0;
+    for (int b = 0; b < B; b++) {
+      const double *lp = logp + (size_t)b * T;
+      const uint8_t *m = mask + (size_t)b * T;
+      double n = 0, sum = 0;
+      for (int t = 0; t < T; t++)
+        if (m[t]) {
+          n += 1;
+          sum -= lp[t];
+        }
+      total += n > 0 ? sum / n : 0;
+      for (int t = 0; t < T; t++) {
+        if (dlogp) dlogp[(size_t)b * T + t] = m[t] && n > 0 ? -1.0 / (n * n_global) : 0.0;
+        if (w_out) w_out[(size_t)b * T + t] = m[t] ? 1.0 : 0.0;
+      }
+    }
+    return total / n_global;
+  }
   double *s = scratch(3 * N + 3 * (size_t)B);
   if (!s) return NAN;
   double *acc = s;             /* C (left) or P (right) */
