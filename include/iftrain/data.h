@@ -83,6 +83,11 @@ ift_status data_open(data_set *d, const char *path, MPI_Comm comm, int expect_vo
 void data_close(data_set *d);
 /* Length of row i (tokens). */
 int data_len(const data_set *d, long i);
+/* Length of row i of group NULL (main rows), "chosen" or "rejected"
+ * (0 when the set has no such group). */
+int data_group_len(const data_set *d, const char *group, long i);
+/* Longest chosen or rejected row (0 without pairs). */
+long data_max_pair_len(const data_set *d);
 /* Read row i (independent I/O, hyperslab) into tokens/mask (capacity cap;
  * longer rows are truncated to cap); *len receives the count.  group is
  * NULL (main rows), "chosen" or "rejected". */

@@ -36,6 +36,13 @@ void train_ctx_destroy(train_ctx *tc);
 ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, double *loss,
                       double *exact);
 
+/* Read the pairs rows[0..nb) into padded [2nb, T] buffers (chosen rows
+ * first, then rejected; position 0 masked), T = the longest row capped at
+ * seq_len; ref (may be NULL) receives their cached reference log-probs
+ * [nb, 2]; *ntok accumulates the tokens read. */
+ift_status train_load_pairs(data_set *d, const long *rows, int nb, int seq_len, int *tok,
+                            uint8_t *mask, float *ref, int *T_out, long *ntok);
+
 /* What a run reports back (tests, benchmarks). */
 typedef struct {
   long steps;

@@ -128,11 +128,7 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
     ref = calloc((size_t)2 * (size_t)(n > 0 ? n : 1), sizeof(float));
     if (!ref) st = IFT_ERR_NOMEM;
     const int Tm = tc.cfg.train.seq_len;
-    for (long i = 0; i < n; i++) {
-      long l = d->ch_offsets[i + 1] - d->ch_offsets[i], r = d->rj_offsets[i + 1] - d->rj_offsets[i];
-      if (l > longest) longest = l;
-      if (r > longest) longest = r;
-    }
+    longest = data_max_pair_len(d);
     /* forward FLOPs of every chosen and rejected row (for compute budgets) */
     flops = model_forward_flops(tc.m, 1, Tm) / Tm *
             (double)(d->ch_offsets[n] + d->rj_offsets[n]);
@@ -142,29 +138,13 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
                     "%s: a pair row has %ld tokens, more than the reference's %d positions", data, longest, Tm);
       st = IFT_ERR_FORMAT;
     }
-    static const char *const grp[2] = {"chosen", "rejected"};
     double sums[1024];
-    long done = 0;
+    long done = 0, rows[256], ntok = 0;
     for (long r0 = (long)tc.grid.dp_rank * mb; r0 < n && st == IFT_OK; r0 += (long)tc.grid.dp_size * mb) {
       const int nb = (int)(n - r0 < mb ? n - r0 : mb);
       int T = 2;
-      for (int g = 0; g < 2; g++)
-        for (int j = 0; j < nb; j++) {
-          const int64_t *off = g ? d->rj_offsets : d->ch_offsets;
-          int l = (int)(off[r0 + j + 1] - off[r0 + j]);
-          if (l > T) T = l;
-        }
-      for (int j = 0; j < 2 * nb && st == IFT_OK; j++) {
-        int len = 0;
-        int *tk = tc.tok + (size_t)j * T;
-        uint8_t *mk = tc.mask + (size_t)j * T;
-        st = data_read_row(d, grp[j / nb], r0 + j % nb, tk, mk, T, &len);
-        for (int t = len; t < T; t++) {
-          tk[t] = TOK_PAD;
-          mk[t] = 0;
-        }
-        mk[0] = 0;
-      }
+      for (int j = 0; j < nb; j++) rows[j] = r0 + j;
+      st = train_load_pairs(d, rows, nb, Tm, tc.tok, tc.mask, NULL, &T, &ntok);
       if (st == IFT_OK) st = step_answer_logp(tc.m, &tc.ws, sums, tc.tok, tc.mask, 2 * nb, T);
       if (st == IFT_OK && tc.grid.tp_rank == 0)
         for (int j = 0; j < nb; j++) {

@@ -23,11 +23,6 @@ static int data_len_cb(const void *ctx, long i) { return data_len((const data_se
 
 /* Read rows[0..nb) of the data set into padded [nb, T] buffers; returns T
  * (the longest row, capped at seq_len). */
-static int group_len(const data_set *d, const char *group, long i) {
-  const int64_t *off = !group ? d->offsets : !strcmp(group, "chosen") ? d->ch_offsets : d->rj_offsets;
-  return (int)(off[i + 1] - off[i]);
-}
-
 /* Rows of group (NULL: main rows; "chosen"; "rejected"): groups[j % ngroups]
  * for row j < nb * ngroups, sequence rows[j / ...]: with two groups the
  * first nb rows are chosen answers and the next nb the rejected ones. */
@@ -36,7 +31,7 @@ static ift_status load_groups(data_set *d, const char *const *groups, int ngroup
   int T = 2;
   for (int g = 0; g < ngroups; g++)
     for (int j = 0; j < nb; j++) {
-      int l = group_len(d, groups[g], rows[j]);
+      int l = data_group_len(d, groups[g], rows[j]);
       if (l > T) T = l;
     }
   if (T > seq_len) T = seq_len;
@@ -60,8 +55,8 @@ static ift_status load_rows(data_set *d, const long *rows, int nb, int seq_len, 
   return load_groups(d, main_rows, 1, rows, nb, seq_len, tok, mask, T_out, ntok);
 }
 
-static ift_status load_pairs(data_set *d, const long *rows, int nb, int seq_len, int *tok,
-                             uint8_t *mask, float *ref, int *T_out, long *ntok) {
+ift_status train_load_pairs(data_set *d, const long *rows, int nb, int seq_len, int *tok,
+                            uint8_t *mask, float *ref, int *T_out, long *ntok) {
   static const char *const pair_rows[2] = {"chosen", "rejected"};
   if (ref && d->ref_logp)
     for (int j = 0; j < nb; j++) {
@@ -85,12 +80,7 @@ static ift_status check_pref_data(const app_config *cfg, const data_set *d) {
               "train.loss = %s needs a reference model", loss);
   IFT_REQUIRE(d->has_ref_logp, IFT_ERR_CONFIG, "run: iftrain prep --ref-logp REF.h5 --data DATA.h5",
               "train.loss = %s: %s has no cached reference log-probs (/ref_logp)", loss, d->path);
-  long longest = 0;
-  for (long i = 0; i < d->n; i++) {
-    const int a = group_len(d, "chosen", i), b = group_len(d, "rejected", i);
-    if (a > longest) longest = a;
-    if (b > longest) longest = b;
-  }
+  const long longest = data_max_pair_len(d);
   IFT_REQUIRE(longest <= cfg->train.seq_len, IFT_ERR_CONFIG,
               "raise train.seq_len: truncated rows would not match the cached reference log-probs",
               "%s: a pair row has %ld tokens, train.seq_len is %d", d->path, longest, cfg->train.seq_len);
@@ -475,7 +465,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     for (int k = 0; k < nmb && st == IFT_OK; k++) {
       int nb = starts[k + 1] - starts[k], T;
       if (pairs) {
-        st = load_pairs(&tc.train, mine + starts[k], nb, cfg->train.seq_len, tc.tok, tc.mask,
+        st = train_load_pairs(&tc.train, mine + starts[k], nb, cfg->train.seq_len, tc.tok, tc.mask,
                         loss_pref_needs_ref(scfg.kind) ? ref : NULL, &T, &ntok);
         if (st == IFT_OK)
           st = step_pairs(tc.m, &tc.ws, &met, tc.tok, tc.mask, nb, T,

@@ -270,10 +270,29 @@ void data_close(data_set *d) {
 
 int data_len(const data_set *d, long i) { return (int)(d->offsets[i + 1] - d->offsets[i]); }
 
+static const int64_t *group_offsets(const data_set *d, const char *group) {
+  return !group ? d->offsets : !strcmp(group, "chosen") ? d->ch_offsets : d->rj_offsets;
+}
+
+int data_group_len(const data_set *d, const char *group, long i) {
+  const int64_t *off = group_offsets(d, group);
+  return off ? (int)(off[i + 1] - off[i]) : 0;
+}
+
+long data_max_pair_len(const data_set *d) {
+  long longest = 0;
+  for (long i = 0; d->has_pairs && i < d->n; i++) {
+    const long a = data_group_len(d, "chosen", i), b = data_group_len(d, "rejected", i);
+    if (a > longest) longest = a;
+    if (b > longest) longest = b;
+  }
+  return longest;
+}
+
 ift_status data_read_row(data_set *d, const char *group, long i, int *tokens, uint8_t *mask,
                          int cap, int *len) {
   IFT_REQUIRE(i >= 0 && i < d->n, IFT_ERR_ARG, "report this as a bug", "row %ld of %ld", i, d->n);
-  const int64_t *off = !group ? d->offsets : !strcmp(group, "chosen") ? d->ch_offsets : d->rj_offsets;
+  const int64_t *off = group_offsets(d, group);
   IFT_REQUIRE(off, IFT_ERR_FORMAT, "train preference losses on a file with /chosen and /rejected",
               "%s has no /%s group", d->path, group ? group : "");
   int64_t a = off[i], b = off[i + 1];
