@@ -72,6 +72,8 @@ ift_status dist_describe(char *buf, size_t len, MPI_Comm comm);
  * time into compute and communication. */
 ift_status dist_allreduce(void *buf, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm);
 double dist_comm_seconds(void);
+/* Add time spent in other communication (redistribution, all-gather). */
+void dist_comm_add(double seconds);
 void dist_comm_reset(void);
 
 /* ---- PBLAS helpers (2D mode and benchmarks) */

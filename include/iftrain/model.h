@@ -47,8 +47,9 @@ model_config model_config_default(void);
  * IFT_ERR_LAYOUT with a hint naming the key to change. */
 ift_status model_config_check(const model_config *c, int tp);
 
-/* How a tensor is split over TP ranks. */
-typedef enum { SHARD_NONE, SHARD_ROWS, SHARD_COLS } model_shard;
+/* How a tensor is split over TP ranks: SHARD_2D is one block of the pr x pc
+ * grid of the 2D mode (row0/col0/lrows/lcols give it, like the 1D splits). */
+typedef enum { SHARD_NONE, SHARD_ROWS, SHARD_COLS, SHARD_2D } model_shard;
 
 typedef struct {
   char name[96];     /* HF state-dict name */
@@ -83,6 +84,15 @@ typedef struct model model;
  * the TP communicator `tp` (MPI_COMM_SELF or MPI_COMM_NULL for TP = 1).
  * Allocates parameters, gradients and the activation arena once. */
 ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B, int T);
+/* The same with tensor parallelism in 2D mode (dist.tp_mode = 2d) on a
+ * pr x pc BLACS grid over `tp` (pr * pc = TP size; pr = pc = 0: 1D mode).
+ * The block matrices (q/k/v/o, gate/up/down) are distributed over the grid
+ * and multiplied with PBLAS psgemm; attention runs head-parallel, the
+ * embedding and LM head vocab-parallel, as in 1D. */
+ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, int pr, int pc,
+                             int B, int T);
+/* Grid dimensions must divide hidden_size, KV width and intermediate_size. */
+ift_status model_grid_check(const model_config *c, int pr, int pc);
 void model_destroy(model *m);
 
 /* Deterministic initialisation: N(0, 0.02) with o_proj and down_proj scaled
@@ -93,6 +103,8 @@ void model_init_weights(model *m, uint64_t seed);
 const model_config *model_cfg(const model *m);
 int model_tp_rank(const model *m);
 int model_tp_size(const model *m);
+/* 2D grid of the model (0 x 0 in 1D mode). */
+void model_tp_grid(const model *m, int *pr, int *pc);
 size_t model_nparams(const model *m); /* local (this rank's shard) */
 size_t model_nparams_global(const model *m);
 float *model_params(model *m);

@@ -14,6 +14,7 @@ static double g_comm_seconds = 0;
 
 double dist_comm_seconds(void) { return g_comm_seconds; }
 void dist_comm_reset(void) { g_comm_seconds = 0; }
+void dist_comm_add(double seconds) { g_comm_seconds += seconds; }
 
 ift_status dist_allreduce(void *buf, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm) {
   double t0 = core_now();

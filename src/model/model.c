@@ -13,6 +13,7 @@
 
 #include "iftrain/dist.h"
 #include "iftrain/kern.h"
+#include "iftrain/scalapack.h"
 
 enum { ATT_BLOCK = 64, HEAD_CHUNK = 256 };
 
@@ -44,6 +45,13 @@ struct model {
   float *g, *dtmp, *dxn, *dqkv, *datt, *dP, *dgu, *dh;
   float *rowstats;  /* [4 N] for TP cross-entropy */
   size_t act_bytes;
+  /* 2D mode (pr > 0): BLACS grids over the TP group — ctx2d pr x pc for the
+   * weights and GEMM activations, ctxh P x 1 (the attention core's head
+   * layout), ctxt 1 x P (tokens, for the gather into the residual stream). */
+  int pr, pc, myrow, mycol, ctx2d, ctxh, ctxt;
+  size_t fcap;      /* floats of one [F, N] 2D block (or [N, Fl] in 1D) */
+  float *s2d;       /* 2D GEMM operands and results */
+  int *cnts, *dspl; /* all-gather of token blocks */
   int fwd_B, fwd_T, fwd_kept;
   model_input fwd_in;
 };
@@ -115,12 +123,23 @@ static void add_tensor(model *m, const char *name, int rows, int cols, model_sha
   t->lcols = sh == SHARD_COLS ? cols / m->tp_size : cols;
   t->row0 = sh == SHARD_ROWS ? m->tp_rank * t->lrows : 0;
   t->col0 = sh == SHARD_COLS ? m->tp_rank * t->lcols : 0;
+  if (sh == SHARD_2D) {
+    /* The HF [out, in] matrix read column-major is W' (in x out): in over
+     * the pr process rows, out over the pc process columns, one block each
+     * (block-cyclic with block = extent / grid dimension). */
+    t->lcols = cols / m->pr;
+    t->col0 = m->myrow * t->lcols;
+    t->lrows = rows / m->pc;
+    t->row0 = m->mycol * t->lrows;
+  }
   t->offset = m->nparams;
   m->nparams += (size_t)t->lrows * t->lcols;
 }
 
 static void build_tensors(model *m) {
   const int C = m->C, D = m->D;
+  /* 1D: column-parallel in, row-parallel out; 2D: every block matrix on the grid */
+  const model_shard cp = m->pr ? SHARD_2D : SHARD_ROWS, rp = m->pr ? SHARD_2D : SHARD_COLS;
   m->tensors = calloc((size_t)(9 * m->L + 3), sizeof(model_tensor));
   add_tensor(m, "model.embed_tokens.weight", m->V, C, SHARD_ROWS, 1);
   char nm[96];
@@ -130,14 +149,14 @@ static void build_tensors(model *m) {
   add_tensor(m, nm, r, c, sh, dec)
     T_("input_layernorm.weight", C, 1, SHARD_NONE, 0);
     /* q, k, v shards are adjacent: one GEMM computes all three. */
-    T_("self_attn.q_proj.weight", m->H * D, C, SHARD_ROWS, 1);
-    T_("self_attn.k_proj.weight", m->K * D, C, SHARD_ROWS, 1);
-    T_("self_attn.v_proj.weight", m->K * D, C, SHARD_ROWS, 1);
-    T_("self_attn.o_proj.weight", C, m->H * D, SHARD_COLS, 1);
+    T_("self_attn.q_proj.weight", m->H * D, C, cp, 1);
+    T_("self_attn.k_proj.weight", m->K * D, C, cp, 1);
+    T_("self_attn.v_proj.weight", m->K * D, C, cp, 1);
+    T_("self_attn.o_proj.weight", C, m->H * D, rp, 1);
     T_("post_attention_layernorm.weight", C, 1, SHARD_NONE, 0);
-    T_("mlp.gate_proj.weight", m->F, C, SHARD_ROWS, 1);
-    T_("mlp.up_proj.weight", m->F, C, SHARD_ROWS, 1);
-    T_("mlp.down_proj.weight", C, m->F, SHARD_COLS, 1);
+    T_("mlp.gate_proj.weight", m->F, C, cp, 1);
+    T_("mlp.up_proj.weight", m->F, C, cp, 1);
+    T_("mlp.down_proj.weight", C, m->F, rp, 1);
 #undef T_
   }
   add_tensor(m, "model.norm.weight", C, 1, SHARD_NONE, 0);
@@ -170,7 +189,45 @@ static float *arena_take(float **cur, size_t n) {
   return p;
 }
 
+ift_status model_grid_check(const model_config *c, int pr, int pc) {
+  const int D = c->hidden_size / c->num_attention_heads, KD = c->num_key_value_heads * D;
+  const int dims[3] = {c->hidden_size, KD, c->intermediate_size};
+  const char *names[3] = {"hidden_size", "num_key_value_heads x head dimension",
+                          "intermediate_size"};
+  IFT_REQUIRE(pr >= 1 && pc >= 1, IFT_ERR_LAYOUT, "dist.tp_rows must divide dist.tp",
+              "a %d x %d process grid is empty", pr, pc);
+  for (int i = 0; i < 3; i++)
+    IFT_REQUIRE(dims[i] % pr == 0 && dims[i] % pc == 0, IFT_ERR_LAYOUT,
+                "choose dist.tp_rows (and so the columns dist.tp / dist.tp_rows) dividing every "
+                "matrix dimension, or use dist.tp_mode = 1d",
+                "the 2D grid %d x %d does not divide %s = %d", pr, pc, names[i], dims[i]);
+  return IFT_OK;
+}
+
 ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B, int T) {
+  return model_create_grid(out, cfg, tp, 0, 0, B, T);
+}
+
+/* The three BLACS grids of the 2D mode over the TP group. */
+static ift_status grid_setup(model *m, MPI_Comm tp, int pr, int pc) {
+  MPI_Comm comm = tp == MPI_COMM_NULL ? MPI_COMM_SELF : tp;
+  const int P = m->tp_size;
+  m->ctx2d = m->ctxh = m->ctxt = -1;
+  IFT_TRY(dist_blacs_grid(&m->ctx2d, comm, pr, pc));
+  IFT_TRY(dist_blacs_grid(&m->ctxh, comm, P, 1));
+  IFT_TRY(dist_blacs_grid(&m->ctxt, comm, 1, P));
+  int npr, npc;
+  Cblacs_gridinfo(m->ctx2d, &npr, &npc, &m->myrow, &m->mycol);
+  m->pr = pr;
+  m->pc = pc;
+  m->cnts = calloc((size_t)2 * P, sizeof(int));
+  IFT_REQUIRE(m->cnts, IFT_ERR_NOMEM, NULL, "gather counts");
+  m->dspl = m->cnts + P;
+  return IFT_OK;
+}
+
+ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, int pr, int pc,
+                             int B, int T) {
   *out = NULL;
   int tps = 1, tpr = 0;
   if (tp != MPI_COMM_NULL) {
@@ -178,6 +235,12 @@ ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B
     IFT_MPI_CHECK(MPI_Comm_rank(tp, &tpr), NULL);
   }
   IFT_TRY(model_config_check(cfg, tps));
+  if (pr || pc) {
+    IFT_REQUIRE(pr >= 1 && pc >= 1 && pr * pc == tps, IFT_ERR_LAYOUT,
+                "choose dist.tp_rows dividing dist.tp (grid dist.tp_rows x dist.tp / dist.tp_rows)",
+                "a %d x %d process grid does not hold the %d tensor-parallel ranks", pr, pc, tps);
+    IFT_TRY(model_grid_check(cfg, pr, pc));
+  }
   IFT_REQUIRE(B > 0 && T > 1, IFT_ERR_CONFIG, "train.micro_batch >= 1 and train.seq_len >= 2",
               "micro-batch %d x sequence length %d", B, T);
   IFT_REQUIRE(T <= cfg->max_position_embeddings, IFT_ERR_CONFIG,
@@ -205,6 +268,14 @@ ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B
   m->Q3 = (m->Hl + 2 * m->Kl) * m->D;
   m->Bmax = B;
   m->Tmax = T;
+  m->ctx2d = m->ctxh = m->ctxt = -1;
+  if (pr) {
+    ift_status st = grid_setup(m, tp, pr, pc);
+    if (st != IFT_OK) {
+      model_destroy(m);
+      return st;
+    }
+  }
   build_tensors(m);
   m->params = core_alloc(sizeof(float) * m->nparams);
   m->grads = core_alloc(sizeof(float) * m->nparams);
@@ -221,13 +292,19 @@ ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B
 
   /* One activation arena, sized once from the shapes. */
   const size_t N = (size_t)B * T, C = (size_t)m->C, Q3 = (size_t)m->Q3, HD = (size_t)m->Hl * m->D;
-  const size_t Fl = (size_t)m->Fl, TT = (size_t)T * T;
+  const size_t TT = (size_t)T * T;
+  /* [N, Fl] in 1D; in 2D the F x N block of this rank (tokens in ceil(N/pc) blocks) */
+  const size_t tokb = pr ? (N + (size_t)pc - 1) / (size_t)pc : 0;
+  size_t fcap = N * (size_t)m->Fl;
+  if (pr && (size_t)(m->F / pr) * tokb > fcap) fcap = (size_t)(m->F / pr) * tokb;
+  m->fcap = fcap;
+  const size_t scap = pr ? (3 * C / (size_t)pr + 2 * (size_t)m->K * m->D / (size_t)pr) * tokb : 0;
   size_t per_layer = N * C /* x_mid */ + N + N * C + N * Q3 + (size_t)B * m->Hl * TT + N * HD +
-                     N + N * C + 2 * N * Fl + N * Fl + 16 * 11;
+                     N + N * C + 2 * fcap + fcap + 16 * 11;
   size_t total = (size_t)(m->L + 1) * N * C + (size_t)m->L * per_layer + N + N * C + N +
                  (size_t)T * m->D + (size_t)HEAD_CHUNK * m->Vl +
-                 /* scratch */ 3 * N * C + N * Q3 + N * HD + TT + 2 * N * Fl + N * Fl +
-                 4 * N + 16 * 40;
+                 /* scratch */ 3 * N * C + N * Q3 + N * HD + TT + 2 * fcap + fcap + scap +
+                 4 * N + 16 * 42;
   total += N; /* targets (int, same size as float) */
   float *arena = core_alloc(sizeof(float) * total);
   if (!arena) {
@@ -248,8 +325,8 @@ ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B
     a->att = arena_take(&cur, N * HD);
     a->rstd2 = arena_take(&cur, N);
     a->xn2 = arena_take(&cur, N * C);
-    a->gu = arena_take(&cur, 2 * N * Fl);
-    a->h = arena_take(&cur, N * Fl);
+    a->gu = arena_take(&cur, 2 * fcap);
+    a->h = arena_take(&cur, fcap);
   }
   m->rstdf = arena_take(&cur, N);
   m->xnf = arena_take(&cur, N * C);
@@ -264,8 +341,9 @@ ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B
   m->dqkv = arena_take(&cur, N * Q3);
   m->datt = arena_take(&cur, N * HD);
   m->dP = arena_take(&cur, TT);
-  m->dgu = arena_take(&cur, 2 * N * Fl);
-  m->dh = arena_take(&cur, N * Fl);
+  m->dgu = arena_take(&cur, 2 * fcap);
+  m->dh = arena_take(&cur, fcap);
+  m->s2d = arena_take(&cur, scap);
   m->rowstats = arena_take(&cur, 4 * N);
   if ((size_t)(cur - arena) > total) {
     core_free(arena);
@@ -286,6 +364,10 @@ void model_destroy(model *m) {
   free(m->pl);
   free(m->gl);
   free(m->acts);
+  free(m->cnts);
+  if (m->ctx2d >= 0) Cblacs_gridexit(m->ctx2d);
+  if (m->ctxh >= 0) Cblacs_gridexit(m->ctxh);
+  if (m->ctxt >= 0) Cblacs_gridexit(m->ctxt);
   free(m);
 }
 
@@ -311,6 +393,10 @@ void model_init_weights(model *m, uint64_t seed) {
 const model_config *model_cfg(const model *m) { return &m->cfg; }
 int model_tp_rank(const model *m) { return m->tp_rank; }
 int model_tp_size(const model *m) { return m->tp_size; }
+void model_tp_grid(const model *m, int *pr, int *pc) {
+  *pr = m->pr;
+  *pc = m->pc;
+}
 size_t model_nparams(const model *m) { return m->nparams; }
 size_t model_nparams_global(const model *m) {
   size_t n = 0;
@@ -345,6 +431,115 @@ double model_forward_flops(const model *m, int B, int T) {
 static ift_status tp_sum(model *m, float *buf, size_t n) {
   if (m->tp == MPI_COMM_NULL) return IFT_OK;
   return dist_allreduce(buf, (int)n, MPI_FLOAT, MPI_SUM, m->tp);
+}
+
+
+/* ------------------------------------------------------------ 2D mode
+ *
+ * dist.tp_mode = 2d.  The seven block matrices of a layer live on the
+ * pr x pc BLACS grid (SHARD_2D); each GEMM is one PBLAS psgemm on 2D
+ * activations (features x tokens, features over the process rows, tokens over
+ * the process columns).  The residual stream, the norms and the embedding/
+ * head stay as in 1D (replicated / vocab-parallel), so the block boundaries
+ * are:
+ *   replicated -> 2D:  free (each rank's block is a strided view, lld = C);
+ *                      adjoint: the gather below;
+ *   2D -> replicated:  psgemr2d to token blocks (1 x P grid) + all-gather;
+ *                      adjoint: the free view (every rank holds the same
+ *                      upstream gradient, as for 1D's row-parallel output);
+ *   2D <-> head layout (P x 1 grid, the attention core of 1D mode):
+ *                      psgemr2d both ways. */
+
+static void desc_fill(int d[DESC_LEN], int M, int N, int mb, int nb, int ctx, int lld) {
+  d[DESC_DTYPE] = 1;
+  d[DESC_CTXT] = ctx;
+  d[DESC_M] = M;
+  d[DESC_N] = N;
+  d[DESC_MB] = mb > 0 ? mb : 1;
+  d[DESC_NB] = nb > 0 ? nb : 1;
+  d[DESC_RSRC] = 0;
+  d[DESC_CSRC] = 0;
+  d[DESC_LLD] = lld > 1 ? lld : 1;
+}
+
+static int tok_block(const model *m, int N) { return (N + m->pc - 1) / m->pc; }
+
+/* Tokens (2D columns) this rank holds of N. */
+static int tok_local(const model *m, int N) {
+  const int nb = tok_block(m, N), c0 = m->mycol * nb;
+  return c0 >= N ? 0 : (N - c0 < nb ? N - c0 : nb);
+}
+
+/* M x N 2D activation with leading dimension lld. */
+static void desc_act(const model *m, int d[DESC_LEN], int M, int N, int lld) {
+  desc_fill(d, M, N, M / m->pr, tok_block(m, N), m->ctx2d, lld);
+}
+
+/* This rank's block of a replicated row-major [N, M] buffer (= column-major
+ * M x N, leading dimension M), described by desc_act(.., M). */
+static const float *act_view(const model *m, const float *buf, int M, int N) {
+  size_t c0 = (size_t)m->mycol * (size_t)tok_block(m, N);
+  if (c0 >= (size_t)N) c0 = 0;
+  return buf + c0 * (size_t)M + (size_t)m->myrow * (size_t)(M / m->pr);
+}
+
+/* W' = the [out, in] tensor read column-major (in x out). */
+static void desc_weight(const model *m, int d[DESC_LEN], const model_tensor *t) {
+  desc_fill(d, t->cols, t->rows, t->cols / m->pr, t->rows / m->pc, m->ctx2d, t->lcols);
+}
+
+/* Head layout: M x N with features in blocks of mb over the P x 1 grid. */
+static void desc_head(const model *m, int d[DESC_LEN], int M, int N, int mb, int lld) {
+  desc_fill(d, M, N, mb, N, m->ctxh, lld);
+}
+
+static void redist(const model *m, int M, int N, const float *a, const int *da, float *b,
+                   const int *db) {
+  const int one = 1;
+  double t0 = core_now();
+  psgemr2d_(&M, &N, a, &one, &one, da, b, &one, &one, db, &m->ctx2d);
+  dist_comm_add(core_now() - t0);
+}
+
+/* 2D C x N (desc dz) -> replicated row-major [N, C] on every TP rank. */
+static ift_status gather_rows(model *m, const float *z, const int *dz, float *dst, int N) {
+  const int C = m->C, P = m->tp_size, nb = (N + P - 1) / P;
+  int dt[DESC_LEN];
+  desc_fill(dt, C, N, C, nb, m->ctxt, C);
+  size_t t0 = (size_t)m->tp_rank * (size_t)nb;
+  if (t0 >= (size_t)N) t0 = 0;
+  redist(m, C, N, z, dz, dst + t0 * (size_t)C, dt);
+  if (m->tp == MPI_COMM_NULL) return IFT_OK;
+  for (int r = 0; r < P; r++) {
+    int a = r * nb < N ? r * nb : N, b = a + nb < N ? a + nb : N;
+    m->dspl[r] = a * C;
+    m->cnts[r] = (b - a) * C;
+  }
+  double t1 = core_now();
+  IFT_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, dst, m->cnts, m->dspl,
+                               MPI_FLOAT, m->tp),
+                "a peer rank failed or the job is out of memory");
+  dist_comm_add(core_now() - t1);
+  return IFT_OK;
+}
+
+/* Y (out x N) = W'^T X (X: in x N). */
+static void mm2d_forward(model *m, const model_tensor *t, const float *X, const int *dX, float *Y,
+                         const int *dY, int N) {
+  int dW[DESC_LEN];
+  desc_weight(m, dW, t);
+  dist_psgemm('T', 'N', t->rows, N, t->cols, 1.0f, m->params + t->offset, dW, X, dX, 0.0f, Y, dY);
+}
+
+/* dX (in x N) = W' dY + beta dX;  dW' += X dY^T. */
+static void mm2d_backward(model *m, const model_tensor *t, const float *X, const int *dX,
+                          const float *dY, const int *ddY, float *gX, const int *dgX, float beta,
+                          int N) {
+  int dW[DESC_LEN];
+  desc_weight(m, dW, t);
+  dist_psgemm('N', 'N', t->cols, N, t->rows, 1.0f, m->params + t->offset, dW, dY, ddY, beta, gX,
+              dgX);
+  dist_psgemm('N', 'T', t->cols, t->rows, N, 1.0f, X, dX, dY, ddY, 1.0f, m->grads + t->offset, dW);
 }
 
 /* ------------------------------------------------------------ forward */
@@ -392,7 +587,64 @@ static void attention_forward(model *m, layer_acts *a, int B, int T) {
     }
 }
 
+
+/* q, k, v of the fused head-layout buffer: extents, head blocks, offsets */
+static void qkv_parts(const model *m, int M[3], int mb[3], size_t off[3]) {
+  const int D = m->D;
+  M[0] = m->H * D;
+  M[1] = M[2] = m->K * D;
+  mb[0] = m->Hl * D;
+  mb[1] = mb[2] = m->Kl * D;
+  off[0] = 0;
+  off[1] = (size_t)m->Hl * D;
+  off[2] = (size_t)(m->Hl + m->Kl) * D;
+}
+
+static ift_status layer_forward_2d(model *m, int l, const float *x, float *y, int B, int T) {
+  const int N = B * T, C = m->C, HD = m->H * m->D, F = m->F;
+  const model_tensor *t = &m->tensors[1 + 9 * l]; /* +1 q +2 k +3 v +4 o +6 gate +7 up +8 down */
+  const model_layer_view *w = &m->pl[l];
+  layer_acts *a = &m->acts[l];
+  const float eps = (float)m->cfg.rms_norm_eps;
+  int dXr[DESC_LEN], dY[DESC_LEN], dH[DESC_LEN], dZ[DESC_LEN], dA[DESC_LEN], dF[DESC_LEN];
+  int M[3], mb[3];
+  size_t off[3];
+  qkv_parts(m, M, mb, off);
+  desc_act(m, dXr, C, N, C);
+  desc_act(m, dZ, C, N, C / m->pr);
+  kern_rmsnorm_forward(a->xn1, a->rstd1, x, w->ln1, N, C, eps);
+  const float *xv = act_view(m, a->xn1, C, N);
+  for (int j = 0; j < 3; j++) { /* q, k, v in 2D, then to the attention heads */
+    desc_act(m, dY, M[j], N, M[j] / m->pr);
+    mm2d_forward(m, &t[1 + j], xv, dXr, m->s2d, dY, N);
+    desc_head(m, dH, M[j], N, mb[j], m->Q3);
+    redist(m, M[j], N, m->s2d, dY, a->qkv + off[j], dH);
+  }
+  kern_rope_forward(a->qkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, m->Q3);
+  attention_forward(m, a, B, T);
+  float *att2 = m->s2d, *z2 = m->s2d + (size_t)(HD / m->pr) * tok_block(m, N);
+  desc_head(m, dH, HD, N, m->Hl * m->D, m->Hl * m->D);
+  desc_act(m, dA, HD, N, HD / m->pr);
+  redist(m, HD, N, a->att, dH, att2, dA);
+  mm2d_forward(m, &t[4], att2, dA, z2, dZ, N);
+  IFT_TRY(gather_rows(m, z2, dZ, a->x_mid, N));
+  for (size_t i = 0; i < (size_t)N * C; i++) a->x_mid[i] += x[i];
+  kern_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ln2, N, C, eps);
+  const float *xv2 = act_view(m, a->xn2, C, N);
+  float *G = a->gu, *U = a->gu + m->fcap;
+  desc_act(m, dF, F, N, F / m->pr);
+  mm2d_forward(m, &t[6], xv2, dXr, G, dF, N);
+  mm2d_forward(m, &t[7], xv2, dXr, U, dF, N);
+  const int nl = F / m->pr * tok_local(m, N); /* the blocks are contiguous */
+  if (nl) kern_swiglu_forward(a->h, G, U, 1, nl, nl);
+  mm2d_forward(m, &t[8], a->h, dF, z2, dZ, N);
+  IFT_TRY(gather_rows(m, z2, dZ, y, N));
+  for (size_t i = 0; i < (size_t)N * C; i++) y[i] += a->x_mid[i];
+  return IFT_OK;
+}
+
 static ift_status layer_forward(model *m, int l, const float *x, float *y, int B, int T) {
+  if (m->pr) return layer_forward_2d(m, l, x, y, B, T);
   const int N = B * T, C = m->C, Q3 = m->Q3, HD = m->Hl * m->D, Fl = m->Fl;
   const model_layer_view *w = &m->pl[l];
   layer_acts *a = &m->acts[l];
@@ -519,8 +771,59 @@ static void attention_backward(model *m, layer_acts *a, int B, int T) {
     }
 }
 
+
+static ift_status layer_backward_2d(model *m, int l, const float *x, float *g, int B, int T) {
+  const int N = B * T, C = m->C, HD = m->H * m->D, F = m->F;
+  const model_tensor *t = &m->tensors[1 + 9 * l];
+  const model_layer_view *w = &m->pl[l], *dw = &m->gl[l];
+  layer_acts *a = &m->acts[l];
+  int dXr[DESC_LEN], dY[DESC_LEN], dH[DESC_LEN], dZ[DESC_LEN], dA[DESC_LEN], dF[DESC_LEN];
+  int M[3], mb[3];
+  size_t off[3];
+  qkv_parts(m, M, mb, off);
+  desc_act(m, dXr, C, N, C);
+  desc_act(m, dZ, C, N, C / m->pr);
+  desc_act(m, dF, F, N, F / m->pr);
+  const size_t capC = (size_t)(C / m->pr) * tok_block(m, N);
+  const float *gv = act_view(m, g, C, N); /* dL/dy, this rank's 2D block */
+  /* MLP */
+  const float *xv2 = act_view(m, a->xn2, C, N);
+  const float *G = a->gu, *U = a->gu + m->fcap;
+  float *dG = m->dgu, *dU = m->dgu + m->fcap, *dx = m->s2d;
+  mm2d_backward(m, &t[8], a->h, dF, gv, dXr, m->dh, dF, 0.0f, N);
+  const int nl = F / m->pr * tok_local(m, N);
+  if (nl) kern_swiglu_backward(dG, dU, m->dh, G, U, 1, nl, nl);
+  mm2d_backward(m, &t[6], xv2, dXr, dG, dF, dx, dZ, 0.0f, N);
+  mm2d_backward(m, &t[7], xv2, dXr, dU, dF, dx, dZ, 1.0f, N);
+  IFT_TRY(gather_rows(m, dx, dZ, m->dxn, N));
+  kern_rmsnorm_backward(m->dtmp, dw->ln2, m->dxn, a->x_mid, w->ln2, a->rstd2, N, C);
+  for (size_t i = 0; i < (size_t)N * C; i++) g[i] += m->dtmp[i];
+  /* Attention output projection (g now holds dL/dx_mid) */
+  float *att2 = m->s2d, *datt2 = m->s2d + capC;
+  desc_head(m, dH, HD, N, m->Hl * m->D, m->Hl * m->D);
+  desc_act(m, dA, HD, N, HD / m->pr);
+  redist(m, HD, N, a->att, dH, att2, dA);
+  mm2d_backward(m, &t[4], att2, dA, gv, dXr, datt2, dA, 0.0f, N);
+  redist(m, HD, N, datt2, dA, m->datt, dH);
+  attention_backward(m, a, B, T);
+  kern_rope_backward(m->dqkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, m->Q3);
+  const float *xv = act_view(m, a->xn1, C, N);
+  float *dy = m->s2d + capC;
+  for (int j = 0; j < 3; j++) {
+    desc_head(m, dH, M[j], N, mb[j], m->Q3);
+    desc_act(m, dY, M[j], N, M[j] / m->pr);
+    redist(m, M[j], N, m->dqkv + off[j], dH, dy, dY);
+    mm2d_backward(m, &t[1 + j], xv, dXr, dy, dY, dx, dZ, j ? 1.0f : 0.0f, N);
+  }
+  IFT_TRY(gather_rows(m, dx, dZ, m->dxn, N));
+  kern_rmsnorm_backward(m->dtmp, dw->ln1, m->dxn, x, w->ln1, a->rstd1, N, C);
+  for (size_t i = 0; i < (size_t)N * C; i++) g[i] += m->dtmp[i];
+  return IFT_OK;
+}
+
 /* g holds dL/d(layer output) on entry and dL/d(layer input) on exit. */
 static ift_status layer_backward(model *m, int l, const float *x, float *g, int B, int T) {
+  if (m->pr) return layer_backward_2d(m, l, x, g, B, T);
   const int N = B * T, C = m->C, Q3 = m->Q3, HD = m->Hl * m->D, Fl = m->Fl;
   const model_layer_view *w = &m->pl[l], *dw = &m->gl[l];
   layer_acts *a = &m->acts[l];

@@ -1,6 +1,7 @@
-/* Tensor parallelism (1D): with the model sharded over the TP ranks of
- * this job, loss, every gradient shard and IFT's greedy tokens equal one
- * rank's full model; 5 optimizer steps end with equal weights. */
+/* Tensor parallelism, 1D (Megatron splits) and 2D (PBLAS on a BLACS grid):
+ * with the model sharded over the TP ranks of this job, loss, every gradient
+ * shard and IFT's greedy tokens equal one rank's full model; 5 optimizer
+ * steps end with equal weights. */
 #include <string.h>
 
 #include "iftrain/kern.h"
@@ -48,12 +49,35 @@ static MPI_Comm tp_comm(void) {
   return c;
 }
 
-static void compare(loss_kind kind, int tied) {
-  MPI_Comm tpc = tp_comm();
+/* 2D grids hold every rank of the job; GQA with 4 KV heads so that the
+ * head-parallel attention core splits over 4 ranks too. */
+static model_config cfg2d(void) {
   model_config c = cfg();
+  c.hidden_size = 64;
+  c.intermediate_size = 96;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 4;
+  return c;
+}
+
+/* pr = 0: 1D on TP groups of 2; pr > 0: a pr x pc grid over the whole job. */
+static MPI_Comm make_tp(model **tp, const model_config *c, int pr, int pc, int rows) {
+  MPI_Comm tpc;
+  if (pr) MPI_Comm_dup(MPI_COMM_WORLD, &tpc);
+  else tpc = tp_comm();
+  CU_ASSERT_EQUAL(model_create_grid(tp, c, tpc, pr, pc, rows, T), IFT_OK);
+  return tpc;
+}
+
+static void compare(loss_kind kind, int tied, int pr, int pc) {
+  model_config c = pr ? cfg2d() : cfg();
   c.tie_word_embeddings = tied;
-  model *tp, *one;
-  CU_ASSERT_EQUAL_FATAL(model_create(&tp, &c, tpc, B, T), IFT_OK);
+  model *tp = NULL, *one;
+  MPI_Comm tpc = make_tp(&tp, &c, pr, pc, B);
+  if (!tp) {
+    MPI_Comm_free(&tpc);
+    return;
+  }
   CU_ASSERT_EQUAL_FATAL(model_create(&one, &c, MPI_COMM_NULL, B, T), IFT_OK);
   model_init_weights(tp, 9);
   model_init_weights(one, 9);
@@ -103,11 +127,14 @@ static void compare(loss_kind kind, int tied) {
 /* Preference losses: B pairs = 2B rows (chosen = the test rows, rejected =
  * the same prompts with other answer tokens), loss and every gradient shard
  * of the TP model equal one rank's. */
-static void compare_pref(loss_kind kind) {
-  MPI_Comm tpc = tp_comm();
-  model_config c = cfg();
-  model *tp, *one;
-  CU_ASSERT_EQUAL_FATAL(model_create(&tp, &c, tpc, 2 * B, T), IFT_OK);
+static void compare_pref(loss_kind kind, int pr, int pc) {
+  model_config c = pr ? cfg2d() : cfg();
+  model *tp = NULL, *one;
+  MPI_Comm tpc = make_tp(&tp, &c, pr, pc, 2 * B);
+  if (!tp) {
+    MPI_Comm_free(&tpc);
+    return;
+  }
   CU_ASSERT_EQUAL_FATAL(model_create(&one, &c, MPI_COMM_NULL, 2 * B, T), IFT_OK);
   model_init_weights(tp, 4);
   model_init_weights(one, 4);
@@ -138,16 +165,54 @@ static void compare_pref(loss_kind kind) {
   model_destroy(one);
   MPI_Comm_free(&tpc);
 }
-static void test_dpo(void) { compare_pref(LOSS_DPO); }
+static void test_dpo(void) { compare_pref(LOSS_DPO, 0, 0); }
 static void test_ipo_orpo_simpo(void) {
-  compare_pref(LOSS_IPO);
-  compare_pref(LOSS_ORPO);
-  compare_pref(LOSS_SIMPO);
+  compare_pref(LOSS_IPO, 0, 0);
+  compare_pref(LOSS_ORPO, 0, 0);
+  compare_pref(LOSS_SIMPO, 0, 0);
 }
 
-static void test_sft_untied(void) { compare(LOSS_SFT, 0); }
-static void test_ift_untied(void) { compare(LOSS_IFT, 0); }
-static void test_ift_tied(void) { compare(LOSS_IFT, 1); }
+static void test_sft_untied(void) { compare(LOSS_SFT, 0, 0, 0); }
+static void test_ift_untied(void) { compare(LOSS_IFT, 0, 0, 0); }
+static void test_ift_tied(void) { compare(LOSS_IFT, 1, 0, 0); }
+
+/* Every pr x pc factorisation of the job's ranks (1x2, 2x1; 1x4, 2x2, 4x1). */
+static void each_grid(void (*f)(int pr, int pc)) {
+  int P;
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  for (int pr = 1; pr <= P; pr++)
+    if (P % pr == 0) {
+      f(pr, P / pr);
+      int r;
+      MPI_Comm_rank(MPI_COMM_WORLD, &r);
+      if (r == 0) fprintf(stderr, " [%dx%d]", pr, P / pr);
+    }
+}
+static void sft2d(int pr, int pc) { compare(LOSS_SFT, 0, pr, pc); }
+static void ift2d(int pr, int pc) {
+  compare(LOSS_IFT, 0, pr, pc);
+  compare(LOSS_IFT, 1, pr, pc);
+}
+static void dpo2d(int pr, int pc) { compare_pref(LOSS_DPO, pr, pc); }
+static void test_2d_sft(void) { each_grid(sft2d); }
+static void test_2d_ift(void) { each_grid(ift2d); }
+static void test_2d_dpo(void) { each_grid(dpo2d); }
+
+/* (Divisibility of the matrices by the grid follows from the 1D checks:
+ * heads, KV heads and intermediate_size divisible by P = pr * pc.) */
+static void test_2d_impossible(void) {
+  model_config c = cfg2d();
+  int P;
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  model *m;
+  ift_error_quiet(1);
+  CU_ASSERT_EQUAL(model_create_grid(&m, &c, MPI_COMM_WORLD, 3, 1, B, T), IFT_ERR_LAYOUT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "does not hold"));
+  CU_ASSERT_EQUAL(model_create_grid(&m, &c, MPI_COMM_WORLD, P, 0, B, T), IFT_ERR_LAYOUT);
+  c.intermediate_size = 6 * P + 2; /* 2 + a multiple of P: not divisible for P = 4 */
+  if (P == 4) CU_ASSERT_EQUAL(model_create_grid(&m, &c, MPI_COMM_WORLD, 2, 2, B, T), IFT_ERR_LAYOUT);
+  ift_error_quiet(0);
+}
 
 static void test_impossible(void) {
   model_config c = cfg();
@@ -167,6 +232,10 @@ static CU_TestInfo tests[] = {{"TP: SFT loss, gradients, 5 steps equal one rank"
                               {"TP: DPO loss and gradients equal one rank", test_dpo},
                               {"TP: IPO, ORPO, SimPO loss and gradients equal one rank", test_ipo_orpo_simpo},
                               {"TP: impossible head split refused", test_impossible},
+                              {"TP 2D: SFT loss, gradients, 5 steps on every grid", test_2d_sft},
+                              {"TP 2D: IFT (untied, tied) on every grid", test_2d_ift},
+                              {"TP 2D: DPO loss and gradients on every grid", test_2d_dpo},
+                              {"TP 2D: grids that do not divide the model refused", test_2d_impossible},
                               CU_TEST_INFO_NULL};
 
 int main(int argc, char **argv) {
