@@ -63,6 +63,7 @@ typedef struct {
   struct {
     int tp;
     int tp_2d;
+    int tp_rows; /* 2D grid rows (0: most square) */
   } dist;
   struct {
     char path[1024];
@@ -85,6 +86,10 @@ ift_status app_config_set(app_config *c, const char *key, const char *value);
 void app_config_write(FILE *f, const app_config *c);
 /* Documentation of every key with its default (--help-config). */
 void app_config_help(FILE *f);
+/* The pr x pc grid of dist.tp_mode = 2d over the dist.tp ranks of a replica
+ * (0 x 0 in 1D mode): pr = dist.tp_rows, or the most square grid with
+ * pr >= pc when dist.tp_rows = 0. */
+void app_tp_grid(const app_config *c, int *pr, int *pc);
 /* Cross-key checks (batch divisible by micro-batch x DP, ...). */
 ift_status app_config_check(const app_config *c, int dp, int tp);
 

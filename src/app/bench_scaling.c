@@ -15,7 +15,8 @@
 
 static const char scaling_help[] =
     "iftrain bench scaling — training-step throughput per rank layout (run under mpirun -n P)\n\n"
-    "  --layouts=LIST   DPxTP layouts, e.g. 1x1,2x1,1x2 (default: every DPxTP with DP*TP <= P)\n"
+    "  --layouts=LIST   DPxTP layouts, e.g. 1x1,2x1,1x2 (default: every DPxTP with DP*TP <= P);\n"
+    "                   DPxPRxPC is TP = PR*PC in 2D mode on a PR x PC PBLAS grid, e.g. 1x1x2,1x2x1\n"
     "  --hidden=LIST    model widths (default 128,512); heads = hidden/64 (min 2), KV heads = heads,\n"
     "                   intermediate = 2.75 x hidden, --layers=N layers (default 4)\n"
     "  --mode=LIST      strong (global batch --batch) and/or weak (--batch per replica)\n"
@@ -25,11 +26,12 @@ static const char scaling_help[] =
     "  --json           one JSON object per case instead of the table\n\n"
     "Efficiency = tokens/s / (ranks x tokens/s of the 1x1 layout of the same model and mode).\n"
     "compute/comm/idle are per-rank means of the step time: comm is time inside MPI\n"
-    "all-reduces, idle is waiting for the slowest rank at the end of the step.\n"
+    "all-reduces (2D: also psgemr2d and all-gathers; psgemm's own messages count as\n"
+    "compute), idle is waiting for the slowest rank at the end of the step.\n"
     "Plot with: gnuplot -e \"csv='FILE'\" bench/plot_scaling.gp\n";
 
 typedef struct {
-  int dp, tp;
+  int dp, tp, pr, pc; /* pr = pc = 0: 1D tensor parallelism */
 } layout;
 
 typedef struct {
@@ -39,10 +41,13 @@ typedef struct {
 static int parse_layouts(const char *s, layout *out, int n) {
   int k = 0;
   while (*s && k < n) {
-    int a, b, used;
-    if (sscanf(s, "%dx%d%n", &a, &b, &used) != 2 || a < 1 || b < 1) return -1;
-    out[k].dp = a;
-    out[k].tp = b;
+    int a, b, c, used;
+    if (sscanf(s, "%dx%dx%d%n", &a, &b, &c, &used) == 3 && a >= 1 && b >= 1 && c >= 1)
+      out[k] = (layout){a, b * c, b, c};
+    else if (sscanf(s, "%dx%d%n", &a, &b, &used) == 2 && a >= 1 && b >= 1)
+      out[k] = (layout){a, b, 0, 0};
+    else
+      return -1;
     k++;
     s += used;
     if (*s == ',') s++;
@@ -52,12 +57,12 @@ static int parse_layouts(const char *s, layout *out, int n) {
 }
 
 static ift_status run_case(const model_config *mc, loss_kind kind, int global_batch, int T, int steps,
-                           MPI_Comm sub, int tp, sres *r) {
+                           MPI_Comm sub, const layout *lay, sres *r) {
   dist_grid g;
-  IFT_TRY(dist_grid_create(&g, sub, tp));
+  IFT_TRY(dist_grid_create(&g, sub, lay->tp));
   const int rows = global_batch / g.dp_size, mb = rows < 8 ? rows : 8;
   model *m;
-  ift_status st = model_create(&m, mc, g.tp, mb, T);
+  ift_status st = model_create_grid(&m, mc, g.tp, lay->pr, lay->pc, mb, T);
   if (st != IFT_OK) {
     dist_grid_destroy(&g);
     return st;
@@ -153,7 +158,7 @@ int app_bench_scaling(int argc, char **argv) {
   if (nl == 0) /* every DP x TP that fits, 1x1 first (the efficiency base) */
     for (int n = 1; n <= P; n++)
       for (int t = 1; t <= n; t++)
-        if (n % t == 0 && nl < 32) lays[nl++] = (layout){n / t, t};
+        if (n % t == 0 && nl < 32) lays[nl++] = (layout){n / t, t, 0, 0};
   FILE *out = NULL;
   if (rank == 0 && csv) {
     FILE *probe = fopen(csv, "r");
@@ -166,11 +171,11 @@ int app_bench_scaling(int argc, char **argv) {
     }
     if (fresh)
       fprintf(out, "mode,loss,hidden,layers,dp,tp,ranks,global_batch,seq,tokens_per_s,step_s,compute_s,"
-                   "comm_s,idle_s,efficiency,kernels\n");
+                   "comm_s,idle_s,efficiency,kernels,tp_grid\n");
   }
   if (rank == 0 && !json)
-    printf("%-6s %6s %5s %3s %3s %7s %12s %9s %9s %9s %9s %6s\n", "mode", "hidden", "batch", "dp", "tp",
-           "ranks", "tokens/s", "step s", "compute", "comm", "idle", "eff");
+    printf("%-6s %6s %5s %3s %3s %5s %7s %12s %9s %9s %9s %9s %6s\n", "mode", "hidden", "batch", "dp",
+           "tp", "2d", "ranks", "tokens/s", "step s", "compute", "comm", "idle", "eff");
   for (int h = 0; h < nh; h++) {
     model_config mc = model_config_default();
     mc.hidden_size = hid[h];
@@ -193,7 +198,7 @@ int app_bench_scaling(int argc, char **argv) {
         int ok = 1;
         if (sub != MPI_COMM_NULL) {
           ift_error_quiet(rank != 0);
-          ok = run_case(&mc, kind, gb, T, steps, sub, lays[l].tp, &r) == IFT_OK;
+          ok = run_case(&mc, kind, gb, T, steps, sub, &lays[l], &r) == IFT_OK;
           ift_error_quiet(0);
           MPI_Comm_free(&sub);
         }
@@ -203,20 +208,24 @@ int app_bench_scaling(int argc, char **argv) {
         if (n == 1) base = r.tps;
         double eff = base > 0 ? r.tps / (n * base) : 0;
         const char *mname = mode == 0 ? "strong" : "weak";
+        char grid[24] = "1d";
+        if (lays[l].pr) snprintf(grid, sizeof grid, "%dx%d", lays[l].pr, lays[l].pc);
         if (rank == 0) {
           if (json)
             printf("{\"bench\":\"scaling\",\"mode\":\"%s\",\"loss\":\"%s\",\"hidden\":%d,\"layers\":%d,\"dp\":%d,"
                    "\"tp\":%d,\"ranks\":%d,\"global_batch\":%d,\"seq\":%d,\"tokens_per_s\":%.1f,\"seconds\":%.5f,"
-                   "\"compute_seconds\":%.5f,\"comm_seconds\":%.5f,\"idle_seconds\":%.5f,\"efficiency\":%.4f}\n",
+                   "\"compute_seconds\":%.5f,\"comm_seconds\":%.5f,\"idle_seconds\":%.5f,\"efficiency\":%.4f,"
+                   "\"tp_grid\":\"%s\"}\n",
                    mname, loss_kind_name(kind), hid[h], layers, lays[l].dp, lays[l].tp, n, gb, T, r.tps,
-                   r.step, r.compute, r.comm, r.idle, eff);
+                   r.step, r.compute, r.comm, r.idle, eff, grid);
           else
-            printf("%-6s %6d %5d %3d %3d %7d %12.1f %9.4f %9.4f %9.4f %9.4f %5.0f%%\n", mname, hid[h], gb,
-                   lays[l].dp, lays[l].tp, n, r.tps, r.step, r.compute, r.comm, r.idle, 100 * eff);
+            printf("%-6s %6d %5d %3d %3d %5s %7d %12.1f %9.4f %9.4f %9.4f %9.4f %5.0f%%\n", mname, hid[h],
+                   gb, lays[l].dp, lays[l].tp, grid, n, r.tps, r.step, r.compute, r.comm, r.idle,
+                   100 * eff);
           if (out)
-            fprintf(out, "%s,%s,%d,%d,%d,%d,%d,%d,%d,%.1f,%.5f,%.5f,%.5f,%.5f,%.4f,%s\n", mname,
+            fprintf(out, "%s,%s,%d,%d,%d,%d,%d,%d,%d,%.1f,%.5f,%.5f,%.5f,%.5f,%.4f,%s,%s\n", mname,
                     loss_kind_name(kind), hid[h], layers, lays[l].dp, lays[l].tp, n, gb, T, r.tps, r.step,
-                    r.compute, r.comm, r.idle, eff, kern_arch_name(kern_arch_active()));
+                    r.compute, r.comm, r.idle, eff, kern_arch_name(kern_arch_active()), grid);
           fflush(stdout);
         }
       }

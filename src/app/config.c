@@ -78,6 +78,7 @@ static const key_def keys[] = {
     {"ckpt.init", K_STR, STR(ckpt.init), NULL, "start from the weights of this checkpoint (step 0, fresh optimizer; ignored when resuming)"},
     {"dist.tp", K_INT, F(dist.tp), 0, NULL, "tensor-parallel ranks per replica (DP = ranks / tp)"},
     {"dist.tp_mode", K_ENUM, F(dist.tp_2d), 0, "1d|2d", "1d: Megatron splits with BLIS; 2d: PBLAS psgemm on a BLACS grid"},
+    {"dist.tp_rows", K_INT, F(dist.tp_rows), 0, NULL, "2d: process rows of the grid, dividing dist.tp (0: most square, rows >= columns)"},
     {"metrics.path", K_STR, STR(metrics.path), NULL, "JSONL metrics file (empty: none)"},
     {"metrics.every", K_INT, F(metrics.every), 0, NULL, "write a metrics record every N steps"},
     {"eval.every", K_INT, F(eval.every), 0, NULL, "evaluate every N steps (0: only at the end)"},
@@ -391,6 +392,19 @@ void app_config_help(FILE *f) {
   }
 }
 
+void app_tp_grid(const app_config *c, int *pr, int *pc) {
+  *pr = *pc = 0;
+  if (!c->dist.tp_2d) return;
+  /* automatic: the most square grid with rows >= columns (on 2 ranks 2 x 1,
+   * which bench/README.md measured faster than 1 x 2 for the model's shapes) */
+  int r = c->dist.tp_rows;
+  if (r <= 0)
+    for (int d = 1; d * d <= c->dist.tp; d++)
+      if (c->dist.tp % d == 0) r = c->dist.tp / d;
+  *pr = r;
+  *pc = c->dist.tp / r;
+}
+
 ift_status app_config_check(const app_config *c, int dp, int tp) {
   IFT_TRY(model_config_check(&c->model, tp));
   IFT_REQUIRE(c->train.micro_batch >= 1 && c->train.batch_size >= 1, IFT_ERR_CONFIG,
@@ -421,8 +435,14 @@ ift_status app_config_check(const app_config *c, int dp, int tp) {
               "train.micro_batch <= 256 for preference losses (each pair is two rows)",
               "train.micro_batch = %d", c->train.micro_batch);
   IFT_REQUIRE(c->dist.tp >= 1, IFT_ERR_LAYOUT, "dist.tp >= 1", "dist.tp = %d", c->dist.tp);
-  IFT_REQUIRE(!c->dist.tp_2d, IFT_ERR_UNIMPL, "use dist.tp_mode = 1d (Megatron splits) in this build",
-              "dist.tp_mode = 2d (PBLAS on a BLACS grid) is not available in this build yet");
+  IFT_REQUIRE(c->dist.tp_rows >= 0 && (c->dist.tp_rows == 0 || c->dist.tp % c->dist.tp_rows == 0),
+              IFT_ERR_LAYOUT, "set dist.tp_rows to a divisor of dist.tp (0: automatic)",
+              "dist.tp_rows = %d does not divide dist.tp = %d", c->dist.tp_rows, c->dist.tp);
+  if (c->dist.tp_2d) {
+    int pr, pc;
+    app_tp_grid(c, &pr, &pc);
+    IFT_TRY(model_grid_check(&c->model, pr, pc));
+  }
   IFT_REQUIRE(c->train.steps >= 0 || c->train.epochs >= 1, IFT_ERR_CONFIG,
               "with train.steps = -1 set train.epochs >= 1", "train.epochs = %d",
               c->train.epochs);

@@ -194,7 +194,9 @@ ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train
   IFT_REQUIRE(B <= 512, IFT_ERR_CONFIG, "train.micro_batch <= 512", "micro-batch %d", B);
   /* a preference micro-batch holds B pairs = 2B rows */
   const int R = need_train_data && loss_is_pref(cfg->train.loss) ? 2 * B : B;
-  IFT_TRY(model_create(&tc->m, &cfg->model, tc->grid.tp, R, T));
+  int pr, pc;
+  app_tp_grid(cfg, &pr, &pc);
+  IFT_TRY(model_create_grid(&tc->m, &cfg->model, tc->grid.tp, pr, pc, R, T));
   model_init_weights(tc->m, cfg->model.init_seed);
   IFT_TRY(step_ws_create(&tc->ws, R, T));
   size_t n = (size_t)B * T;
@@ -361,9 +363,13 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   const int verbose = core_loglevel() >= IFT_LOG_INFO;
   if (rank == 0 && verbose) {
     fprintf(stderr, "# effective configuration\n%s\n", cfg_text);
-    IFT_LOG0("iftrain: %d rank%s = %d data-parallel x %d tensor-parallel; BLIS %s kernels, %d "
+    int pr, pc;
+    model_tp_grid(tc.m, &pr, &pc);
+    char mode[48] = "";
+    if (pr) snprintf(mode, sizeof mode, " (2D: %d x %d PBLAS grid)", pr, pc);
+    IFT_LOG0("iftrain: %d rank%s = %d data-parallel x %d tensor-parallel%s; BLIS %s kernels, %d "
              "thread%s; %zu parameters; activations %.1f MiB/rank",
-             tc.grid.size, tc.grid.size > 1 ? "s" : "", tc.grid.dp_size, tc.grid.tp_size,
+             tc.grid.size, tc.grid.size > 1 ? "s" : "", tc.grid.dp_size, tc.grid.tp_size, mode,
              kern_arch_name(kern_arch_active()), kern_threads(), kern_threads() > 1 ? "s" : "",
              model_nparams_global(tc.m), model_activation_bytes(tc.m) / 1048576.0);
     const char *job = getenv("SLURM_JOB_ID");

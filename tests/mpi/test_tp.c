@@ -60,10 +60,13 @@ static model_config cfg2d(void) {
   return c;
 }
 
-/* pr = 0: 1D on TP groups of 2; pr > 0: a pr x pc grid over the whole job. */
+/* pr = 0: 1D on TP groups of 2; pr > 0: a pr x pc grid over groups of
+ * pr * pc neighbouring ranks (DP x TP when that is less than the job). */
 static MPI_Comm make_tp(model **tp, const model_config *c, int pr, int pc, int rows) {
   MPI_Comm tpc;
-  if (pr) MPI_Comm_dup(MPI_COMM_WORLD, &tpc);
+  int r;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  if (pr) MPI_Comm_split(MPI_COMM_WORLD, r / (pr * pc), r, &tpc);
   else tpc = tp_comm();
   CU_ASSERT_EQUAL(model_create_grid(tp, c, tpc, pr, pc, rows, T), IFT_OK);
   return tpc;
@@ -176,17 +179,18 @@ static void test_sft_untied(void) { compare(LOSS_SFT, 0, 0, 0); }
 static void test_ift_untied(void) { compare(LOSS_IFT, 0, 0, 0); }
 static void test_ift_tied(void) { compare(LOSS_IFT, 1, 0, 0); }
 
-/* Every pr x pc factorisation of the job's ranks (1x2, 2x1; 1x4, 2x2, 4x1). */
+/* Every pr x pc grid of TP = 2 and TP = all ranks: on 2 ranks 1x2, 2x1;
+ * on 4 ranks DP 2 x (1x2, 2x1) and 1x4, 2x2, 4x1. */
 static void each_grid(void (*f)(int pr, int pc)) {
-  int P;
+  int P, r;
   MPI_Comm_size(MPI_COMM_WORLD, &P);
-  for (int pr = 1; pr <= P; pr++)
-    if (P % pr == 0) {
-      f(pr, P / pr);
-      int r;
-      MPI_Comm_rank(MPI_COMM_WORLD, &r);
-      if (r == 0) fprintf(stderr, " [%dx%d]", pr, P / pr);
-    }
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  for (int tp = 2; tp <= P; tp *= 2)
+    for (int pr = 1; pr <= tp; pr++)
+      if (tp % pr == 0) {
+        f(pr, tp / pr);
+        if (r == 0) fprintf(stderr, " [%s%dx%d]", tp < P ? "DP x " : "", pr, tp / pr);
+      }
 }
 static void sft2d(int pr, int pc) { compare(LOSS_SFT, 0, pr, pc); }
 static void ift2d(int pr, int pc) {

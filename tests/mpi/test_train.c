@@ -202,6 +202,41 @@ static void test_resume_reshard_tp(void) {
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
+/* TP 2D through the trainer: a 1 x 2 grid follows the DP run; its
+ * checkpoint resumes on one rank (1D), and a DP checkpoint resumes on a
+ * 2 x 1 grid — checkpoints hold global tensors, whatever the layout. */
+static void test_tp2d(void) {
+  app_config c;
+  tiny(&c, LOSS_IFT);
+  c.optim.schedule = LR_CONSTANT;
+  c.optim.warmup = 0;
+  train_result full, part, rest;
+  run_dir(&c, "2d-full", 6, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &full), IFT_OK); /* DP 2 */
+  run_dir(&c, "2d-b", 3, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_OK); /* DP 2 */
+  c.dist.tp = 2;
+  c.dist.tp_2d = 1;
+  c.dist.tp_rows = 0; /* automatic: 2 x 1 */
+  run_dir(&c, "2d-b", 6, "auto");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &rest), IFT_OK); /* 2 x 1 */
+  for (int s = 3; s < 6; s++) IFT_ASSERT_CLOSE(rest.loss[s], full.loss[s], 1e-5, 0);
+  c.dist.tp_rows = 1; /* 1 x 2 */
+  run_dir(&c, "2d-a", 3, "none");
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &part), IFT_OK);
+  for (int s = 0; s < 3; s++) IFT_ASSERT_CLOSE(part.loss[s], full.loss[s], 1e-5, 0);
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank == 0) {
+    c.dist.tp = 1;
+    c.dist.tp_2d = 0;
+    run_dir(&c, "2d-a", 6, "auto");
+    CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_SELF, &rest), IFT_OK); /* one rank */
+    for (int s = 3; s < 6; s++) IFT_ASSERT_CLOSE(rest.loss[s], full.loss[s], 1e-5, 0);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
 /* ZeRO-1 gives the run of plain data parallelism; its checkpoints resume
  * bit-exactly and on a layout without ZeRO */
 static void test_zero1(void) {
@@ -248,6 +283,21 @@ static void test_config_errors(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "cannot be split over 2 data-parallel ranks"));
   c.train.batch_size = 8;
   CU_ASSERT_EQUAL(app_config_check(&c, 1, 3), IFT_ERR_LAYOUT);
+  c.dist.tp = 2;
+  c.dist.tp_2d = 1;
+  c.dist.tp_rows = 3;
+  CU_ASSERT_EQUAL(app_config_check(&c, 1, 2), IFT_ERR_LAYOUT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "dist.tp_rows = 3 does not divide dist.tp = 2"));
+  int pr, pc;
+  c.dist.tp = 4;
+  c.dist.tp_rows = 0;
+  app_tp_grid(&c, &pr, &pc);
+  CU_ASSERT(pr == 2 && pc == 2);
+  c.dist.tp = 8;
+  app_tp_grid(&c, &pr, &pc);
+  CU_ASSERT(pr == 4 && pc == 2);
+  c.dist.tp = 1;
+  c.dist.tp_2d = 0;
   /* a config file: section header, comment, bad line number */
   int rank;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -276,6 +326,7 @@ static CU_TestInfo tests[] = {{"DP 2 loss equals DP 1: SFT", test_dp_sft},
                               {"resume DP 2 -> 1 rank continues the run", test_resume_reshard},
                               {"resume DP 2 -> TP 2 -> 1 rank (1e-6)", test_resume_reshard_tp},
                               {"ZeRO-1 equals plain DP; its checkpoints resume", test_zero1},
+                              {"TP 2D follows DP; 2D <-> 1D checkpoints resume", test_tp2d},
                               CU_TEST_INFO_NULL};
 
 int main(int argc, char **argv) {
