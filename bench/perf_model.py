@@ -19,7 +19,8 @@ Model (no overlap of computation and communication, as iftrain does today):
       forward (2 forwards for IFT) and 2 in the backward; the embedding and LM-head
       collectives add 1 + 4 small ones per forward
 α, β are fitted to the ping-pong sweep (least squares, t = α + n·β); the all-reduce sweep checks
-the ring formula.  Writes model_vs_measured.md, projection.csv/.md and projection.png (gnuplot).
+the ring formula.  Writes model_vs_measured.md, projection.csv/.md and projection.png (gnuplot),
+and tp2d_model.md (TP traffic per layer of 1D vs 2D, a volume model).
 """
 import argparse
 import csv
@@ -78,6 +79,84 @@ def step_time(d, T, global_batch, dp, tp, rate, eff, alpha, beta, ift=True, micr
     return t_comp + t_tp + t_dp, t_comp, t_tp + t_dp
 
 
+def grid_2d(p):
+    """The trainer's automatic 2D grid: most square, rows >= columns."""
+    pc = max(d for d in range(1, int(math.isqrt(p)) + 1) if p % d == 0)
+    return p // pc, pc
+
+
+def summa_words(m, n, k, pr, pc):
+    """Words one rank receives in SUMMA for C (m x n) = A (m x k) B (k x n) on pr x pc."""
+    return m * k / pr * (pc - 1) / pc + k * n / pc * (pr - 1) / pr
+
+
+def tp_words_per_layer(d, N, p, two_d):
+    """Words one TP rank receives per layer for one forward + backward on N tokens.
+
+    1D (Megatron): 2 all-reduces of N x C in the forward, 2 in the backward.
+    2D (iftrain's dist.tp_mode = 2d): SUMMA volume of the 3 GEMMs of each of the 7 linears
+    (forward W^T X, backward W dY and X dY^T), psgemr2d of q, k, v, att (forward) and att, d att,
+    dq, dk, dv (backward) between the grid and the head layout, and 4 gathers of N x C into the
+    replicated residual stream (psgemr2d to token blocks + all-gather)."""
+    C, H, K, D, F = (d[k] for k in "CHKDF")
+    if p <= 1:
+        return 0.0
+    if not two_d:
+        return 4 * 2 * (p - 1) / p * N * C
+    pr, pc = grid_2d(p)
+    lin = [(C, H * D), (C, K * D), (C, K * D), (H * D, C), (C, F), (C, F), (F, C)]
+    w = 0.0
+    for i, o in lin:
+        w += summa_words(o, N, i, pr, pc)   # Y = W^T X
+        w += summa_words(i, N, o, pr, pc)   # dX = W dY
+        w += summa_words(i, o, N, pr, pc)   # dW = X dY^T
+    moved = (1 - 1 / p) / p * N  # a block of M x N rows leaves its rank
+    w += moved * (2 * (H * D + 2 * K * D) + 2 * H * D + H * D)
+    w += 4 * (N * C / p + (p - 1) / p * N * C)
+    return w
+
+
+def tp2d_table(out, rate, eff, beta):
+    """Bandwidth-only comparison of the TP traffic of 1D and 2D per layer."""
+    lines = ["# TP 1D vs 2D: communication per layer and rank (volume model)", "",
+             f"One forward + backward of one layer on a micro-batch of N tokens; MB received per rank; "
+             f"time at {1 / beta / 1e9:.0f} GB/s (bandwidth term only, no latency, no overlap); compute at "
+             f"{rate / 1e9:.0f} GFLOP/s × {eff:.2f} per rank. 2D grid = the trainer's automatic choice "
+             "(most square, rows ≥ columns). SUMMA volumes stand in for PBLAS psgemm; measured only at "
+             "P = 2 (bench/README.md), where PBLAS runs at ~140 GFLOP/s on 2 ranks against 2 × 105 for "
+             "1D's local BLIS GEMMs. Rows with P above the head count are hypothetical: the attention "
+             "core is head-parallel in both modes, so iftrain refuses them.", "",
+             "| hidden | N tokens | P | grid | 1D MB | 2D MB | 2D / 1D | 1D comm ms | 2D comm ms | compute ms |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    cross = []
+    for C, F, Hh in [(1024, 2816, 16), (4096, 11008, 32), (8192, 28672, 64)]:
+        d = model_dims(C, 1, Hh, Hh, F)
+        for N in [8 * 1024, 128 * 1024]:
+            fl = 3 * 2 * N * (4 * C * C + 3 * C * F) + 3 * 4 * N * C * 512
+            first = None
+            for p in [2 ** i for i in range(1, 15)]:
+                w1, w2 = tp_words_per_layer(d, N, p, False), tp_words_per_layer(d, N, p, True)
+                if first is None and w2 < w1:
+                    first = p
+                if p in (2, 4, 16, 64, 256, 1024):
+                    pr, pc = grid_2d(p)
+                    lines.append(f"| {C} | {N} | {p}{'' if p <= Hh else ' *'} | {pr}×{pc} | {4 * w1 / 1e6:.0f} | "
+                                 f"{4 * w2 / 1e6:.0f} | {w2 / w1:.2f} | {4 * w1 * beta * 1e3:.1f} | "
+                                 f"{4 * w2 * beta * 1e3:.1f} | {fl / p / (rate * eff) * 1e3:.1f} |")
+            cross.append(f"hidden {C}, N = {N}: 2D moves less than 1D from P = {first}" if first else
+                         f"hidden {C}, N = {N}: 2D never moves less than 1D up to P = 16384")
+    lines += ["", "(* P above the head count.)", "", "Crossover (first power of two P where 2D receives fewer words than 1D):", ""]
+    lines += [f"- {c}" for c in cross]
+    lines += ["", "1D's all-reduces stay ≈ 2·N·C per rank whatever P; 2D's SUMMA volume shrinks as 1/√P but "
+              "carries the weights (3 GEMMs per linear) and iftrain's 2D keeps the residual stream "
+              "replicated (4 gathers of N·C per layer, so 2D can never move less than about half of 1D). "
+              "By this model 2D moves less than 1D only from about 256 TP ranks, whatever the micro-batch "
+              "— more ranks than these models have heads — and on CPUs either traffic is a few per cent "
+              "of the compute time."]
+    open(os.path.join(out, "tp2d_model.md"), "w").write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", default=os.path.join(os.path.dirname(__file__), "results"))
@@ -122,6 +201,8 @@ def main():
         lines += ["", f"Mean absolute prediction error over the multi-rank layouts: {100 * sum(errs) / len(errs):.1f} %."]
     open(os.path.join(out, "model_vs_measured.md"), "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+    tp2d_table(out, 100e9, 0.75, 1 / 10e9)
 
     # Projection to a cluster profile (assumptions stated in the output)
     prof = dict(cores_per_node=64, rate=100e9, eff=0.75,
