@@ -588,16 +588,27 @@ static void attention_forward(model *m, layer_acts *a, int B, int T) {
 }
 
 
-/* q, k, v of the fused head-layout buffer: extents, head blocks, offsets */
-static void qkv_parts(const model *m, int M[3], int mb[3], size_t off[3]) {
-  const int D = m->D;
-  M[0] = m->H * D;
-  M[1] = M[2] = m->K * D;
-  mb[0] = m->Hl * D;
-  mb[1] = mb[2] = m->Kl * D;
-  off[0] = 0;
-  off[1] = (size_t)m->Hl * D;
-  off[2] = (size_t)(m->Hl + m->Kl) * D;
+/* Shapes and descriptors shared by a 2D layer's forward and backward. */
+typedef struct {
+  int M[3], mb[3];  /* q, k, v: rows (features), head-layout block */
+  size_t off[3];    /* q, k, v offsets in the fused head-layout rows */
+  int dXr[DESC_LEN]; /* C x N view into a replicated [N, C] buffer */
+  int dZ[DESC_LEN];  /* C x N 2D block of its own */
+  int dF[DESC_LEN];  /* F x N 2D block */
+} plan2d;
+
+static void plan2d_make(const model *m, int N, plan2d *p) {
+  const int D = m->D, C = m->C;
+  p->M[0] = m->H * D;
+  p->M[1] = p->M[2] = m->K * D;
+  p->mb[0] = m->Hl * D;
+  p->mb[1] = p->mb[2] = m->Kl * D;
+  p->off[0] = 0;
+  p->off[1] = (size_t)m->Hl * D;
+  p->off[2] = (size_t)(m->Hl + m->Kl) * D;
+  desc_act(m, p->dXr, C, N, C);
+  desc_act(m, p->dZ, C, N, C / m->pr);
+  desc_act(m, p->dF, m->F, N, m->F / m->pr);
 }
 
 static ift_status layer_forward_2d(model *m, int l, const float *x, float *y, int B, int T) {
@@ -606,12 +617,11 @@ static ift_status layer_forward_2d(model *m, int l, const float *x, float *y, in
   const model_layer_view *w = &m->pl[l];
   layer_acts *a = &m->acts[l];
   const float eps = (float)m->cfg.rms_norm_eps;
-  int dXr[DESC_LEN], dY[DESC_LEN], dH[DESC_LEN], dZ[DESC_LEN], dA[DESC_LEN], dF[DESC_LEN];
-  int M[3], mb[3];
-  size_t off[3];
-  qkv_parts(m, M, mb, off);
-  desc_act(m, dXr, C, N, C);
-  desc_act(m, dZ, C, N, C / m->pr);
+  plan2d p;
+  plan2d_make(m, N, &p);
+  const int *M = p.M, *mb = p.mb, *dXr = p.dXr, *dZ = p.dZ, *dF = p.dF;
+  const size_t *off = p.off;
+  int dY[DESC_LEN], dH[DESC_LEN], dA[DESC_LEN];
   kern_rmsnorm_forward(a->xn1, a->rstd1, x, w->ln1, N, C, eps);
   const float *xv = act_view(m, a->xn1, C, N);
   for (int j = 0; j < 3; j++) { /* q, k, v in 2D, then to the attention heads */
@@ -632,7 +642,6 @@ static ift_status layer_forward_2d(model *m, int l, const float *x, float *y, in
   kern_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ln2, N, C, eps);
   const float *xv2 = act_view(m, a->xn2, C, N);
   float *G = a->gu, *U = a->gu + m->fcap;
-  desc_act(m, dF, F, N, F / m->pr);
   mm2d_forward(m, &t[6], xv2, dXr, G, dF, N);
   mm2d_forward(m, &t[7], xv2, dXr, U, dF, N);
   const int nl = F / m->pr * tok_local(m, N); /* the blocks are contiguous */
@@ -777,13 +786,11 @@ static ift_status layer_backward_2d(model *m, int l, const float *x, float *g, i
   const model_tensor *t = &m->tensors[1 + 9 * l];
   const model_layer_view *w = &m->pl[l], *dw = &m->gl[l];
   layer_acts *a = &m->acts[l];
-  int dXr[DESC_LEN], dY[DESC_LEN], dH[DESC_LEN], dZ[DESC_LEN], dA[DESC_LEN], dF[DESC_LEN];
-  int M[3], mb[3];
-  size_t off[3];
-  qkv_parts(m, M, mb, off);
-  desc_act(m, dXr, C, N, C);
-  desc_act(m, dZ, C, N, C / m->pr);
-  desc_act(m, dF, F, N, F / m->pr);
+  plan2d p;
+  plan2d_make(m, N, &p);
+  const int *M = p.M, *mb = p.mb, *dXr = p.dXr, *dZ = p.dZ, *dF = p.dF;
+  const size_t *off = p.off;
+  int dY[DESC_LEN], dH[DESC_LEN], dA[DESC_LEN];
   const size_t capC = (size_t)(C / m->pr) * tok_block(m, N);
   const float *gv = act_view(m, g, C, N); /* dL/dy, this rank's 2D block */
   /* MLP */
