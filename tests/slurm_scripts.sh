@@ -42,9 +42,10 @@ crash() {
 }
 array() {
   for t in 0 1 2; do
-    RUN_DIR=$w/scal SLURM_ARRAY_TASK_ID=$t bash "$top/slurm/scaling.sbatch" --hidden=64 --layers=1 --steps=1 --batch=4 --seq=16 --mode=strong >/dev/null || return 1
+    RUN_DIR=$w/scal LAYOUTS="1x1 2x1 1x2x1" SLURM_ARRAY_TASK_ID=$t bash "$top/slurm/scaling.sbatch" --hidden=64 --layers=1 --steps=1 --batch=4 --seq=16 --mode=strong >/dev/null || return 1
   done
-  [ "$(head -1 "$w/scal/scaling.csv" | cut -d, -f1)" = mode ] && [ "$(wc -l < "$w/scal/scaling.csv")" -eq 4 ]
+  [ "$(head -1 "$w/scal/scaling.csv" | cut -d, -f1)" = mode ] && [ "$(wc -l < "$w/scal/scaling.csv")" -eq 4 ] &&
+    grep -q ',2x1$' "$w/scal/scaling.csv" # the 2D layout's row
 }
 recipes() {
   local tiny=(--model.hidden_size=32 --model.intermediate_size=64 --model.num_hidden_layers=1

@@ -4,7 +4,7 @@
 #  1. slurm/train.sbatch on 2 tasks runs to the end (srun --mpi=pmix);
 #  2. the same job gets USR1 (scancel --signal=USR1 --batch), checkpoints,
 #     requeues itself, resumes and finishes with /model bit-identical to 1.;
-#  3. a 3-task array of slurm/scaling.sbatch fills one CSV.
+#  3. a 3-task array of slurm/scaling.sbatch (DP 1, DP 2, TP 2D 2x1) fills one CSV.
 # Every daemon it started is stopped by PID, also on failure.  Skipped (exit
 # 77) without root or without the Slurm packages.
 set -u
@@ -121,10 +121,11 @@ preempt() {
     { echo "weights differ from the uninterrupted run"; return 1; }
 }
 array() {
-  j=$(RUN_DIR=$w/scal IFTRAIN=$IFTRAIN sbatch --parsable --array=0-2 --ntasks=2 --export=ALL \
+  j=$(RUN_DIR=$w/scal LAYOUTS="1x1 2x1 1x2x1" IFTRAIN=$IFTRAIN sbatch --parsable --array=0-2 --ntasks=2 --export=ALL \
       --output="$w/scal-%a.out" slurm/scaling.sbatch --hidden=64 --layers=1 --steps=1 --batch=4 --seq=16 --mode=strong) || return 1
   for i in $(seq 600); do [ -z "$(squeue -h -j "$j" 2>/dev/null)" ] && break; sleep 0.2; done
-  [ "$(wc -l < "$w/scal/scaling.csv")" -eq 4 ] || { cat "$w"/scal-*.out; cat "$w/scal/scaling.csv"; return 1; }
+  [ "$(wc -l < "$w/scal/scaling.csv")" -eq 4 ] && grep -q ',2x1$' "$w/scal/scaling.csv" ||
+    { cat "$w"/scal-*.out; cat "$w/scal/scaling.csv"; return 1; }
 }
 check "real Slurm: train.sbatch on 2 tasks runs to the end with srun" full
 check "real Slurm: USR1 -> checkpoint -> requeue -> resume -> bit-identical weights" preempt
