@@ -99,6 +99,25 @@ static void compare(loss_kind kind, int tied, int pr, int pc) {
   optim_state o1, o2;
   optim_create(&o1, &oc, model_nparams(one));
   optim_create(&o2, &oc, model_nparams(tp));
+  /* A micro-batch smaller than planned, B x (T - 1) = 33 tokens: uneven
+   * token blocks over the grid columns (17 + 16) and the gather (9,9,9,6). */
+  {
+    const int T2 = T - 1;
+    int t2[B * T];
+    uint8_t k2[B * T];
+    for (int b = 0; b < B; b++)
+      for (int t = 0; t < T2; t++) {
+        t2[b * T2 + t] = tok[b * T + t];
+        k2[b * T2 + t] = msk[b * T + t];
+      }
+    loss_metrics m1 = {0}, m2 = {0};
+    model_zero_grads(tp);
+    model_zero_grads(one);
+    CU_ASSERT_EQUAL(step_microbatch(one, &w1, &m1, t2, k2, B, T2, B, 0.5f, &sc, 1), IFT_OK);
+    CU_ASSERT_EQUAL(step_microbatch(tp, &w2, &m2, t2, k2, B, T2, B, 0.5f, &sc, 1), IFT_OK);
+    IFT_ASSERT_CLOSE(m2.loss_sum, m1.loss_sum, 1e-5, 0);
+    CU_ASSERT(shard_diff(tp, model_grads(tp), one, model_grads(one)) <= 1e-5);
+  }
   for (int s = 0; s < 5; s++) {
     loss_metrics m1 = {0}, m2 = {0};
     model_zero_grads(tp);
