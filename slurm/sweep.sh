@@ -3,7 +3,8 @@
 # (every one-stage recipe and the SFT stage 1) and stage B (SFT -> DPO and
 # SFT -> SimPO), which starts when stage A has succeeded.
 #   slurm/sweep.sh [SEEDS...]            (default 1 2 3)
-# Environment: SWEEP_DIR (default runs/sweep), SBATCH_ARGS (more sbatch options).
+# Environment: SWEEP_DIR (default runs/sweep), SBATCH_ARGS (more sbatch options),
+# RECIPE_ARGS (more iftrain train options for every run, e.g. --train.steps=10).
 # Summarise afterwards with: python3 bench/compare_report.py (reads the same layout).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,8 +14,10 @@ A="sft ift_static ift_linear ift_noise orpo sft_stage1"
 B="dpo simpo"
 na=$(( $(wc -w <<< "$A") * ${#seeds[@]} - 1 ))
 nb=$(( $(wc -w <<< "$B") * ${#seeds[@]} - 1 ))
-ja=$(RECIPES="$A" sbatch --parsable --export=ALL ${SBATCH_ARGS:-} --array=0-$na "$here/recipes.sbatch")
-jb=$(RECIPES="$B" sbatch --parsable --export=ALL ${SBATCH_ARGS:-} --array=0-$nb --dependency=afterok:"${ja%%;*}" "$here/recipes.sbatch")
+extra=(${RECIPE_ARGS:-})
+ja=$(RECIPES="$A" sbatch --parsable --export=ALL ${SBATCH_ARGS:-} --array=0-$na "$here/recipes.sbatch" "${extra[@]}")
+jb=$(RECIPES="$B" sbatch --parsable --export=ALL ${SBATCH_ARGS:-} --array=0-$nb --dependency=afterok:"${ja%%;*}" \
+     "$here/recipes.sbatch" "${extra[@]}")
 echo "stage A: job array $ja ($A) x seeds ${seeds[*]}"
 echo "stage B: job array $jb ($B), after A"
 echo "runs in $SWEEP_DIR/seed<S>/<recipe>/; table: python3 bench/compare_report.py $SWEEP_DIR"

@@ -4,7 +4,8 @@
 #  1. slurm/train.sbatch on 2 tasks runs to the end (srun --mpi=pmix);
 #  2. the same job gets USR1 (scancel --signal=USR1 --batch), checkpoints,
 #     requeues itself, resumes and finishes with /model bit-identical to 1.;
-#  3. a 3-task array of slurm/scaling.sbatch (DP 1, DP 2, TP 2D 2x1) fills one CSV.
+#  3. a 3-task array of slurm/scaling.sbatch (DP 1, DP 2, TP 2D 2x1) fills one CSV;
+#  4. slurm/sweep.sh (3 steps per recipe): stage B starts after stage A ends.
 # Every daemon it started is stopped by PID, also on failure.  Skipped (exit
 # 77) without root or without the Slurm packages.
 set -u
@@ -127,7 +128,31 @@ array() {
   [ "$(wc -l < "$w/scal/scaling.csv")" -eq 4 ] && grep -q ',2x1$' "$w/scal/scaling.csv" ||
     { cat "$w"/scal-*.out; cat "$w/scal/scaling.csv"; return 1; }
 }
+sweep() { # slurm/sweep.sh: stage B (DPO, SimPO from the SFT stage 1) only after stage A
+  out=$(SWEEP_DIR=$w/sweep IFTRAIN=$IFTRAIN SBATCH_ARGS="--output=$w/sweep-%A_%a.out" \
+        RECIPE_ARGS="--train.steps=3 --eval.every=0 --eval.max_samples=4" bash slurm/sweep.sh 1) || { echo "$out"; return 1; }
+  ja=$(sed -n 's/^stage A: job array \([0-9]*\).*/\1/p' <<< "$out")
+  jb=$(sed -n 's/^stage B: job array \([0-9]*\).*/\1/p' <<< "$out")
+  [ -n "$ja" ] && [ -n "$jb" ] || { echo "$out"; return 1; }
+  for i in $(seq 1500); do [ -z "$(squeue -h -j "$ja,$jb" 2>/dev/null)" ] && break; sleep 0.2; done
+  for r in sft ift_static ift_linear ift_noise orpo sft_stage1 dpo simpo; do
+    [ -s "$w/sweep/seed1/$r/ckpt/latest" ] || { echo "no checkpoint of $r"; cat "$w"/sweep-*.out; return 1; }
+  done
+  grep -q "pairs scored by" "$w/sweep/seed1/ref.log" || { cat "$w/sweep/seed1/ref.log"; return 1; }
+  # every stage-B task started after the last stage-A task ended (job completion log)
+  python3 - "$w/jobcomp.txt" "$ja" "$jb" <<'PY'
+import re, sys
+from datetime import datetime
+rows = [dict(re.findall(r"(\w+)=(\S+)", l)) for l in open(sys.argv[1])]
+def times(arr, key):
+    return [datetime.fromisoformat(r[key]) for r in rows if r.get("ArrayJobId", r.get("JobId")) == arr or r.get("JobId") == arr]
+end_a, start_b = times(sys.argv[2], "EndTime"), times(sys.argv[3], "StartTime")
+assert len(end_a) == 6 and len(start_b) == 2, (len(end_a), len(start_b))
+assert min(start_b) >= max(end_a), (min(start_b), max(end_a))
+PY
+}
 check "real Slurm: train.sbatch on 2 tasks runs to the end with srun" full
 check "real Slurm: USR1 -> checkpoint -> requeue -> resume -> bit-identical weights" preempt
 check "real Slurm: 3-task array of scaling.sbatch fills one CSV" array
+check "real Slurm: sweep.sh runs stage B (DPO, SimPO) after stage A (6 recipes)" sweep
 [ $fail -eq 0 ]
