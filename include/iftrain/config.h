@@ -63,7 +63,8 @@ typedef struct {
   struct {
     int tp;
     int tp_2d;
-    int tp_rows; /* 2D grid rows (0: most square) */
+    int tp_rows;  /* 2D grid rows (0: most square) */
+    int tp_block; /* 2D weight block (0: one block per process) */
   } dist;
   struct {
     char path[1024];

@@ -55,11 +55,24 @@ typedef struct {
   char name[96];     /* HF state-dict name */
   int rows, cols;    /* global shape [out, in]; vectors have cols = 1 */
   int lrows, lcols;  /* this rank's shard */
-  int row0, col0;    /* offset of the shard in the global tensor */
+  int row0, col0;    /* offset of the shard (of its first block) in the global tensor */
+  /* The shard is (lrows / rblk) x (lcols / cblk) blocks of rblk x cblk,
+   * block (i, j) at global (row0 + i rstep, col0 + j cstep): one block for
+   * the 1D splits and the default 2D layout, several for a block-cyclic 2D
+   * layout (dist.tp_block). */
+  int rblk, cblk, rstep, cstep;
   model_shard shard;
   size_t offset;     /* into the flat parameter buffer */
   int decay;         /* 1 for matrices (weight decay), 0 for norms */
 } model_tensor;
+
+/* Global row of local row r and global column of local column c of a shard. */
+static inline int model_tensor_grow(const model_tensor *t, int r) {
+  return t->row0 + (r / t->rblk) * t->rstep + r % t->rblk;
+}
+static inline int model_tensor_gcol(const model_tensor *t, int c) {
+  return t->col0 + (c / t->cblk) * t->cstep + c % t->cblk;
+}
 
 /* Per-layer views into the flat buffers (parameters or gradients). */
 typedef struct {
@@ -85,14 +98,18 @@ typedef struct model model;
  * Allocates parameters, gradients and the activation arena once. */
 ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B, int T);
 /* The same with tensor parallelism in 2D mode (dist.tp_mode = 2d) on a
- * pr x pc BLACS grid over `tp` (pr * pc = TP size; pr = pc = 0: 1D mode).
+ * pr x pc BLACS grid over `tp` (pr * pc = TP size; pr = pc = 0: 1D mode),
+ * weight blocks of nb (dist.tp_block, below).
  * The block matrices (q/k/v/o, gate/up/down) are distributed over the grid
  * and multiplied with PBLAS psgemm; attention runs head-parallel, the
  * embedding and LM head vocab-parallel, as in 1D. */
 ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, int pr, int pc,
-                             int B, int T);
-/* Grid dimensions must divide hidden_size, KV width and intermediate_size. */
-ift_status model_grid_check(const model_config *c, int pr, int pc);
+                             int nb, int B, int T);
+/* nb = 0: one block per process (block = extent / grid dimension, the
+ * fastest here); nb > 0: weights block-cyclic in nb x nb blocks (activations
+ * keep one block per process).  Grid dimensions (times nb) must divide
+ * hidden_size, the KV width and intermediate_size. */
+ift_status model_grid_check(const model_config *c, int pr, int pc, int nb);
 void model_destroy(model *m);
 
 /* Deterministic initialisation: N(0, 0.02) with o_proj and down_proj scaled

@@ -21,6 +21,7 @@ static const char scaling_help[] =
     "                   intermediate = 2.75 x hidden, --layers=N layers (default 4)\n"
     "  --mode=LIST      strong (global batch --batch) and/or weak (--batch per replica)\n"
     "  --batch=N        sequences (default 16); --seq=N tokens each (default 64)\n"
+    "  --tp-block=N     2D layouts: weights block-cyclic in N x N blocks (default 0: one block per rank)\n"
     "  --loss=sft|ift   objective (default ift); --steps=N timed steps (default 4)\n"
     "  --csv=FILE       append one CSV row per case (header written when the file is new)\n"
     "  --json           one JSON object per case instead of the table\n\n"
@@ -57,12 +58,12 @@ static int parse_layouts(const char *s, layout *out, int n) {
 }
 
 static ift_status run_case(const model_config *mc, loss_kind kind, int global_batch, int T, int steps,
-                           MPI_Comm sub, const layout *lay, sres *r) {
+                           MPI_Comm sub, const layout *lay, int nb, sres *r) {
   dist_grid g;
   IFT_TRY(dist_grid_create(&g, sub, lay->tp));
   const int rows = global_batch / g.dp_size, mb = rows < 8 ? rows : 8;
   model *m;
-  ift_status st = model_create_grid(&m, mc, g.tp, lay->pr, lay->pc, mb, T);
+  ift_status st = model_create_grid(&m, mc, g.tp, lay->pr, lay->pc, nb, mb, T);
   if (st != IFT_OK) {
     dist_grid_destroy(&g);
     return st;
@@ -123,7 +124,7 @@ static ift_status run_case(const model_config *mc, loss_kind kind, int global_ba
 
 int app_bench_scaling(int argc, char **argv) {
   layout lays[32];
-  int nl = 0, hid[8] = {128, 512}, nh = 2, layers = 4, batch = 16, T = 64, steps = 4, json = 0;
+  int nl = 0, hid[8] = {128, 512}, nh = 2, layers = 4, batch = 16, T = 64, steps = 4, json = 0, nb = 0;
   int strong = 1, weak = 1;
   loss_kind kind = LOSS_IFT;
   const char *csv = NULL;
@@ -142,6 +143,7 @@ int app_bench_scaling(int argc, char **argv) {
     else if ((v = app_opt(argc, argv, &i, "batch"))) bad = (batch = atoi(v)) < 1;
     else if ((v = app_opt(argc, argv, &i, "seq"))) bad = (T = atoi(v)) < 2;
     else if ((v = app_opt(argc, argv, &i, "steps"))) bad = (steps = atoi(v)) < 1;
+    else if ((v = app_opt(argc, argv, &i, "tp-block"))) bad = (nb = atoi(v)) < 0;
     else if ((v = app_opt(argc, argv, &i, "csv"))) csv = v;
     else if ((v = app_opt(argc, argv, &i, "loss"))) bad = loss_kind_parse(v, &kind) || (kind != LOSS_SFT && kind != LOSS_IFT);
     else if ((v = app_opt(argc, argv, &i, "mode"))) {
@@ -174,7 +176,7 @@ int app_bench_scaling(int argc, char **argv) {
                    "comm_s,idle_s,efficiency,kernels,tp_grid\n");
   }
   if (rank == 0 && !json)
-    printf("%-6s %6s %5s %3s %3s %5s %7s %12s %9s %9s %9s %9s %6s\n", "mode", "hidden", "batch", "dp",
+    printf("%-6s %6s %5s %3s %3s %8s %7s %12s %9s %9s %9s %9s %6s\n", "mode", "hidden", "batch", "dp",
            "tp", "2d", "ranks", "tokens/s", "step s", "compute", "comm", "idle", "eff");
   for (int h = 0; h < nh; h++) {
     model_config mc = model_config_default();
@@ -198,7 +200,7 @@ int app_bench_scaling(int argc, char **argv) {
         int ok = 1;
         if (sub != MPI_COMM_NULL) {
           ift_error_quiet(rank != 0);
-          ok = run_case(&mc, kind, gb, T, steps, sub, &lays[l], &r) == IFT_OK;
+          ok = run_case(&mc, kind, gb, T, steps, sub, &lays[l], nb, &r) == IFT_OK;
           ift_error_quiet(0);
           MPI_Comm_free(&sub);
         }
@@ -209,7 +211,8 @@ int app_bench_scaling(int argc, char **argv) {
         double eff = base > 0 ? r.tps / (n * base) : 0;
         const char *mname = mode == 0 ? "strong" : "weak";
         char grid[24] = "1d";
-        if (lays[l].pr) snprintf(grid, sizeof grid, "%dx%d", lays[l].pr, lays[l].pc);
+        if (lays[l].pr && nb) snprintf(grid, sizeof grid, "%dx%d/b%d", lays[l].pr, lays[l].pc, nb);
+        else if (lays[l].pr) snprintf(grid, sizeof grid, "%dx%d", lays[l].pr, lays[l].pc);
         if (rank == 0) {
           if (json)
             printf("{\"bench\":\"scaling\",\"mode\":\"%s\",\"loss\":\"%s\",\"hidden\":%d,\"layers\":%d,\"dp\":%d,"
@@ -219,7 +222,7 @@ int app_bench_scaling(int argc, char **argv) {
                    mname, loss_kind_name(kind), hid[h], layers, lays[l].dp, lays[l].tp, n, gb, T, r.tps,
                    r.step, r.compute, r.comm, r.idle, eff, grid);
           else
-            printf("%-6s %6d %5d %3d %3d %5s %7d %12.1f %9.4f %9.4f %9.4f %9.4f %5.0f%%\n", mname, hid[h],
+            printf("%-6s %6d %5d %3d %3d %8s %7d %12.1f %9.4f %9.4f %9.4f %9.4f %5.0f%%\n", mname, hid[h],
                    gb, lays[l].dp, lays[l].tp, grid, n, r.tps, r.step, r.compute, r.comm, r.idle,
                    100 * eff);
           if (out)

@@ -79,6 +79,7 @@ static const key_def keys[] = {
     {"dist.tp", K_INT, F(dist.tp), 0, NULL, "tensor-parallel ranks per replica (DP = ranks / tp)"},
     {"dist.tp_mode", K_ENUM, F(dist.tp_2d), 0, "1d|2d", "1d: Megatron splits with BLIS; 2d: PBLAS psgemm on a BLACS grid"},
     {"dist.tp_rows", K_INT, F(dist.tp_rows), 0, NULL, "2d: process rows of the grid, dividing dist.tp (0: most square, rows >= columns)"},
+    {"dist.tp_block", K_INT, F(dist.tp_block), 0, NULL, "2d: weights block-cyclic in blocks of this size (0: one block per process, fastest here)"},
     {"metrics.path", K_STR, STR(metrics.path), NULL, "JSONL metrics file (empty: none)"},
     {"metrics.every", K_INT, F(metrics.every), 0, NULL, "write a metrics record every N steps"},
     {"eval.every", K_INT, F(eval.every), 0, NULL, "evaluate every N steps (0: only at the end)"},
@@ -441,7 +442,7 @@ ift_status app_config_check(const app_config *c, int dp, int tp) {
   if (c->dist.tp_2d) {
     int pr, pc;
     app_tp_grid(c, &pr, &pc);
-    IFT_TRY(model_grid_check(&c->model, pr, pc));
+    IFT_TRY(model_grid_check(&c->model, pr, pc, c->dist.tp_block));
   }
   IFT_REQUIRE(c->train.steps >= 0 || c->train.epochs >= 1, IFT_ERR_CONFIG,
               "with train.steps = -1 set train.epochs >= 1", "train.epochs = %d",

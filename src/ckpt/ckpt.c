@@ -85,16 +85,33 @@ static herr_t write_config_attrs(hid_t g, const model_config *c) {
   return r < 0 ? -1 : 0;
 }
 
-/* Shapes and selections of one tensor's shard. */
-static void shard_select(const model_tensor *t, hsize_t gdims[2], hsize_t start[2],
-                         hsize_t count[2], int *rank) {
-  *rank = t->cols == 1 ? 1 : 2;
-  gdims[0] = (hsize_t)t->rows;
-  gdims[1] = (hsize_t)t->cols;
-  start[0] = (hsize_t)t->row0;
-  start[1] = (hsize_t)t->col0;
-  count[0] = (hsize_t)t->lrows;
-  count[1] = (hsize_t)t->lcols;
+/* Shape of one tensor, and the hyperslab of its shard in the global tensor:
+ * blocks of blk[] every stride[] (one block unless the 2D layout is
+ * block-cyclic); ldims[] is the shard in memory.  HDF5 visits the selection
+ * in row-major order, which is the shard's own element order. */
+typedef struct {
+  int rank;
+  hsize_t gdims[2], start[2], stride[2], count[2], blk[2], ldims[2];
+} shard_sel;
+
+static void shard_select(const model_tensor *t, shard_sel *s) {
+  s->rank = t->cols == 1 ? 1 : 2;
+  s->gdims[0] = (hsize_t)t->rows;
+  s->gdims[1] = (hsize_t)t->cols;
+  s->start[0] = (hsize_t)t->row0;
+  s->start[1] = (hsize_t)t->col0;
+  s->blk[0] = (hsize_t)t->rblk;
+  s->blk[1] = (hsize_t)t->cblk;
+  s->count[0] = (hsize_t)(t->lrows / t->rblk);
+  s->count[1] = (hsize_t)(t->lcols / t->cblk);
+  s->stride[0] = (hsize_t)(t->rstep > t->rblk ? t->rstep : t->rblk);
+  s->stride[1] = (hsize_t)(t->cstep > t->cblk ? t->cstep : t->cblk);
+  s->ldims[0] = (hsize_t)t->lrows;
+  s->ldims[1] = (hsize_t)t->lcols;
+}
+
+static herr_t shard_hyperslab(hid_t fs, const shard_sel *s) {
+  return H5Sselect_hyperslab(fs, H5S_SELECT_SET, s->start, s->stride, s->count, s->blk);
 }
 
 /* Order-independent checksum of a tensor: sum over elements of a mix of
@@ -117,28 +134,39 @@ uint64_t ckpt_checksum_part(const float *x, int rows, int cols, int row0, int co
   return s;
 }
 
+/* The checksum terms of one shard (any layout), block row by block row. */
+static uint64_t checksum_shard(const model_tensor *t, const float *x) {
+  if (t->rstep == 0 && t->cstep == 0)
+    return ckpt_checksum_part(x, t->lrows, t->lcols, t->row0, t->col0, t->cols);
+  uint64_t s = 0;
+  for (int r = 0; r < t->lrows; r++)
+    for (int c = 0; c < t->lcols; c += t->cblk)
+      s += ckpt_checksum_part(x + (size_t)r * t->lcols + c, 1, t->cblk, model_tensor_grow(t, r),
+                              model_tensor_gcol(t, c), t->cols);
+  return s;
+}
+
 /* Every tensor of the model's layout from `base` (parameters or an optimizer
  * moment laid out like them) into group g, each rank its hyperslab. */
 static ift_status write_tensors(hid_t g, const model *m, const float *base, hid_t dxpl, int writer,
                                 const char *path, MPI_Comm world) {
   for (int i = 0; i < model_ntensors(m); i++) {
     const model_tensor *t = model_tensor_at(m, i);
-    hsize_t gd[2], s0[2], cnt[2];
-    int rk;
-    shard_select(t, gd, s0, cnt, &rk);
+    shard_sel sel;
+    shard_select(t, &sel);
     const int mine = writer && (t->shard != SHARD_NONE || model_tp_rank(m) == 0);
-    uint64_t sum = mine ? ckpt_checksum_part(base + t->offset, t->lrows, t->lcols, t->row0, t->col0, t->cols) : 0;
+    uint64_t sum = mine ? checksum_shard(t, base + t->offset) : 0;
     IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_UINT64_T, MPI_SUM, world), NULL);
-    hid_t fs = H5Screate_simple(rk, gd, NULL);
+    hid_t fs = H5Screate_simple(sel.rank, sel.gdims, NULL);
     hid_t ds = H5Dcreate2(g, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    hid_t ms = H5Screate_simple(rk, cnt, NULL);
+    hid_t ms = H5Screate_simple(sel.rank, sel.ldims, NULL);
     herr_t r = 0;
     /* Collective: every rank takes part; one writer per element (replica 0,
      * and for replicated tensors only its TP rank 0), the others with an
      * empty selection. */
     if (ds >= 0) r = attr_scalar(ds, "checksum", H5T_NATIVE_UINT64, &sum);
     if (mine) {
-      r |= H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
+      r |= shard_hyperslab(fs, &sel);
     } else {
       H5Sselect_none(fs);
       H5Sselect_none(ms);
@@ -308,9 +336,11 @@ ift_status ckpt_resolve(char *out, size_t n, const char *resume, const char *dir
 static ift_status read_tensors(hid_t g, const model *m, float *base, const char *path) {
   for (int i = 0; i < model_ntensors(m); i++) {
     const model_tensor *t = model_tensor_at(m, i);
-    hsize_t gd[2], s0[2], cnt[2], fd[2] = {0, 0};
-    int rk;
-    shard_select(t, gd, s0, cnt, &rk);
+    hsize_t fd[2] = {0, 0};
+    shard_sel sel;
+    shard_select(t, &sel);
+    const int rk = sel.rank;
+    const hsize_t *gd = sel.gdims;
     hid_t ds = H5Dopen2(g, t->name, H5P_DEFAULT);
     IFT_REQUIRE(ds >= 0, IFT_ERR_FORMAT, "use a checkpoint of this model",
                 "%s: tensor %s is missing", path, t->name);
@@ -323,8 +353,8 @@ static ift_status read_tensors(hid_t g, const model *m, float *base, const char 
     int shape_ok = frk == rk && fd[0] == gd[0] && (rk == 1 || fd[1] == gd[1]) && is_f32;
     herr_t r = -1;
     if (shape_ok) {
-      hid_t ms = H5Screate_simple(rk, cnt, NULL);
-      r = H5Sselect_hyperslab(fs, H5S_SELECT_SET, s0, NULL, cnt, NULL);
+      hid_t ms = H5Screate_simple(rk, sel.ldims, NULL);
+      r = shard_hyperslab(fs, &sel);
       if (r >= 0) r = H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, base + t->offset);
       H5Sclose(ms);
     }

@@ -49,6 +49,7 @@ struct model {
    * weights and GEMM activations, ctxh P x 1 (the attention core's head
    * layout), ctxt 1 x P (tokens, for the gather into the residual stream). */
   int pr, pc, myrow, mycol, ctx2d, ctxh, ctxt;
+  int nb;           /* weight block (0: one block per process) */
   size_t fcap;      /* floats of one [F, N] 2D block (or [N, Fl] in 1D) */
   float *s2d;       /* 2D GEMM operands and results */
   int *cnts, *dspl; /* all-gather of token blocks */
@@ -123,14 +124,21 @@ static void add_tensor(model *m, const char *name, int rows, int cols, model_sha
   t->lcols = sh == SHARD_COLS ? cols / m->tp_size : cols;
   t->row0 = sh == SHARD_ROWS ? m->tp_rank * t->lrows : 0;
   t->col0 = sh == SHARD_COLS ? m->tp_rank * t->lcols : 0;
+  t->rblk = t->lrows > 0 ? t->lrows : 1;
+  t->cblk = t->lcols > 0 ? t->lcols : 1;
+  t->rstep = t->cstep = 0;
   if (sh == SHARD_2D) {
     /* The HF [out, in] matrix read column-major is W' (in x out): in over
-     * the pr process rows, out over the pc process columns, one block each
-     * (block-cyclic with block = extent / grid dimension). */
+     * the pr process rows, out over the pc process columns, block-cyclic in
+     * nb x nb blocks, or one block each (nb = 0). */
     t->lcols = cols / m->pr;
-    t->col0 = m->myrow * t->lcols;
     t->lrows = rows / m->pc;
-    t->row0 = m->mycol * t->lrows;
+    t->cblk = m->nb ? m->nb : t->lcols;
+    t->rblk = m->nb ? m->nb : t->lrows;
+    t->col0 = m->myrow * t->cblk;
+    t->row0 = m->mycol * t->rblk;
+    t->cstep = t->cblk * m->pr;
+    t->rstep = t->rblk * m->pc;
   }
   t->offset = m->nparams;
   m->nparams += (size_t)t->lrows * t->lcols;
@@ -189,23 +197,28 @@ static float *arena_take(float **cur, size_t n) {
   return p;
 }
 
-ift_status model_grid_check(const model_config *c, int pr, int pc) {
+ift_status model_grid_check(const model_config *c, int pr, int pc, int nb) {
   const int D = c->hidden_size / c->num_attention_heads, KD = c->num_key_value_heads * D;
   const int dims[3] = {c->hidden_size, KD, c->intermediate_size};
   const char *names[3] = {"hidden_size", "num_key_value_heads x head dimension",
                           "intermediate_size"};
   IFT_REQUIRE(pr >= 1 && pc >= 1, IFT_ERR_LAYOUT, "dist.tp_rows must divide dist.tp",
               "a %d x %d process grid is empty", pr, pc);
+  IFT_REQUIRE(nb >= 0, IFT_ERR_CONFIG, "dist.tp_block >= 0 (0: one block per process)",
+              "dist.tp_block = %d", nb);
+  const int b = nb > 0 ? nb : 1;
   for (int i = 0; i < 3; i++)
-    IFT_REQUIRE(dims[i] % pr == 0 && dims[i] % pc == 0, IFT_ERR_LAYOUT,
-                "choose dist.tp_rows (and so the columns dist.tp / dist.tp_rows) dividing every "
-                "matrix dimension, or use dist.tp_mode = 1d",
-                "the 2D grid %d x %d does not divide %s = %d", pr, pc, names[i], dims[i]);
+    IFT_REQUIRE(dims[i] % (b * pr) == 0 && dims[i] % (b * pc) == 0, IFT_ERR_LAYOUT,
+                "choose dist.tp_rows (grid rows; columns = dist.tp / rows) and dist.tp_block so "
+                "that block x rows and block x columns divide every matrix dimension, or use "
+                "dist.tp_mode = 1d",
+                "the 2D grid %d x %d with blocks of %d does not divide %s = %d", pr, pc, b,
+                names[i], dims[i]);
   return IFT_OK;
 }
 
 ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B, int T) {
-  return model_create_grid(out, cfg, tp, 0, 0, B, T);
+  return model_create_grid(out, cfg, tp, 0, 0, 0, B, T);
 }
 
 /* The three BLACS grids of the 2D mode over the TP group. */
@@ -227,7 +240,7 @@ static ift_status grid_setup(model *m, MPI_Comm tp, int pr, int pc) {
 }
 
 ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, int pr, int pc,
-                             int B, int T) {
+                             int nb, int B, int T) {
   *out = NULL;
   int tps = 1, tpr = 0;
   if (tp != MPI_COMM_NULL) {
@@ -239,7 +252,7 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
     IFT_REQUIRE(pr >= 1 && pc >= 1 && pr * pc == tps, IFT_ERR_LAYOUT,
                 "choose dist.tp_rows dividing dist.tp (grid dist.tp_rows x dist.tp / dist.tp_rows)",
                 "a %d x %d process grid does not hold the %d tensor-parallel ranks", pr, pc, tps);
-    IFT_TRY(model_grid_check(cfg, pr, pc));
+    IFT_TRY(model_grid_check(cfg, pr, pc, nb));
   }
   IFT_REQUIRE(B > 0 && T > 1, IFT_ERR_CONFIG, "train.micro_batch >= 1 and train.seq_len >= 2",
               "micro-batch %d x sequence length %d", B, T);
@@ -269,6 +282,7 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   m->Bmax = B;
   m->Tmax = T;
   m->ctx2d = m->ctxh = m->ctxt = -1;
+  m->nb = pr ? nb : 0;
   if (pr) {
     ift_status st = grid_setup(m, tp, pr, pc);
     if (st != IFT_OK) {
@@ -384,7 +398,8 @@ void model_init_weights(model *m, uint64_t seed) {
     double s = is_out ? out_std : std;
     for (int r = 0; r < t->lrows; r++)
       for (int c = 0; c < t->lcols; c++) {
-        uint64_t gidx = (uint64_t)(t->row0 + r) * (uint64_t)t->cols + (uint64_t)(t->col0 + c);
+        uint64_t gidx = (uint64_t)model_tensor_grow(t, r) * (uint64_t)t->cols +
+                        (uint64_t)model_tensor_gcol(t, c);
         p[(size_t)r * t->lcols + c] = (float)(s * rng_normal(seed, (uint64_t)i, gidx));
       }
   }
@@ -485,7 +500,7 @@ static const float *act_view(const model *m, const float *buf, int M, int N) {
 
 /* W' = the [out, in] tensor read column-major (in x out). */
 static void desc_weight(const model *m, int d[DESC_LEN], const model_tensor *t) {
-  desc_fill(d, t->cols, t->rows, t->cols / m->pr, t->rows / m->pc, m->ctx2d, t->lcols);
+  desc_fill(d, t->cols, t->rows, t->cblk, t->rblk, m->ctx2d, t->lcols);
 }
 
 /* Head layout: M x N with features in blocks of mb over the P x 1 grid. */

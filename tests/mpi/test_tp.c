@@ -10,6 +10,7 @@
 #include "mpi_harness.h"
 
 enum { B = 3, T = 12 };
+static int g_block = 0; /* 2D weight block (0: one block per process) */
 static int tok[B * T];
 static uint8_t msk[B * T];
 
@@ -31,7 +32,8 @@ static double shard_diff(model *tp, const float *tpbuf, model *one, const float 
     for (int r = 0; r < t->lrows; r++)
       for (int c = 0; c < t->lcols; c++) {
         double a = tpbuf[t->offset + (size_t)r * t->lcols + c];
-        double b = onebuf[u->offset + (size_t)(t->row0 + r) * u->cols + (t->col0 + c)];
+        double b = onebuf[u->offset + (size_t)model_tensor_grow(t, r) * u->cols +
+                          model_tensor_gcol(t, c)];
         d = fmax(d, fabs(a - b));
       }
     if (d / mx > worst) worst = d / mx;
@@ -68,7 +70,7 @@ static MPI_Comm make_tp(model **tp, const model_config *c, int pr, int pc, int r
   MPI_Comm_rank(MPI_COMM_WORLD, &r);
   if (pr) MPI_Comm_split(MPI_COMM_WORLD, r / (pr * pc), r, &tpc);
   else tpc = tp_comm();
-  CU_ASSERT_EQUAL(model_create_grid(tp, c, tpc, pr, pc, rows, T), IFT_OK);
+  CU_ASSERT_EQUAL(model_create_grid(tp, c, tpc, pr, pc, g_block, rows, T), IFT_OK);
   return tpc;
 }
 
@@ -218,6 +220,14 @@ static void ift2d(int pr, int pc) {
 }
 static void dpo2d(int pr, int pc) { compare_pref(LOSS_DPO, pr, pc); }
 static void test_2d_sft(void) { each_grid(sft2d); }
+/* block-cyclic weights: blocks of 8 (several blocks per rank on every grid) */
+static void test_2d_cyclic(void) {
+  g_block = 8;
+  each_grid(sft2d);
+  each_grid(ift2d);
+  each_grid(dpo2d);
+  g_block = 0;
+}
 static void test_2d_ift(void) { each_grid(ift2d); }
 static void test_2d_dpo(void) { each_grid(dpo2d); }
 
@@ -229,11 +239,14 @@ static void test_2d_impossible(void) {
   MPI_Comm_size(MPI_COMM_WORLD, &P);
   model *m;
   ift_error_quiet(1);
-  CU_ASSERT_EQUAL(model_create_grid(&m, &c, MPI_COMM_WORLD, 3, 1, B, T), IFT_ERR_LAYOUT);
+  CU_ASSERT_EQUAL(model_create_grid(&m, &c, MPI_COMM_WORLD, 3, 1, 0, B, T), IFT_ERR_LAYOUT);
   CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "does not hold"));
-  CU_ASSERT_EQUAL(model_create_grid(&m, &c, MPI_COMM_WORLD, P, 0, B, T), IFT_ERR_LAYOUT);
+  CU_ASSERT_EQUAL(model_create_grid(&m, &c, MPI_COMM_WORLD, P, 0, 0, B, T), IFT_ERR_LAYOUT);
   c.intermediate_size = 6 * P + 2; /* 2 + a multiple of P: not divisible for P = 4 */
-  if (P == 4) CU_ASSERT_EQUAL(model_create_grid(&m, &c, MPI_COMM_WORLD, 2, 2, B, T), IFT_ERR_LAYOUT);
+  if (P == 4) CU_ASSERT_EQUAL(model_create_grid(&m, &c, MPI_COMM_WORLD, 2, 2, 0, B, T), IFT_ERR_LAYOUT);
+  c = cfg2d(); /* KV width 32 is not a multiple of 2 x 32 */
+  CU_ASSERT_EQUAL(model_create_grid(&m, &c, MPI_COMM_WORLD, P, 1, 32, B, T), IFT_ERR_LAYOUT);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "with blocks of 32 does not divide"));
   ift_error_quiet(0);
 }
 
@@ -258,6 +271,7 @@ static CU_TestInfo tests[] = {{"TP: SFT loss, gradients, 5 steps equal one rank"
                               {"TP 2D: SFT loss, gradients, 5 steps on every grid", test_2d_sft},
                               {"TP 2D: IFT (untied, tied) on every grid", test_2d_ift},
                               {"TP 2D: DPO loss and gradients on every grid", test_2d_dpo},
+                              {"TP 2D block-cyclic weights (8 x 8): SFT, IFT, DPO on every grid", test_2d_cyclic},
                               {"TP 2D: grids that do not divide the model refused", test_2d_impossible},
                               CU_TEST_INFO_NULL};
 

@@ -202,9 +202,10 @@ static void test_resume_reshard_tp(void) {
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
-/* TP 2D through the trainer: a 1 x 2 grid follows the DP run; its
- * checkpoint resumes on one rank (1D), and a DP checkpoint resumes on a
- * 2 x 1 grid — checkpoints hold global tensors, whatever the layout. */
+/* TP 2D through the trainer (weights block-cyclic in 8 x 8 blocks): a 1 x 2
+ * grid follows the DP run; its checkpoint resumes on one rank (1D), and a DP
+ * checkpoint resumes on a 2 x 1 grid — checkpoints hold global tensors,
+ * whatever the layout. */
 static void test_tp2d(void) {
   app_config c;
   tiny(&c, LOSS_IFT);
@@ -217,7 +218,8 @@ static void test_tp2d(void) {
   CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, NULL), IFT_OK); /* DP 2 */
   c.dist.tp = 2;
   c.dist.tp_2d = 1;
-  c.dist.tp_rows = 0; /* automatic: 2 x 1 */
+  c.dist.tp_block = 8; /* block-cyclic weights: strided hyperslabs in the checkpoint */
+  c.dist.tp_rows = 0;  /* automatic: 2 x 1 */
   run_dir(&c, "2d-b", 6, "auto");
   CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &rest), IFT_OK); /* 2 x 1 */
   for (int s = 3; s < 6; s++) IFT_ASSERT_CLOSE(rest.loss[s], full.loss[s], 1e-5, 0);
