@@ -123,7 +123,7 @@ def tp2d_table(out, rate, eff, beta):
              f"time at {1 / beta / 1e9:.0f} GB/s (bandwidth term only, no latency, no overlap); compute at "
              f"{rate / 1e9:.0f} GFLOP/s × {eff:.2f} per rank. 2D grid = the trainer's automatic choice "
              "(most square, rows ≥ columns). SUMMA volumes stand in for PBLAS psgemm; measured only at "
-             "P = 2 (bench/README.md), where PBLAS runs at ~140 GFLOP/s on 2 ranks against 2 × 105 for "
+             "P = 2 (bench/README.md), where PBLAS runs at 138–189 GFLOP/s on 2 ranks against 2 × 105 for "
              "1D's local BLIS GEMMs. Rows with P above the head count are hypothetical: the attention "
              "core is head-parallel in both modes, so iftrain refuses them.", "",
              "| hidden | N tokens | P | grid | 1D MB | 2D MB | 2D / 1D | 1D comm ms | 2D comm ms | compute ms |",

@@ -65,6 +65,7 @@ typedef struct {
     int tp_2d;
     int tp_rows;  /* 2D grid rows (0: most square) */
     int tp_block; /* 2D weight block (0: one block per process) */
+    int pblas_block; /* PBLAS PILAENV block (0: by model width) */
   } dist;
   struct {
     char path[1024];

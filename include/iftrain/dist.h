@@ -78,6 +78,17 @@ void dist_comm_reset(void);
 
 /* ---- PBLAS helpers (2D mode and benchmarks) */
 
+/* PBLAS's logical block (PILAENV, the k step of psgemm's panel loop): 32 in
+ * the reference PBLAS; iftrain supplies its own PILAENV returning this. */
+enum { DIST_PBLAS_BLOCK_DEFAULT = 512 };
+void dist_set_pblas_block(int nb); /* nb <= 0: the default */
+int dist_pblas_block(void);
+/* How often PBLAS asked (0 after a psgemm means the library does not call
+ * iftrain's PILAENV: it was linked with -Bsymbolic, and the block is 32). */
+long dist_pblas_block_queries(void);
+/* The block the trainer uses for a model width: hidden / 2 in [64, 512]. */
+int dist_pblas_block_for(int hidden);
+
 /* Descriptor of an m x n matrix in mb x nb blocks on BLACS context ctx;
  * *lld_rows and *lcols receive the local (column-major) extents. */
 ift_status dist_desc(int desc[9], int *lrows, int *lcols, int m, int n, int mb, int nb,

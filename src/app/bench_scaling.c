@@ -22,6 +22,8 @@ static const char scaling_help[] =
     "  --mode=LIST      strong (global batch --batch) and/or weak (--batch per replica)\n"
     "  --batch=N        sequences (default 16); --seq=N tokens each (default 64)\n"
     "  --tp-block=N     2D layouts: weights block-cyclic in N x N blocks (default 0: one block per rank)\n"
+    "  --pblas-block=N  PBLAS logical block (PILAENV, psgemm's k step; default hidden / 2 in [64, 512]\n"
+    "                   as in training; reference PBLAS 32)\n"
     "  --loss=sft|ift   objective (default ift); --steps=N timed steps (default 4)\n"
     "  --csv=FILE       append one CSV row per case (header written when the file is new)\n"
     "  --json           one JSON object per case instead of the table\n\n"
@@ -124,7 +126,7 @@ static ift_status run_case(const model_config *mc, loss_kind kind, int global_ba
 
 int app_bench_scaling(int argc, char **argv) {
   layout lays[32];
-  int nl = 0, hid[8] = {128, 512}, nh = 2, layers = 4, batch = 16, T = 64, steps = 4, json = 0, nb = 0;
+  int nl = 0, hid[8] = {128, 512}, nh = 2, layers = 4, batch = 16, T = 64, steps = 4, json = 0, nb = 0, pblas = 0;
   int strong = 1, weak = 1;
   loss_kind kind = LOSS_IFT;
   const char *csv = NULL;
@@ -144,6 +146,7 @@ int app_bench_scaling(int argc, char **argv) {
     else if ((v = app_opt(argc, argv, &i, "seq"))) bad = (T = atoi(v)) < 2;
     else if ((v = app_opt(argc, argv, &i, "steps"))) bad = (steps = atoi(v)) < 1;
     else if ((v = app_opt(argc, argv, &i, "tp-block"))) bad = (nb = atoi(v)) < 0;
+    else if ((v = app_opt(argc, argv, &i, "pblas-block"))) bad = (pblas = atoi(v)) < 1;
     else if ((v = app_opt(argc, argv, &i, "csv"))) csv = v;
     else if ((v = app_opt(argc, argv, &i, "loss"))) bad = loss_kind_parse(v, &kind) || (kind != LOSS_SFT && kind != LOSS_IFT);
     else if ((v = app_opt(argc, argv, &i, "mode"))) {
@@ -186,6 +189,7 @@ int app_bench_scaling(int argc, char **argv) {
     mc.num_key_value_heads = mc.num_attention_heads;
     mc.num_hidden_layers = layers;
     mc.max_position_embeddings = T;
+    dist_set_pblas_block(pblas ? pblas : dist_pblas_block_for(hid[h]));
     for (int mode = 0; mode < 2; mode++) {
       if ((mode == 0 && !strong) || (mode == 1 && !weak)) continue;
       double base = 0;

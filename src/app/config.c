@@ -79,6 +79,7 @@ static const key_def keys[] = {
     {"dist.tp", K_INT, F(dist.tp), 0, NULL, "tensor-parallel ranks per replica (DP = ranks / tp)"},
     {"dist.tp_mode", K_ENUM, F(dist.tp_2d), 0, "1d|2d", "1d: Megatron splits with BLIS; 2d: PBLAS psgemm on a BLACS grid"},
     {"dist.tp_rows", K_INT, F(dist.tp_rows), 0, NULL, "2d: process rows of the grid, dividing dist.tp (0: most square, rows >= columns)"},
+    {"dist.pblas_block", K_INT, F(dist.pblas_block), 0, NULL, "2d: PBLAS algorithmic block (psgemm's k step; 0: hidden_size / 2 in [64, 512]; reference PBLAS: 32)"},
     {"dist.tp_block", K_INT, F(dist.tp_block), 0, NULL, "2d: weights block-cyclic in blocks of this size (0: one block per process, fastest here)"},
     {"metrics.path", K_STR, STR(metrics.path), NULL, "JSONL metrics file (empty: none)"},
     {"metrics.every", K_INT, F(metrics.every), 0, NULL, "write a metrics record every N steps"},
@@ -436,6 +437,8 @@ ift_status app_config_check(const app_config *c, int dp, int tp) {
               "train.micro_batch <= 256 for preference losses (each pair is two rows)",
               "train.micro_batch = %d", c->train.micro_batch);
   IFT_REQUIRE(c->dist.tp >= 1, IFT_ERR_LAYOUT, "dist.tp >= 1", "dist.tp = %d", c->dist.tp);
+  IFT_REQUIRE(c->dist.pblas_block >= 0, IFT_ERR_CONFIG, "dist.pblas_block >= 0 (0: by model width)",
+              "dist.pblas_block = %d", c->dist.pblas_block);
   IFT_REQUIRE(c->dist.tp_rows >= 0 && (c->dist.tp_rows == 0 || c->dist.tp % c->dist.tp_rows == 0),
               IFT_ERR_LAYOUT, "set dist.tp_rows to a divisor of dist.tp (0: automatic)",
               "dist.tp_rows = %d does not divide dist.tp = %d", c->dist.tp_rows, c->dist.tp);

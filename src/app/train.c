@@ -196,6 +196,8 @@ ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train
   const int R = need_train_data && loss_is_pref(cfg->train.loss) ? 2 * B : B;
   int pr, pc;
   app_tp_grid(cfg, &pr, &pc);
+  dist_set_pblas_block(cfg->dist.pblas_block ? cfg->dist.pblas_block
+                                             : dist_pblas_block_for(cfg->model.hidden_size));
   IFT_TRY(model_create_grid(&tc->m, &cfg->model, tc->grid.tp, pr, pc, cfg->dist.tp_block, R, T));
   model_init_weights(tc->m, cfg->model.init_seed);
   IFT_TRY(step_ws_create(&tc->ws, R, T));
@@ -365,11 +367,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     fprintf(stderr, "# effective configuration\n%s\n", cfg_text);
     int pr, pc;
     model_tp_grid(tc.m, &pr, &pc);
-    char mode[48] = "";
-    if (pr && cfg->dist.tp_block)
-      snprintf(mode, sizeof mode, " (2D: %d x %d PBLAS grid, blocks of %d)", pr, pc, cfg->dist.tp_block);
-    else if (pr)
-      snprintf(mode, sizeof mode, " (2D: %d x %d PBLAS grid)", pr, pc);
+    char mode[96] = "";
+    if (pr)
+      snprintf(mode, sizeof mode, " (2D: %d x %d PBLAS grid, weight blocks %d, PBLAS block %d)", pr,
+               pc, cfg->dist.tp_block, dist_pblas_block());
     IFT_LOG0("iftrain: %d rank%s = %d data-parallel x %d tensor-parallel%s; BLIS %s kernels, %d "
              "thread%s; %zu parameters; activations %.1f MiB/rank",
              tc.grid.size, tc.grid.size > 1 ? "s" : "", tc.grid.dp_size, tc.grid.tp_size, mode,

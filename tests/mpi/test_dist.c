@@ -93,6 +93,23 @@ static void check_psgemm(int pr, int pc, char ta, int m, int n, int k, int nb) {
   Cblacs_gridexit(ctx);
 }
 
+/* iftrain's PILAENV replaces the reference one inside PBLAS: psgemm asks it
+ * for its block, and the result is right for any block. */
+static void test_pblas_block(void) {
+  long q0 = dist_pblas_block_queries();
+  int P = world_size();
+  dist_set_pblas_block(8);
+  check_psgemm(P, 1, 'N', 96, 80, 112, 16);
+  CU_ASSERT(dist_pblas_block_queries() > q0);
+  dist_set_pblas_block(1000);
+  check_psgemm(1, P, 'T', 70, 45, 33, 8);
+  dist_set_pblas_block(0);
+  CU_ASSERT_EQUAL(dist_pblas_block(), DIST_PBLAS_BLOCK_DEFAULT);
+  CU_ASSERT_EQUAL(dist_pblas_block_for(128), 64);
+  CU_ASSERT_EQUAL(dist_pblas_block_for(512), 256);
+  CU_ASSERT_EQUAL(dist_pblas_block_for(4096), 512);
+}
+
 static void test_psgemm_equals_local(void) {
   int P = world_size();
   for (int pr = 1; pr <= P; pr++) {
@@ -105,6 +122,7 @@ static void test_psgemm_equals_local(void) {
 }
 
 static CU_TestInfo tests[] = {{"DP x TP split", test_grid_split},
+                              {"PBLAS calls iftrain's PILAENV; any block is exact", test_pblas_block},
                               {"impossible layouts are refused", test_grid_impossible},
                               {"psgemm equals local sgemm on every grid", test_psgemm_equals_local},
                               CU_TEST_INFO_NULL};
