@@ -39,9 +39,10 @@ for r in rows:
     assert r['bench'] == 'gemm' and r['gflops'] > 0, r
 assert len({r['kernels'] for r in rows}) >= 1
 PY"
-check "bench gemm under 2 ranks reports psgemm on 1x2 and 2x1" sh -c "
+check "bench gemm under 2 ranks reports psgemm on 1x2 and 2x1, PBLAS blocks 32 and 512" sh -c "
   $MPIRUN_WRAP 2 $IFTRAIN bench gemm --json --sizes=64 --psgemm-sizes=128 --nb=32 --reps=1 --no-default |
-  grep '\"bench\":\"psgemm\"' | grep -c -e '\"grid\":\"1x2\"' -e '\"grid\":\"2x1\"' | grep -q '^2$'"
+  grep '\"bench\":\"psgemm\"' | grep -e '\"grid\":\"1x2\"' -e '\"grid\":\"2x1\"' |
+  grep -c -e '\"pblas_block\":32,' -e '\"pblas_block\":512,' | grep -q '^4$'"
 check "bench scaling under 2 ranks: layouts, time split, CSV" sh -c "
   rm -f /tmp/iftrain-scal.$$.csv
   $MPIRUN_WRAP 2 $IFTRAIN bench scaling --json --hidden=64 --layers=1 --steps=1 --batch=4 --seq=16 --csv=/tmp/iftrain-scal.$$.csv > /tmp/iftrain-scal.$$ &&

@@ -74,6 +74,18 @@ static MPI_Comm make_tp(model **tp, const model_config *c, int pr, int pc, int r
   return tpc;
 }
 
+/* Fresh gradients of one micro-batch (B rows of t tokens) on both models;
+ * their losses agree. */
+static void step_both(model *tp, model *one, step_ws *w2, step_ws *w1, const int *tk,
+                      const uint8_t *mk, int t, const step_cfg *sc) {
+  loss_metrics m1 = {0}, m2 = {0};
+  model_zero_grads(tp);
+  model_zero_grads(one);
+  CU_ASSERT_EQUAL(step_microbatch(one, w1, &m1, tk, mk, B, t, B, 0.5f, sc, 1), IFT_OK);
+  CU_ASSERT_EQUAL(step_microbatch(tp, w2, &m2, tk, mk, B, t, B, 0.5f, sc, 1), IFT_OK);
+  IFT_ASSERT_CLOSE(m2.loss_sum, m1.loss_sum, 1e-5, 0);
+}
+
 static void compare(loss_kind kind, int tied, int pr, int pc) {
   model_config c = pr ? cfg2d() : cfg();
   c.tie_word_embeddings = tied;
@@ -112,21 +124,11 @@ static void compare(loss_kind kind, int tied, int pr, int pc) {
         t2[b * T2 + t] = tok[b * T + t];
         k2[b * T2 + t] = msk[b * T + t];
       }
-    loss_metrics m1 = {0}, m2 = {0};
-    model_zero_grads(tp);
-    model_zero_grads(one);
-    CU_ASSERT_EQUAL(step_microbatch(one, &w1, &m1, t2, k2, B, T2, B, 0.5f, &sc, 1), IFT_OK);
-    CU_ASSERT_EQUAL(step_microbatch(tp, &w2, &m2, t2, k2, B, T2, B, 0.5f, &sc, 1), IFT_OK);
-    IFT_ASSERT_CLOSE(m2.loss_sum, m1.loss_sum, 1e-5, 0);
+    step_both(tp, one, &w2, &w1, t2, k2, T2, &sc);
     CU_ASSERT(shard_diff(tp, model_grads(tp), one, model_grads(one)) <= 1e-5);
   }
   for (int s = 0; s < 5; s++) {
-    loss_metrics m1 = {0}, m2 = {0};
-    model_zero_grads(tp);
-    model_zero_grads(one);
-    CU_ASSERT_EQUAL(step_microbatch(one, &w1, &m1, tok, msk, B, T, B, 0.5f, &sc, 1), IFT_OK);
-    CU_ASSERT_EQUAL(step_microbatch(tp, &w2, &m2, tok, msk, B, T, B, 0.5f, &sc, 1), IFT_OK);
-    IFT_ASSERT_CLOSE(m2.loss_sum, m1.loss_sum, 1e-5, 0);
+    step_both(tp, one, &w2, &w1, tok, msk, T, &sc);
     if (kind == LOSS_IFT) CU_ASSERT_EQUAL(memcmp(w1.alt, w2.alt, sizeof(int) * B * T), 0);
     if (s == 0) CU_ASSERT(shard_diff(tp, model_grads(tp), one, model_grads(one)) <= 1e-5);
     optim_step(&o1, model_params(one), model_grads(one), 0.1);
