@@ -452,7 +452,8 @@ static ift_status tp_sum(model *m, float *buf, size_t n) {
 /* ------------------------------------------------------------ 2D mode
  *
  * dist.tp_mode = 2d.  The seven block matrices of a layer live on the
- * pr x pc BLACS grid (SHARD_2D); each GEMM is one PBLAS psgemm on 2D
+ * pr x pc BLACS grid (SHARD_2D: one block per process, or block-cyclic in
+ * nb x nb blocks, see add_tensor); each GEMM is one PBLAS psgemm on 2D
  * activations (features x tokens, features over the process rows, tokens over
  * the process columns).  The residual stream, the norms and the embedding/
  * head stay as in 1D (replicated / vocab-parallel), so the block boundaries
