@@ -4,7 +4,8 @@
  * data-parallel replica are neighbours, so on a node they share memory).
  * `dp` communicators join the ranks with the same tp index (gradient
  * all-reduce), `tp` communicators the ranks of one replica (tensor-parallel
- * collectives).  A BLACS context over each TP group serves the 2D mode.
+ * collectives).  The 2D mode's BLACS grids are built by the model over its TP
+ * communicator (dist_blacs_grid).
  *
  * Every MPI call goes through IFT_MPI_CHECK, which names the call, file:line,
  * rank and a hint. */
@@ -46,15 +47,11 @@ typedef struct {
   int rank, size;       /* in world */
   int dp_rank, dp_size; /* replica index and count */
   int tp_rank, tp_size; /* shard index and count */
-  /* BLACS grid over this rank's TP group (2D mode; pr*pc = tp_size). */
-  int blacs_ctx, pr, pc, myrow, mycol;
 } dist_grid;
 
 /* Split `world` into DP x TP.  Fails with IFT_ERR_LAYOUT (and a hint) when the
  * size is not divisible by tp. */
 ift_status dist_grid_create(dist_grid *g, MPI_Comm world, int tp);
-/* BLACS grid pr x pc over the TP group (row-major by tp rank). */
-ift_status dist_grid_blacs(dist_grid *g, int pr, int pc);
 void dist_grid_destroy(dist_grid *g);
 /* A BLACS context of pr x pc (row-major) over all ranks of `comm`. Release
  * with Cblacs_gridexit. */

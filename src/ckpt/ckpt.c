@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "iftrain/dist.h"
+#include "iftrain/h5attr.h"
 #include "iftrain/optim.h"
 
 /* Every HDF5 call that can fail goes through H5CHK: it names the call, the
@@ -43,17 +44,6 @@ static herr_t attr_int(hid_t obj, const char *name, long v) {
 static herr_t attr_double(hid_t obj, const char *name, double v) {
   return attr_scalar(obj, name, H5T_NATIVE_DOUBLE, &v);
 }
-static herr_t attr_str(hid_t obj, const char *name, const char *v) {
-  hid_t t = H5Tcopy(H5T_C_S1);
-  H5Tset_size(t, strlen(v) + 1);
-  hid_t sp = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t r = a < 0 ? -1 : H5Awrite(a, t, v);
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(sp);
-  H5Tclose(t);
-  return r;
-}
 static herr_t read_attr(hid_t obj, const char *name, hid_t type, void *v) {
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
   if (a < 0) return -1;
@@ -80,8 +70,8 @@ static herr_t write_config_attrs(hid_t g, const model_config *c) {
   r |= attr_int(g, "tie_word_embeddings", c->tie_word_embeddings);
   r |= attr_double(g, "rms_norm_eps", c->rms_norm_eps);
   r |= attr_double(g, "rope_theta", c->rope_theta);
-  r |= attr_str(g, "model_type", "llama");
-  r |= attr_str(g, "torch_dtype", "float32");
+  r |= ift_h5_attr_str(g, "model_type", "llama");
+  r |= ift_h5_attr_str(g, "torch_dtype", "float32");
   return r < 0 ? -1 : 0;
 }
 
@@ -198,7 +188,7 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
   if (opt) {
     /* /optim/<state>/<name>: the optimizer's moments mirror the model */
     H5CHK(go = H5Gcreate2(f, "/optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
-    H5CHK(attr_str(go, "name", optim_kind_name(opt->cfg.kind)), NULL);
+    H5CHK(ift_h5_attr_str(go, "name", optim_kind_name(opt->cfg.kind)), NULL);
     H5CHK(attr_int(go, "t", opt->t), NULL);
     const float *bufs[2] = {opt->m, opt->v};
     static const char *names[2] = {"m", "v"};
@@ -218,9 +208,9 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
   H5CHK(attr_int(gt, "epoch", meta->epoch), NULL);
   H5CHK(attr_int(gt, "cursor", meta->cursor), NULL);
   H5CHK(attr_int(gt, "format_version", 1), NULL);
-  H5CHK(attr_str(gt, "layout", layout), NULL);
-  H5CHK(attr_str(gt, "code_version", PACKAGE_VERSION), NULL);
-  H5CHK(attr_str(gt, "config", meta->config_text ? meta->config_text : ""), NULL);
+  H5CHK(ift_h5_attr_str(gt, "layout", layout), NULL);
+  H5CHK(ift_h5_attr_str(gt, "code_version", PACKAGE_VERSION), NULL);
+  H5CHK(ift_h5_attr_str(gt, "config", meta->config_text ? meta->config_text : ""), NULL);
   H5CHK(H5Fflush(f, H5F_SCOPE_GLOBAL), "the disk may be full");
 done:
   if (gt >= 0) H5Gclose(gt);

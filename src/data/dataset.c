@@ -10,6 +10,7 @@
 
 #include "iftrain/data.h"
 #include "iftrain/dist.h"
+#include "iftrain/h5attr.h"
 
 #define FAIL(code, hint, ...)                                                  \
   do {                                                                         \
@@ -487,7 +488,7 @@ static int copy_file(const char *from, const char *to) {
   return rc;
 }
 
-static herr_t set_str_attr(hid_t obj, const char *name, const char *v) {
+herr_t ift_h5_attr_str(hid_t obj, const char *name, const char *v) {
   hid_t sc = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
   H5Tset_size(t, strlen(v) + 1);
   if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
@@ -517,8 +518,8 @@ ift_status data_write_ref_logp(const char *path, const float *ref, long n, const
   hid_t sp = H5Screate_simple(2, dims, NULL);
   hid_t ds = r < 0 ? -1 : H5Dcreate2(f, "/ref_logp", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   r = ds < 0 ? -1 : H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, ref);
-  if (r >= 0) r = set_str_attr(ds, "fingerprint", fingerprint);
-  if (r >= 0) r = set_str_attr(ds, "reference", reference ? reference : "");
+  if (r >= 0) r = ift_h5_attr_str(ds, "fingerprint", fingerprint);
+  if (r >= 0) r = ift_h5_attr_str(ds, "reference", reference ? reference : "");
   if (ds >= 0) H5Dclose(ds);
   H5Sclose(sp);
   if (f >= 0 && H5Fclose(f) < 0) r = -1;

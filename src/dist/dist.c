@@ -85,7 +85,6 @@ void dist_finalize(void) {
 
 ift_status dist_grid_create(dist_grid *g, MPI_Comm world, int tp) {
   memset(g, 0, sizeof *g);
-  g->blacs_ctx = -1;
   IFT_MPI_CHECK(MPI_Comm_rank(world, &g->rank), NULL);
   IFT_MPI_CHECK(MPI_Comm_size(world, &g->size), NULL);
   IFT_REQUIRE(tp >= 1, IFT_ERR_LAYOUT, "set dist.tp to a positive number of ranks",
@@ -104,15 +103,6 @@ ift_status dist_grid_create(dist_grid *g, MPI_Comm world, int tp) {
   MPI_Comm_set_errhandler(g->world, MPI_ERRORS_RETURN);
   MPI_Comm_set_errhandler(g->tp, MPI_ERRORS_RETURN);
   MPI_Comm_set_errhandler(g->dp, MPI_ERRORS_RETURN);
-  return IFT_OK;
-}
-
-ift_status dist_grid_blacs(dist_grid *g, int pr, int pc) {
-  IFT_REQUIRE(pr >= 1 && pc >= 1 && pr * pc == g->tp_size, IFT_ERR_LAYOUT,
-              "choose a BLACS grid pr x pc whose product is dist.tp",
-              "a %d x %d BLACS grid does not match dist.tp = %d", pr, pc, g->tp_size);
-  IFT_TRY(dist_blacs_grid(&g->blacs_ctx, g->tp, pr, pc));
-  Cblacs_gridinfo(g->blacs_ctx, &g->pr, &g->pc, &g->myrow, &g->mycol);
   return IFT_OK;
 }
 
@@ -139,12 +129,10 @@ int dist_l2g(int l, int nb, int iproc, int nprocs) {
 }
 
 void dist_grid_destroy(dist_grid *g) {
-  if (g->blacs_ctx >= 0) Cblacs_gridexit(g->blacs_ctx);
   if (g->tp != MPI_COMM_NULL && g->tp) MPI_Comm_free(&g->tp);
   if (g->dp != MPI_COMM_NULL && g->dp) MPI_Comm_free(&g->dp);
   if (g->world != MPI_COMM_NULL && g->world) MPI_Comm_free(&g->world);
   memset(g, 0, sizeof *g);
-  g->blacs_ctx = -1;
 }
 
 ift_status dist_describe(char *buf, size_t len, MPI_Comm comm) {
