@@ -36,6 +36,11 @@ const char *ift_status_str(ift_status s);
 void ift_error_set(ift_status s, const char *file, int line, const char *what,
                    const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* Record an error without printing it (a rank that stops because another
+ * rank failed: the failing rank has printed the reason). */
+void ift_error_quiet_set(ift_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The status of the most recent error (IFT_OK if none). */
+ift_status ift_error_last_status(void);
 /* The most recent error message (without the hint), "" if none. */
 const char *ift_error_last(void);
 /* Suppress printing of errors (tests that provoke them on purpose). */

@@ -42,6 +42,20 @@ void dist_abort(int code);
 void dist_finalize(void);
 int dist_initialized(void);
 
+/* Agreed failure (collective over comm): every rank passes its own status and
+ * every rank returns the same one -- the largest failing status, from the
+ * lowest rank that has it -- so ranks leave a collective sequence together
+ * instead of some waiting forever in the next collective.  A rank that did
+ * not fail records (quietly) which rank did, so its exit code matches.
+ * Call it after any local work that can fail (I/O, allocation, input checks)
+ * and before the next collective that depends on it. */
+ift_status dist_agree(ift_status local, MPI_Comm comm);
+/* st = dist_agree(st, comm); on failure jump to `label` (cleanup). */
+#define IFT_AGREE_OR(st, comm, label)                                          \
+  do {                                                                         \
+    if (((st) = dist_agree((st), (comm))) != IFT_OK) goto label;               \
+  } while (0)
+
 typedef struct {
   MPI_Comm world, dp, tp;
   int rank, size;       /* in world */

@@ -14,6 +14,7 @@ static int g_rank = 0, g_size = 1;
 static ift_loglevel g_level = IFT_LOG_INFO;
 static int g_quiet = 0;
 static char g_last[1024];
+static ift_status g_last_status = IFT_OK;
 
 const char *ift_status_str(ift_status s) {
   switch (s) {
@@ -42,6 +43,15 @@ void core_set_loglevel(ift_loglevel l) { g_level = l; }
 ift_loglevel core_loglevel(void) { return g_level; }
 void ift_error_quiet(int quiet) { g_quiet = quiet; }
 const char *ift_error_last(void) { return g_last; }
+ift_status ift_error_last_status(void) { return g_last_status; }
+
+void ift_error_quiet_set(ift_status s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(g_last, sizeof g_last, fmt, ap);
+  va_end(ap);
+  g_last_status = s;
+}
 
 void ift_error_set(ift_status s, const char *file, int line, const char *what,
                    const char *hint, const char *fmt, ...) {
@@ -51,6 +61,7 @@ void ift_error_set(ift_status s, const char *file, int line, const char *what,
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   snprintf(g_last, sizeof g_last, "%s", msg);
+  g_last_status = s;
   if (g_quiet) return;
   const char *base = strrchr(file, '/');
   base = base ? base + 1 : file;

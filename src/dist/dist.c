@@ -77,6 +77,26 @@ void dist_abort(int code) {
   exit(code);
 }
 
+ift_status dist_agree(ift_status local, MPI_Comm comm) {
+  if (comm == MPI_COMM_NULL) return local;
+  int size = 1;
+  if (MPI_Comm_size(comm, &size) != MPI_SUCCESS || size == 1) return local;
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  /* MAXLOC on (status, rank): the largest status; among equal statuses
+   * MAXLOC keeps the smallest index, i.e. the lowest failing rank. */
+  int pair[2] = {(int)local, rank}, res[2] = {0, 0};
+  IFT_MPI_CHECK(MPI_Allreduce(pair, res, 1, MPI_2INT, MPI_MAXLOC, comm),
+                "an MPI failure while ranks agreed on an error; the job cannot continue");
+  if (res[0] != IFT_OK && local == IFT_OK) {
+    /* this rank was fine: keep the reason for the exit code, print nothing
+     * (the failing rank has printed its message) */
+    ift_error_quiet_set((ift_status)res[0], "rank %d failed (%s); this rank stopped with it",
+                        res[1], ift_status_str((ift_status)res[0]));
+  }
+  return (ift_status)res[0];
+}
+
 void dist_finalize(void) {
   int fin = 0;
   MPI_Finalized(&fin);

@@ -121,7 +121,35 @@ static void test_psgemm_equals_local(void) {
   }
 }
 
+/* dist_agree: one failing rank (any rank, any status) makes every rank
+ * return the same status; the lowest rank wins among equal failures, and
+ * the largest status among different ones. */
+static void test_agree(void) {
+  int P = world_size(), rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  CU_ASSERT_EQUAL(dist_agree(IFT_OK, MPI_COMM_WORLD), IFT_OK);
+  ift_error_quiet(1);
+  for (int bad = 0; bad < P; bad++) {
+    ift_status st = dist_agree(rank == bad ? IFT_ERR_IO : IFT_OK, MPI_COMM_WORLD);
+    CU_ASSERT_EQUAL(st, IFT_ERR_IO);
+    if (rank != bad) {
+      CU_ASSERT_EQUAL(ift_error_last_status(), IFT_ERR_IO);
+      char want[64];
+      snprintf(want, sizeof want, "rank %d failed", bad);
+      CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), want));
+    }
+  }
+  /* two different failures: the larger status on every rank */
+  ift_status mine = rank == 0 ? IFT_ERR_ARG : rank == P - 1 ? IFT_ERR_HDF5 : IFT_OK;
+  CU_ASSERT_EQUAL(dist_agree(mine, MPI_COMM_WORLD), P > 1 ? IFT_ERR_HDF5 : IFT_ERR_ARG);
+  ift_error_quiet(0);
+  /* a lone rank (or COMM_NULL) keeps its own status without communicating */
+  CU_ASSERT_EQUAL(dist_agree(IFT_ERR_FORMAT, MPI_COMM_NULL), IFT_ERR_FORMAT);
+  CU_ASSERT_EQUAL(dist_agree(IFT_ERR_FORMAT, MPI_COMM_SELF), IFT_ERR_FORMAT);
+}
+
 static CU_TestInfo tests[] = {{"DP x TP split", test_grid_split},
+                              {"failures are agreed by every rank", test_agree},
                               {"PBLAS calls iftrain's PILAENV; any block is exact", test_pblas_block},
                               {"impossible layouts are refused", test_grid_impossible},
                               {"psgemm equals local sgemm on every grid", test_psgemm_equals_local},
