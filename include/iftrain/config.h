@@ -59,6 +59,8 @@ typedef struct {
     int every, keep;
     char resume[1024];
     char init[1024]; /* start from these weights (fresh optimizer, step 0) */
+    int verify;         /* check every tensor's checksum when reading (default 1) */
+    int allow_changes;  /* resume although train.steps / a schedule key changed */
   } ckpt;
   struct {
     int tp;

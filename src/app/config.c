@@ -76,6 +76,8 @@ static const key_def keys[] = {
     {"ckpt.keep", K_INT, F(ckpt.keep), 0, NULL, "keep the last K checkpoints"},
     {"ckpt.resume", K_STR, STR(ckpt.resume), NULL, "auto (latest in ckpt.dir, if any) | PATH | none"},
     {"ckpt.init", K_STR, STR(ckpt.init), NULL, "start from the weights of this checkpoint (step 0, fresh optimizer; ignored when resuming)"},
+    {"ckpt.verify", K_BOOL, F(ckpt.verify), 0, NULL, "1: check every tensor's checksum when a checkpoint is read (resume, init); 0: skip (faster, unsafe)"},
+    {"ckpt.allow_changes", K_BOOL, F(ckpt.allow_changes), 0, NULL, "1: resume even though train.steps or a learning-rate/lambda schedule key differs from the checkpoint's (reported)"},
     {"dist.tp", K_INT, F(dist.tp), 0, NULL, "tensor-parallel ranks per replica (DP = ranks / tp)"},
     {"dist.tp_mode", K_ENUM, F(dist.tp_2d), 0, "1d|2d", "1d: Megatron splits with BLIS; 2d: PBLAS psgemm on a BLACS grid"},
     {"dist.tp_rows", K_INT, F(dist.tp_rows), 0, NULL, "2d: process rows of the grid, dividing dist.tp (0: most square, rows >= columns)"},
@@ -137,6 +139,7 @@ void app_config_defaults(app_config *c) {
   snprintf(c->ckpt.dir, sizeof c->ckpt.dir, "runs/default");
   c->ckpt.keep = 2;
   snprintf(c->ckpt.resume, sizeof c->ckpt.resume, "none");
+  c->ckpt.verify = 1;
   c->dist.tp = 1;
   c->metrics.every = 1;
   c->eval.max_new_tokens = 64;
