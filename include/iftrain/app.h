@@ -52,6 +52,12 @@ extern app_global app_g;
   "  --quiet | --verbose\n"                                                    \
   "  -h, --help       this text\n"
 
+/* The exit code of a failed status, the same for every subcommand: input
+ * errors (configuration, arguments, missing or malformed files, impossible
+ * layouts) 2, not implemented 3, anything else (write failures, numerical
+ * or MPI errors) 1. */
+int app_exit_code(ift_status st);
+
 /* Strip global options from argv (in place); returns 0 or APP_EXIT_USAGE. */
 int app_parse_global(int *argc, char **argv);
 

@@ -5,8 +5,12 @@
  *                      tensor-parallel shard is written by the ranks of data-
  *                      parallel replica 0 as a hyperslab; attributes of /model
  *                      carry the model config under HF config.json names.
- *   /train             attributes: step, format_version, config (text), layout
- *                      ("dp x tp"), code_version.
+ *   /train             attributes: step, epoch, cursor, run_id, format_version,
+ *                      config (text), layout ("dp x tp"), code_version.
+ *
+ * A checkpoint directory belongs to one run: <dir>/RUN names its run id, and
+ * every checkpoint carries it; a fresh run refuses a directory of another
+ * run, and rotation deletes only checkpoints of the run that writes.
  *
  * Writes go to <dir>/step_N.h5.tmp, are flushed and closed, renamed to
  * step_N.h5, then <dir>/latest (a one-line file naming the checkpoint) is
@@ -27,16 +31,27 @@
 extern "C" {
 #endif
 
+enum { CKPT_RUN_ID_LEN = 33 }; /* 32 hex digits + NUL */
+
 typedef struct {
   long step, epoch, cursor;  /* optimizer steps done; scheduler position */
   const char *config_text;   /* effective config (may be NULL) */
   int dp, tp;                /* layout written with */
+  const char *run_id;        /* the run's identity (may be NULL: none) */
 } ckpt_meta;
 
-/* What a resume restores besides the tensors. */
+/* What a resume restores besides the tensors (ckpt_load with ts != NULL,
+ * which requires a complete /train group). */
 typedef struct {
   long step, epoch, cursor;
+  char run_id[CKPT_RUN_ID_LEN]; /* "" in checkpoints written before run ids */
+  char *config_text;            /* the config the run wrote (free with ckpt_train_state_free) */
 } ckpt_train_state;
+void ckpt_train_state_free(ckpt_train_state *ts);
+
+/* ckpt_load flags: CKPT_VERIFY checks every tensor read against its stored
+ * checksum (the sum over all ranks' shards). */
+enum { CKPT_VERIFY = 1 };
 
 /* Collective over `world`; the data-parallel replica index selects who
  * writes (dp_rank 0).  opt (may be NULL) adds /optim/{m,v}/<name> and the
@@ -45,9 +60,21 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt
                      const ckpt_meta *meta, MPI_Comm world, int dp_rank, char *path_out);
 /* Read /model into the model's shard (any layout: each rank reads its own
  * hyperslab), and when opt / ts are not NULL the optimizer state and the
- * scheduler position.  Checks the model config and every shape. */
+ * scheduler position (range-checked).  Checks every architecture key of the
+ * model config, every shape, and with CKPT_VERIFY every checksum.  Collective
+ * over comm: a failure on any rank is agreed, so every rank returns it. */
 ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_state *ts,
-                     MPI_Comm comm);
+                     MPI_Comm comm, unsigned flags);
+/* A new random run id (32 hex digits). */
+void ckpt_new_run_id(char out[CKPT_RUN_ID_LEN]);
+/* Claim `dir` for run `run_id` (collective over comm; rank 0 does the file
+ * work): create it, refuse it when it holds another run's checkpoints (a
+ * fresh run must not overwrite them) or its RUN file names another run,
+ * write <dir>/RUN, and check that a file can be written there -- before any
+ * training, so a bad ckpt.dir is found at once, not at the first save.
+ * `resumed`: the run continues a checkpoint, so checkpoints without a run
+ * id (written before run ids existed) are its own. */
+ift_status ckpt_dir_claim(const char *dir, const char *run_id, int resumed, MPI_Comm comm);
 /* The model config stored with a checkpoint (HF config.json names). */
 ift_status ckpt_read_config(const char *path, model_config *c);
 /* Print step, layout, model config, optimizer, size (and the stored
@@ -64,8 +91,12 @@ ift_status ckpt_export_model(const char *path, const char *out_path);
 ift_status ckpt_fingerprint(const char *path, char out[17]);
 /* Checksum of a shard: sums over shards give the whole tensor's. */
 uint64_t ckpt_checksum_part(const float *x, int rows, int cols, int row0, int col0, int gcols);
-/* Resolve "auto" (latest in dir, if any), a path, or "none" -> path or "". */
+/* Resolve "auto" (latest in dir, if any), a path, or "none" -> path or "".
+ * With "auto" and no `latest`, the newest step_N.h5 of dir is taken. */
 ift_status ckpt_resolve(char *out, size_t n, const char *resume, const char *dir);
+/* A checkpoint named by the user: a file, a directory (its latest), or a
+ * `latest` pointer file -> the checkpoint file. */
+ift_status ckpt_resolve_any(char *out, size_t n, const char *path);
 
 #ifdef __cplusplus
 }

@@ -25,7 +25,8 @@ typedef enum {
   IFT_ERR_NUMERIC, /* NaN / Inf in loss or gradients             */
   IFT_ERR_LAYOUT,  /* rank grid cannot hold the model            */
   IFT_ERR_UNIMPL,  /* feature not implemented yet                */
-  IFT_ERR_INTERNAL
+  IFT_ERR_INTERNAL,
+  IFT_ERR_WRITE    /* writing results failed (disk full, quota)  */
 } ift_status;
 
 const char *ift_status_str(ift_status s);
@@ -97,6 +98,12 @@ philox_out philox4x32(uint64_t counter_hi, uint64_t counter_lo, uint64_t key);
 /* Uniform in (0,1) and standard normal, addressed by (key, stream, index). */
 double rng_uniform(uint64_t key, uint64_t stream, uint64_t index);
 double rng_normal(uint64_t key, uint64_t stream, uint64_t index);
+
+/* Fault injection for tests: true when the environment variable IFT_FAULT
+ * names this point and this rank ("NAME@RANK", or "NAME" for every rank;
+ * several separated by commas).  Lets a test make one rank's read or write
+ * fail and check that the others do not hang. */
+int core_fault(const char *name);
 
 /* FNV-1a 64-bit hash (checksums, fingerprints). */
 uint64_t core_fnv1a(uint64_t h, const void *data, size_t n);

@@ -33,6 +33,21 @@ extern "C" {
     }                                                                          \
   } while (0)
 
+/* IFT_MPI_CHECK for functions with a cleanup label: sets st, jumps. */
+#define IFT_MPI_CHECK_GOTO(st, call, label)                                    \
+  do {                                                                         \
+    int ift_mpi_rc_ = (call);                                                  \
+    if (ift_mpi_rc_ != MPI_SUCCESS) {                                          \
+      char ift_mpi_msg_[MPI_MAX_ERROR_STRING];                                 \
+      int ift_mpi_len_ = 0;                                                    \
+      MPI_Error_string(ift_mpi_rc_, ift_mpi_msg_, &ift_mpi_len_);              \
+      ift_error_set(IFT_ERR_MPI, __FILE__, __LINE__, #call, NULL, "%s",        \
+                    ift_mpi_msg_);                                             \
+      (st) = IFT_ERR_MPI;                                                      \
+      goto label;                                                              \
+    }                                                                          \
+  } while (0)
+
 /* MPI_Init_thread (FUNNELED) with errors returned, not fatal; registers the
  * rank with core.  Idempotent. */
 ift_status dist_init(int *argc, char ***argv);
@@ -50,6 +65,9 @@ int dist_initialized(void);
  * Call it after any local work that can fail (I/O, allocation, input checks)
  * and before the next collective that depends on it. */
 ift_status dist_agree(ift_status local, MPI_Comm comm);
+/* True once dist_agree has returned a failure: every rank knows of it and
+ * leaves together, so the process may finalize instead of aborting. */
+int dist_failure_agreed(void);
 /* st = dist_agree(st, comm); on failure jump to `label` (cleanup). */
 #define IFT_AGREE_OR(st, comm, label)                                          \
   do {                                                                         \

@@ -50,6 +50,7 @@ typedef struct {
   double exact, eval_loss;
   double seconds, tokens;
   uint64_t state_hash; /* FNV-1a of this rank's parameters and optimizer state at the end */
+  int claimed_dir;     /* ckpt.dir was claimed for this run (it may hold exit_status) */
 } train_result;
 
 /* The whole training run of a configuration on the ranks of comm

@@ -71,14 +71,14 @@ int app_bench_ckpt(int argc, char **argv) {
   ift_status st = IFT_OK;
   char path[1100];
   for (int r = 0; r < reps && st == IFT_OK; r++) {
-    ckpt_meta meta = {.step = 1, .dp = 1, .tp = P};
+    ckpt_meta meta = {.step = 1, .dp = 1, .tp = P, .run_id = "bench-ckpt"};
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = core_now();
     st = ckpt_save(dir, 1, m, NULL, &meta, MPI_COMM_WORLD, 0, path);
     double tw = core_now() - t0;
     MPI_Barrier(MPI_COMM_WORLD);
     t0 = core_now();
-    if (st == IFT_OK) st = ckpt_load(path, m, NULL, NULL, MPI_COMM_WORLD);
+    if (st == IFT_OK) st = ckpt_load(path, m, NULL, NULL, MPI_COMM_WORLD, 0);
     double tr = core_now() - t0;
     MPI_Allreduce(MPI_IN_PLACE, &tw, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     MPI_Allreduce(MPI_IN_PLACE, &tr, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);

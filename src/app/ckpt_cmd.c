@@ -7,13 +7,15 @@
 
 const char app_ckpt_help[] =
     "Inspect, verify or convert checkpoints.\n"
-    "  iftrain ckpt info FILE [--config]     step, layout, model, optimizer, size\n"
+    "  iftrain ckpt info CKPT [--config]     step, layout, run id, model, optimizer, size\n"
     "                                        (--config: the stored effective config)\n"
-    "  iftrain ckpt verify FILE              every tensor's presence, dtype, global shape\n"
-    "                                        and checksum; exit 1 naming the first damaged one\n"
-    "  iftrain ckpt convert FILE -o OUT [--model-only] [--dtype float32]\n"
-    "                                        export /model only (for inference); float32 is\n"
-    "                                        the only precision of this build\n";
+    "  iftrain ckpt verify CKPT              every tensor's presence, dtype, global shape\n"
+    "                                        and checksum; exit 2 naming the first damaged one\n"
+    "  iftrain ckpt convert CKPT -o OUT [--model-only] [--dtype float32] [--no-verify]\n"
+    "                                        export /model only (for inference) after verifying\n"
+    "                                        every checksum; float32 is the only precision\n"
+    "CKPT is a checkpoint file, a checkpoint directory (its 'latest'), or a 'latest' file.\n"
+    "Exit codes: 0 ok, 2 missing or damaged input, 3 not available, 1 other failure.\n";
 
 int app_ckpt(int argc, char **argv) {
   if (argc < 3) {
@@ -21,11 +23,12 @@ int app_ckpt(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   const char *verb = argv[1], *file = argv[2], *out = NULL, *dtype = "float32";
-  int show_config = 0, model_only = 0;
+  int show_config = 0, model_only = 0, verify = 1;
   for (int i = 3; i < argc; i++) {
     const char *v;
     if (!strcmp(argv[i], "--config")) show_config = 1;
     else if (!strcmp(argv[i], "--model-only")) model_only = 1;
+    else if (!strcmp(argv[i], "--no-verify")) verify = 0;
     else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
     else if ((v = app_opt(argc, argv, &i, "dtype"))) dtype = v;
     else {
@@ -34,7 +37,10 @@ int app_ckpt(int argc, char **argv) {
     }
   }
   if (core_rank() != 0) return APP_EXIT_OK; /* a serial tool */
-  ift_status st;
+  char path[1100];
+  ift_status st = ckpt_resolve_any(path, sizeof path, file);
+  if (st != IFT_OK) return app_exit_code(st);
+  file = path;
   if (!strcmp(verb, "info")) {
     st = ckpt_info(file, stdout, show_config);
   } else if (!strcmp(verb, "verify")) {
@@ -52,11 +58,12 @@ int app_ckpt(int argc, char **argv) {
       fprintf(stderr, "iftrain ckpt convert: only --model-only export is available in this build\n");
       return APP_EXIT_UNIMPL;
     }
-    st = ckpt_export_model(file, out);
+    st = verify ? ckpt_verify(file, NULL, NULL) : IFT_OK;
+    if (st == IFT_OK) st = ckpt_export_model(file, out);
     if (st == IFT_OK) printf("%s: /model exported to %s\n", file, out);
   } else {
     fprintf(stderr, "iftrain ckpt: unknown action '%s' (info, verify, convert)\n", verb);
     return APP_EXIT_USAGE;
   }
-  return st == IFT_OK ? APP_EXIT_OK : APP_EXIT_FAIL;
+  return app_exit_code(st);
 }

@@ -144,3 +144,13 @@ int app_unimplemented(int argc, char **argv) {
             argv[0]);
   return APP_EXIT_UNIMPL;
 }
+
+int app_exit_code(ift_status st) {
+  switch (st) {
+  case IFT_OK: return APP_EXIT_OK;
+  case IFT_ERR_ARG: case IFT_ERR_CONFIG: case IFT_ERR_LAYOUT: case IFT_ERR_FORMAT: case IFT_ERR_IO:
+    return APP_EXIT_USAGE;
+  case IFT_ERR_UNIMPL: return APP_EXIT_UNIMPL;
+  default: return APP_EXIT_FAIL;
+  }
+}

@@ -13,22 +13,24 @@
 const char app_eval_help[] =
     "Held-out loss and greedy exact-match accuracy of a checkpoint on a data set.\n"
     "  iftrain eval --ckpt FILE --data FILE.h5 [--max-samples N] [--max-new-tokens N]\n"
-    "               [--micro-batch N] [--json]\n\n"
+    "               [--micro-batch N] [--json] [--no-verify]\n\n"
     "The model config is read from the checkpoint. Exact match: greedy decoding from\n"
     "each row's prompt reproduces every answer token up to and including <eos>.\n"
-    "Runs on any number of ranks (rows are split over them).\n";
+    "Runs on any number of ranks (rows are split over them). FILE may also be a\n"
+    "checkpoint directory (its latest). Every tensor's checksum is verified on load\n"
+    "unless --no-verify is given. Exit codes: 0 ok, 2 bad input, 1 other failure.\n";
 
 const char app_generate_help[] =
     "Generate text from a checkpoint.\n"
     "  iftrain generate --ckpt FILE --prompt TEXT [--max-new-tokens N]\n"
-    "                   [--temperature T] [--top-k K] [--seed S]\n\n"
+    "                   [--temperature T] [--top-k K] [--seed S] [--no-verify]\n\n"
     "The prompt is wrapped in the chat template: <bos> PROMPT <assistant>.\n"
     "temperature 0 (default) is greedy; otherwise softmax(logits / T) sampling,\n"
     "restricted to the K most likely tokens when --top-k is given.\n";
 
 typedef struct {
   const char *ckpt, *data, *prompt;
-  int max_samples, max_new, mb, json, top_k;
+  int max_samples, max_new, mb, json, top_k, no_verify;
   double temperature;
   long seed;
 } ev_opts;
@@ -46,6 +48,7 @@ static int parse(int argc, char **argv, ev_opts *o, const char *cmd) {
     else if ((v = app_opt(argc, argv, &i, "top-k"))) o->top_k = atoi(v);
     else if ((v = app_opt(argc, argv, &i, "seed"))) o->seed = atol(v);
     else if (!strcmp(argv[i], "--json")) o->json = 1;
+    else if (!strcmp(argv[i], "--no-verify")) o->no_verify = 1;
     else {
       if (core_rank() == 0)
         fprintf(stderr, "iftrain %s: unexpected argument '%s'\n  hint: iftrain %s --help\n", cmd, argv[i], cmd);
@@ -61,7 +64,10 @@ static int parse(int argc, char **argv, ev_opts *o, const char *cmd) {
 
 /* Model from the checkpoint's own config, weights loaded on the ranks of
  * MPI_COMM_WORLD (DP over them). */
-static ift_status load(train_ctx *tc, const char *ckpt, const char *eval_data, int mb, int T) {
+static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_data, int mb, int T,
+                       int verify) {
+  char ckpt[1100];
+  IFT_TRY(ckpt_resolve_any(ckpt, sizeof ckpt, ckpt_arg));
   app_config c;
   app_config_defaults(&c);
   IFT_TRY(ckpt_read_config(ckpt, &c.model));
@@ -73,7 +79,7 @@ static ift_status load(train_ctx *tc, const char *ckpt, const char *eval_data, i
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   c.train.batch_size = mb * size;
   IFT_TRY(train_ctx_create(tc, &c, 0, MPI_COMM_WORLD));
-  IFT_TRY(ckpt_load(ckpt, tc->m, NULL, NULL, tc->grid.world));
+  IFT_TRY(ckpt_load(ckpt, tc->m, NULL, NULL, tc->grid.world, verify ? CKPT_VERIFY : 0));
   return IFT_OK;
 }
 
@@ -86,12 +92,12 @@ int app_eval(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
-  ift_status st = load(&tc, o.ckpt, o.data, o.mb, 1 << 20);
+  ift_status st = load(&tc, o.ckpt, o.data, o.mb, 1 << 20, !o.no_verify);
   double loss = 0, exact = 0;
   if (st == IFT_OK) st = train_eval(&tc, &tc.eval, o.max_samples, o.max_new, &loss, &exact);
   long n = tc.have_eval ? tc.eval.n : 0;
   train_ctx_destroy(&tc);
-  if (st != IFT_OK) return st == IFT_ERR_IO || st == IFT_ERR_FORMAT ? APP_EXIT_USAGE : APP_EXIT_FAIL;
+  if (st != IFT_OK) return app_exit_code(st);
   if (o.max_samples > 0 && n > o.max_samples) n = o.max_samples;
   if (core_rank() == 0) {
     if (o.json)
@@ -111,7 +117,7 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
   train_ctx tc;
   char fp[17] = "";
   ift_status st = ckpt_fingerprint(ckpt, fp);
-  if (st == IFT_OK) st = load(&tc, ckpt, data, 2 * mb, 1 << 20);
+  if (st == IFT_OK) st = load(&tc, ckpt, data, 2 * mb, 1 << 20, 1);
   else memset(&tc, 0, sizeof tc);
   float *ref = NULL;
   long n = 0, longest = 0;
@@ -186,10 +192,10 @@ int app_generate(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
-  ift_status st = load(&tc, o.ckpt, NULL, 1, 1 << 20);
+  ift_status st = load(&tc, o.ckpt, NULL, 1, 1 << 20, !o.no_verify);
   if (st != IFT_OK) {
     train_ctx_destroy(&tc);
-    return APP_EXIT_FAIL;
+    return app_exit_code(st);
   }
   const int Tm = tc.cfg.train.seq_len, V = tc.cfg.model.vocab_size;
   int *seq = tc.gen, n = 0;
@@ -253,5 +259,5 @@ int app_generate(int argc, char **argv) {
     printf("%s%s\n", o.prompt, text);
   }
   train_ctx_destroy(&tc);
-  return st == IFT_OK ? APP_EXIT_OK : APP_EXIT_FAIL;
+  return app_exit_code(st);
 }

@@ -43,9 +43,14 @@ int main(int argc, char **argv) {
     return APP_EXIT_FAIL;
   rc = cmd->run(sargc, sargv);
   if (cmd->needs_mpi && !app_g.no_mpi) {
-    /* A failure on some ranks only must not leave the others waiting in a
-     * collective: abort the job (the failing rank has printed its reason). */
-    if (rc == APP_EXIT_FAIL) dist_abort(rc);
+    /* A failure that the ranks did not agree on may have left others
+     * waiting in a collective: abort the job (the failing rank has printed
+     * its reason).  Agreed failures, input errors (every rank sees the same
+     * input) and single processes finalize and exit with their code, so no
+     * MPI_ABORT banner hides the message. */
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (rc == APP_EXIT_FAIL && size > 1 && !dist_failure_agreed()) dist_abort(rc);
     dist_finalize();
   }
   return rc;

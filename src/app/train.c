@@ -2,6 +2,7 @@
  * runs its micro-batches (step), gradients are all-reduced over the data-
  * parallel group, clipped by the global norm and applied (optim). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,6 +39,8 @@ static ift_status load_groups(data_set *d, const char *const *groups, int ngroup
   for (int j = 0; j < nb * ngroups; j++) {
     int len = 0;
     IFT_TRY(data_read_row(d, groups[j / nb], rows[j % nb], tok + (size_t)j * T, mask + (size_t)j * T, T, &len));
+    IFT_REQUIRE(!core_fault("data_read"), IFT_ERR_IO, "injected by IFT_FAULT (a test)",
+                "%s: reading row %ld failed", d->path, rows[j % nb]);
     *ntok += len;
     for (int t = len; t < T; t++) {
       tok[(size_t)j * T + t] = TOK_PAD;
@@ -94,80 +97,168 @@ static ift_status check_pref_data(const app_config *cfg, const data_set *d) {
   return IFT_OK;
 }
 
+/* value of `key` (section.key) in a config text written by app_config_write
+ * -> out ("" when absent). */
+static void cfg_text_value(const char *text, const char *key, char *out, size_t n) {
+  out[0] = 0;
+  const char *dot = strchr(key, '.');
+  char section[64] = "";
+  for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+    size_t len = strcspn(l, "\n");
+    if (*l == '[') {
+      snprintf(section, sizeof section, "%.*s", (int)(len > 2 ? len - 2 : 0), l + 1);
+      continue;
+    }
+    size_t kl = strlen(dot + 1);
+    if (strlen(section) == (size_t)(dot - key) && !strncmp(section, key, (size_t)(dot - key)) &&
+        !strncmp(l, dot + 1, kl) && !strncmp(l + kl, " = ", 3)) {
+      snprintf(out, n, "%.*s", (int)(len - kl - 3), l + kl + 3);
+      return;
+    }
+  }
+}
+
+/* A resume continues the trajectory the checkpoint was on: its position
+ * must lie in this data set, and the keys that shape the schedule must be
+ * the ones it was written with (each difference named; ckpt.allow_changes
+ * lets them through, reported). */
+static ift_status check_resume(const app_config *cfg, const char *cfg_text,
+                               const ckpt_train_state *ts, const char *path, long nrows) {
+  IFT_REQUIRE(ts->cursor <= nrows, IFT_ERR_FORMAT,
+              "resume with the data set the run was trained on (data.train), or use an earlier checkpoint",
+              "%s: /train cursor = %ld lies beyond the %ld rows of %s", path, ts->cursor, nrows,
+              cfg->data.train);
+  IFT_REQUIRE(nrows == 0 || ts->epoch <= ts->step * (long)cfg->train.batch_size / nrows + 1,
+              IFT_ERR_FORMAT, "the file is damaged: use an earlier checkpoint",
+              "%s: /train epoch = %ld cannot be reached in %ld steps of %d sequences over %ld rows",
+              path, ts->epoch, ts->step, cfg->train.batch_size, nrows);
+  static const char *keys[] = {"train.steps", "train.epochs", "train.batch_size", "optim.lr",
+                               "optim.schedule", "optim.warmup", "ift.schedule", "ift.lambda",
+                               "ift.warmup_steps", "train.seed", "data.shuffle"};
+  /* the run's length shapes the learning rate only through a decaying
+   * schedule or a warm-up given as a fraction: otherwise extending (or
+   * shortening) a run continues the same trajectory */
+  const int length_free = cfg->optim.schedule == LR_CONSTANT &&
+                          (cfg->optim.warmup == 0 || cfg->optim.warmup >= 1);
+  char diff[1024] = "";
+  size_t o = 0;
+  for (size_t i = 0; ts->config_text && i < sizeof keys / sizeof keys[0]; i++) {
+    char was[256], now[256];
+    cfg_text_value(ts->config_text, keys[i], was, sizeof was);
+    cfg_text_value(cfg_text, keys[i], now, sizeof now);
+    if (length_free && !strncmp(keys[i], "train.", 6) && strcmp(keys[i], "train.batch_size") &&
+        strcmp(keys[i], "train.seed")) {
+      if (was[0] && strcmp(was, now))
+        IFT_LOG0("%s %s -> %s on resume (a constant learning rate does not depend on it)", keys[i], was, now);
+      continue;
+    }
+    if (was[0] && strcmp(was, now) && o < sizeof diff - 160)
+      o += (size_t)snprintf(diff + o, sizeof diff - o, "%s%s %s -> %s", o ? ", " : "", keys[i], was, now);
+  }
+  if (!o) return IFT_OK;
+  IFT_REQUIRE(cfg->ckpt.allow_changes, IFT_ERR_CONFIG,
+              "resume with the values the run was started with, or pass --ckpt.allow_changes=1 to "
+              "change its schedule from here on",
+              "resuming %s with a changed schedule: %s", path, diff);
+  IFT_LOG0("warning: resuming with a changed schedule (ckpt.allow_changes = 1): %s", diff);
+  return IFT_OK;
+}
+
+/* Metrics are for tools, not the run: a record that cannot be written (full
+ * disk, quota) is reported once and counted, and training goes on. */
+static void metrics_flush(FILE *mf, const char *path, long step, long *lost) {
+  if (!ferror(mf) && fflush(mf) == 0) return;
+  if (!(*lost)++)
+    IFT_LOG0("\nwarning: metrics.path '%s': the record of step %ld could not be written (%s); "
+             "training goes on, later failures are counted", path, step, strerror(errno));
+  clearerr(mf);
+}
+
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) { g_stop = sig; }
+
+/* Held-out NLL and greedy exact match of rows [r0, r0 + nb) into sums
+ * (nll sum, rows, exact). Collective over the tensor-parallel group. */
+static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int max_new, double sums[3]) {
+  const int Tm = tc->cfg.train.seq_len;
+  step_cfg sft = {.kind = LOSS_SFT};
+  int T;
+  long rows[512];
+  for (int j = 0; j < nb; j++) rows[j] = r0 + j;
+  long ntok = 0;
+  /* the replica's ranks agree on its reads before the forward's collectives */
+  IFT_TRY(dist_agree(load_rows(d, rows, nb, Tm, tc->tok, tc->mask, &T, &ntok), tc->grid.tp));
+  loss_metrics met = {0};
+  IFT_TRY(step_microbatch(tc->m, &tc->ws, &met, tc->tok, tc->mask, nb, T, 1.0, 0.0f, &sft, 0));
+  sums[0] += met.nll_sum;
+  sums[1] += met.rows;
+  /* Greedy generation, all rows of the batch together. */
+  int plen[512], pos[512], done[512], ok[512];
+  int maxp = 0;
+  for (int j = 0; j < nb; j++) {
+    const uint8_t *mk = tc->mask + (size_t)j * T;
+    int p = 1;
+    while (p < T && !mk[p]) p++;
+    plen[j] = p;
+    pos[j] = p;
+    done[j] = p >= T;
+    ok[j] = 1;
+    if (p > maxp) maxp = p;
+    memcpy(tc->gen + (size_t)j * Tm, tc->tok + (size_t)j * T, sizeof(int) * (size_t)p);
+  }
+  int Tg = maxp + max_new < Tm ? maxp + max_new : Tm;
+  for (int step = 0; step < max_new; step++) {
+    int cur = 0, active = 0;
+    for (int j = 0; j < nb; j++)
+      if (!done[j]) {
+        active = 1;
+        if (pos[j] + 1 > cur) cur = pos[j] + 1;
+      }
+    if (!active || cur > Tg) break;
+    if (cur < 2) cur = 2;
+    for (int j = 0; j < nb; j++)
+      for (int t = pos[j]; t < cur; t++) tc->gen[(size_t)j * Tm + t] = TOK_PAD;
+    /* pack rows of stride Tm into [nb, cur] */
+    for (int j = 0; j < nb; j++)
+      memmove(tc->gtok + (size_t)j * cur, tc->gen + (size_t)j * Tm, sizeof(int) * (size_t)cur);
+    model_input in = {.tokens = tc->gtok};
+    IFT_TRY(model_forward(tc->m, tc->ws.logp, tc->ws.argmax, &in, nb, cur, 0));
+    for (int j = 0; j < nb; j++) {
+      if (done[j]) continue;
+      int next = tc->ws.argmax[(size_t)j * cur + pos[j] - 1];
+      tc->gen[(size_t)j * Tm + pos[j]] = next;
+      /* compare with the reference answer token at this position */
+      const int *ref = tc->tok + (size_t)j * T;
+      const uint8_t *mk = tc->mask + (size_t)j * T;
+      if (pos[j] >= T || !mk[pos[j]] || ref[pos[j]] != next) ok[j] = 0;
+      pos[j]++;
+      if (next == TOK_EOS || !ok[j] || pos[j] >= Tg) done[j] = 1;
+    }
+  }
+  for (int j = 0; j < nb; j++) {
+    /* exact: every answer token reproduced, ending with <eos> */
+    const uint8_t *mk = tc->mask + (size_t)j * T;
+    int alen = 0;
+    for (int t = plen[j]; t < T && mk[t]; t++) alen++;
+    sums[2] += ok[j] && pos[j] - plen[j] == alen && alen > 0;
+  }
+  return IFT_OK;
+}
 
 ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, double *loss,
                       double *exact) {
   /* Every DP replica evaluates a slice of the held-out rows: held-out NLL
    * with the plain forward, and exact match of greedy generation from the
    * prompt (answer = every masked token up to and including <eos>). */
-  const int B = tc->cfg.train.micro_batch, Tm = tc->cfg.train.seq_len;
+  const int B = tc->cfg.train.micro_batch;
   long n = d->n;
   if (max_samples > 0 && n > max_samples) n = max_samples;
   double sums[3] = {0, 0, 0}; /* nll sum, rows, exact */
-  step_cfg sft = {.kind = LOSS_SFT};
-  for (long r0 = (long)tc->grid.dp_rank * B; r0 < n; r0 += (long)tc->grid.dp_size * B) {
-    int nb = (int)(n - r0 < B ? n - r0 : B), T;
-    long rows[512];
-    for (int j = 0; j < nb; j++) rows[j] = r0 + j;
-    long ntok = 0;
-    IFT_TRY(load_rows(d, rows, nb, Tm, tc->tok, tc->mask, &T, &ntok));
-    loss_metrics met = {0};
-    IFT_TRY(step_microbatch(tc->m, &tc->ws, &met, tc->tok, tc->mask, nb, T, 1.0, 0.0f, &sft, 0));
-    sums[0] += met.nll_sum;
-    sums[1] += met.rows;
-    /* Greedy generation, all rows of the batch together. */
-    int plen[512], pos[512], done[512], ok[512];
-    int maxp = 0;
-    for (int j = 0; j < nb; j++) {
-      const uint8_t *mk = tc->mask + (size_t)j * T;
-      int p = 1;
-      while (p < T && !mk[p]) p++;
-      plen[j] = p;
-      pos[j] = p;
-      done[j] = p >= T;
-      ok[j] = 1;
-      if (p > maxp) maxp = p;
-      memcpy(tc->gen + (size_t)j * Tm, tc->tok + (size_t)j * T, sizeof(int) * (size_t)p);
-    }
-    int Tg = maxp + max_new < Tm ? maxp + max_new : Tm;
-    for (int step = 0; step < max_new; step++) {
-      int cur = 0, active = 0;
-      for (int j = 0; j < nb; j++)
-        if (!done[j]) {
-          active = 1;
-          if (pos[j] + 1 > cur) cur = pos[j] + 1;
-        }
-      if (!active || cur > Tg) break;
-      if (cur < 2) cur = 2;
-      for (int j = 0; j < nb; j++)
-        for (int t = pos[j]; t < cur; t++) tc->gen[(size_t)j * Tm + t] = TOK_PAD;
-      /* pack rows of stride Tm into [nb, cur] */
-      for (int j = 0; j < nb; j++)
-        memmove(tc->gtok + (size_t)j * cur, tc->gen + (size_t)j * Tm, sizeof(int) * (size_t)cur);
-      model_input in = {.tokens = tc->gtok};
-      IFT_TRY(model_forward(tc->m, tc->ws.logp, tc->ws.argmax, &in, nb, cur, 0));
-      for (int j = 0; j < nb; j++) {
-        if (done[j]) continue;
-        int next = tc->ws.argmax[(size_t)j * cur + pos[j] - 1];
-        tc->gen[(size_t)j * Tm + pos[j]] = next;
-        /* compare with the reference answer token at this position */
-        const int *ref = tc->tok + (size_t)j * T;
-        const uint8_t *mk = tc->mask + (size_t)j * T;
-        if (pos[j] >= T || !mk[pos[j]] || ref[pos[j]] != next) ok[j] = 0;
-        pos[j]++;
-        if (next == TOK_EOS || !ok[j] || pos[j] >= Tg) done[j] = 1;
-      }
-    }
-    for (int j = 0; j < nb; j++) {
-      /* exact: every answer token reproduced, ending with <eos> */
-      const uint8_t *mk = tc->mask + (size_t)j * T;
-      int alen = 0;
-      for (int t = plen[j]; t < T && mk[t]; t++) alen++;
-      sums[2] += ok[j] && pos[j] - plen[j] == alen && alen > 0;
-    }
-  }
+  ift_status st = IFT_OK;
+  for (long r0 = (long)tc->grid.dp_rank * B; r0 < n && st == IFT_OK; r0 += (long)tc->grid.dp_size * B)
+    st = eval_batch(tc, d, r0, (int)(n - r0 < B ? n - r0 : B), max_new, sums);
+  /* replicas evaluate different numbers of batches: agree before the sum */
+  IFT_TRY(dist_agree(st, tc->grid.world));
   if (tc->grid.tp_rank != 0) memset(sums, 0, sizeof sums);
   IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, tc->grid.world), NULL);
   *loss = sums[1] > 0 ? sums[0] / sums[1] : 0;
@@ -314,6 +405,23 @@ static void fmt_eta(char *b, size_t n, double s) {
   else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
 }
 
+/* <ckpt.dir>/exit_status: how the run ended, for a wrapper that cannot see
+ * the ranks' exit codes (mpirun reports 1 after a SIGTERM although the
+ * ranks checkpointed and exited 75).  One line: the exit code, a word, the
+ * steps done.  Only in a directory this run claimed. */
+static void write_exit_status(const char *dir, int rc, long steps, int sig) {
+  char path[1100], tmp[1110];
+  snprintf(path, sizeof path, "%s/exit_status", dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) return;
+  const char *word = rc == APP_EXIT_OK ? "done" : rc == APP_EXIT_PREEMPT ? "preempted"
+                     : rc == APP_EXIT_USAGE ? "bad-input" : "failed";
+  int ok = fprintf(f, "%d %s steps=%ld signal=%d\n", rc, word, steps, sig) > 0;
+  ok = fclose(f) == 0 && ok;
+  if (!ok || rename(tmp, path) != 0) unlink(tmp);
+}
+
 int app_train(int argc, char **argv) {
   const char *cfg_path = NULL;
   for (int i = 1; i < argc; i++) {
@@ -333,16 +441,11 @@ int app_train(int argc, char **argv) {
   app_config cfg;
   app_config_defaults(&cfg);
   if (app_config_load(&cfg, cfg_path, argc - 1, argv + 1) != IFT_OK) return APP_EXIT_USAGE;
-  ift_status st = train_run(&cfg, MPI_COMM_WORLD, NULL);
-  if (st == IFT_OK) return APP_EXIT_OK;
-  if (g_stop) return APP_EXIT_PREEMPT;
-  /* input errors are seen by every rank alike (the config is the same, data
-   * and checkpoints are opened collectively): exit cleanly, no abort */
-  switch (st) {
-  case IFT_ERR_CONFIG: case IFT_ERR_LAYOUT: case IFT_ERR_FORMAT: case IFT_ERR_IO: return APP_EXIT_USAGE;
-  case IFT_ERR_UNIMPL: return APP_EXIT_UNIMPL;
-  default: return APP_EXIT_FAIL;
-  }
+  train_result res;
+  ift_status st = train_run(&cfg, MPI_COMM_WORLD, &res);
+  const int rc = st == IFT_OK ? APP_EXIT_OK : g_stop ? APP_EXIT_PREEMPT : app_exit_code(st);
+  if (core_rank() == 0 && res.claimed_dir) write_exit_status(cfg.ckpt.dir, rc, res.steps, g_stop);
+  return rc;
 }
 
 ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
@@ -392,6 +495,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   memset(&sc, 0, sizeof sc);
   memset(&plan, 0, sizeof plan);
   FILE *mf = NULL;
+  long metrics_lost = 0;
   const double peak = kern_gemm_peak() * tc.grid.size * kern_threads();
   if ((st = zero_plan_create(&zp, cfg->optim_zero, model_nparams(tc.m), &tc.grid)) != IFT_OK) goto out;
   if ((st = optim_create(&opt, &cfg->optim, zp.n)) != IFT_OK) goto out;
@@ -409,8 +513,12 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       core_mkdir_p(d);
     }
     mf = fopen(cfg->metrics.path, "a");
-    if (!mf) IFT_LOG0("warning: cannot open metrics.path '%s'; metrics not written", cfg->metrics.path);
+    if (!mf)
+      ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "fopen", "choose a writable metrics.path (or empty: none)",
+                    "cannot open metrics.path '%s' for appending: %s", cfg->metrics.path, strerror(errno));
+    st = mf ? IFT_OK : IFT_ERR_IO;
   }
+  if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
   step_cfg scfg = {.kind = cfg->train.loss,
                    .ift = {.gamma = cfg->ift.gamma, .side = cfg->ift.side, .value = cfg->ift.value,
                            .norm = cfg->ift.norm, .right_mu = cfg->ift.right_mu},
@@ -421,15 +529,24 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   sched_lambda_cfg lc = {.kind = (sched_lambda_kind)cfg->ift.schedule, .lambda = cfg->ift.lambda,
                          .warmup_steps = cfg->ift.warmup_steps};
   long start = 0;
+  char run_id[CKPT_RUN_ID_LEN] = "";
   {
-    char rpath[1100];
-    if ((st = ckpt_resolve(rpath, sizeof rpath, cfg->ckpt.resume, cfg->ckpt.dir)) != IFT_OK) goto out;
+    /* rank 0 decides what to resume, so every rank loads the same file */
+    char rpath[1100] = "";
+    st = rank == 0 ? ckpt_resolve(rpath, sizeof rpath, cfg->ckpt.resume, cfg->ckpt.dir) : IFT_OK;
+    if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
+    IFT_MPI_CHECK_GOTO(st, MPI_Bcast(rpath, sizeof rpath, MPI_CHAR, 0, tc.grid.world), out);
+    const unsigned lflags = cfg->ckpt.verify ? CKPT_VERIFY : 0;
     if (rpath[0]) {
       /* Same layout: bit-exact continuation; another layout: each rank reads
        * its shards of the global tensors; the data order continues. */
-      ckpt_train_state ts = {0, 0, 0};
+      ckpt_train_state ts;
       if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 0)) != IFT_OK) goto out;
-      if ((st = ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world)) != IFT_OK) goto out;
+      if ((st = ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world, lflags)) != IFT_OK) goto out;
+      st = check_resume(cfg, cfg_text, &ts, rpath, tc.train.n);
+      snprintf(run_id, sizeof run_id, "%s", ts.run_id);
+      ckpt_train_state_free(&ts);
+      if (st != IFT_OK) goto out; /* every rank read the same attributes */
       opt.t = oview.t;
       if (zp.on) { /* keep this rank's slice of the moments */
         if (opt.m) memcpy(opt.m, oview.m + zp.lo, zp.n * sizeof(float));
@@ -437,19 +554,37 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       }
       sched_restore(&sc, ts.step, ts.epoch, ts.cursor);
       start = ts.step;
-      IFT_LOG0("resumed from %s at step %ld (epoch %ld)", rpath, ts.step, ts.epoch);
-      if (start >= total) {
-        IFT_LOG0("the run already reached train.steps = %ld: nothing to do", total);
-        goto out;
-      }
+      IFT_LOG0("resumed from %s at step %ld (epoch %ld)%s", rpath, ts.step, ts.epoch,
+               cfg->ckpt.verify ? ", every checksum verified" : ", checksums NOT verified (ckpt.verify = 0)");
     } else if (cfg->ckpt.init[0]) {
       /* fine-tuning start: weights only; optimizer, step and data order fresh */
-      if ((st = ckpt_load(cfg->ckpt.init, tc.m, NULL, NULL, tc.grid.world)) != IFT_OK) goto out;
-      IFT_LOG0("initial weights from %s", cfg->ckpt.init);
+      char ipath[1100] = "";
+      st = rank == 0 ? ckpt_resolve_any(ipath, sizeof ipath, cfg->ckpt.init) : IFT_OK;
+      if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
+      IFT_MPI_CHECK_GOTO(st, MPI_Bcast(ipath, sizeof ipath, MPI_CHAR, 0, tc.grid.world), out);
+      if ((st = ckpt_load(ipath, tc.m, NULL, NULL, tc.grid.world, lflags)) != IFT_OK) goto out;
+      IFT_LOG0("initial weights from %s", ipath);
+    }
+    const int resumed = rpath[0] != 0;
+    if (!run_id[0]) {
+      /* a new run (or one resumed from a checkpoint that predates run ids) */
+      if (rank == 0) ckpt_new_run_id(run_id);
+      IFT_MPI_CHECK_GOTO(st, MPI_Bcast(run_id, sizeof run_id, MPI_CHAR, 0, tc.grid.world), out);
+    }
+    /* the directory is claimed before any training, so a bad ckpt.dir (or
+     * one holding another run) is found now, not at the first save */
+    if (cfg->ckpt.dir[0]) {
+      if ((st = ckpt_dir_claim(cfg->ckpt.dir, run_id, resumed, tc.grid.world)) != IFT_OK) goto out;
+      if (res) res->claimed_dir = 1;
+    }
+    if (resumed && start >= total) {
+      IFT_LOG0("the run already reached train.steps = %ld: nothing to do", total);
+      goto out;
     }
   }
   if (total == 0) {
-    ckpt_meta meta = {.step = 0, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
+    ckpt_meta meta = {.step = 0, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size,
+                      .run_id = run_id};
     char path[1100];
     if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 1)) == IFT_OK)
       st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, path);
@@ -474,17 +609,19 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     float lambda = scfg.kind == LOSS_IFT ? plan.lambda : 0.0f;
     for (int k = 0; k < nmb && st == IFT_OK; k++) {
       int nb = starts[k + 1] - starts[k], T;
+      /* a read that fails on one rank is agreed before the step's
+       * collectives (tensor-parallel forward, gradient reduce) */
       if (pairs) {
         st = train_load_pairs(&tc.train, mine + starts[k], nb, cfg->train.seq_len, tc.tok, tc.mask,
                         loss_pref_needs_ref(scfg.kind) ? ref : NULL, &T, &ntok);
-        if (st == IFT_OK)
+        if ((st = dist_agree(st, tc.grid.world)) == IFT_OK)
           st = step_pairs(tc.m, &tc.ws, &met, tc.tok, tc.mask, nb, T,
                           loss_pref_needs_ref(scfg.kind) ? ref : NULL,
                           (double)cfg->train.batch_size, &scfg, 1);
         continue;
       }
       st = load_rows(&tc.train, mine + starts[k], nb, cfg->train.seq_len, tc.tok, tc.mask, &T, &ntok);
-      if (st == IFT_OK)
+      if ((st = dist_agree(st, tc.grid.world)) == IFT_OK)
         st = step_microbatch(tc.m, &tc.ws, &met, tc.tok, tc.mask, nb, T,
                              cfg->ift.reduce_microbatch ? (double)nb * nmb * tc.grid.dp_size
                                                         : (double)cfg->train.batch_size,
@@ -565,7 +702,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
                 "\"flops\":%.5g,\"restart_count\":%s%s}\n",
                 step + 1, plan.epoch, loss, nll, lr, lambda, gn, ms[3], tps, mfu, dt, flops_run,
                 getenv("SLURM_RESTART_COUNT") ? getenv("SLURM_RESTART_COUNT") : "0", prefm);
-        fflush(mf);
+        metrics_flush(mf, cfg->metrics.path, step + 1, &metrics_lost);
       }
       if (verbose && (tty || now - t_last > 10 || step + 1 == total || step == 0)) {
         char eta[32];
@@ -589,7 +726,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
         if (mf) {
           fprintf(mf, "{\"step\":%ld,\"eval_loss\":%.6f,\"exact_match\":%.4f,\"flops\":%.5g}\n", step + 1,
                   el, em, flops_run);
-          fflush(mf);
+          metrics_flush(mf, cfg->metrics.path, step + 1, &metrics_lost);
         }
       }
       tc.last_exact = em;
@@ -599,7 +736,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, tc.grid.world);
     int do_ckpt = (cfg->ckpt.every > 0 && (step + 1) % cfg->ckpt.every == 0) || step + 1 == total || stop;
     if (do_ckpt && cfg->ckpt.dir[0]) {
-      ckpt_meta meta = {.step = step + 1, .epoch = sc.epoch, .cursor = sc.cursor, .config_text = cfg_text,
+      ckpt_meta meta = {.step = step + 1, .epoch = sc.epoch, .cursor = sc.cursor, .config_text = cfg_text, .run_id = run_id,
                         .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
       if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 1)) != IFT_OK ||
           (st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)
@@ -627,7 +764,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     if (tc.have_eval) printf("final exact match: %.4f  held-out loss: %.4f\n", tc.last_exact, tc.last_eval_loss);
   }
 out:
-  if (mf) fclose(mf);
+  if (mf && (fclose(mf) != 0 || metrics_lost)) {
+    IFT_LOG0("warning: metrics.path '%s': %ld record%s could not be written (disk full or quota?)",
+             cfg0->metrics.path, metrics_lost ? metrics_lost : 1, metrics_lost == 1 ? "" : "s");
+  }
   free(cfg_text);
   optim_destroy(&opt);
   zero_plan_destroy(&zp);

@@ -1,13 +1,16 @@
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* fallocate */
 #include "iftrain/ckpt.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -56,6 +59,27 @@ static herr_t read_attr_long(hid_t obj, const char *name, long *v) {
 }
 static herr_t read_attr_double(hid_t obj, const char *name, double *v) {
   return read_attr(obj, name, H5T_NATIVE_DOUBLE, v);
+}
+/* A string attribute (any stored length) as a malloc'd string; NULL when it
+ * is absent or not a string. */
+static char *read_attr_str(hid_t obj, const char *name) {
+  if (H5Aexists(obj, name) <= 0) return NULL;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = a < 0 ? -1 : H5Aget_type(a);
+  char *v = NULL;
+  if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
+    size_t n = H5Tget_size(t);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, n);
+    v = calloc(n + 1, 1);
+    if (v && H5Aread(a, mt, v) < 0) {
+      free(v);
+      v = NULL;
+    }
+    H5Tclose(mt);
+  }
+  if (t >= 0) H5Tclose(t);
+  if (a >= 0) H5Aclose(a);
+  return v;
 }
 
 static herr_t write_config_attrs(hid_t g, const model_config *c) {
@@ -136,17 +160,40 @@ static uint64_t checksum_shard(const model_tensor *t, const float *x) {
   return s;
 }
 
+/* Does this rank hold a part of tensor t that no other rank of its replica
+ * holds (shards; replicated tensors count on TP rank 0)? */
+static int owns_part(const model *m, const model_tensor *t) {
+  return t->shard != SHARD_NONE || model_tp_rank(m) == 0;
+}
+
+/* The checksums of every tensor of `nbuf` buffers laid out like the model
+ * (parameters, optimizer moments), summed over the ranks of replica 0 (the
+ * writers) in one all-reduce -- before the file is opened, so that the only
+ * collectives while writing are HDF5's own and the failure agreements. */
+static ift_status checksums_all(uint64_t *sums, const model *m, const float *const *bufs, int nbuf,
+                                int writer, MPI_Comm world) {
+  const int nt = model_ntensors(m);
+  for (int k = 0; k < nbuf; k++)
+    for (int i = 0; i < nt; i++) {
+      const model_tensor *t = model_tensor_at(m, i);
+      sums[(size_t)k * nt + i] =
+          bufs[k] && writer && owns_part(m, t) ? checksum_shard(t, bufs[k] + t->offset) : 0;
+    }
+  IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, nbuf * nt, MPI_UINT64_T, MPI_SUM, world), NULL);
+  return IFT_OK;
+}
+
 /* Every tensor of the model's layout from `base` (parameters or an optimizer
- * moment laid out like them) into group g, each rank its hyperslab. */
-static ift_status write_tensors(hid_t g, const model *m, const float *base, hid_t dxpl, int writer,
-                                const char *path, MPI_Comm world) {
+ * moment laid out like them) into group g, each rank its hyperslab, with the
+ * checksums from checksums_all. */
+static ift_status write_tensors(hid_t g, const model *m, const float *base, const uint64_t *sums,
+                                hid_t dxpl, int writer, const char *path, MPI_Comm world) {
   for (int i = 0; i < model_ntensors(m); i++) {
     const model_tensor *t = model_tensor_at(m, i);
     shard_sel sel;
     shard_select(t, &sel);
-    const int mine = writer && (t->shard != SHARD_NONE || model_tp_rank(m) == 0);
-    uint64_t sum = mine ? checksum_shard(t, base + t->offset) : 0;
-    IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_UINT64_T, MPI_SUM, world), NULL);
+    const int mine = writer && owns_part(m, t);
+    uint64_t sum = sums[i];
     hid_t fs = H5Screate_simple(sel.rank, sel.gdims, NULL);
     hid_t ds = H5Dcreate2(g, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t ms = H5Screate_simple(sel.rank, sel.ldims, NULL);
@@ -162,19 +209,65 @@ static ift_status write_tensors(hid_t g, const model *m, const float *base, hid_
       H5Sselect_none(ms);
     }
     if (ds < 0 || r < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, base + t->offset) < 0) r = -1;
+    if (core_fault("ckpt_write")) r = -1;
     H5Sclose(ms);
     if (ds >= 0) H5Dclose(ds);
     H5Sclose(fs);
-    IFT_REQUIRE(r >= 0, IFT_ERR_HDF5, "check free disk space and quota of ckpt.dir",
-                "writing %s to %s failed", t->name, path);
+    /* A full disk or quota fails the write on the ranks whose part did not
+     * fit, not on all: agree before the next tensor's collectives, or the
+     * ranks that succeeded wait in them forever. */
+    ift_status st = IFT_OK;
+    if (r < 0) {
+      ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "H5Dwrite",
+                    "check free disk space and quota of ckpt.dir; the previous checkpoint is intact",
+                    "writing %s to %s failed", t->name, path);
+      st = IFT_ERR_WRITE;
+    }
+    IFT_TRY(dist_agree(st, world));
   }
   return IFT_OK;
+}
+
+/* The last resort of "nothing hangs": after a failed write (a full disk that
+ * reserve_space could not foresee), parallel HDF5 may never return from the
+ * collective close.  The close gets CKPT_CLOSE_TIMEOUT seconds (default 60);
+ * then the rank removes the partial file, says why, and exits 1, so the job
+ * ends instead of burning its allocation.  path == NULL disarms. */
+static char g_closing[1200];
+static void close_timed_out(int sig) {
+  (void)sig;
+  static const char msg[] = "iftrain: error: HDF5 did not finish closing a failed checkpoint write; "
+                            "exiting with code 1 (the previous checkpoint is intact)\n";
+  unlink(g_closing);
+  if (write(2, msg, sizeof msg - 1) < 0) _exit(1);
+  _exit(1);
+}
+static void close_watchdog(const char *path) {
+  if (!path) {
+    alarm(0);
+    signal(SIGALRM, SIG_DFL);
+    return;
+  }
+  snprintf(g_closing, sizeof g_closing, "%s", path);
+  const char *env = getenv("CKPT_CLOSE_TIMEOUT");
+  int sec = env ? atoi(env) : 60;
+  signal(SIGALRM, close_timed_out);
+  alarm(sec > 0 ? (unsigned)sec : 60);
 }
 
 static ift_status write_file(const char *path, model *m, const optim_state *opt,
                              const ckpt_meta *meta, MPI_Comm world, int writer) {
   ift_status st = IFT_OK;
+  int agreed = 0; /* st is already known to every rank */
   hid_t fapl = -1, f = -1, gm = -1, gt = -1, go = -1, dxpl = -1;
+  const int nt = model_ntensors(m);
+  const float *bufs[3] = {model_params(m), opt ? opt->m : NULL, opt ? opt->v : NULL};
+  uint64_t *sums = malloc(sizeof(uint64_t) * 3 * (size_t)nt);
+  IFT_TRY(dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, world));
+  if ((st = checksums_all(sums, m, bufs, 3, writer, world)) != IFT_OK) {
+    free(sums);
+    return st;
+  }
   quiet_hdf5();
   H5CHK(fapl = H5Pcreate(H5P_FILE_ACCESS), NULL);
   H5CHK(H5Pset_fapl_mpio(fapl, world, MPI_INFO_NULL), "is HDF5 built with MPI (parallel)?");
@@ -184,21 +277,26 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
   H5CHK(write_config_attrs(gm, model_cfg(m)), NULL);
   H5CHK(dxpl = H5Pcreate(H5P_DATASET_XFER), NULL);
   H5CHK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), NULL);
-  if ((st = write_tensors(gm, m, model_params(m), dxpl, writer, path, world)) != IFT_OK) goto done;
+  if ((st = write_tensors(gm, m, bufs[0], sums, dxpl, writer, path, world)) != IFT_OK) {
+    agreed = 1;
+    goto done;
+  }
   if (opt) {
     /* /optim/<state>/<name>: the optimizer's moments mirror the model */
     H5CHK(go = H5Gcreate2(f, "/optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
     H5CHK(ift_h5_attr_str(go, "name", optim_kind_name(opt->cfg.kind)), NULL);
     H5CHK(attr_int(go, "t", opt->t), NULL);
-    const float *bufs[2] = {opt->m, opt->v};
-    static const char *names[2] = {"m", "v"};
-    for (int k = 0; k < 2; k++) {
+    static const char *names[3] = {NULL, "m", "v"};
+    for (int k = 1; k < 3; k++) {
       if (!bufs[k]) continue;
       hid_t g = H5Gcreate2(go, names[k], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
       H5CHK(g, NULL);
-      st = write_tensors(g, m, bufs[k], dxpl, writer, path, world);
+      st = write_tensors(g, m, bufs[k], sums + (size_t)k * nt, dxpl, writer, path, world);
       H5Gclose(g);
-      if (st != IFT_OK) goto done;
+      if (st != IFT_OK) {
+        agreed = 1;
+        goto done;
+      }
     }
   }
   H5CHK(gt = H5Gcreate2(f, "/train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
@@ -207,33 +305,65 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
   H5CHK(attr_int(gt, "step", meta->step), NULL);
   H5CHK(attr_int(gt, "epoch", meta->epoch), NULL);
   H5CHK(attr_int(gt, "cursor", meta->cursor), NULL);
-  H5CHK(attr_int(gt, "format_version", 1), NULL);
+  H5CHK(attr_int(gt, "format_version", 2), NULL);
+  H5CHK(ift_h5_attr_str(gt, "run_id", meta->run_id ? meta->run_id : ""), NULL);
   H5CHK(ift_h5_attr_str(gt, "layout", layout), NULL);
   H5CHK(ift_h5_attr_str(gt, "code_version", PACKAGE_VERSION), NULL);
   H5CHK(ift_h5_attr_str(gt, "config", meta->config_text ? meta->config_text : ""), NULL);
   H5CHK(H5Fflush(f, H5F_SCOPE_GLOBAL), "the disk may be full");
 done:
+  /* every rank reaches the collective close together, whoever failed */
+  if (!agreed) st = dist_agree(st, world);
+  if (st != IFT_OK) close_watchdog(path);
   if (gt >= 0) H5Gclose(gt);
   if (go >= 0) H5Gclose(go);
   if (gm >= 0) H5Gclose(gm);
   if (dxpl >= 0) H5Pclose(dxpl);
   if (f >= 0 && H5Fclose(f) < 0 && st == IFT_OK) st = IFT_ERR_HDF5;
+  if (st != IFT_OK) close_watchdog(NULL);
   if (fapl >= 0) H5Pclose(fapl);
+  free(sums);
   return st;
 }
 
-static void prune(const char *dir, long step, int keep) {
+/* The run id stored in a checkpoint file ("" when it has none or cannot be
+ * read).  Serial. */
+static void file_run_id(const char *path, char out[CKPT_RUN_ID_LEN]) {
+  out[0] = 0;
+  quiet_hdf5();
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return;
+  hid_t g = H5Lexists(f, "/train", H5P_DEFAULT) > 0 ? H5Gopen2(f, "/train", H5P_DEFAULT) : -1;
+  char *v = g >= 0 ? read_attr_str(g, "run_id") : NULL;
+  if (v) snprintf(out, CKPT_RUN_ID_LEN, "%s", v);
+  free(v);
+  if (g >= 0) H5Gclose(g);
+  H5Fclose(f);
+}
+
+/* step_N.h5 -> N (>= 0), else -1. */
+static long step_of_name(const char *name) {
+  long s;
+  char tail[8];
+  int used = 0;
+  if (sscanf(name, "step_%ld.h%7s%n", &s, tail, &used) == 2 && !strcmp(tail, "5") &&
+      name[used] == 0 && s >= 0)
+    return s;
+  return -1;
+}
+
+static void prune(const char *dir, long step, int keep, const char *run_id) {
   if (keep <= 0) return;
-  /* Remove every step_N.h5 older than the newest `keep`. */
+  /* Remove every step_N.h5 of this run older than the newest `keep`; a file
+   * of another run (or without a run id) is never this run's to delete. */
   long *steps = NULL;
   int n = 0, cap = 0;
   DIR *d = opendir(dir);
   if (!d) return;
   struct dirent *e;
   while ((e = readdir(d))) {
-    long s;
-    char tail[8];
-    if (sscanf(e->d_name, "step_%ld.h%7s", &s, tail) == 2 && !strcmp(tail, "5") && s <= step) {
+    long s = step_of_name(e->d_name);
+    if (s >= 0 && s <= step) {
       if (n == cap) {
         cap = cap ? 2 * cap : 16;
         long *ns = realloc(steps, sizeof(long) * (size_t)cap);
@@ -248,12 +378,41 @@ static void prune(const char *dir, long step, int keep) {
     int newer = 0;
     for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
     if (newer >= keep) {
-      char f[1200];
+      char f[1200], id[CKPT_RUN_ID_LEN];
       snprintf(f, sizeof f, "%s/step_%ld.h5", dir, steps[i]);
-      unlink(f);
+      file_run_id(f, id);
+      if (run_id && run_id[0] && !strcmp(id, run_id)) unlink(f);
     }
   }
   free(steps);
+}
+
+/* Make sure the file system will take `need` bytes before HDF5 writes: a
+ * parallel HDF5 file whose writes fail with ENOSPC or EDQUOT cannot be
+ * closed reliably (its ranks leave the close's internal collectives at
+ * different points and wait for each other forever).  The space is taken
+ * with fallocate (which also meets quotas) in `path` and given back at once;
+ * where fallocate is not supported the free space is compared instead. */
+static ift_status reserve_space(const char *path, double need) {
+  if (core_fault("ckpt_no_reserve")) return IFT_OK; /* tests reach the close watchdog */
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  IFT_REQUIRE(fd >= 0, IFT_ERR_WRITE, "check the permissions of ckpt.dir", "cannot create %s: %s",
+              path, strerror(errno));
+  int e = need > 9e18 ? EFBIG : fallocate(fd, 0, 0, (off_t)need) ? errno : 0;
+  close(fd);
+  unlink(path);
+  if (e == EOPNOTSUPP || e == ENOSYS) {
+    struct statvfs v;
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    e = statvfs(slash ? dir : ".", &v) == 0 && (double)v.f_bavail * v.f_frsize < need ? ENOSPC : 0;
+  }
+  IFT_REQUIRE(!e, IFT_ERR_WRITE,
+              "free space (or raise the quota) in ckpt.dir, or lower ckpt.keep; the previous checkpoint is intact",
+              "ckpt.dir cannot take the %.1f MiB of %s: %s", need / 1048576.0, path, strerror(e));
+  return IFT_OK;
 }
 
 ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt,
@@ -268,6 +427,10 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt
   char fin[1100], tmp[1110];
   snprintf(fin, sizeof fin, "%s/step_%ld.h5", dir, meta->step);
   snprintf(tmp, sizeof tmp, "%s.tmp", fin);
+  const int nbuf = 1 + (opt && opt->m) + (opt && opt->v);
+  const double need = (double)model_nparams_global(m) * sizeof(float) * nbuf +
+                      8192.0 * model_ntensors(m) * nbuf + 1048576.0;
+  IFT_TRY(dist_agree(rank == 0 ? reserve_space(tmp, need) : IFT_OK, world));
   ift_status st = write_file(tmp, m, opt, meta, world, dp_rank == 0);
   int good = st == IFT_OK, all = 0;
   IFT_MPI_CHECK(MPI_Allreduce(&good, &all, 1, MPI_INT, MPI_MIN, world), NULL);
@@ -289,36 +452,181 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt
       } else {
         all = 0;
       }
-      if (all) prune(dir, meta->step, keep);
+      if (all) prune(dir, meta->step, keep, meta->run_id);
     }
   }
   IFT_MPI_CHECK(MPI_Bcast(&all, 1, MPI_INT, 0, world), NULL);
-  IFT_REQUIRE(all, IFT_ERR_IO, "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
+  IFT_REQUIRE(all, IFT_ERR_WRITE, "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
               "checkpoint of step %ld could not be written", meta->step);
   if (path_out) snprintf(path_out, 1100, "%s", fin);
   return IFT_OK;
 }
 
+/* s as printable ASCII (others as \xNN), at most about 60 characters: user
+ * files such as `latest` may hold anything, and the terminal must not get it raw. */
+static void escape_text(char *out, size_t n, const char *s) {
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < n && o < 60; p++) {
+    if (*p >= 0x20 && *p < 0x7f)
+      out[o++] = (char)*p;
+    else
+      o += (size_t)snprintf(out + o, n - o, "\\x%02x", *p);
+  }
+  if (o + 4 < n && *s && strlen(s) > o) o += (size_t)snprintf(out + o, n - o, "...");
+  out[o < n ? o : n - 1] = 0;
+}
+
+/* <dir>/latest -> the checkpoint it names (a step_N.h5 of dir that exists). */
+static ift_status read_latest(char *out, size_t n, const char *lf, const char *dir) {
+  char name[512] = "";
+  FILE *f = fopen(lf, "r");
+  IFT_REQUIRE(f, IFT_ERR_IO, "check the permissions of the checkpoint directory",
+              "cannot read '%s': %s", lf, strerror(errno));
+  int ok = fgets(name, sizeof name, f) != NULL;
+  fclose(f);
+  IFT_REQUIRE(ok, IFT_ERR_FORMAT, "delete the empty 'latest' file (the newest step_N.h5 is then used) or pass ckpt.resume=PATH",
+              "'%s' is empty", lf);
+  name[strcspn(name, "\n")] = 0;
+  char shown[96];
+  escape_text(shown, sizeof shown, name);
+  IFT_REQUIRE(step_of_name(name) >= 0, IFT_ERR_FORMAT,
+              "delete the damaged 'latest' file (the newest step_N.h5 is then used) or pass ckpt.resume=PATH",
+              "'%s' does not name a checkpoint (it holds \"%s\", expected step_N.h5)", lf, shown);
+  snprintf(out, n, "%s/%s", dir, name);
+  IFT_REQUIRE(access(out, R_OK) == 0, IFT_ERR_IO,
+              "the checkpoint was deleted: delete 'latest' to use the newest remaining step_N.h5, or pass ckpt.resume=PATH",
+              "'%s' names %s, which is missing or unreadable", lf, out);
+  return IFT_OK;
+}
+
+/* The newest step_N.h5 in dir, or -1. */
+static long newest_step(const char *dir) {
+  long best = -1;
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    long s = step_of_name(e->d_name);
+    if (s > best) best = s;
+  }
+  closedir(d);
+  return best;
+}
+
 ift_status ckpt_resolve(char *out, size_t n, const char *resume, const char *dir) {
   out[0] = 0;
   if (!resume || !*resume || !strcmp(resume, "none")) return IFT_OK;
-  if (strcmp(resume, "auto")) {
-    IFT_REQUIRE(access(resume, R_OK) == 0, IFT_ERR_IO, "check ckpt.resume",
-                "checkpoint '%s' does not exist or is unreadable", resume);
-    snprintf(out, n, "%s", resume);
+  if (strcmp(resume, "auto")) return ckpt_resolve_any(out, n, resume);
+  char lf[1100];
+  snprintf(lf, sizeof lf, "%s/latest", dir);
+  if (access(lf, F_OK) == 0) return read_latest(out, n, lf, dir);
+  /* No pointer (deleted by hand, or lost): checkpoints are renamed into
+   * place only when complete, so the newest step_N.h5 is the one to take --
+   * starting afresh beside it would rotate it away. */
+  long best = newest_step(dir);
+  if (best >= 0) {
+    snprintf(out, n, "%s/step_%ld.h5", dir, best);
+    IFT_LOG0("%s has no 'latest' pointer: resuming from its newest checkpoint %s", dir, out);
+  }
+  return IFT_OK;
+}
+
+ift_status ckpt_resolve_any(char *out, size_t n, const char *path) {
+  struct stat sb;
+  IFT_REQUIRE(stat(path, &sb) == 0, IFT_ERR_IO, "check the checkpoint path",
+              "checkpoint '%s' does not exist: %s", path, strerror(errno));
+  if (S_ISDIR(sb.st_mode)) {
+    char lf[1100];
+    snprintf(lf, sizeof lf, "%s/latest", path);
+    if (access(lf, F_OK) == 0) return read_latest(out, n, lf, path);
+    long best = newest_step(path);
+    IFT_REQUIRE(best >= 0, IFT_ERR_IO, "name a checkpoint file or a checkpoint directory of iftrain train",
+                "directory '%s' holds no checkpoint (no 'latest', no step_N.h5)", path);
+    snprintf(out, n, "%s/step_%ld.h5", path, best);
     return IFT_OK;
   }
-  char lf[1100], name[512];
-  snprintf(lf, sizeof lf, "%s/latest", dir);
-  FILE *f = fopen(lf, "r");
-  if (!f) return IFT_OK; /* nothing to resume: a fresh start */
-  int ok = fgets(name, sizeof name, f) != NULL;
-  fclose(f);
-  IFT_REQUIRE(ok, IFT_ERR_FORMAT, "delete the empty 'latest' file or pass ckpt.resume=PATH",
-              "'%s' is empty", lf);
-  name[strcspn(name, "\n")] = 0;
-  snprintf(out, n, "%s/%s", dir, name);
+  const char *base = strrchr(path, '/');
+  if (!strcmp(base ? base + 1 : path, "latest")) {
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%.*s", base ? (int)(base - path) : 1, base ? path : ".");
+    return read_latest(out, n, path, dir);
+  }
+  IFT_REQUIRE(access(path, R_OK) == 0, IFT_ERR_IO, "check the permissions of the checkpoint",
+              "checkpoint '%s' is unreadable: %s", path, strerror(errno));
+  snprintf(out, n, "%s", path);
   return IFT_OK;
+}
+
+void ckpt_new_run_id(char out[CKPT_RUN_ID_LEN]) {
+  uint64_t r[2] = {0, 0};
+  FILE *f = fopen("/dev/urandom", "rb");
+  if (!f || fread(r, sizeof r, 1, f) != 1) {
+    /* no urandom: time and pid still separate two runs */
+    r[0] = core_fnv1a(CORE_FNV_INIT, &(double){core_now()}, sizeof(double));
+    r[1] = core_fnv1a(r[0], &(pid_t){getpid()}, sizeof(pid_t));
+  }
+  if (f) fclose(f);
+  snprintf(out, CKPT_RUN_ID_LEN, "%016llx%016llx", (unsigned long long)r[0], (unsigned long long)r[1]);
+}
+
+/* Rank 0's part of ckpt_dir_claim. */
+static ift_status dir_claim_local(const char *dir, const char *run_id, int resumed) {
+  IFT_REQUIRE(core_mkdir_p(dir) == 0, IFT_ERR_IO, "choose a writable ckpt.dir",
+              "cannot create checkpoint directory '%s': %s", dir, strerror(errno));
+  char rf[1100], owner[CKPT_RUN_ID_LEN] = "";
+  snprintf(rf, sizeof rf, "%s/RUN", dir);
+  FILE *f = fopen(rf, "r");
+  if (f) {
+    if (!fgets(owner, sizeof owner, f)) owner[0] = 0;
+    fclose(f);
+    owner[strcspn(owner, "\n")] = 0;
+  }
+  /* checkpoints that are not this run's: a RUN file of another run, or (no
+   * RUN file, from before run ids) any step_N.h5 whose run id differs */
+  long foreign = -1;
+  if (!owner[0]) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      long s = step_of_name(e->d_name);
+      if (s < 0) continue;
+      char p[1400], id[CKPT_RUN_ID_LEN];
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      file_run_id(p, id);
+      if ((id[0] ? strcmp(id, run_id) != 0 : !resumed) && s > foreign) foreign = s;
+    }
+    if (d) closedir(d);
+  }
+  char shown[96];
+  escape_text(shown, sizeof shown, owner);
+  IFT_REQUIRE(!owner[0] || !strcmp(owner, run_id), IFT_ERR_CONFIG,
+              "resume that run with --ckpt.resume=auto, or choose a new --ckpt.dir; nothing was deleted",
+              "ckpt.dir '%s' belongs to another run (run id %s in %s)", dir, shown, rf);
+  IFT_REQUIRE(foreign < 0, IFT_ERR_CONFIG,
+              "resume that run with --ckpt.resume=auto, or choose a new --ckpt.dir; nothing was deleted",
+              "ckpt.dir '%s' holds checkpoints of another run (newest: step_%ld.h5)", dir, foreign);
+  if (owner[0]) return IFT_OK;
+  /* RUN is written like `latest` (temporary file, fsync, rename), which
+   * also proves that the directory takes files */
+  char tmp[1110];
+  snprintf(tmp, sizeof tmp, "%s.tmp", rf);
+  f = fopen(tmp, "w");
+  int ok = f && fprintf(f, "%s\n", run_id) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+  if (f && fclose(f) != 0) ok = 0;
+  if (ok && rename(tmp, rf) != 0) ok = 0;
+  if (!ok) {
+    int e = errno;
+    unlink(tmp);
+    IFT_REQUIRE(0, IFT_ERR_IO, "choose a writable ckpt.dir with free space",
+                "cannot write %s: %s", rf, strerror(e));
+  }
+  return IFT_OK;
+}
+
+ift_status ckpt_dir_claim(const char *dir, const char *run_id, int resumed, MPI_Comm comm) {
+  int rank = 0;
+  IFT_MPI_CHECK(MPI_Comm_rank(comm, &rank), NULL);
+  return dist_agree(rank == 0 ? dir_claim_local(dir, run_id, resumed) : IFT_OK, comm);
 }
 
 /* Every tensor of the model's layout into `base`: each rank reads the
@@ -346,6 +654,7 @@ static ift_status read_tensors(hid_t g, const model *m, float *base, const char 
       hid_t ms = H5Screate_simple(rk, sel.ldims, NULL);
       r = shard_hyperslab(fs, &sel);
       if (r >= 0) r = H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, base + t->offset);
+      if (core_fault("ckpt_read")) r = -1;
       H5Sclose(ms);
     }
     H5Sclose(fs);
@@ -392,95 +701,214 @@ done:
   return st;
 }
 
-ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_state *ts,
-                     MPI_Comm comm) {
+void ckpt_train_state_free(ckpt_train_state *ts) {
+  if (!ts) return;
+  free(ts->config_text);
+  ts->config_text = NULL;
+}
+
+/* Every architecture key of the configured model against the checkpoint's
+ * /model attributes; all differences are named in one message. */
+static ift_status check_arch(hid_t gm, const model_config *c, const char *path) {
+  static const char *ikeys[] = {"vocab_size", "hidden_size", "intermediate_size",
+                                "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                                "max_position_embeddings", "tie_word_embeddings"};
+  const long ivals[] = {c->vocab_size, c->hidden_size, c->intermediate_size, c->num_hidden_layers,
+                        c->num_attention_heads, c->num_key_value_heads, c->max_position_embeddings,
+                        c->tie_word_embeddings};
+  static const char *dkeys[] = {"rms_norm_eps", "rope_theta"};
+  const double dvals[] = {c->rms_norm_eps, c->rope_theta};
+  char diff[768] = "";
+  size_t o = 0;
+  for (int i = 0; i < 8; i++) {
+    long v = 0;
+    IFT_REQUIRE(read_attr_long(gm, ikeys[i], &v) >= 0, IFT_ERR_FORMAT,
+                "the checkpoint lacks its model config: use one written by iftrain",
+                "%s: /model has no attribute %s", path, ikeys[i]);
+    if (v != ivals[i] && o < sizeof diff - 96)
+      o += (size_t)snprintf(diff + o, sizeof diff - o, "%s%s = %ld (configured %ld)", o ? ", " : "",
+                            ikeys[i], v, ivals[i]);
+  }
+  for (int i = 0; i < 2; i++) {
+    double v = 0;
+    IFT_REQUIRE(read_attr_double(gm, dkeys[i], &v) >= 0, IFT_ERR_FORMAT,
+                "the checkpoint lacks its model config: use one written by iftrain",
+                "%s: /model has no attribute %s", path, dkeys[i]);
+    if (v != dvals[i] && o < sizeof diff - 96)
+      o += (size_t)snprintf(diff + o, sizeof diff - o, "%s%s = %.17g (configured %.17g)",
+                            o ? ", " : "", dkeys[i], v, dvals[i]);
+  }
+  IFT_REQUIRE(!o, IFT_ERR_CONFIG, "use the [model] section the checkpoint was trained with",
+              "%s: the checkpoint's model differs: %s", path, diff);
+  return IFT_OK;
+}
+
+/* /train of a checkpoint to resume: present, complete and in range. */
+static ift_status read_train_state(hid_t f, ckpt_train_state *ts, const char *path) {
+  IFT_REQUIRE(H5Lexists(f, "/train", H5P_DEFAULT) > 0, IFT_ERR_FORMAT,
+              "resume from a checkpoint of iftrain train, or start a new run from these weights with ckpt.init",
+              "%s has no /train group: it cannot be resumed", path);
+  hid_t gt = H5Gopen2(f, "/train", H5P_DEFAULT);
+  IFT_REQUIRE(gt >= 0, IFT_ERR_FORMAT, "the file is damaged: use an earlier checkpoint",
+              "%s: cannot open /train", path);
+  static const char *keys[3] = {"step", "epoch", "cursor"};
+  long *vals[3] = {&ts->step, &ts->epoch, &ts->cursor};
   ift_status st = IFT_OK;
-  hid_t fapl = -1, f = -1, gm = -1, gt = -1;
+  for (int i = 0; i < 3 && st == IFT_OK; i++) {
+    if (read_attr_long(gt, keys[i], vals[i]) < 0) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, keys[i],
+                    "the file is damaged: use an earlier checkpoint",
+                    "%s: /train has no attribute %s", path, keys[i]);
+      st = IFT_ERR_FORMAT;
+    } else if (*vals[i] < 0) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, keys[i],
+                    "the file is damaged: use an earlier checkpoint",
+                    "%s: /train %s = %ld is negative", path, keys[i], *vals[i]);
+      st = IFT_ERR_FORMAT;
+    }
+  }
+  char *id = read_attr_str(gt, "run_id");
+  snprintf(ts->run_id, sizeof ts->run_id, "%s", id ? id : "");
+  free(id);
+  ts->config_text = read_attr_str(gt, "config");
+  H5Gclose(gt);
+  return st;
+}
+
+/* Read tensors of group `gname` into base and their stored checksums into want
+ * (missing checksum: want stays 0 and *missing is set). */
+static ift_status read_group(hid_t f, const char *gname, const model *m, float *base,
+                             uint64_t *want, int *missing, const char *path) {
+  hid_t g = H5Lexists(f, gname, H5P_DEFAULT) > 0 ? H5Gopen2(f, gname, H5P_DEFAULT) : -1;
+  IFT_REQUIRE(g >= 0, IFT_ERR_FORMAT, "resume from a checkpoint written by iftrain train (it has /optim)",
+              "%s has no %s", path, gname);
+  ift_status st = read_tensors(g, m, base, path);
+  for (int i = 0; i < model_ntensors(m) && st == IFT_OK; i++) {
+    hid_t ds = H5Dopen2(g, model_tensor_at(m, i)->name, H5P_DEFAULT);
+    if (ds < 0 || read_attr(ds, "checksum", H5T_NATIVE_UINT64, &want[i]) < 0) *missing = 1;
+    if (ds >= 0) H5Dclose(ds);
+  }
+  H5Gclose(g);
+  return st;
+}
+
+/* Compare the checksums of what every rank read with the stored ones: each
+ * replica's shards sum to a tensor's checksum, so the sum over all ranks is
+ * (number of replicas) x stored.  Collective. */
+static ift_status verify_read(const model *m, float *const *bufs, const uint64_t *want, int nbuf,
+                              const char *const *gnames, MPI_Comm comm, const char *path) {
+  const int nt = model_ntensors(m);
+  int size = 1;
+  if (comm != MPI_COMM_NULL) IFT_MPI_CHECK(MPI_Comm_size(comm, &size), NULL);
+  const uint64_t replicas = (uint64_t)(size / model_tp_size(m));
+  uint64_t *sums = calloc((size_t)nbuf * nt, sizeof(uint64_t));
+  IFT_TRY(dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, comm));
+  for (int k = 0; k < nbuf; k++)
+    for (int i = 0; i < nt; i++) {
+      const model_tensor *t = model_tensor_at(m, i);
+      if (bufs[k] && owns_part(m, t)) sums[(size_t)k * nt + i] = checksum_shard(t, bufs[k] + t->offset);
+    }
+  if (comm != MPI_COMM_NULL && size > 1 &&
+      MPI_Allreduce(MPI_IN_PLACE, sums, nbuf * nt, MPI_UINT64_T, MPI_SUM, comm) != MPI_SUCCESS) {
+    free(sums);
+    IFT_REQUIRE(0, IFT_ERR_MPI, NULL, "checksum all-reduce failed");
+  }
+  ift_status st = IFT_OK;
+  for (int k = 0; k < nbuf && st == IFT_OK; k++)
+    for (int i = 0; i < nt && st == IFT_OK && bufs[k]; i++)
+      if (sums[(size_t)k * nt + i] != want[(size_t)k * nt + i] * replicas) {
+        ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "checksum",
+                      "the checkpoint is damaged: use an earlier one (or ckpt.verify=0 / --no-verify "
+                      "to load it anyway)",
+                      "%s: tensor %s/%s does not match its stored checksum", path, gnames[k],
+                      model_tensor_at(m, i)->name);
+        st = IFT_ERR_FORMAT;
+      }
+  free(sums);
+  return st;
+}
+
+ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_state *ts,
+                     MPI_Comm comm, unsigned flags) {
+  ift_status st = IFT_OK;
+  hid_t fapl = -1, f = -1, gm = -1;
+  const int nt = model_ntensors(m);
+  uint64_t *want = calloc(3 * (size_t)nt, sizeof(uint64_t));
+  int missing = 0;
+  if (ts) memset(ts, 0, sizeof *ts);
   quiet_hdf5();
-  IFT_REQUIRE(access(path, R_OK) == 0, IFT_ERR_IO, "check the checkpoint path",
-              "checkpoint '%s' does not exist or is unreadable", path);
+  if (!want) {
+    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "calloc", NULL, "checksums of %d tensors", nt);
+    st = IFT_ERR_NOMEM;
+  } else if (access(path, R_OK) != 0) {
+    ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "access", "check the checkpoint path",
+                  "checkpoint '%s' does not exist or is unreadable", path);
+    st = IFT_ERR_IO;
+  }
+  /* the open is collective: every rank must know that every rank may open */
+  if ((st = dist_agree(st, comm)) != IFT_OK) goto out;
   H5CHK(fapl = H5Pcreate(H5P_FILE_ACCESS), NULL);
-  H5CHK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), NULL);
+  if (comm != MPI_COMM_NULL) H5CHK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), NULL);
   H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, fapl),
         "the file is not HDF5 or is truncated; use an earlier checkpoint");
   H5CHK(gm = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
-  const model_config *c = model_cfg(m);
-  static const char *ikeys[] = {"vocab_size", "hidden_size", "intermediate_size",
-                                "num_hidden_layers", "num_attention_heads",
-                                "num_key_value_heads", "tie_word_embeddings"};
-  const int ivals[] = {c->vocab_size, c->hidden_size, c->intermediate_size, c->num_hidden_layers,
-                       c->num_attention_heads, c->num_key_value_heads, c->tie_word_embeddings};
-  for (int i = 0; i < 7; i++) {
-    long v = 0;
-    H5CHK(read_attr_long(gm, ikeys[i], &v), "the checkpoint lacks its model config attributes");
-    if (v != ivals[i]) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "model config",
-                    "use the [model] section the checkpoint was trained with",
-                    "%s: checkpoint has %s = %ld, the configured model %d", path, ikeys[i], v,
-                    ivals[i]);
-      st = IFT_ERR_FORMAT;
-      goto done;
-    }
-  }
-  double eps;
-  H5CHK(read_attr_double(gm, "rms_norm_eps", &eps), NULL);
-  if ((st = read_tensors(gm, m, model_params(m), path)) != IFT_OK) goto done;
-  if ((gt = H5Gopen2(f, "/train", H5P_DEFAULT)) >= 0 && ts) {
-    read_attr_long(gt, "step", &ts->step);
-    read_attr_long(gt, "epoch", &ts->epoch);
-    read_attr_long(gt, "cursor", &ts->cursor);
-  }
+  /* From here on every read is this rank's own (no collective until the
+   * checksums): a failure on one rank is agreed before the all-reduce. */
+  if ((st = check_arch(gm, model_cfg(m), path)) != IFT_OK) goto done;
+  if (ts && (st = read_train_state(f, ts, path)) != IFT_OK) goto done;
+  if ((st = read_group(f, "/model", m, model_params(m), want, &missing, path)) != IFT_OK) goto done;
   if (opt) {
     /* resume needs the optimizer moments the run had */
-    hid_t go = H5Gopen2(f, "/optim", H5P_DEFAULT);
+    hid_t go = H5Lexists(f, "/optim", H5P_DEFAULT) > 0 ? H5Gopen2(f, "/optim", H5P_DEFAULT) : -1;
     if (go < 0) {
       ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "/optim",
-                    "resume from a checkpoint written by iftrain train (it has /optim)",
+                    "resume from a checkpoint written by iftrain train (it has /optim), or start a "
+                    "new run from its weights with ckpt.init",
                     "%s has no optimizer state to resume from", path);
       st = IFT_ERR_FORMAT;
       goto done;
     }
-    char name[32] = "";
-    long t = 0;
-    hid_t a = H5Aopen(go, "name", H5P_DEFAULT);
-    if (a >= 0) {
-      hid_t ty = H5Tcopy(H5T_C_S1);
-      H5Tset_size(ty, sizeof name - 1);
-      H5Aread(a, ty, name);
-      H5Tclose(ty);
-      H5Aclose(a);
-    }
+    char *name = read_attr_str(go, "name");
+    long t = -1;
     read_attr_long(go, "t", &t);
-    if (strcmp(name, optim_kind_name(opt->cfg.kind))) {
-      H5Gclose(go);
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "optim.name",
-                    "resume with the optimizer the run was started with",
-                    "%s holds %s state but optim.name = %s", path, name, optim_kind_name(opt->cfg.kind));
-      st = IFT_ERR_FORMAT;
-      goto done;
-    }
-    opt->t = t;
-    float *bufs[2] = {opt->m, opt->v};
-    static const char *names[2] = {"m", "v"};
-    for (int k = 0; k < 2 && st == IFT_OK; k++) {
-      if (!bufs[k]) continue;
-      hid_t g = H5Gopen2(go, names[k], H5P_DEFAULT);
-      if (g < 0) {
-        ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "/optim", "use a checkpoint of this run",
-                      "%s lacks /optim/%s", path, names[k]);
-        st = IFT_ERR_FORMAT;
-      } else {
-        st = read_tensors(g, m, bufs[k], path);
-        H5Gclose(g);
-      }
-    }
     H5Gclose(go);
+    if (!name || strcmp(name, optim_kind_name(opt->cfg.kind))) {
+      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "optim.name",
+                    "resume with the optimizer the run was started with",
+                    "%s holds %s state but optim.name = %s", path, name ? name : "no",
+                    optim_kind_name(opt->cfg.kind));
+      st = IFT_ERR_CONFIG;
+    } else if (ts && t != ts->step) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "/optim t",
+                    "the file is damaged: use an earlier checkpoint",
+                    "%s: the optimizer has taken %ld steps but /train step is %ld", path, t, ts->step);
+      st = IFT_ERR_FORMAT;
+    }
+    free(name);
+    opt->t = t;
+    static const char *groups[2] = {"/optim/m", "/optim/v"};
+    float *bufs[2] = {opt->m, opt->v};
+    for (int k = 0; k < 2 && st == IFT_OK; k++)
+      if (bufs[k]) st = read_group(f, groups[k], m, bufs[k], want + (size_t)(k + 1) * nt, &missing, path);
+  }
+  if (st == IFT_OK && missing && (flags & CKPT_VERIFY)) {
+    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "checksum",
+                  "it was not written by iftrain train; load it without verification (ckpt.verify=0 / --no-verify)",
+                  "%s: a tensor has no stored checksum", path);
+    st = IFT_ERR_FORMAT;
   }
 done:
-  if (gt >= 0) H5Gclose(gt);
+  if ((st = dist_agree(st, comm)) == IFT_OK && (flags & CKPT_VERIFY)) {
+    static const char *gnames[3] = {"/model", "/optim/m", "/optim/v"};
+    float *bufs[3] = {model_params(m), opt ? opt->m : NULL, opt ? opt->v : NULL};
+    st = verify_read(m, bufs, want, 3, gnames, comm, path);
+  }
   if (gm >= 0) H5Gclose(gm);
   if (f >= 0) H5Fclose(f);
   if (fapl >= 0) H5Pclose(fapl);
+out:
+  free(want);
+  if (st != IFT_OK && ts) ckpt_train_state_free(ts);
   return st;
 }
 
@@ -519,6 +947,7 @@ ift_status ckpt_info(const char *path, FILE *out, int show_config) {
     print_attr(out, g, "step", "step");
     print_attr(out, g, "epoch", "epoch");
     print_attr(out, g, "layout", "layout (dp x tp)");
+    print_attr(out, g, "run_id", "run id");
     print_attr(out, g, "code_version", "written by iftrain");
   }
   fprintf(out, "  model: vocab %d, hidden %d, intermediate %d, %d layers, %d heads (%d KV), %s head\n",

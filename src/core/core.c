@@ -30,6 +30,7 @@ const char *ift_status_str(ift_status s) {
   case IFT_ERR_LAYOUT: return "impossible rank layout";
   case IFT_ERR_UNIMPL: return "not implemented";
   case IFT_ERR_INTERNAL: return "internal error";
+  case IFT_ERR_WRITE: return "write failed";
   }
   return "unknown status";
 }
@@ -135,6 +136,18 @@ double rng_normal(uint64_t key, uint64_t stream, uint64_t index) {
   double u1 = ((double)a + 0.5) / 9007199254740992.0;
   double u2 = ((double)b + 0.5) / 9007199254740992.0;
   return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
+}
+
+int core_fault(const char *name) {
+  const char *env = getenv("IFT_FAULT");
+  if (!env || !*env) return 0;
+  const size_t n = strlen(name);
+  for (const char *p = env; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+    if (strncmp(p, name, n)) continue;
+    if (p[n] == 0 || p[n] == ',') return 1;
+    if (p[n] == '@' && atoi(p + n + 1) == g_rank) return 1;
+  }
+  return 0;
 }
 
 uint64_t core_fnv1a(uint64_t h, const void *data, size_t n) {

@@ -77,6 +77,9 @@ void dist_abort(int code) {
   exit(code);
 }
 
+static int g_agreed_failure = 0;
+int dist_failure_agreed(void) { return g_agreed_failure; }
+
 ift_status dist_agree(ift_status local, MPI_Comm comm) {
   if (comm == MPI_COMM_NULL) return local;
   int size = 1;
@@ -94,6 +97,7 @@ ift_status dist_agree(ift_status local, MPI_Comm comm) {
     ift_error_quiet_set((ift_status)res[0], "rank %d failed (%s); this rank stopped with it",
                         res[1], ift_status_str((ift_status)res[0]));
   }
+  if (res[0] != IFT_OK) g_agreed_failure = 1;
   return (ift_status)res[0];
 }
 
