@@ -103,6 +103,9 @@ inplace() {
   cmp -s $w/bom.h5 $w/old.h5 && ! test -e $w/old.h5.tmp || { echo "    a failed prep changed the old output"; return 1; }
 }
 check "prep refuses to overwrite its input (any path, link) or a foreign file; a failed prep keeps the old output" inplace
+check "prep --generate with --jsonl naming the output is refused, exit 2" sh -c "
+  cp $w/bom.h5 $w/gen-same.h5 && $IFTRAIN prep --generate arith -n 4 --jsonl $w/gen-same.h5 -o $w/gen-same.h5 > $w/gs.log 2>&1
+  rc=\$?; test \$rc -eq 2 && grep -q 'are the same file' $w/gs.log && cmp -s $w/bom.h5 $w/gen-same.h5"
 check "prep --generate with -n x exits 2" expect_msg 2 "-n 'x' is not an integer" $IFTRAIN prep --generate arith -n x -o $w/g.h5
 check "prep --generate with -n 0 exits 2" expect_msg 2 "-n '0'" $IFTRAIN prep --generate arith -n 0 -o $w/g.h5
 check "prep --generate of an unknown task exits 2" expect_msg 2 "unknown generator 'nope'" $IFTRAIN prep --generate nope -o $w/g.h5
