@@ -376,11 +376,16 @@ ift_status data_open(data_set *d, const char *path, MPI_Comm comm, int expect_vo
   if (comm != MPI_COMM_NULL) H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
-  if (f < 0) FAIL(IFT_ERR_FORMAT, "the file may be truncated; regenerate it", "cannot open '%s' as HDF5", path);
   d->file = f;
-  /* every rank reads the same structure, so they normally fail alike; a
-   * read error on one rank alone must still not strand the others */
-  st = read_header(d, f, path, expect_vocab);
+  if (f < 0) {
+    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "H5Fopen", "the file may be truncated; regenerate it",
+                  "cannot open '%s' as HDF5", path);
+    st = IFT_ERR_FORMAT;
+  } else {
+    /* every rank reads the same structure, so they normally fail alike; a
+     * read error on one rank alone must still not strand the others */
+    st = read_header(d, f, path, expect_vocab);
+  }
   if ((st = agree_message(st, comm)) != IFT_OK) goto done;
   /* One pass over the values, split by rows: each rank reads ntokens/size
    * tokens (int32) and mask bytes per group.  Its own rows may be bad while

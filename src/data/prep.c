@@ -1,7 +1,9 @@
 #define _POSIX_C_SOURCE 200809L
 /* iftrain prep: JSONL -> HDF5 with the byte-level tokenizer and the chat
- * template of data.h, SHA-256 of the source, and the generator of the
- * shipped "arith" task. */
+ * template of data.h, SHA-256 (of the source here; the data set writer uses
+ * the same code for the content hash), and validation of the text: strings
+ * must be UTF-8 without NUL, because the byte tokenizer would otherwise
+ * train the model on bytes no text contains. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
