@@ -1,12 +1,19 @@
 #!/bin/sh
 # CLI contract: help and version, every subcommand's --help, exit codes of
-# unknown and unimplemented subcommands, `info` under 2 ranks, and the JSON
-# fields of `bench gemm --json`.
+# unknown and unimplemented subcommands, `info` under 2 ranks, the JSON
+# fields of `bench gemm --json`, prep's input checks (text encoding, in-place
+# refusal, argument errors: exit 2) and the data set loader's value checks.
 set -u
 fail=0
 check() { # description, command...
   desc=$1; shift
   if "$@" >/tmp/iftrain-cli.$$ 2>&1; then echo "PASS: $desc"; else echo "FAIL: $desc"; sed 's/^/    /' /tmp/iftrain-cli.$$; fail=$((fail+1)); fi
+}
+expect_msg() { # rc, fragment, command...: that exit code and the fragment in the output
+  want=$1; frag=$2; shift 2
+  "$@" >/tmp/iftrain-msg.$$ 2>&1; rc=$?
+  [ "$rc" -eq "$want" ] || { echo "    exit code $rc, expected $want: $*"; sed 's/^/    /' /tmp/iftrain-msg.$$; return 1; }
+  grep -q -e "$frag" /tmp/iftrain-msg.$$ || { echo "    output lacks '$frag': $*"; sed 's/^/    /' /tmp/iftrain-msg.$$; return 1; }
 }
 expect_rc() { # rc, command...
   want=$1; shift
@@ -14,6 +21,7 @@ expect_rc() { # rc, command...
   [ "$rc" -eq "$want" ] || { echo "    exit code $rc, expected $want: $*"; return 1; }
 }
 : "${IFTRAIN:?IFTRAIN must point at the binary}"
+: "${MKDATA:?MKDATA must point at tests/mkdata}"
 check "iftrain --version" sh -c "$IFTRAIN --version | grep -q '^iftrain [0-9]'"
 check "iftrain --help lists subcommands" sh -c "$IFTRAIN --help | grep -q 'bench'"
 check "no arguments is a usage error" expect_rc 2 "$IFTRAIN"
@@ -67,6 +75,51 @@ mkdir -p $w
 tiny="--model.hidden_size=32 --model.intermediate_size=64 --model.num_hidden_layers=1 --train.batch_size=8 --train.micro_batch=4"
 check "prep --generate writes a data set" sh -c "$IFTRAIN prep --generate arith --seed 3 -n 64 -o $w/a.h5 | grep -q '64 rows written'"
 check "prep of a malformed line names the line" sh -c "printf '{\"prompt\":\"a\",\"response\":\"b\"}\n{oops}\n' > $w/bad.jsonl; $IFTRAIN prep $w/bad.jsonl -o $w/bad.h5 2>&1 | grep -q 'bad.jsonl:2:'"
+# prep: text encoding (exit 2 naming FILE:LINE:COLUMN), BOM, --replace-invalid
+printf '{"prompt":"a","response":"b"}\n{"prompt":"a","response":"x\377"}\n' > $w/utf.jsonl
+check "prep: invalid UTF-8 names line and byte column, exit 2" expect_msg 2 'utf.jsonl:2:28: invalid UTF-8' $IFTRAIN prep $w/utf.jsonl -o $w/utf.h5
+printf '{"prompt":"a","response":"\\ud83d!"}\n' > $w/sur.jsonl
+check "prep: lone surrogate escape is refused, exit 2" expect_msg 2 'sur.jsonl:1:27: lone surrogate .uD83D' $IFTRAIN prep $w/sur.jsonl -o $w/sur.h5
+printf '{"prompt":"a","response":"\\u0000"}\n' > $w/nul.jsonl
+check "prep: NUL (\\u0000) is refused, exit 2" expect_msg 2 'nul.jsonl:1:27: NUL' $IFTRAIN prep $w/nul.jsonl -o $w/nul.h5
+printf '{"prompt":"a","response":"x\000y"}\n' > $w/nul2.jsonl
+check "prep: raw NUL byte is refused, exit 2" expect_msg 2 'nul2.jsonl:1:28: NUL byte' $IFTRAIN prep $w/nul2.jsonl -o $w/nul2.h5
+printf '\357\273\277{"prompt":"a","response":"\\ud83d\\ude00"}\n' > $w/bom.jsonl
+check "prep: a UTF-8 BOM and a surrogate pair are accepted" expect_msg 0 '1 rows written' $IFTRAIN prep $w/bom.jsonl -o $w/bom.h5
+check "prep --replace-invalid reports the count" expect_msg 0 ' 1 invalid UTF-8 sequences' $IFTRAIN prep $w/utf.jsonl --replace-invalid -o $w/utf.h5
+check "prep --max-len leaving no answer token: nothing to train on, exit 2" expect_msg 2 'nothing to train on' $IFTRAIN prep $w/bom.jsonl --max-len 3 -o $w/short.h5
+check "prep --verify accepts an intact data set" expect_msg 0 'content_sha256 [0-9a-f]* OK' $IFTRAIN prep --verify $w/bom.h5
+# prep never destroys its input or an old output
+inplace() {
+  cp $w/bom.jsonl $w/in.jsonl && cp $w/bom.jsonl $w/in.orig || return 1
+  expect_msg 2 'is the input' $IFTRAIN prep $w/in.jsonl -o $w/in.jsonl || return 1
+  expect_msg 2 'is the input' $IFTRAIN prep $w/in.jsonl -o $w/../$(basename $w)/./in.jsonl || return 1
+  ln -sf $w/in.jsonl $w/link.h5
+  expect_msg 2 'is the input' $IFTRAIN prep $w/in.jsonl -o $w/link.h5 || return 1
+  expect_msg 2 'is not an iftrain data set' $IFTRAIN prep $w/in.jsonl -o $w/utf.jsonl || return 1
+  cmp -s $w/in.jsonl $w/in.orig && test -L $w/link.h5 || { echo "    the input was changed"; return 1; }
+  cp $w/bom.h5 $w/old.h5
+  expect_msg 2 'utf.jsonl:2:28:' $IFTRAIN prep $w/utf.jsonl -o $w/old.h5 || return 1
+  cmp -s $w/bom.h5 $w/old.h5 && ! test -e $w/old.h5.tmp || { echo "    a failed prep changed the old output"; return 1; }
+}
+check "prep refuses to overwrite its input (any path, link) or a foreign file; a failed prep keeps the old output" inplace
+check "prep --generate with --jsonl naming the output is refused, exit 2" sh -c "
+  cp $w/bom.h5 $w/gen-same.h5 && $IFTRAIN prep --generate arith -n 4 --jsonl $w/gen-same.h5 -o $w/gen-same.h5 > $w/gs.log 2>&1
+  rc=\$?; test \$rc -eq 2 && grep -q 'are the same file' $w/gs.log && cmp -s $w/bom.h5 $w/gen-same.h5"
+check "prep --generate with -n x exits 2" expect_msg 2 "-n 'x' is not an integer" $IFTRAIN prep --generate arith -n x -o $w/g.h5
+check "prep --generate with -n 0 exits 2" expect_msg 2 "-n '0'" $IFTRAIN prep --generate arith -n 0 -o $w/g.h5
+check "prep --generate of an unknown task exits 2" expect_msg 2 "unknown generator 'nope'" $IFTRAIN prep --generate nope -o $w/g.h5
+check "prep --generate with a bad --seed exits 2" expect_msg 2 "--seed 'one'" $IFTRAIN prep --generate arith --seed one -o $w/g.h5
+check "prep --max-len with a non-number exits 2" expect_msg 2 "--max-len 'ten'" $IFTRAIN prep $w/bom.jsonl --max-len ten -o $w/g.h5
+# the loader's value checks (data sets prep would not write: tests/mkdata)
+check "train on 2 ranks: loss mask value 7 (rank 1's rows) fails both ranks, exit 2" sh -c "
+  $MKDATA $w/m7.h5 mask7 && $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=1 --data.train=$w/m7.h5 --data.eval= --ckpt.dir= > $w/m7.log 2>&1
+  rc=\$?; test \$rc -eq 2 || { echo \"    exit code \$rc\"; cat $w/m7.log; exit 1; }
+  grep -q 'row 5: /loss_mask\[23\] = 7; loss mask values must be 0 or 1' $w/m7.log"
+check "train: all-zero loss masks are nothing to train on, exit 2" sh -c "
+  $MKDATA $w/zero.h5 zero && $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=1 --data.train=$w/zero.h5 --data.eval= --ckpt.dir= > $w/zero.log 2>&1
+  rc=\$?; test \$rc -eq 2 || { echo \"    exit code \$rc\"; cat $w/zero.log; exit 1; }
+  grep -q 'nothing to train on' $w/zero.log"
 check "train: unknown key gets a did-you-mean" sh -c "$IFTRAIN train --optim.learning_rate=1 2>&1 | grep -q \"did you mean 'optim.lr'\""
 check "train: missing data set names the file" sh -c "$IFTRAIN train --data.train=$w/none.h5 2>&1 | grep -q 'none.h5.*cannot be read'"
 check "train.steps = 0 writes the initial checkpoint" sh -c "$IFTRAIN train $tiny --train.steps=0 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/c0 && test -f $w/c0/step_0.h5 && grep -q step_0.h5 $w/c0/latest"
@@ -125,6 +178,14 @@ ck=$w/c1/step_4.h5
 check "ckpt info shows step and layout" sh -c "$IFTRAIN ckpt info $ck | grep -q 'layout (dp x tp) *2 x 1'"
 check "ckpt verify passes a good checkpoint" sh -c "$IFTRAIN ckpt verify $ck | grep -q 'OK, [0-9]* tensors verified'"
 check "ckpt convert --model-only exports a verifiable file" sh -c "$IFTRAIN ckpt convert $ck -o $w/m.h5 --model-only && $IFTRAIN ckpt verify $w/m.h5 | grep -q OK"
+convert_inplace() {
+  cp $ck $w/conv.h5 && cp $ck $w/conv.orig || return 1
+  expect_msg 2 'is the input checkpoint' $IFTRAIN ckpt convert $w/conv.h5 -o $w/conv.h5 --model-only || return 1
+  ln -sf $w/conv.h5 $w/conv-link.h5
+  expect_msg 2 'is the input checkpoint' $IFTRAIN ckpt convert $w/conv.h5 -o $w/conv-link.h5 --model-only || return 1
+  cmp -s $w/conv.h5 $w/conv.orig || { echo "    the checkpoint was changed"; return 1; }
+}
+check "ckpt convert refuses to overwrite its input (same file, link), exit 2" convert_inplace
 damage() {
   cp $ck $w/bad.h5
   size=$(stat -c %s $w/bad.h5)
@@ -152,5 +213,5 @@ else
   echo "SKIP: disk full during a write (cannot mount a small tmpfs here)"
 fi
 [ "${KEEP:-0}" = 1 ] || rm -rf $w
-rm -f /tmp/iftrain-cli.$$ /tmp/iftrain-bench.$$
+rm -f /tmp/iftrain-cli.$$ /tmp/iftrain-bench.$$ /tmp/iftrain-msg.$$
 [ "$fail" -eq 0 ] || { echo "$fail CLI check(s) failed"; exit 1; }

@@ -11,8 +11,24 @@
  *                                       (chosen, rejected), attribute "fingerprint"
  *   /prompt_len int32 [n]               optional: tokens of the prompt part of row i
  *   root attributes: format_version (int, 1), tokenizer (string, "bytes-v1"),
- *   vocab_size (int), source (string), sha256 (string, of the source JSONL),
- *   and for generated sets: generator (string), seed (int).
+ *   vocab_size (int), content_sha256 (string, the content hash below),
+ *   and from iftrain prep: source (string, path of the JSONL), sha256 (string:
+ *   the SOURCE hash, of the JSONL bytes as read), utf8_replaced (int: invalid
+ *   UTF-8 sequences, lone surrogates and NULs replaced by U+FFFD under
+ *   --replace-invalid, 0 otherwise), and for generated sets: generator
+ *   (string), seed (int).
+ *
+ * Content hash ("content_sha256", SHA-256 as 64 hex digits): the data as
+ * trained on, independent of HDF5 layout and compression.  Bytes hashed, for
+ * the groups "" (main rows), then /chosen and /rejected when present, each
+ * in that order: tokens as int32 little-endian, offsets as int64
+ * little-endian, loss_mask as bytes.  Files written before this attribute
+ * existed have none (data_set.content_sha256 is then "").  /ref_logp is not
+ * part of it (a cache derived from the content and a model).
+ *
+ * Values the loader accepts (data_open): offsets start at 0, never decrease
+ * and end at the token count; token ids in [0, vocab_size); loss_mask values
+ * 0 or 1 only; at least one loss_mask value 1 among the main rows.
  *
  * Readers open the file with the MPI-IO driver on a communicator (every rank
  * of it calls data_open) and read only the rows they need by hyperslab
@@ -71,15 +87,30 @@ typedef struct {
   float *ref_logp;     /* [n, 2] (chosen, rejected) when has_ref_logp, read at open */
   char ref_fingerprint[80]; /* its "fingerprint" attribute */
   char ref_source[1024];    /* its "reference" attribute (checkpoint path at prep time) */
+  char content_sha256[65];  /* stored content hash ("" in files that predate it) */
+  long ntrainable;     /* loss_mask values 1 among the main rows (all ranks) */
   int64_t file;        /* hid_t */
 } data_set;
 
 /* Open and validate (every rank of comm).  Fails clearly on: missing file,
  * not HDF5, missing dataset, wrong dtype or rank, offsets not starting at 0 /
- * not increasing / past the end, mask length != token count, tokens outside
- * [0, vocab_size), format_version unknown.  If expect_vocab > 0 the file's
- * vocab_size must not exceed it (model.vocab_size). */
+ * decreasing / past the end, mask length != token count, tokens outside
+ * [0, vocab_size), loss_mask values other than 0 and 1 (naming the row), no
+ * trainable token at all ("nothing to train on"), format_version unknown.
+ * If expect_vocab > 0 the file's vocab_size must not exceed it
+ * (model.vocab_size).
+ * Token and mask values are checked once, each rank reading a contiguous
+ * slice of the rows (1/size of the file per rank); the ranks agree on the
+ * outcome (dist_agree), so all of them return the same status and the same
+ * error message (the first bad row's) or none does.  The content hash is
+ * read (d->content_sha256) but not recomputed here: that needs every byte on
+ * one process -- see data_verify_content. */
 ift_status data_open(data_set *d, const char *path, MPI_Comm comm, int expect_vocab);
+/* Recompute the content hash of the file at path (serial, reads every
+ * dataset once) into hex; IFT_OK when it matches the stored content_sha256,
+ * IFT_ERR_FORMAT naming both hashes when it does not, or when the file has
+ * none. */
+ift_status data_verify_content(const char *path, char hex[65]);
 void data_close(data_set *d);
 /* Length of row i (tokens). */
 int data_len(const data_set *d, long i);
@@ -119,18 +150,49 @@ void data_writer_attr_int(data_writer *w, const char *name, long value);
 ift_status data_writer_close(data_writer *w);
 /* Free without writing. */
 void data_writer_discard(data_writer *w);
-/* SHA-256 of a buffer as 64 hex digits. */
+/* SHA-256 (FIPS 180-4): of a buffer as 64 hex digits, or streaming (init,
+ * any number of updates, final). */
 void data_sha256_hex(const void *data, size_t n, char out[65]);
+typedef struct {
+  uint32_t h[8];
+  uint64_t len;
+  unsigned char buf[64];
+  size_t n;
+} data_sha256;
+void data_sha256_init(data_sha256 *s);
+void data_sha256_update(data_sha256 *s, const void *data, size_t n);
+void data_sha256_final_hex(data_sha256 *s, char out[65]);
+
+/* 1 when a and b name the same existing file (same st_dev and st_ino, so
+ * also through links or another spelling of the path), else 0.  Writers use
+ * it to refuse overwriting their own input. */
+int data_same_file(const char *a, const char *b);
+/* 1 when path is an HDF5 file with the root attributes and datasets of an
+ * iftrain data set (tokenizer, format_version, /tokens, /offsets). */
+int data_file_is_data_set(const char *path);
 
 /* ---- iftrain prep */
 typedef struct {
   int max_len;      /* truncate rows longer than this (0 = no limit) */
   int skip_bad;     /* skip malformed lines instead of stopping */
+  int replace_invalid; /* replace bad UTF-8 / lone surrogates / NUL by U+FFFD */
   long n_read, n_written, n_truncated, n_skipped;
+  long n_replaced;  /* sequences replaced under replace_invalid (written rows) */
 } data_prep_stats;
 /* JSONL -> HDF5.  Line formats: {"prompt","response"}, {"prompt","chosen",
  * "rejected"} (main rows = prompt + chosen), {"messages":[{"role","content"}]}.
- * A malformed line stops with its line number (or is skipped). */
+ * Every string must be valid UTF-8: invalid byte sequences, overlong forms,
+ * encoded surrogates, code points past U+10FFFF, lone \uD800-\uDFFF escapes
+ * and NUL (raw or \u0000) are errors (or, with replace_invalid, each is
+ * replaced by U+FFFD and counted); escaped surrogate pairs decode to their
+ * code point.  A UTF-8 byte order mark at the start of the file is skipped.
+ * A malformed line stops with "FILE:LINE:COLUMN: cause" (COLUMN in bytes,
+ * 1-based) or is skipped with skip_bad.  Refused with IFT_ERR_ARG before
+ * reading anything: out being the input itself (also through another path
+ * or a link), or an existing file that is not an iftrain data set.  The old
+ * out is replaced only when the new one is complete (OUT.tmp, renamed).
+ * No trainable token in the result (every answer truncated away by max_len)
+ * is IFT_ERR_FORMAT. */
 ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st);
 
 /* ---- the shipped task generator */

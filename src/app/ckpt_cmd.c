@@ -4,6 +4,7 @@
 
 #include "iftrain/app.h"
 #include "iftrain/ckpt.h"
+#include "iftrain/data.h"
 
 const char app_ckpt_help[] =
     "Inspect, verify or convert checkpoints.\n"
@@ -48,6 +49,16 @@ int app_ckpt(int argc, char **argv) {
   } else if (!strcmp(verb, "convert")) {
     if (!out) {
       fprintf(stderr, "iftrain ckpt convert: -o OUT is required\n");
+      return APP_EXIT_USAGE;
+    }
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    if (data_same_file(file, out) || data_same_file(file, tmp)) {
+      /* the export writes OUT.tmp and renames it over OUT: the full
+       * checkpoint would be replaced by its /model alone */
+      fprintf(stderr, "iftrain ckpt convert: -o %s is the input checkpoint %s itself; refusing to overwrite it\n"
+                      "  hint: export to a new file, e.g. -o model.h5 (the checkpoint was not changed)\n",
+              out, file);
       return APP_EXIT_USAGE;
     }
     if (strcmp(dtype, "float32")) {

@@ -1,4 +1,6 @@
 /* iftrain prep: JSONL -> HDF5 data set, or generate the shipped task. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +11,8 @@
 
 const char app_prep_help[] =
     "iftrain prep — make an iftrain HDF5 data set\n\n"
-    "  iftrain prep INPUT.jsonl -o OUTPUT.h5 [--max-len N] [--skip-bad]\n"
+    "  iftrain prep INPUT.jsonl -o OUTPUT.h5 [--max-len N] [--skip-bad] [--replace-invalid]\n"
+    "  iftrain prep --verify FILE.h5\n"
     "  iftrain prep --generate arith [--seed S] [-n N] -o OUTPUT.h5 [--jsonl FILE]\n"
     "  iftrain prep --ref-logp CKPT --data FILE.h5 [--micro-batch N]   (any number of ranks)\n\n"
     "Line formats: {\"prompt\",\"response\"}; {\"prompt\",\"chosen\",\"rejected\"} (preference\n"
@@ -18,9 +21,24 @@ const char app_prep_help[] =
     "0-255 bytes, 256 <pad> 257 <bos> 258 <eos> 259 <system> 260 <user> 261 <assistant>):\n"
     "  <bos> PROMPT <assistant> RESPONSE <eos>           loss on RESPONSE <eos>\n"
     "  <bos> <role> CONTENT ... <eos>                    loss on assistant content, <eos>\n\n"
-    "  -o FILE        output data set (written to FILE.tmp, then renamed)\n"
-    "  --max-len N    truncate longer rows to N tokens (counted in the report)\n"
+    "Text must be UTF-8: invalid byte sequences, overlong forms, encoded or lone\n"
+    "surrogates (\\uD800-\\uDFFF without its pair) and NUL (raw or \\u0000) stop prep\n"
+    "naming FILE:LINE:COLUMN (byte column); escaped surrogate pairs are decoded; a\n"
+    "UTF-8 byte order mark at the start of the file is skipped.\n\n"
+    "  -o FILE        output data set (written to FILE.tmp, then renamed: a failed prep\n"
+    "                 leaves an old FILE as it was). Refused (exit 2): FILE being the\n"
+    "                 input itself (any path or link to it), or an existing file that\n"
+    "                 is not an iftrain data set\n"
+    "  --max-len N    truncate longer rows to N tokens (counted in the report); a set\n"
+    "                 left without any answer token is refused (nothing to train on)\n"
     "  --skip-bad     skip malformed lines (counted) instead of stopping at the first\n"
+    "  --replace-invalid  replace each invalid UTF-8 sequence, lone surrogate and NUL\n"
+    "                 by U+FFFD instead of stopping; the count is reported and stored\n"
+    "                 as the data set attribute utf8_replaced\n"
+    "  --verify FILE  recompute the content hash of data set FILE (tokens, offsets,\n"
+    "                 loss masks, pair groups) and compare it with its content_sha256\n"
+    "                 attribute (written by prep; sha256 is the hash of the source\n"
+    "                 JSONL); exit 0 when it matches, 2 when not\n"
     "  --generate T   generate task T (arith: multi-digit + and - worked digit by digit,\n"
     "                 with a correct and a plausible wrong working per prompt)\n"
     "  --seed S, -n N generator seed (default 1) and example count (default 1000)\n"
@@ -31,61 +49,114 @@ const char app_prep_help[] =
     "                 fingerprint; DPO and IPO training refuse a cache from another model\n"
     "  --micro-batch N  pairs per forward for --ref-logp (default 8)\n";
 
+/* Exit code of a failed prep: bad input (arguments, the JSONL, the files
+ * named) is a usage error (2); anything else (memory, HDF5, MPI) 1. */
+static int exit_code(ift_status s) {
+  return s == IFT_ERR_ARG || s == IFT_ERR_FORMAT || s == IFT_ERR_IO || s == IFT_ERR_CONFIG
+             ? APP_EXIT_USAGE
+             : APP_EXIT_FAIL;
+}
+
+/* The whole of v as a decimal integer in [lo, hi], else an error naming the
+ * option (a typo like "-n 1e3" or "--seed x" must not become 1 or 0). */
+static int parse_num(const char *opt, const char *v, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (errno || end == v || *end || x < lo || x > hi) {
+    if (core_rank() == 0)
+      fprintf(stderr, "iftrain prep: %s '%s' is not an integer in [%ld, %ld]\n  hint: iftrain prep --help\n",
+              opt, v, lo, hi);
+    return -1;
+  }
+  *out = x;
+  return 0;
+}
+
 int app_prep(int argc, char **argv) {
-  const char *in = NULL, *out = NULL, *gen = NULL, *jsonl = NULL;
-  long n = 1000, seed = 1;
+  const char *in = NULL, *out = NULL, *gen = NULL, *jsonl = NULL, *verify = NULL;
+  long n = 1000, seed = 1, max_len = 0, mb = 8;
   const char *ref_ckpt = NULL, *data = NULL;
-  int mb = 8;
+  int bad = 0;
   data_prep_stats st = {0};
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc && !bad; i++) {
     const char *v;
     if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
     else if ((v = app_opt(argc, argv, &i, "output"))) out = v;
-    else if ((v = app_opt(argc, argv, &i, "max-len"))) st.max_len = atoi(v);
+    else if ((v = app_opt(argc, argv, &i, "max-len"))) bad = parse_num("--max-len", v, 0, INT_MAX, &max_len);
     else if (!strcmp(argv[i], "--skip-bad")) st.skip_bad = 1;
+    else if (!strcmp(argv[i], "--replace-invalid")) st.replace_invalid = 1;
     else if ((v = app_opt(argc, argv, &i, "generate"))) gen = v;
-    else if ((v = app_opt(argc, argv, &i, "seed"))) seed = atol(v);
-    else if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atol(argv[++i]);
+    else if ((v = app_opt(argc, argv, &i, "seed"))) bad = parse_num("--seed", v, 0, LONG_MAX, &seed);
+    else if (!strcmp(argv[i], "-n") && i + 1 < argc) bad = parse_num("-n", argv[++i], 1, 100000000, &n);
     else if ((v = app_opt(argc, argv, &i, "jsonl"))) jsonl = v;
     else if ((v = app_opt(argc, argv, &i, "ref-logp"))) ref_ckpt = v;
     else if ((v = app_opt(argc, argv, &i, "data"))) data = v;
-    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) mb = atoi(v);
+    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) bad = parse_num("--micro-batch", v, 1, 256, &mb);
+    else if ((v = app_opt(argc, argv, &i, "verify"))) verify = v;
     else if (argv[i][0] != '-' && !in) in = argv[i];
     else {
       if (core_rank() == 0)
         fprintf(stderr, "iftrain prep: unexpected argument '%s'\n  hint: iftrain prep --help\n", argv[i]);
-      return APP_EXIT_USAGE;
+      bad = 1;
     }
   }
+  if (bad) return APP_EXIT_USAGE;
+  st.max_len = (int)max_len;
   if (ref_ckpt || data) {
-    if (!ref_ckpt || !data || mb < 1 || mb > 256 || in || gen || out) {
+    if (!ref_ckpt || !data || in || gen || out || verify) {
       if (core_rank() == 0)
         fprintf(stderr, "iftrain prep: --ref-logp CKPT needs --data FILE.h5 (and 1 <= --micro-batch <= 256),\n"
                         "  and no other input or output\n");
       return APP_EXIT_USAGE;
     }
-    return app_ref_logp(ref_ckpt, data, mb);
+    return app_ref_logp(ref_ckpt, data, (int)mb);
   }
-  if (!out || (!in && !gen) || (in && gen) || st.max_len < 0) {
+  if (verify) {
+    if (in || gen || out) {
+      if (core_rank() == 0) fprintf(stderr, "iftrain prep: --verify FILE.h5 takes no other input or output\n");
+      return APP_EXIT_USAGE;
+    }
+    if (core_rank() != 0) return APP_EXIT_OK;
+    char hex[65];
+    ift_status s = data_verify_content(verify, hex);
+    if (s != IFT_OK) return exit_code(s);
+    printf("%s: content_sha256 %s OK\n", verify, hex);
+    return APP_EXIT_OK;
+  }
+  if (!out || (!in && !gen) || (in && gen)) {
     if (core_rank() == 0)
       fprintf(stderr, "iftrain prep: give INPUT.jsonl or --generate NAME, and -o OUTPUT.h5\n\n%s", app_prep_help);
     return APP_EXIT_USAGE;
   }
   if (core_rank() != 0) return APP_EXIT_OK; /* a serial tool: rank 0 writes */
+  if (gen && jsonl && (!strcmp(jsonl, out) || data_same_file(jsonl, out))) {
+    /* the generator would overwrite OUTPUT with JSONL before prep reads it */
+    fprintf(stderr, "iftrain prep: --jsonl %s and -o %s are the same file\n"
+                    "  hint: keep the JSONL under another name\n", jsonl, out);
+    return APP_EXIT_USAGE;
+  }
   char tmp[1100];
   if (gen) {
     if (!jsonl) {
       snprintf(tmp, sizeof tmp, "%s.jsonl.tmp", out);
       jsonl = tmp;
     }
-    if (data_generate(gen, jsonl, n, (uint64_t)seed) != IFT_OK) return APP_EXIT_FAIL;
+    ift_status s = data_generate(gen, jsonl, n, (uint64_t)seed);
+    if (s != IFT_OK) {
+      if (jsonl == tmp) unlink(tmp);
+      return exit_code(s);
+    }
     in = jsonl;
   }
   ift_status s = data_prep_jsonl(in, out, &st);
   if (gen && jsonl == tmp) unlink(tmp);
-  if (s != IFT_OK) return s == IFT_ERR_FORMAT || s == IFT_ERR_IO ? APP_EXIT_USAGE : APP_EXIT_FAIL;
+  if (s != IFT_OK) return exit_code(s);
   printf("prep: %ld lines read, %ld rows written, %ld truncated at --max-len, %ld malformed skipped -> %s\n",
          st.n_read, st.n_written, st.n_truncated, st.n_skipped, out);
+  if (st.replace_invalid)
+    printf("prep: %ld invalid UTF-8 sequences, lone surrogates or NULs replaced by U+FFFD "
+           "(attribute utf8_replaced)\n", st.n_replaced);
   if (gen) printf("prep: generated task %s, seed %ld, %ld examples\n", gen, seed, n);
   return APP_EXIT_OK;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "iftrain/data.h"
@@ -138,44 +139,51 @@ static ift_status open_triple(hid_t f, const char *path, const char *prefix, int
   if (!*off) FAIL(IFT_ERR_NOMEM, NULL, "%s: offsets of %llu rows", path, (unsigned long long)no);
   if ((st = read_all_i64(f, on, *off)) != IFT_OK) goto done;
   if ((*off)[0] != 0) FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s[0] = %lld, must be 0", path, on, (long long)(*off)[0]);
-  for (hsize_t i = 1; i < no; i++)
-    if ((*off)[i] < (*off)[i - 1] || (*off)[i] > (int64_t)nt)
-      FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s[%llu] = %lld is out of range (previous %lld, %llu tokens)",
+  for (hsize_t i = 1; i < no; i++) {
+    if ((*off)[i] < (*off)[i - 1])
+      FAIL(IFT_ERR_FORMAT, REGEN,
+           "%s: %s[%llu] = %lld is less than %s[%llu] = %lld: offsets must not decrease (row %llu)",
+           path, on, (unsigned long long)i, (long long)(*off)[i], on, (unsigned long long)(i - 1),
+           (long long)(*off)[i - 1], (unsigned long long)(i - 1));
+    if ((*off)[i] > (int64_t)nt)
+      FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s[%llu] = %lld is out of range (previous %lld, %llu tokens; row %llu)",
            path, on, (unsigned long long)i, (long long)(*off)[i], (long long)(*off)[i - 1],
-           (unsigned long long)nt);
+           (unsigned long long)nt, (unsigned long long)(i - 1));
+  }
   if ((*off)[no - 1] != (int64_t)nt)
     FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s ends at %lld but %s has %llu tokens", path, on,
          (long long)(*off)[no - 1], tn, (unsigned long long)nt);
   *n_out = (long)no - 1;
-  *ntok_out = (long)nt;
+  if (ntok_out) *ntok_out = (long)nt;
 done:
   return st;
 }
 
-/* Token ids must lie in [0, vocab): checked once at open, in blocks. */
-static ift_status check_ids(hid_t f, const char *path, const char *name, long ntok, int vocab) {
+/* Elements [a, b) of the 1-D dataset `name`, read in blocks of up to BLOCK
+ * elements of memory type mtype (element size `width`) into buf, each block
+ * handed to fn (which returns IFT_OK to go on). */
+enum { BLOCK = 1 << 16 };
+typedef ift_status (*block_fn)(void *ctx, const void *buf, long first, long count);
+static ift_status read_blocks(hid_t f, const char *path, const char *name, hid_t mtype,
+                              size_t width, long a, long b, block_fn fn, void *ctx) {
+  if (b <= a) return IFT_OK;
   hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
   IFT_REQUIRE(d >= 0, IFT_ERR_HDF5, REGEN, "%s: cannot open %s", path, name);
-  enum { BLK = 1 << 16 };
-  int *buf = malloc(sizeof(int) * BLK);
+  void *buf = malloc(width * BLOCK);
   hid_t fs = H5Dget_space(d);
-  ift_status st = IFT_OK;
-  for (long o = 0; o < ntok && st == IFT_OK && buf; o += BLK) {
-    hsize_t s0 = (hsize_t)o, cnt = (hsize_t)(ntok - o < BLK ? ntok - o : BLK);
+  ift_status st = buf ? IFT_OK : IFT_ERR_NOMEM;
+  if (!buf) ift_error_set(st, __FILE__, __LINE__, "malloc", NULL, "%s: a read buffer for %s", path, name);
+  for (long o = a; o < b && st == IFT_OK; o += BLOCK) {
+    hsize_t s0 = (hsize_t)o, cnt = (hsize_t)(b - o < BLOCK ? b - o : BLOCK);
     hid_t ms = H5Screate_simple(1, &cnt, NULL);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, &s0, NULL, &cnt, NULL);
-    if (H5Dread(d, H5T_NATIVE_INT, ms, fs, H5P_DEFAULT, buf) < 0) {
-      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Dread", "the file may be truncated",
-                    "%s: reading %s failed", path, name);
+    if (H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0) {
+      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Dread", "the file may be truncated; regenerate it",
+                    "%s: reading %s[%ld:%ld] failed", path, name, o, o + (long)cnt);
       st = IFT_ERR_HDF5;
+    } else {
+      st = fn(ctx, buf, o, (long)cnt);
     }
-    for (hsize_t i = 0; i < cnt && st == IFT_OK; i++)
-      if (buf[i] < 0 || buf[i] >= vocab) {
-        ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "token id", REGEN,
-                      "%s: %s[%lld] = %d is outside the vocabulary [0, %d)", path, name,
-                      (long long)(o + (long)i), buf[i], vocab);
-        st = IFT_ERR_FORMAT;
-      }
     H5Sclose(ms);
   }
   free(buf);
@@ -184,24 +192,94 @@ static ift_status check_ids(hid_t f, const char *path, const char *name, long nt
   return st;
 }
 
-ift_status data_open(data_set *d, const char *path, MPI_Comm comm, int expect_vocab) {
-  memset(d, 0, sizeof *d);
-  d->file = -1;
+/* Row holding token t, given offsets off[0..n] (binary search). */
+static long row_of(const int64_t *off, long n, long t) {
+  long lo = 0, hi = n - 1;
+  while (lo < hi) {
+    long mid = lo + (hi - lo + 1) / 2;
+    if (off[mid] <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/* Value checks of one group's slice: token ids in [0, vocab), loss mask
+ * values 0 or 1, and the count of 1s (trainable tokens). */
+typedef struct {
+  const char *path, *prefix;
+  const int64_t *off;
+  long n;
+  int vocab;
+  long ones;
+} slice_check;
+
+static ift_status check_tokens(void *ctx, const void *buf, long first, long count) {
+  const slice_check *c = ctx;
+  const int *t = buf;
+  for (long i = 0; i < count; i++)
+    if (t[i] < 0 || t[i] >= c->vocab) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "token id", REGEN,
+                    "%s: %s/tokens[%ld] = %d is outside the vocabulary [0, %d) (row %ld)", c->path,
+                    c->prefix, first + i, t[i], c->vocab, row_of(c->off, c->n, first + i));
+      return IFT_ERR_FORMAT;
+    }
+  return IFT_OK;
+}
+
+static ift_status check_mask(void *ctx, const void *buf, long first, long count) {
+  slice_check *c = ctx;
+  const uint8_t *m = buf;
+  for (long i = 0; i < count; i++) {
+    if (m[i] > 1) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "loss mask", REGEN,
+                    "%s: row %ld: %s/loss_mask[%ld] = %u; loss mask values must be 0 or 1", c->path,
+                    row_of(c->off, c->n, first + i), c->prefix, first + i, (unsigned)m[i]);
+      return IFT_ERR_FORMAT;
+    }
+    c->ones += m[i];
+  }
+  return IFT_OK;
+}
+
+/* Rows [r0, r1) of the group at prefix: the tokens, then the masks (one
+ * pass each); a slice with a bad token and a bad mask names the token. */
+static ift_status check_slice(hid_t f, const char *path, const char *prefix, const int64_t *off,
+                              long n, int vocab, long r0, long r1, long *ones) {
+  slice_check c = {path, prefix, off, n, vocab, 0};
+  char tn[96], mn[96];
+  snprintf(tn, sizeof tn, "%s/tokens", prefix);
+  snprintf(mn, sizeof mn, "%s/loss_mask", prefix);
+  IFT_TRY(read_blocks(f, path, tn, H5T_NATIVE_INT, sizeof(int), (long)off[r0], (long)off[r1],
+                      check_tokens, &c));
+  IFT_TRY(read_blocks(f, path, mn, H5T_NATIVE_UINT8, 1, (long)off[r0], (long)off[r1], check_mask, &c));
+  *ones = c.ones;
+  return IFT_OK;
+}
+
+/* dist_agree, then the failing rank's message on every rank: the lowest
+ * rank with the agreed status (the one dist_agree picked) broadcasts it, so
+ * every rank reports the same cause, not "rank k failed". */
+static ift_status agree_message(ift_status local, MPI_Comm comm) {
+  const ift_status all = dist_agree(local, comm);
+  int size = 1, rank = 0;
+  if (all == IFT_OK || comm == MPI_COMM_NULL) return all;
+  IFT_MPI_CHECK(MPI_Comm_size(comm, &size), NULL);
+  if (size == 1) return all;
+  IFT_MPI_CHECK(MPI_Comm_rank(comm, &rank), NULL);
+  int me = local == all ? rank : size, src = size;
+  IFT_MPI_CHECK(MPI_Allreduce(&me, &src, 1, MPI_INT, MPI_MIN, comm), NULL);
+  if (src == size) return all; /* the agreement itself failed (an MPI error) */
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", ift_error_last());
+  IFT_MPI_CHECK(MPI_Bcast(msg, sizeof msg, MPI_CHAR, src, comm), NULL);
+  if (rank != src) ift_error_quiet_set(all, "%s", msg); /* src printed it */
+  return all;
+}
+
+/* The file's structure (attributes, datasets, offsets, /ref_logp): the same
+ * reads on every rank. */
+static ift_status read_header(data_set *d, hid_t f, const char *path, int expect_vocab) {
   ift_status st = IFT_OK;
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  snprintf(d->path, sizeof d->path, "%s", path);
-  if (access(path, R_OK) != 0)
-    FAIL(IFT_ERR_IO, "check data.train / data.eval, or create the set with iftrain prep",
-         "data set '%s' cannot be read: %s", path, strerror(errno));
-  if (H5Fis_hdf5(path) <= 0)
-    FAIL(IFT_ERR_FORMAT, "convert JSONL with iftrain prep INPUT.jsonl -o OUTPUT.h5",
-         "'%s' is not an HDF5 file (truncated or another format)", path);
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (comm != MPI_COMM_NULL) H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-  H5Pclose(fapl);
-  if (f < 0) FAIL(IFT_ERR_FORMAT, "the file may be truncated; regenerate it", "cannot open '%s' as HDF5", path);
-  d->file = f;
   long v = 0;
   if (attr_long(f, "format_version", &v) || v != DATA_FORMAT_VERSION)
     FAIL(IFT_ERR_FORMAT, REGEN, "%s: format_version attribute is %s (this build reads %d)", path,
@@ -219,16 +297,13 @@ ift_status data_open(data_set *d, const char *path, MPI_Comm comm, int expect_vo
     FAIL(IFT_ERR_FORMAT, "set model.vocab_size to at least the data set's vocab_size",
          "%s: vocab_size %d exceeds the model's vocab_size %d", path, d->vocab_size, expect_vocab);
   if ((st = open_triple(f, path, "", &d->offsets, &d->n, &d->ntokens)) != IFT_OK) goto done;
-  if ((st = check_ids(f, path, "/tokens", d->ntokens, d->vocab_size)) != IFT_OK) goto done;
   d->has_pairs = H5Lexists(f, "/chosen", H5P_DEFAULT) > 0 && H5Lexists(f, "/rejected", H5P_DEFAULT) > 0;
   if (d->has_pairs) {
-    long n1, n2, t1, t2;
-    if ((st = open_triple(f, path, "/chosen", &d->ch_offsets, &n1, &t1)) != IFT_OK) goto done;
-    if ((st = open_triple(f, path, "/rejected", &d->rj_offsets, &n2, &t2)) != IFT_OK) goto done;
+    long n1, n2;
+    if ((st = open_triple(f, path, "/chosen", &d->ch_offsets, &n1, NULL)) != IFT_OK) goto done;
+    if ((st = open_triple(f, path, "/rejected", &d->rj_offsets, &n2, NULL)) != IFT_OK) goto done;
     if (n1 != d->n || n2 != d->n)
       FAIL(IFT_ERR_FORMAT, REGEN, "%s: /chosen has %ld rows and /rejected %ld, /tokens %ld", path, n1, n2, d->n);
-    if ((st = check_ids(f, path, "/chosen/tokens", t1, d->vocab_size)) != IFT_OK) goto done;
-    if ((st = check_ids(f, path, "/rejected/tokens", t2, d->vocab_size)) != IFT_OK) goto done;
   }
   d->has_ref_logp = H5Lexists(f, "/ref_logp", H5P_DEFAULT) > 0;
   if (d->has_ref_logp) {
@@ -253,8 +328,93 @@ ift_status data_open(data_set *d, const char *path, MPI_Comm comm, int expect_vo
            "%s: /ref_logp must be float32 [%ld, 2] with a fingerprint attribute "
            "(got %llu x %llu)", path, d->n, (unsigned long long)dims[0], (unsigned long long)dims[1]);
   }
+  attr_string(f, "content_sha256", d->content_sha256, sizeof d->content_sha256);
 done:
-  if (st != IFT_OK) data_close(d);
+  return st;
+}
+
+/* Token and mask values, this rank's contiguous slice of the rows of every
+ * group; *ones receives its main rows' trainable tokens. */
+static ift_status check_values(data_set *d, MPI_Comm comm, long *ones) {
+  int rank = 0, size = 1;
+  if (comm != MPI_COMM_NULL) {
+    IFT_MPI_CHECK(MPI_Comm_rank(comm, &rank), NULL);
+    IFT_MPI_CHECK(MPI_Comm_size(comm, &size), NULL);
+  }
+  const hid_t f = (hid_t)d->file;
+  const long r0 = (long)((int64_t)d->n * rank / size), r1 = (long)((int64_t)d->n * (rank + 1) / size);
+  long unused;
+  IFT_TRY(check_slice(f, d->path, "", d->offsets, d->n, d->vocab_size, r0, r1, ones));
+  if (d->has_pairs) {
+    IFT_TRY(check_slice(f, d->path, "/chosen", d->ch_offsets, d->n, d->vocab_size, r0, r1, &unused));
+    IFT_TRY(check_slice(f, d->path, "/rejected", d->rj_offsets, d->n, d->vocab_size, r0, r1, &unused));
+  }
+  return IFT_OK;
+}
+
+ift_status data_open(data_set *d, const char *path, MPI_Comm comm, int expect_vocab) {
+  memset(d, 0, sizeof *d);
+  d->file = -1;
+  ift_status st = IFT_OK;
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  snprintf(d->path, sizeof d->path, "%s", path);
+  if (access(path, R_OK) != 0) {
+    ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "data set",
+                  "check data.train / data.eval, or create the set with iftrain prep",
+                  "data set '%s' cannot be read: %s", path, strerror(errno));
+    st = IFT_ERR_IO;
+  } else if (H5Fis_hdf5(path) <= 0) {
+    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "data set",
+                  "convert JSONL with iftrain prep INPUT.jsonl -o OUTPUT.h5",
+                  "'%s' is not an HDF5 file (truncated or another format)", path);
+    st = IFT_ERR_FORMAT;
+  }
+  /* a rank that cannot see the file must not leave the others in the
+   * collective H5Fopen */
+  if ((st = agree_message(st, comm)) != IFT_OK) return st;
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (comm != MPI_COMM_NULL) H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  H5Pclose(fapl);
+  d->file = f;
+  if (f < 0) {
+    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "H5Fopen", "the file may be truncated; regenerate it",
+                  "cannot open '%s' as HDF5", path);
+    st = IFT_ERR_FORMAT;
+  } else {
+    /* every rank reads the same structure, so they normally fail alike; a
+     * read error on one rank alone must still not strand the others */
+    st = read_header(d, f, path, expect_vocab);
+  }
+  if ((st = agree_message(st, comm)) != IFT_OK) goto done;
+  /* One pass over the values, split by rows: each rank reads ntokens/size
+   * tokens (int32) and mask bytes per group.  Its own rows may be bad while
+   * the others' are fine: agree before the sum (a collective). */
+  long ones = 0, total = 0;
+  st = check_values(d, comm, &ones);
+  if ((st = agree_message(st, comm)) != IFT_OK) goto done;
+  total = ones;
+  if (comm != MPI_COMM_NULL) {
+    if (MPI_Allreduce(&ones, &total, 1, MPI_LONG, MPI_SUM, comm) != MPI_SUCCESS)
+      FAIL(IFT_ERR_MPI, NULL, "%s: summing the trainable tokens over the ranks failed", path);
+  }
+  d->ntrainable = total;
+  if (total == 0) {
+    /* known on every rank alike: rank 0 prints it, the others only keep it */
+    int rank = 0;
+    if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
+    const char *fmt = "%s: nothing to train on: none of the %ld rows has a trainable token (loss_mask 1)";
+    if (rank == 0)
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "loss mask",
+                    "every loss_mask value is 0: check the responses are not empty and --max-len "
+                    "keeps them; regenerate the file with iftrain prep",
+                    fmt, path, d->n);
+    else
+      ift_error_quiet_set(IFT_ERR_FORMAT, fmt, path, d->n);
+    st = IFT_ERR_FORMAT;
+  }
+done:
+  if (st != IFT_OK) data_close(d); /* collective H5Fclose: every rank is here, having agreed */
   return st;
 }
 
@@ -320,6 +480,106 @@ ift_status data_read_row(data_set *d, const char *group, long i, int *tokens, ui
   IFT_REQUIRE(r >= 0, IFT_ERR_HDF5, "the file may be truncated; regenerate it",
               "%s: reading row %ld failed", d->path, i);
   return IFT_OK;
+}
+
+/* ------------------------------------------------------------ content hash */
+
+/* n native integers of `width` bytes (4: int, 8: int64_t, 1: uint8_t) fed to
+ * the hash little-endian, so the hash does not depend on the machine. */
+static void hash_le(data_sha256 *h, const void *v, size_t n, size_t width) {
+  unsigned char buf[4096];
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t x = width == 8 ? (uint64_t)((const int64_t *)v)[i]
+                       : width == 4 ? (uint64_t)(uint32_t)((const int *)v)[i]
+                                    : ((const uint8_t *)v)[i];
+    for (size_t b = 0; b < width; b++) buf[k++] = (unsigned char)(x >> (8 * b));
+    if (k > sizeof buf - 8) {
+      data_sha256_update(h, buf, k);
+      k = 0;
+    }
+  }
+  data_sha256_update(h, buf, k);
+}
+
+typedef struct {
+  data_sha256 *h;
+  size_t width;
+} hash_ctx;
+
+static ift_status hash_block(void *ctx, const void *buf, long first, long count) {
+  const hash_ctx *c = ctx;
+  (void)first;
+  hash_le(c->h, buf, (size_t)count, c->width);
+  return IFT_OK;
+}
+
+/* The groups hashed, in order (data.h "Content hash"). */
+static const char *const GROUPS[3] = {"", "/chosen", "/rejected"};
+
+ift_status data_verify_content(const char *path, char hex[65]) {
+  hex[0] = 0;
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  IFT_REQUIRE(f >= 0, IFT_ERR_FORMAT, "check the path; regenerate it with iftrain prep",
+              "cannot open '%s' as HDF5", path);
+  ift_status st = IFT_OK;
+  char stored[65];
+  data_sha256 h;
+  data_sha256_init(&h);
+  const int groups = H5Lexists(f, "/chosen", H5P_DEFAULT) > 0 ? 3 : 1;
+  for (int g = 0; g < groups && st == IFT_OK; g++) {
+    static const char *const names[3] = {"tokens", "offsets", "loss_mask"};
+    const hid_t types[3] = {H5T_NATIVE_INT, H5T_NATIVE_INT64, H5T_NATIVE_UINT8};
+    const size_t widths[3] = {sizeof(int), sizeof(int64_t), 1};
+    for (int k = 0; k < 3 && st == IFT_OK; k++) {
+      char name[96];
+      hsize_t len = 0;
+      snprintf(name, sizeof name, "%s/%s", GROUPS[g], names[k]);
+      if (dset_check(f, name, H5T_INTEGER, widths[k], k == 2 ? -1 : 1, &len)) {
+        ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "data set", REGEN,
+                      "%s: dataset %s is missing or of the wrong type", path, name);
+        st = IFT_ERR_FORMAT;
+        break;
+      }
+      hash_ctx c = {&h, widths[k]};
+      st = read_blocks(f, path, name, types[k], widths[k], 0, (long)len, hash_block, &c);
+    }
+  }
+  if (st == IFT_OK) {
+    data_sha256_final_hex(&h, hex);
+    if (attr_string(f, "content_sha256", stored, sizeof stored)) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "content_sha256",
+                    "the file predates content hashes: regenerate it with iftrain prep",
+                    "%s has no content_sha256 attribute (its content hashes to %s)", path, hex);
+      st = IFT_ERR_FORMAT;
+    } else if (strcmp(stored, hex)) {
+      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "content_sha256",
+                    "the file was changed or damaged after it was written: regenerate it with iftrain prep",
+                    "%s: content hashes to %s but content_sha256 says %s", path, hex, stored);
+      st = IFT_ERR_FORMAT;
+    }
+  }
+  H5Fclose(f);
+  return st;
+}
+
+/* ------------------------------------------------------------ file identity */
+
+int data_same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int data_file_is_data_set(const char *path) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  if (H5Fis_hdf5(path) <= 0) return 0;
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return 0;
+  const int yes = H5Aexists(f, "tokenizer") > 0 && H5Aexists(f, "format_version") > 0 &&
+                  H5Lexists(f, "/tokens", H5P_DEFAULT) > 0 && H5Lexists(f, "/offsets", H5P_DEFAULT) > 0;
+  H5Fclose(f);
+  return yes;
 }
 
 /* ------------------------------------------------------------ writing */
@@ -425,6 +685,20 @@ static herr_t write_triple(hid_t g, const triple *t) {
 ift_status data_writer_close(data_writer *w) {
   ift_status st = IFT_OK;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  /* the content hash of the rows as written (data.h), from the buffers:
+   * costs one pass over memory, no read back */
+  data_sha256 h;
+  data_sha256_init(&h);
+  for (int g = 0; g < (w->pairs ? 3 : 1); g++) {
+    const triple *t = &w->t[g];
+    const int64_t zero = 0;
+    hash_le(&h, t->tok, t->ntok, sizeof(int));
+    hash_le(&h, t->nrow ? t->off : &zero, t->nrow + 1, sizeof(int64_t));
+    hash_le(&h, t->mask, t->ntok, 1);
+  }
+  char hex[65];
+  data_sha256_final_hex(&h, hex);
+  set_attr(w, "content_sha256", hex, 0);
   char tmp[1100];
   snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);

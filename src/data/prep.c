@@ -1,23 +1,19 @@
 #define _POSIX_C_SOURCE 200809L
 /* iftrain prep: JSONL -> HDF5 with the byte-level tokenizer and the chat
- * template of data.h, SHA-256 of the source, and the generator of the
- * shipped "arith" task. */
+ * template of data.h, SHA-256 (of the source here; the data set writer uses
+ * the same code for the content hash), and validation of the text: strings
+ * must be UTF-8 without NUL, because the byte tokenizer would otherwise
+ * train the model on bytes no text contains. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "iftrain/data.h"
 
 /* ------------------------------------------------------------ SHA-256 (FIPS 180-4) */
-
-typedef struct {
-  uint32_t h[8];
-  uint64_t len;
-  unsigned char buf[64];
-  size_t n;
-} sha256;
 
 static const uint32_t K256[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -30,7 +26,7 @@ static const uint32_t K256[64] = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 #define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
-static void sha_block(sha256 *s, const unsigned char *p) {
+static void sha_block(data_sha256 *s, const unsigned char *p) {
   uint32_t w[64], a[8];
   for (int i = 0; i < 16; i++)
     w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
@@ -53,14 +49,14 @@ static void sha_block(sha256 *s, const unsigned char *p) {
   for (int i = 0; i < 8; i++) s->h[i] += a[i];
 }
 
-static void sha_init(sha256 *s) {
+void data_sha256_init(data_sha256 *s) {
   static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   memcpy(s->h, h0, sizeof h0);
   s->len = 0;
   s->n = 0;
 }
-static void sha_update(sha256 *s, const void *data, size_t n) {
+void data_sha256_update(data_sha256 *s, const void *data, size_t n) {
   const unsigned char *p = data;
   s->len += n;
   while (n) {
@@ -75,22 +71,22 @@ static void sha_update(sha256 *s, const void *data, size_t n) {
     }
   }
 }
-static void sha_hex(sha256 *s, char out[65]) {
+void data_sha256_final_hex(data_sha256 *s, char out[65]) {
   uint64_t bits = s->len * 8;
   unsigned char pad = 0x80, z = 0;
-  sha_update(s, &pad, 1);
-  while (s->n != 56) sha_update(s, &z, 1);
+  data_sha256_update(s, &pad, 1);
+  while (s->n != 56) data_sha256_update(s, &z, 1);
   unsigned char lb[8];
   for (int i = 0; i < 8; i++) lb[i] = (unsigned char)(bits >> (56 - 8 * i));
-  sha_update(s, lb, 8);
+  data_sha256_update(s, lb, 8);
   for (int i = 0; i < 8; i++) sprintf(out + 8 * i, "%08x", s->h[i]);
 }
 
 void data_sha256_hex(const void *data, size_t n, char out[65]) {
-  sha256 s;
-  sha_init(&s);
-  sha_update(&s, data, n);
-  sha_hex(&s, out);
+  data_sha256 s;
+  data_sha256_init(&s);
+  data_sha256_update(&s, data, n);
+  data_sha256_final_hex(&s, out);
 }
 
 /* ------------------------------------------------------------ minimal JSON */
@@ -107,6 +103,10 @@ typedef struct jval {
 typedef struct {
   const char *p, *end;
   const char *err;
+  const char *errat;  /* where the error is (NULL: at p) */
+  char msg[128];      /* err when it needs a value (a byte, an escape) */
+  int replace;        /* replace invalid text by U+FFFD instead of failing */
+  long nrep;          /* replacements made on this line */
 } jparser;
 
 static void jfree(jval *v) {
@@ -146,14 +146,98 @@ static int hex4(const char *p, unsigned *v) {
   return 0;
 }
 
+/* The three bytes of U+FFFD REPLACEMENT CHARACTER. */
+static const char REPLACEMENT[3] = {'\xEF', '\xBF', '\xBD'};
+
+/* A raw byte >= 0x80 at p starts a UTF-8 sequence: its length when it is
+ * well formed (the ranges of Unicode Table 3-7, which exclude overlong forms,
+ * encoded surrogates and code points past U+10FFFF), else 0 with *bad = the
+ * length of its longest ill-formed prefix (>= 1: what one U+FFFD replaces,
+ * Unicode's "maximal subpart") and *why the cause. */
+static int utf8_seq(const unsigned char *p, const unsigned char *end, int *bad, const char **why) {
+  const unsigned c = p[0];
+  unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+  int need;
+  *why = "truncated sequence";
+  if (c >= 0xC2 && c <= 0xDF) need = 1;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    need = 2;
+    if (c == 0xE0) lo = 0xA0, *why = "overlong encoding";
+    if (c == 0xED) hi = 0x9F, *why = "encoded surrogate (U+D800-U+DFFF)";
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    need = 3;
+    if (c == 0xF0) lo = 0x90, *why = "overlong encoding";
+    if (c == 0xF4) hi = 0x8F, *why = "code point past U+10FFFF";
+  } else {
+    *bad = 1;
+    *why = c < 0xC0   ? "continuation byte without a lead byte"
+           : c < 0xC2 ? "overlong encoding"
+           : c < 0xF8 ? "code point past U+10FFFF"
+                      : "a byte that never occurs in UTF-8";
+    return 0;
+  }
+  for (int k = 1; k <= need; k++) {
+    const int cont = p + k < end && p[k] >= 0x80 && p[k] <= 0xBF;
+    if (!cont || (k == 1 && (p[k] < lo || p[k] > hi))) {
+      /* a continuation byte outside the lead's range keeps the cause named
+       * above; a missing one means the sequence was cut short */
+      if (!cont) *why = "truncated sequence";
+      *bad = k;
+      return 0;
+    }
+  }
+  return need + 1;
+}
+
+/* Bad text inside a string at `at`: replaced by U+FFFD and counted under
+ * --replace-invalid (returns 1, *q advanced), else the error `what` (0). */
+static int bad_text(jparser *j, const char *at, char **q, const char *what) {
+  if (j->replace) {
+    memcpy(*q, REPLACEMENT, 3);
+    *q += 3;
+    j->nrep++;
+    return 1;
+  }
+  snprintf(j->msg, sizeof j->msg, "%s", what);
+  j->err = j->msg;
+  j->errat = at;
+  return 0;
+}
+
 static char *jstring(jparser *j, size_t *len) {
   if (j->p >= j->end || *j->p != '"') { j->err = "expected a string"; return NULL; }
   j->p++;
-  char *o = malloc((size_t)(j->end - j->p) + 4), *q = o;
+  /* room for every input byte becoming a 3-byte U+FFFD */
+  char *o = malloc(3 * (size_t)(j->end - j->p) + 4), *q = o;
   if (!o) { j->err = "out of memory"; return NULL; }
   while (j->p < j->end && *j->p != '"') {
+    const char *at = j->p;
     unsigned char c = (unsigned char)*j->p++;
-    if (c < 0x20) { j->err = "control character in string"; free(o); return NULL; }
+    if (c == 0) {
+      if (!bad_text(j, at, &q, "NUL byte in a string")) goto fail;
+      continue;
+    }
+    if (c < 0x20) {
+      j->err = "control character in string (escape it, e.g. \\n)";
+      j->errat = at;
+      goto fail;
+    }
+    if (c >= 0x80) {
+      int bad = 0;
+      const char *why;
+      int k = utf8_seq((const unsigned char *)at, (const unsigned char *)j->end, &bad, &why);
+      if (k) {
+        memcpy(q, at, (size_t)k);
+        q += k;
+        j->p = at + k;
+      } else {
+        char what[96];
+        snprintf(what, sizeof what, "invalid UTF-8 (%s) at byte 0x%02X", why, c);
+        if (!bad_text(j, at, &q, what)) goto fail;
+        j->p = at + bad;
+      }
+      continue;
+    }
     if (c != '\\') { *q++ = (char)c; continue; }
     if (j->p >= j->end) break;
     char e = *j->p++;
@@ -167,27 +251,43 @@ static char *jstring(jparser *j, size_t *len) {
     case 'r': *q++ = '\r'; break;
     case 't': *q++ = '\t'; break;
     case 'u': {
-      unsigned cp;
-      if (j->end - j->p < 4 || hex4(j->p, &cp)) { j->err = "bad \\u escape"; free(o); return NULL; }
+      unsigned cp, lo;
+      if (j->end - j->p < 4 || hex4(j->p, &cp)) { j->err = "bad \\u escape"; j->errat = at; goto fail; }
       j->p += 4;
-      if (cp >= 0xD800 && cp < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u') {
-        unsigned lo;
-        if (!hex4(j->p + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
+      if (cp == 0) {
+        if (!bad_text(j, at, &q, "NUL (\\u0000) in a string")) goto fail;
+        break;
+      }
+      if (cp >= 0xD800 && cp < 0xE000) {
+        /* UTF-16 surrogates: only a high one (D800-DBFF) directly followed
+         * by an escaped low one (DC00-DFFF) is a character */
+        if (cp < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u' &&
+            !hex4(j->p + 2, &lo) && lo >= 0xDC00 && lo < 0xE000) {
           cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           j->p += 6;
+        } else {
+          char what[96];
+          snprintf(what, sizeof what, "lone surrogate \\u%04X (%s)", cp,
+                   cp < 0xDC00 ? "a high surrogate needs a \\uDC00-\\uDFFF escape right after it"
+                               : "a low surrogate without a high one before it");
+          if (!bad_text(j, at, &q, what)) goto fail;
+          break;
         }
       }
       q += put_utf8(q, cp);
       break;
     }
-    default: j->err = "bad escape in string"; free(o); return NULL;
+    default: j->err = "bad escape in string"; j->errat = at; goto fail;
     }
   }
-  if (j->p >= j->end) { j->err = "unterminated string"; free(o); return NULL; }
+  if (j->p >= j->end) { j->err = "unterminated string"; goto fail; }
   j->p++;
   *q = 0;
   *len = (size_t)(q - o);
   return o;
+fail:
+  free(o);
+  return NULL;
 }
 
 static jval *jvalue(jparser *j, int depth) {
@@ -318,34 +418,66 @@ static int truncate_row(row *r, int max_len) {
   return 0;
 }
 
+/* Refuse an output that would destroy something: the input itself (compared
+ * by device and inode, so another spelling of the path or a hard or symbolic
+ * link is caught too; also as OUT.tmp, the file written first), or an
+ * existing file that is not an iftrain data set (a JSONL, a checkpoint). */
+static ift_status check_output(const char *in, const char *out) {
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.tmp", out);
+  IFT_REQUIRE(!data_same_file(in, out) && !data_same_file(in, tmp), IFT_ERR_ARG,
+              "write the data set to a new file, e.g. -o NAME.h5; the input was not changed",
+              "the output '%s' is the input '%s' itself: preparing it in place would destroy it",
+              out, in);
+  IFT_REQUIRE(access(out, F_OK) != 0 || data_file_is_data_set(out), IFT_ERR_ARG,
+              "choose another -o, or remove the file first if it should go",
+              "the output '%s' exists and is not an iftrain data set: refusing to overwrite it",
+              out);
+  return IFT_OK;
+}
+
 ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st) {
+  st->n_read = st->n_written = st->n_truncated = st->n_skipped = st->n_replaced = 0;
+  IFT_TRY(check_output(in, out));
   FILE *f = fopen(in, "rb");
   IFT_REQUIRE(f, IFT_ERR_IO, "check the input path", "cannot open '%s': %s", in, strerror(errno));
-  st->n_read = st->n_written = st->n_truncated = st->n_skipped = 0;
   data_writer *w = NULL;
   int pairs = -1;
   row r = {0}, rc = {0}, rr = {0};
   char *line = NULL;
   size_t cap = 0;
   ssize_t len;
-  long ln = 0;
+  long ln = 0, trainable = 0;
   ift_status status = IFT_OK;
-  sha256 sh;
-  sha_init(&sh);
+  data_sha256 sh;
+  data_sha256_init(&sh);
   while ((len = getline(&line, &cap, f)) >= 0 && status == IFT_OK) {
     ln++;
-    sha_update(&sh, line, (size_t)len);
-    jparser j = {line, line + len, NULL};
+    data_sha256_update(&sh, line, (size_t)len);
+    jparser j = {.p = line, .end = line + len, .replace = st->replace_invalid};
+    /* a UTF-8 byte order mark (EF BB BF) may open the file; columns still
+     * count it, as they are byte columns of the file's line */
+    if (ln == 1 && len >= 3 && !memcmp(line, "\xEF\xBB\xBF", 3)) j.p += 3;
     jws(&j);
     if (j.p == j.end) continue; /* blank line */
     st->n_read++;
     const char *err = NULL;
+    long col = 0; /* byte column of a syntax or encoding error, 1-based */
+    int encoding = 0; /* the error is bad UTF-8, a lone surrogate or a NUL */
     jval *v = jvalue(&j, 0);
-    if (!v) err = j.err;
-    else {
+    if (!v) {
+      err = j.err;
+      encoding = j.err == j.msg;
+      col = (long)((j.errat ? j.errat : j.p) - line) + 1;
+    } else {
       jws(&j);
-      if (j.p != j.end) err = "trailing characters after the JSON object";
-      else if (v->t != J_OBJ) err = "each line must be a JSON object";
+      if (j.p != j.end) {
+        err = *j.p ? "trailing characters after the JSON object" : "NUL byte outside a string";
+        encoding = !*j.p;
+        col = (long)(j.p - line) + 1;
+      } else if (v->t != J_OBJ) {
+        err = "each line must be a JSON object";
+      }
     }
     int is_pair = 0;
     if (!err) {
@@ -376,9 +508,13 @@ ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st)
         st->n_skipped++;
         continue;
       }
+      char where[32] = "";
+      if (col) snprintf(where, sizeof where, ":%ld", col);
       ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "JSONL line",
-                    "fix the line, or pass --skip-bad to skip malformed lines",
-                    "%s:%ld: %s", in, ln, err);
+                    encoding ? "fix the text (it must be valid UTF-8 without NUL), pass "
+                               "--replace-invalid to replace it by U+FFFD, or --skip-bad to skip the line"
+                             : "fix the line, or pass --skip-bad to skip malformed lines",
+                    "%s:%ld%s: %s", in, ln, where, err);
       status = IFT_ERR_FORMAT;
       break;
     }
@@ -389,6 +525,8 @@ ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st)
     int t = truncate_row(&r, st->max_len);
     if (is_pair) t |= truncate_row(&rc, st->max_len) | truncate_row(&rr, st->max_len);
     st->n_truncated += t;
+    for (int k = 0; k < r.n; k++) trainable += r.mask[k];
+    st->n_replaced += j.nrep;
     status = data_writer_add(w, r.tok, r.mask, r.n, rc.tok, rc.mask, rc.n, rr.tok, rr.mask, rr.n);
     st->n_written++;
   }
@@ -400,13 +538,22 @@ ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st)
                   "%s has no usable examples", in);
     status = IFT_ERR_FORMAT;
   }
+  if (status == IFT_OK && trainable == 0) {
+    /* the loader would refuse it (data_open): say so now, with the likely cause */
+    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "loss mask",
+                  "raise --max-len above the prompt lengths, or check the responses are not empty",
+                  "%s: nothing to train on: no row keeps an answer token (%ld rows, %ld truncated at --max-len %d)",
+                  in, st->n_written, st->n_truncated, st->max_len);
+    status = IFT_ERR_FORMAT;
+  }
   if (status != IFT_OK) {
     data_writer_discard(w); /* nothing is written: the output stays as it was */
     return status;
   }
   char hex[65];
-  sha_hex(&sh, hex);
+  data_sha256_final_hex(&sh, hex);
   data_writer_attr_str(w, "source", in);
-  data_writer_attr_str(w, "sha256", hex);
+  data_writer_attr_str(w, "sha256", hex); /* the source hash; the writer adds content_sha256 */
+  data_writer_attr_int(w, "utf8_replaced", st->n_replaced);
   return data_writer_close(w);
 }

@@ -3,6 +3,7 @@
  * ranks reading disjoint rows of a shared file. */
 #define _POSIX_C_SOURCE 200809L
 #include <hdf5.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -147,9 +148,10 @@ static void test_prep_malformed(void) {
   CU_ASSERT_EQUAL(prep(in, out, &st), IFT_OK);
   CU_ASSERT_EQUAL(st.n_skipped, 2);
   CU_ASSERT_EQUAL(st.n_written, 2);
-  /* truncation */
+  /* truncation (7 tokens keep one answer token of each row: a set without
+   * any would be refused as nothing to train on) */
   st.skip_bad = 0;
-  st.max_len = 4;
+  st.max_len = 7;
   path(in, "pr.jsonl");
   CU_ASSERT_EQUAL(prep(in, out, &st), IFT_OK);
   CU_ASSERT_EQUAL(st.n_truncated, 2);
@@ -200,6 +202,11 @@ static void expect_open_error(const char *p, int vocab, ift_status code, const c
   if (!strstr(ift_error_last(), needle))
     fprintf(stderr, "\n  message '%s' lacks '%s'", ift_error_last(), needle);
   CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), needle));
+  /* every rank reports the same cause, not only the same status */
+  char first[1024];
+  snprintf(first, sizeof first, "%s", ift_error_last());
+  MPI_Bcast(first, sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
+  CU_ASSERT_STRING_EQUAL(ift_error_last(), first);
 }
 
 static void test_bad_files(void) {
@@ -222,6 +229,303 @@ static void test_bad_files(void) {
   expect_open_error(p, 0, IFT_ERR_FORMAT, "= 9999 is outside the vocabulary");
   path(p, "pr.h5");
   expect_open_error(p, 100, IFT_ERR_FORMAT, "exceeds the model's vocab_size 100");
+}
+
+/* ---- text encoding of JSONL strings */
+
+/* prep of `text` fails with the FORMAT status and a message containing
+ * every fragment (NULL-terminated list). */
+static void expect_prep_error(const char *name, const char *text, size_t len, ...) {
+  char in[512], out[512];
+  path(in, name);
+  path(out, "enc.h5");
+  if (rank0()) {
+    FILE *f = fopen(in, "wb");
+    fwrite(text, 1, len, f);
+    fclose(f);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  data_prep_stats st = {0};
+  ift_error_quiet(1);
+  CU_ASSERT_EQUAL(prep(in, out, &st), IFT_ERR_FORMAT);
+  ift_error_quiet(0);
+  if (rank0()) {
+    va_list ap;
+    va_start(ap, len);
+    for (const char *frag; (frag = va_arg(ap, const char *));) {
+      if (!strstr(ift_error_last(), frag))
+        fprintf(stderr, "\n  message '%s' lacks '%s'", ift_error_last(), frag);
+      CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), frag));
+    }
+    va_end(ap);
+    CU_ASSERT_EQUAL(access(out, F_OK), -1);
+  }
+}
+#define PREP_ERR(name, lit, ...) expect_prep_error(name, lit, sizeof lit - 1, __VA_ARGS__, (const char *)NULL)
+
+static void test_prep_utf8_errors(void) {
+  const char ok[] = "{\"prompt\":\"a\",\"response\":\"b\"}\n";
+  /* line 2, the bad byte at column 25 of {"prompt":"a","response":"... */
+  PREP_ERR("e1.jsonl", "{\"prompt\":\"a\",\"response\":\"b\"}\n{\"prompt\":\"a\",\"response\":\"x\xff\"}\n",
+           "e1.jsonl:2:28:", "invalid UTF-8", "0xFF");
+  PREP_ERR("e2.jsonl", "{\"prompt\":\"\xc0\xaf\",\"response\":\"b\"}\n", "e2.jsonl:1:12:", "overlong encoding");
+  PREP_ERR("e3.jsonl", "{\"prompt\":\"\xe0\x80\xaf\",\"response\":\"b\"}\n", "e3.jsonl:1:12:", "overlong encoding");
+  PREP_ERR("e4.jsonl", "{\"prompt\":\"\xed\xa0\x80\",\"response\":\"b\"}\n", "e4.jsonl:1:12:", "encoded surrogate");
+  PREP_ERR("e5.jsonl", "{\"prompt\":\"\xf4\x90\x80\x80\",\"response\":\"b\"}\n", "e5.jsonl:1:12:", "past U+10FFFF");
+  PREP_ERR("e6.jsonl", "{\"prompt\":\"ab\xe2\x82\",\"response\":\"b\"}\n", "e6.jsonl:1:14:", "truncated sequence");
+  PREP_ERR("e7.jsonl", "{\"prompt\":\"\\ud800\",\"response\":\"b\"}\n", "e7.jsonl:1:12:", "lone surrogate \\uD800");
+  PREP_ERR("e8.jsonl", "{\"prompt\":\"x\\uDC01y\",\"response\":\"b\"}\n", "e8.jsonl:1:13:", "lone surrogate \\uDC01");
+  /* a high surrogate followed by a non-low escape is still lone */
+  PREP_ERR("e9.jsonl", "{\"prompt\":\"\\ud83d\\u0041\",\"response\":\"b\"}\n", "e9.jsonl:1:12:", "lone surrogate");
+  PREP_ERR("e10.jsonl", "{\"prompt\":\"a\\u0000\",\"response\":\"b\"}\n", "e10.jsonl:1:13:", "NUL (\\u0000)");
+  PREP_ERR("e11.jsonl", "{\"prompt\":\"a\0\",\"response\":\"b\"}\n", "e11.jsonl:1:13:", "NUL byte");
+  /* a BOM later than the start of the file is not skipped: outside a string it is garbage */
+  PREP_ERR("e12.jsonl", "{\"prompt\":\"a\",\"response\":\"b\"}\n\xef\xbb\xbf{\"prompt\":\"a\",\"response\":\"b\"}\n",
+           "e12.jsonl:2:1:");
+  (void)ok;
+  /* --skip-bad skips lines with bad text like any malformed line */
+  char in[512], out[512];
+  path(in, "skip.jsonl");
+  path(out, "skip.h5");
+  write_text(in, "{\"prompt\":\"a\",\"response\":\"b\"}\n{\"prompt\":\"\\udfff\",\"response\":\"b\"}\n"
+                 "{\"prompt\":\"\xff\",\"response\":\"b\"}\n{\"prompt\":\"c\",\"response\":\"d\"}\n");
+  data_prep_stats st = {.skip_bad = 1};
+  CU_ASSERT_EQUAL(prep(in, out, &st), IFT_OK);
+  CU_ASSERT_EQUAL(st.n_skipped, 2);
+  CU_ASSERT_EQUAL(st.n_written, 2);
+}
+
+static long attr_long_of(const char *p, const char *name) {
+  long v = -1;
+  if (rank0()) {
+    hid_t f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a >= 0) {
+      H5Aread(a, H5T_NATIVE_LONG, &v);
+      H5Aclose(a);
+    }
+    H5Fclose(f);
+  }
+  MPI_Bcast(&v, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+  return v;
+}
+
+static void test_prep_utf8_valid_and_replaced(void) {
+  char in[512], out[512];
+  path(in, "u.jsonl");
+  path(out, "u.h5");
+  /* BOM at the start; an escaped surrogate pair (U+1F600) and raw 2-, 3- and
+   * 4-byte characters are kept as their UTF-8 bytes */
+  write_text(in, "\xef\xbb\xbf{\"prompt\":\"\\ud83d\\ude00\",\"response\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}\n");
+  data_prep_stats st = {0};
+  CU_ASSERT_EQUAL_FATAL(prep(in, out, &st), IFT_OK);
+  CU_ASSERT_EQUAL(st.n_written, 1);
+  CU_ASSERT_EQUAL(st.n_replaced, 0);
+  data_set d;
+  CU_ASSERT_EQUAL_FATAL(data_open(&d, out, MPI_COMM_WORLD, 0), IFT_OK);
+  expect_row(&d, NULL, 0, "\xf0\x9f\x98\x80", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+  data_close(&d);
+  CU_ASSERT_EQUAL(attr_long_of(out, "utf8_replaced"), 0);
+  /* --replace-invalid: one U+FFFD per maximal ill-formed subpart, lone
+   * surrogate escape and NUL; counted over the written rows */
+  write_text(in, "{\"prompt\":\"a\\ud800b\",\"response\":\"\xff\xe2\x82\"}\n"
+                 "{\"prompt\":\"\\u0000\",\"response\":\"\xc0\xaf\"}\n");
+  st.replace_invalid = 1;
+  CU_ASSERT_EQUAL_FATAL(prep(in, out, &st), IFT_OK);
+  CU_ASSERT_EQUAL(st.n_replaced, 6); /* D800 | FF | E2 82 | 0000 | C0 | AF */
+  CU_ASSERT_EQUAL(attr_long_of(out, "utf8_replaced"), 6);
+  CU_ASSERT_EQUAL_FATAL(data_open(&d, out, MPI_COMM_WORLD, 0), IFT_OK);
+  expect_row(&d, NULL, 0, "a\xef\xbf\xbd" "b", "\xef\xbf\xbd\xef\xbf\xbd");
+  expect_row(&d, NULL, 1, "\xef\xbf\xbd", "\xef\xbf\xbd\xef\xbf\xbd");
+  data_close(&d);
+}
+
+/* ---- content hash */
+
+static void test_content_hash(void) {
+  char p[512];
+  path(p, "h.h5");
+  /* one row, written by the writer: its content_sha256 is the SHA-256 of
+   * tokens (int32 LE), offsets (int64 LE), masks -- the documented bytes */
+  const int tok[5] = {TOK_BOS, 'a', TOK_ASSISTANT, 'b', TOK_EOS};
+  const uint8_t m[5] = {0, 0, 0, 1, 1};
+  unsigned char bytes[5 * 4 + 2 * 8 + 5] = {0};
+  for (int i = 0; i < 5; i++) {
+    bytes[4 * i] = (unsigned char)(tok[i] & 255);
+    bytes[4 * i + 1] = (unsigned char)(tok[i] >> 8);
+  }
+  bytes[20 + 8] = 5; /* offsets {0, 5} */
+  memcpy(bytes + 36, m, 5);
+  char want[65], got[65];
+  data_sha256_hex(bytes, sizeof bytes, want);
+  if (rank0()) {
+    data_writer *w;
+    data_writer_create(&w, p, TOK_VOCAB, 0);
+    data_writer_add(w, tok, m, 5, NULL, NULL, 0, NULL, NULL, 0);
+    CU_ASSERT_EQUAL(data_writer_close(w), IFT_OK);
+    CU_ASSERT_EQUAL(data_verify_content(p, got), IFT_OK);
+    CU_ASSERT_STRING_EQUAL(got, want);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  data_set d;
+  CU_ASSERT_EQUAL_FATAL(data_open(&d, p, MPI_COMM_WORLD, 0), IFT_OK);
+  CU_ASSERT_STRING_EQUAL(d.content_sha256, want);
+  CU_ASSERT_EQUAL(d.ntrainable, 2);
+  data_close(&d);
+  /* a prepared preference set verifies (pair groups hashed too) ... */
+  char in[512], out[512];
+  path(in, "hp.jsonl");
+  path(out, "hp.h5");
+  write_text(in, "{\"prompt\":\"p\",\"chosen\":\"good\",\"rejected\":\"bad\"}\n");
+  data_prep_stats st = {0};
+  CU_ASSERT_EQUAL_FATAL(prep(in, out, &st), IFT_OK);
+  if (rank0()) {
+    CU_ASSERT_EQUAL(data_verify_content(out, got), IFT_OK);
+    /* ... and a changed token of /rejected (still a valid id) does not */
+    hid_t f = H5Fopen(out, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "/rejected/tokens", H5P_DEFAULT), fs = H5Dget_space(ds);
+    hsize_t at = 3, one = 1;
+    int x = 'B';
+    hid_t ms = H5Screate_simple(1, &one, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &at, NULL, &one, NULL);
+    H5Dwrite(ds, H5T_NATIVE_INT, ms, fs, H5P_DEFAULT, &x);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(ds);
+    H5Fclose(f);
+    ift_error_quiet(1);
+    CU_ASSERT_EQUAL(data_verify_content(out, got), IFT_ERR_FORMAT);
+    ift_error_quiet(0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "but content_sha256 says"));
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+/* ---- value checks at open */
+
+typedef enum { BAD_NONE, BAD_MASK7, BAD_ZERO, BAD_ID, BAD_CHOSEN_MASK } bad_kind;
+/* n rows <bos> a b <eos>, mask 0 0 1 1; row bad_row damaged as `kind`. */
+static void write_rows(const char *p, int n, int bad_row, bad_kind kind) {
+  if (rank0()) {
+    data_writer *w;
+    data_writer_create(&w, p, TOK_VOCAB, kind == BAD_CHOSEN_MASK);
+    for (int i = 0; i < n; i++) {
+      int tok[4] = {TOK_BOS, 'a', 'b', TOK_EOS};
+      uint8_t m[4] = {0, 0, 1, 1}, cm[4] = {0, 0, 1, 1};
+      if (kind == BAD_ZERO) m[2] = m[3] = 0;
+      if (i == bad_row && kind == BAD_MASK7) m[3] = 7;
+      if (i == bad_row && kind == BAD_ID) tok[1] = -5;
+      if (i == bad_row && kind == BAD_CHOSEN_MASK) cm[2] = 2;
+      data_writer_add(w, tok, m, 4, tok, cm, 4, tok, m, 4);
+    }
+    data_writer_close(w);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+static void test_bad_values(void) {
+  char p[512];
+  path(p, "v1.h5");
+  write_rows(p, 5, 1, BAD_MASK7);
+  expect_open_error(p, 0, IFT_ERR_FORMAT, "row 1: /loss_mask[7] = 7; loss mask values must be 0 or 1");
+  path(p, "v2.h5");
+  write_rows(p, 5, -1, BAD_ZERO);
+  expect_open_error(p, 0, IFT_ERR_FORMAT, "nothing to train on: none of the 5 rows");
+  path(p, "v3.h5");
+  write_rows(p, 3, 2, BAD_CHOSEN_MASK);
+  expect_open_error(p, 0, IFT_ERR_FORMAT, "row 2: /chosen/loss_mask[10] = 2");
+  path(p, "v4.h5");
+  write_rows(p, 3, -1, BAD_NONE);
+  if (rank0()) { /* offsets {0, 8, 4, 12}: row 1 ends before it starts */
+    hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "/offsets", H5P_DEFAULT);
+    int64_t off[4] = {0, 8, 4, 12};
+    H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, off);
+    H5Dclose(d);
+    H5Fclose(f);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  expect_open_error(p, 0, IFT_ERR_FORMAT, "/offsets[2] = 4 is less than /offsets[1] = 8: offsets must not decrease");
+  /* an empty set (no rows) has nothing to train on either */
+  path(p, "v5.h5");
+  write_rows(p, 0, -1, BAD_NONE);
+  expect_open_error(p, 0, IFT_ERR_FORMAT, "nothing to train on");
+}
+
+/* The rows are split over the ranks for the value checks: a bad row that only
+ * the last rank reads (or only the first) still fails every rank, with the
+ * same status and message, and nobody waits in a collective. */
+static void test_bad_rows_of_one_rank(void) {
+  int P;
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  char p[512], needle[128];
+  const int n = 4 * P;
+  path(p, "r1.h5");
+  write_rows(p, n, n - 1, BAD_MASK7); /* in the last rank's slice */
+  snprintf(needle, sizeof needle, "row %d: /loss_mask[%d] = 7", n - 1, 4 * (n - 1) + 3);
+  expect_open_error(p, 0, IFT_ERR_FORMAT, needle);
+  path(p, "r2.h5");
+  write_rows(p, n, 0, BAD_ID); /* in rank 0's slice */
+  expect_open_error(p, 0, IFT_ERR_FORMAT, "/tokens[1] = -5 is outside the vocabulary [0, 262) (row 0)");
+  /* after the failures the same communicator still works: a good open */
+  path(p, "r3.h5");
+  write_rows(p, n, -1, BAD_NONE);
+  data_set d;
+  CU_ASSERT_EQUAL_FATAL(data_open(&d, p, MPI_COMM_WORLD, 0), IFT_OK);
+  CU_ASSERT_EQUAL(d.ntrainable, 2L * n);
+  data_close(&d);
+}
+
+/* ---- prep never destroys its input or an old output */
+
+static void read_file(const char *p, char *buf, size_t cap, size_t *n) {
+  FILE *f = fopen(p, "rb");
+  *n = f ? fread(buf, 1, cap, f) : 0;
+  if (f) fclose(f);
+}
+
+static void test_prep_refuses_overwrite(void) {
+  char in[512], alias[600], other[512], out[512], tmp[600];
+  path(in, "src.jsonl");
+  path(other, "other.jsonl");
+  path(out, "keep.h5");
+  snprintf(alias, sizeof alias, "%s/./src.jsonl", dir);
+  const char text[] = "{\"prompt\":\"a\",\"response\":\"b\"}\n";
+  write_text(in, text);
+  write_text(other, text);
+  data_prep_stats st = {0};
+  ift_error_quiet(1);
+  CU_ASSERT_EQUAL(prep(in, in, &st), IFT_ERR_ARG);
+  if (rank0()) CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "is the input"));
+  CU_ASSERT_EQUAL(prep(in, alias, &st), IFT_ERR_ARG);
+  CU_ASSERT_EQUAL(prep(alias, in, &st), IFT_ERR_ARG);
+  CU_ASSERT_EQUAL(prep(in, other, &st), IFT_ERR_ARG); /* exists, not a data set */
+  if (rank0()) CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "is not an iftrain data set"));
+  ift_error_quiet(0);
+  char buf[256];
+  size_t nb = 0;
+  if (rank0()) {
+    read_file(in, buf, sizeof buf, &nb);
+    CU_ASSERT(nb == sizeof text - 1 && !memcmp(buf, text, nb));
+    read_file(other, buf, sizeof buf, &nb);
+    CU_ASSERT(nb == sizeof text - 1 && !memcmp(buf, text, nb));
+  }
+  /* an old data set is replaced by a good prep, and kept by a failed one */
+  CU_ASSERT_EQUAL(prep(in, out, &st), IFT_OK);
+  write_text(other, "{\"prompt\":\"a\",\"response\":\"b\"}\n{\"prompt\":\"c\",\"response\":\"d\"}\n{\"x\":1}\n");
+  ift_error_quiet(1);
+  CU_ASSERT_EQUAL(prep(other, out, &st), IFT_ERR_FORMAT);
+  /* a prep left with no answer token is refused too (nothing to train on) */
+  st.max_len = 2;
+  CU_ASSERT_EQUAL(prep(in, out, &st), IFT_ERR_FORMAT);
+  if (rank0()) CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "nothing to train on"));
+  ift_error_quiet(0);
+  snprintf(tmp, sizeof tmp, "%s.tmp", out);
+  if (rank0()) CU_ASSERT_EQUAL(access(tmp, F_OK), -1);
+  data_set d;
+  CU_ASSERT_EQUAL_FATAL(data_open(&d, out, MPI_COMM_WORLD, 0), IFT_OK);
+  CU_ASSERT_EQUAL(d.n, 1);
+  data_close(&d);
 }
 
 static long parse_answer(const char *resp) {
@@ -308,6 +612,12 @@ static CU_TestInfo tests[] = {{"tokenizer round trip", test_tokenizer},
                               {"prep chat messages and template", test_prep_messages},
                               {"prep malformed lines, skip-bad, truncation", test_prep_malformed},
                               {"bad data set files name their cause", test_bad_files},
+                              {"prep: invalid UTF-8, lone surrogates, NUL name line:column", test_prep_utf8_errors},
+                              {"prep: BOM, surrogate pairs, --replace-invalid count", test_prep_utf8_valid_and_replaced},
+                              {"content_sha256 written, documented bytes, verified", test_content_hash},
+                              {"open rejects bad masks, no trainable token, decreasing offsets", test_bad_values},
+                              {"bad rows of one rank fail every rank alike", test_bad_rows_of_one_rank},
+                              {"prep refuses in-place and foreign outputs, keeps old output", test_prep_refuses_overwrite},
                               {"arith generator deterministic and correct", test_generator},
                               {"ranks read disjoint rows of one file", test_disjoint_reads},
                               CU_TEST_INFO_NULL};
