@@ -37,19 +37,20 @@ int app_prep(int argc, char **argv) {
   const char *ref_ckpt = NULL, *data = NULL;
   int mb = 8;
   data_prep_stats st = {0};
-  for (int i = 1; i < argc; i++) {
+  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
+  for (int i = 1; i < argc && num == IFT_OK; i++) {
     const char *v;
     if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
     else if ((v = app_opt(argc, argv, &i, "output"))) out = v;
-    else if ((v = app_opt(argc, argv, &i, "max-len"))) st.max_len = atoi(v);
+    else if ((v = app_opt(argc, argv, &i, "max-len"))) num = app_opt_int("--max-len", v, APP_GE(0), &st.max_len);
     else if (!strcmp(argv[i], "--skip-bad")) st.skip_bad = 1;
     else if ((v = app_opt(argc, argv, &i, "generate"))) gen = v;
-    else if ((v = app_opt(argc, argv, &i, "seed"))) seed = atol(v);
-    else if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atol(argv[++i]);
+    else if ((v = app_opt(argc, argv, &i, "seed"))) num = app_opt_long("--seed", v, APP_GE(0), &seed);
+    else if (!strcmp(argv[i], "-n") && i + 1 < argc) num = app_opt_long("-n", argv[++i], APP_GE(1), &n);
     else if ((v = app_opt(argc, argv, &i, "jsonl"))) jsonl = v;
     else if ((v = app_opt(argc, argv, &i, "ref-logp"))) ref_ckpt = v;
     else if ((v = app_opt(argc, argv, &i, "data"))) data = v;
-    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) mb = atoi(v);
+    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) num = app_opt_int("--micro-batch", v, APP_IN(1, 256), &mb);
     else if (argv[i][0] != '-' && !in) in = argv[i];
     else {
       if (core_rank() == 0)
@@ -57,16 +58,16 @@ int app_prep(int argc, char **argv) {
       return APP_EXIT_USAGE;
     }
   }
+  if (num != IFT_OK) return APP_EXIT_USAGE;
   if (ref_ckpt || data) {
-    if (!ref_ckpt || !data || mb < 1 || mb > 256 || in || gen || out) {
+    if (!ref_ckpt || !data || in || gen || out) {
       if (core_rank() == 0)
-        fprintf(stderr, "iftrain prep: --ref-logp CKPT needs --data FILE.h5 (and 1 <= --micro-batch <= 256),\n"
-                        "  and no other input or output\n");
+        fprintf(stderr, "iftrain prep: --ref-logp CKPT needs --data FILE.h5, and no other input or output\n");
       return APP_EXIT_USAGE;
     }
     return app_ref_logp(ref_ckpt, data, mb);
   }
-  if (!out || (!in && !gen) || (in && gen) || st.max_len < 0) {
+  if (!out || (!in && !gen) || (in && gen)) {
     if (core_rank() == 0)
       fprintf(stderr, "iftrain prep: give INPUT.jsonl or --generate NAME, and -o OUTPUT.h5\n\n%s", app_prep_help);
     return APP_EXIT_USAGE;
