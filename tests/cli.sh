@@ -91,6 +91,7 @@ check "prep: -n 0 is refused" refused "-n = 0 is out of range (allowed: >= 1)" "
 check "eval: --max-new-tokens 5x is refused" refused "--max-new-tokens = '5x'" "$IFTRAIN" eval --ckpt $w/none.h5 --data $w/none.h5 --max-new-tokens 5x
 check "generate: --temperature nan is refused" refused "--temperature = 'nan' is not a finite number" "$IFTRAIN" generate --ckpt $w/none.h5 --prompt x --temperature nan
 check "bench gemm: --reps=0 is refused" refused "--reps = 0 is out of range" "$IFTRAIN" bench gemm --reps=0
+check "bench scaling: a layout beyond int is refused" refused "bad option '--layouts=1x99999999999'" "$IFTRAIN" bench scaling --layouts=1x99999999999
 check "train.steps = 0 writes the initial checkpoint" sh -c "$IFTRAIN train $tiny --train.steps=0 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/c0 && test -f $w/c0/step_0.h5 && grep -q step_0.h5 $w/c0/latest"
 printf '\357\273\277[train]\r\nsteps = 0\r\n' > $w/bom.ini
 check "train: a config file with a UTF-8 BOM and CRLF lines is read" sh -c "$IFTRAIN train $tiny --config=$w/bom.ini --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/bom && test -f $w/bom/step_0.h5"

@@ -3,8 +3,6 @@
  * app_config_check) naming the key, the value and the range; the INI reader
  * refuses duplicate keys, over-long lines and non-regular files; the strict
  * number parser of the subcommands' options. */
-#include <limits.h>
-#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,7 +46,7 @@ static const char *write_file(const char *name, const char *text, size_t len) {
 static void refused(const char *key, const char *value, const char *fragment) {
   app_config c, before;
   app_config_defaults(&c);
-  before = c;
+  memcpy(&before, &c, sizeof c); /* padding too: compared bytewise below */
   ift_status s = app_config_set(&c, key, value);
   int ok = s == IFT_ERR_CONFIG && strstr(ift_error_last(), key) && strstr(ift_error_last(), fragment) &&
            !memcmp(&c, &before, sizeof c);
@@ -336,6 +334,18 @@ static void test_option_numbers(void) {
   ift_error_quiet(0);
 }
 
+static void test_int_lists(void) {
+  int v[4];
+  CU_ASSERT_EQUAL(app_parse_int_list("64,128", v, 4), 2);
+  CU_ASSERT(v[0] == 64 && v[1] == 128);
+  CU_ASSERT_EQUAL(app_parse_int_list("64,128,", v, 4), -1);
+  CU_ASSERT_EQUAL(app_parse_int_list("64, 128", v, 4), -1);
+  CU_ASSERT_EQUAL(app_parse_int_list("+64", v, 4), -1);
+  CU_ASSERT_EQUAL(app_parse_int_list("0", v, 4), -1);
+  CU_ASSERT_EQUAL(app_parse_int_list("99999999999", v, 4), -1);
+  CU_ASSERT_EQUAL(app_parse_int_list("1,2,3,4,5", v, 4), -1); /* not cut to 4 */
+}
+
 static void test_range_text(void) {
   char s[64];
   app_range_str(s, sizeof s, APP_GE(1));
@@ -362,6 +372,7 @@ static CU_TestInfo tests[] = {{"negative counts refused, key and range named", t
                               {"over-long line and NUL byte refused", test_long_line_and_nul},
                               {"command-line overrides with garbage refused", test_command_line_overrides},
                               {"strict numeric options", test_option_numbers},
+                              {"comma lists of positive ints", test_int_lists},
                               {"range text", test_range_text},
                               CU_TEST_INFO_NULL};
 

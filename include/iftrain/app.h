@@ -62,6 +62,10 @@ const char *app_opt(int argc, char **argv, int *i, const char *name);
 int app_is_help(const char *a);
 /* Parse a comma list of positive ints into out (max n); count or -1. */
 int app_parse_int_list(const char *s, int *out, int n);
+/* List parsing steps: a positive int (digits only, fits an int) at *s, and
+ * the comma after an item or the end; each advances *s, 0 or -1. */
+int app_take_int(const char **s, int *out);
+int app_take_comma(const char **s);
 
 /* Allowed values of a number: lo..hi, either end open or infinite.  One type
  * for configuration keys and command-line options, so both state their ranges

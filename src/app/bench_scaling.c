@@ -2,6 +2,7 @@
  * layouts and model sizes, strong (fixed global batch) and weak (fixed batch
  * per replica) scaling, with each step's time split into compute,
  * communication and idle (waiting for the slowest rank), as CSV. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,22 +42,21 @@ typedef struct {
   double tps, step, compute, comm, idle;
 } sres;
 
+/* "DPxTP" (1D) or "DPxPRxPC" (2D) items, comma-separated; count or -1. */
 static int parse_layouts(const char *s, layout *out, int n) {
   int k = 0;
   while (*s && k < n) {
-    int a, b, c, used;
-    if (sscanf(s, "%dx%dx%d%n", &a, &b, &c, &used) == 3 && a >= 1 && b >= 1 && c >= 1)
-      out[k] = (layout){a, b * c, b, c};
-    else if (sscanf(s, "%dx%d%n", &a, &b, &used) == 2 && a >= 1 && b >= 1)
-      out[k] = (layout){a, b, 0, 0};
-    else
-      return -1;
-    k++;
-    s += used;
-    if (*s == ',') s++;
-    else if (*s) return -1;
+    int d[3], m = 0;
+    if (app_take_int(&s, &d[m++])) return -1;
+    while (*s == 'x' && m < 3) {
+      s++;
+      if (app_take_int(&s, &d[m++])) return -1;
+    }
+    if (m == 1 || (m == 3 && d[1] > INT_MAX / d[2])) return -1;
+    out[k++] = m == 3 ? (layout){d[0], d[1] * d[2], d[1], d[2]} : (layout){d[0], d[1], 0, 0};
+    if (app_take_comma(&s)) return -1;
   }
-  return k;
+  return *s ? -1 : k;
 }
 
 static ift_status run_case(const model_config *mc, loss_kind kind, int global_batch, int T, int steps,

@@ -92,17 +92,28 @@ const char *app_opt(int argc, char **argv, int *i, const char *name) {
   return NULL;
 }
 
+int app_take_int(const char **s, int *out) {
+  /* digits only: strtol alone would also take blanks and a sign */
+  if (!isdigit((unsigned char)**s)) return -1;
+  char *end;
+  errno = 0;
+  long v = strtol(*s, &end, 10);
+  if (errno || v < 1 || v > INT_MAX) return -1;
+  *out = (int)v;
+  *s = end;
+  return 0;
+}
+
+int app_take_comma(const char **s) {
+  if (**s != ',') return **s ? -1 : 0;
+  ++*s;
+  return **s ? 0 : -1; /* "64,128," lacks an item */
+}
+
 int app_parse_int_list(const char *s, int *out, int n) {
   int c = 0;
-  while (*s && c < n) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || !isdigit((unsigned char)*s) || v <= 0 || v > INT_MAX) return -1;
-    out[c++] = (int)v;
-    s = end;
-    if (*s == ',') s++;
-    else if (*s) return -1;
-  }
+  while (*s && c < n)
+    if (app_take_int(&s, &out[c++]) || app_take_comma(&s)) return -1;
   return *s ? -1 : c;
 }
 
