@@ -3,6 +3,7 @@
  * app_config_check) naming the key, the value and the range; the INI reader
  * refuses duplicate keys, over-long lines and non-regular files; the strict
  * number parser of the subcommands' options. */
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -236,6 +237,25 @@ static void test_duplicate_keys(void) {
   ift_error_quiet(0);
 }
 
+/* What app_config_write stores (in every checkpoint) loads back unchanged. */
+static void test_written_config_loads(void) {
+  app_config c, back;
+  app_config_defaults(&c);
+  c.train.steps = -1;
+  c.optim.lr = 2e-4;
+  c.ift.lambda = 1;
+  c.model.init_seed = UINT64_MAX;
+  const char *p = write_file("written.ini", "", 0);
+  FILE *f = fopen(p, "w");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  app_config_write(f, &c);
+  fclose(f);
+  app_config_defaults(&back);
+  CU_ASSERT_EQUAL(app_config_load(&back, p, 0, NULL), IFT_OK);
+  CU_ASSERT(back.train.steps == -1 && back.optim.lr == 2e-4 && back.ift.lambda == 1 &&
+            back.model.init_seed == UINT64_MAX);
+}
+
 static void test_bom_accepted(void) {
   app_config c;
   app_config_defaults(&c);
@@ -367,6 +387,7 @@ static CU_TestInfo tests[] = {{"negative counts refused, key and range named", t
                               {"app_config_check refuses bad values set in code", test_check_in_code},
                               {"errors in a file name file:line and key", test_file_errors_name_line},
                               {"duplicate keys name both lines; file + command line is fine", test_duplicate_keys},
+                              {"a written config loads back", test_written_config_loads},
                               {"UTF-8 BOM accepted", test_bom_accepted},
                               {"directory, FIFO, missing file refused", test_not_a_regular_file},
                               {"over-long line and NUL byte refused", test_long_line_and_nul},
