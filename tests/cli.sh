@@ -20,6 +20,12 @@ expect_rc() { # rc, command...
   "$@" >/dev/null 2>&1; rc=$?
   [ "$rc" -eq "$want" ] || { echo "    exit code $rc, expected $want: $*"; return 1; }
 }
+refused() { # message fragment, command...: exit code 2 and the fragment in the output
+  frag=$1; shift
+  out=$("$@" 2>&1); rc=$?
+  [ "$rc" -eq 2 ] || { echo "    exit code $rc, expected 2: $*"; echo "$out"; return 1; }
+  printf '%s\n' "$out" | grep -qF -- "$frag" || { echo "    no '$frag' in the output of $*:"; echo "$out"; return 1; }
+}
 : "${IFTRAIN:?IFTRAIN must point at the binary}"
 : "${MKDATA:?MKDATA must point at tests/mkdata}"
 check "iftrain --version" sh -c "$IFTRAIN --version | grep -q '^iftrain [0-9]'"
@@ -122,7 +128,26 @@ check "train: all-zero loss masks are nothing to train on, exit 2" sh -c "
   grep -q 'nothing to train on' $w/zero.log"
 check "train: unknown key gets a did-you-mean" sh -c "$IFTRAIN train --optim.learning_rate=1 2>&1 | grep -q \"did you mean 'optim.lr'\""
 check "train: missing data set names the file" sh -c "$IFTRAIN train --data.train=$w/none.h5 2>&1 | grep -q 'none.h5.*cannot be read'"
+# garbage in the configuration or in a numeric option: exit 2, the key or option named
+check "train: negative train.steps is refused" refused "train.steps = -5 is out of range (allowed: >= -1)" "$IFTRAIN" train --train.steps=-5
+check "train: optim.beta2 outside [0, 1) is refused" refused "optim.beta2 = 1.5 is out of range (allowed: [0, 1))" "$IFTRAIN" train --optim.beta2=1.5
+check "train: trailing garbage in a number is refused" refused "optim.lr = '1e-3abc' is not a number" "$IFTRAIN" train --optim.lr=1e-3abc
+check "train: an int that overflows is refused" refused "model.hidden_size = 99999999999 does not fit" "$IFTRAIN" train --model.hidden_size=99999999999
+check "train: --config of a directory is refused" refused "'/tmp' is a directory, not a regular file" "$IFTRAIN" train --config /tmp
+check "train: --config of a missing file is refused" refused "cannot open config file '$w/none.ini'" "$IFTRAIN" train --config=$w/none.ini
+printf '[train]\nsteps = 3\nsteps = 4\n' > $w/dup.ini
+check "train: a key twice in the config file names both lines" refused "dup.ini:3: train.steps is set twice, on lines 2 and 3" "$IFTRAIN" train --config $w/dup.ini
+printf '[optim]\nlr = nan\n' > $w/nan.ini
+check "train: NaN in the config file names file:line and key" refused "nan.ini:2: optim.lr = 'nan' is not a finite number" "$IFTRAIN" train --config $w/nan.ini
+check "prep: --max-len abc is refused" refused "--max-len = 'abc' is not a whole number" "$IFTRAIN" prep --generate arith -n 8 -o $w/x.h5 --max-len abc
+check "prep: -n 0 is refused" refused "-n = 0 is out of range (allowed: >= 1)" "$IFTRAIN" prep --generate arith -n 0 -o $w/x.h5
+check "eval: --max-new-tokens 5x is refused" refused "--max-new-tokens = '5x'" "$IFTRAIN" eval --ckpt $w/none.h5 --data $w/none.h5 --max-new-tokens 5x
+check "generate: --temperature nan is refused" refused "--temperature = 'nan' is not a finite number" "$IFTRAIN" generate --ckpt $w/none.h5 --prompt x --temperature nan
+check "bench gemm: --reps=0 is refused" refused "--reps = 0 is out of range" "$IFTRAIN" bench gemm --reps=0
+check "bench scaling: a layout beyond int is refused" refused "bad option '--layouts=1x99999999999'" "$IFTRAIN" bench scaling --layouts=1x99999999999
 check "train.steps = 0 writes the initial checkpoint" sh -c "$IFTRAIN train $tiny --train.steps=0 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/c0 && test -f $w/c0/step_0.h5 && grep -q step_0.h5 $w/c0/latest"
+printf '\357\273\277[train]\r\nsteps = 0\r\n' > $w/bom.ini
+check "train: a config file with a UTF-8 BOM and CRLF lines is read" sh -c "$IFTRAIN train $tiny --config=$w/bom.ini --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/bom && test -f $w/bom/step_0.h5"
 check "train on 2 ranks writes metrics and a checkpoint" sh -c "$MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=4 --data.train=$w/a.h5 --data.eval=$w/a.h5 --eval.max_samples=8 --eval.max_new_tokens=8 --ckpt.dir=$w/c1 --metrics.path=$w/c1/m.jsonl > $w/train.log 2>&1 && test -f $w/c1/step_4.h5 && grep -q '\"step\":4,' $w/c1/m.jsonl && grep -q 'exact_match' $w/c1/m.jsonl && grep -q 'final exact match' $w/train.log"
 check "eval of that checkpoint" sh -c "$IFTRAIN eval --ckpt $w/c1/step_4.h5 --data $w/a.h5 --max-samples 8 --max-new-tokens 8 --json | grep -q '\"exact_match\"'"
 check "generate from that checkpoint" sh -c "$IFTRAIN generate --ckpt $w/c1/step_4.h5 --prompt '12+34=' --max-new-tokens 4 | grep -q '^12+34='"

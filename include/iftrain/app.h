@@ -5,6 +5,7 @@
 #ifndef IFTRAIN_APP_H
 #define IFTRAIN_APP_H
 
+#include <math.h>
 #include <stdio.h>
 
 #include "iftrain/core.h"
@@ -67,6 +68,44 @@ const char *app_opt(int argc, char **argv, int *i, const char *name);
 int app_is_help(const char *a);
 /* Parse a comma list of positive ints into out (max n); count or -1. */
 int app_parse_int_list(const char *s, int *out, int n);
+/* List parsing steps: a positive int (digits only, fits an int) at *s, and
+ * the comma after an item or the end; each advances *s, 0 or -1. */
+int app_take_int(const char **s, int *out);
+int app_take_comma(const char **s);
+
+/* Allowed values of a number: lo..hi, either end open or infinite.  One type
+ * for configuration keys and command-line options, so both state their ranges
+ * the same way in errors and help. */
+typedef struct {
+  double lo, hi;
+  int lo_open, hi_open;
+} app_range;
+#define APP_ANY ((app_range){-INFINITY, INFINITY, 0, 0})
+#define APP_GE(a) ((app_range){(a), INFINITY, 0, 0})
+#define APP_GT(a) ((app_range){(a), INFINITY, 1, 0})
+#define APP_IN(a, b) ((app_range){(a), (b), 0, 0})    /* [a, b] */
+#define APP_IN_CO(a, b) ((app_range){(a), (b), 0, 1}) /* [a, b) */
+
+int app_range_has(app_range r, double v);
+/* ">= 1", "> 0", "[0, 1)", "" (any value) */
+void app_range_str(char *out, size_t n, app_range r);
+/* ERR naming NAME, the value and the range unless V is in R (finite); the
+ * hint is ABOUT (what the value means) or, if NULL, the range again. */
+ift_status app_range_check(const char *name, double v, app_range r, ift_status err,
+                           const char *about);
+
+typedef enum { APP_NUM_INT, APP_NUM_LONG, APP_NUM_U64, APP_NUM_DOUBLE } app_num_type;
+/* Strict number: TEXT is entirely a decimal integer (or, for doubles, a finite
+ * strtod number) that fits TYPE and lies in R; stored in *OUT (an int, long,
+ * uint64_t or double).  Otherwise ERR with a message naming NAME and TEXT and
+ * nothing stored; ABOUT as in app_range_check.  atoi("5x") = 5 is the garbage this refuses. */
+ift_status app_parse_number(const char *name, const char *text, app_num_type type, app_range r,
+                            ift_status err, const char *about, void *out);
+/* Numeric options of the subcommands (NAME as the user spells it, "--seed"):
+ * IFT_ERR_ARG on a bad value; the caller exits APP_EXIT_USAGE. */
+ift_status app_opt_int(const char *name, const char *value, app_range r, int *out);
+ift_status app_opt_long(const char *name, const char *value, app_range r, long *out);
+ift_status app_opt_double(const char *name, const char *value, app_range r, double *out);
 
 /* Subcommands. */
 int app_info(int argc, char **argv);

@@ -1,8 +1,12 @@
 /* Configuration: the contract every tool, script and test uses (DESIGN.md,
  * "Configuration keys").  INI-like files: [section] headers, key = value,
- * '#' comments; on the command line --section.key=value overrides the file.
- * Unknown keys are errors with a "did you mean" hint.  Every key has a type,
- * a default and a help line (iftrain train --help-config). */
+ * '#' comments, an optional UTF-8 BOM; on the command line
+ * --section.key=value overrides the file.  Every key has a type, a default,
+ * an allowed range and a help line (iftrain train --help-config).  Nothing
+ * doubtful is accepted: unknown keys (with a "did you mean" hint), a key twice
+ * in one file, values outside their range, NaN/Inf, numbers with trailing
+ * characters or beyond their C type, lines too long to read whole, and
+ * --config paths that are not regular files are all IFT_ERR_CONFIG. */
 #ifndef IFTRAIN_CONFIG_H
 #define IFTRAIN_CONFIG_H
 
@@ -80,11 +84,13 @@ typedef struct {
 
 /* Defaults of every key. */
 void app_config_defaults(app_config *c);
-/* Parse a config file (path NULL: none) then apply overrides of the form
- * --section.key=value from argv (other arguments are left alone and counted
- * in *unused if not NULL).  Messages name file:line or the option. */
+/* Parse a config file (path NULL: none; "" is a missing file) then apply
+ * overrides of the form --section.key=value from argv (other arguments, such
+ * as --config=dir/x.ini, are left alone).  Messages name file:line or the
+ * option, the key, the value and the allowed range. */
 ift_status app_config_load(app_config *c, const char *path, int argc, char **argv);
-/* Set one key from text ("section.key", "value"). */
+/* Set one key from text ("section.key", "value"); a refused value leaves the
+ * key as it was. */
 ift_status app_config_set(app_config *c, const char *key, const char *value);
 /* Write the effective configuration as a loadable file. */
 void app_config_write(FILE *f, const app_config *c);
@@ -94,7 +100,9 @@ void app_config_help(FILE *f);
  * (0 x 0 in 1D mode): pr = dist.tp_rows, or the most square grid with
  * pr >= pc when dist.tp_rows = 0. */
 void app_tp_grid(const app_config *c, int *pr, int *pc);
-/* Cross-key checks (batch divisible by micro-batch x DP, ...). */
+/* Every key's range again (configs are also built in code), then the
+ * cross-key checks (batch divisible by the DP size, seq_len within the
+ * model's positions, the tensor-parallel layout, ...). */
 ift_status app_config_check(const app_config *c, int dp, int tp);
 
 const char *lambda_sched_name(lambda_sched s);

@@ -1,6 +1,7 @@
 /* iftrain bench comm: MPI ping-pong latency/bandwidth and MPI_Allreduce
  * time over message sizes — the measurements the α–β performance model in
  * bench/perf_model.py is fitted to. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,19 +22,21 @@ int app_bench_comm(int argc, char **argv) {
   int reps = 20, json = 0, rank, P;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &P);
-  for (int i = 1; i < argc; i++) {
+  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
+  for (int i = 1; i < argc && num == IFT_OK; i++) {
     const char *v;
     if (app_is_help(argv[i])) {
       if (rank == 0) fputs(comm_help, stdout);
       return APP_EXIT_OK;
-    } else if ((v = app_opt(argc, argv, &i, "max-bytes"))) maxb = atol(v);
-    else if ((v = app_opt(argc, argv, &i, "reps"))) reps = atoi(v);
+    } else if ((v = app_opt(argc, argv, &i, "max-bytes"))) num = app_opt_long("--max-bytes", v, APP_IN(4, INT_MAX), &maxb); /* an MPI count */
+    else if ((v = app_opt(argc, argv, &i, "reps"))) num = app_opt_int("--reps", v, APP_GE(1), &reps);
     else if (!strcmp(argv[i], "--json")) json = 1;
     else {
       if (rank == 0) fprintf(stderr, "iftrain bench comm: bad option '%s'\n", argv[i]);
       return APP_EXIT_USAGE;
     }
   }
+  if (num != IFT_OK) return APP_EXIT_USAGE;
   if (P < 2) {
     if (rank == 0) fprintf(stderr, "iftrain bench comm: run under mpirun -n 2 (or more)\n");
     return APP_EXIT_USAGE;

@@ -152,7 +152,8 @@ int app_bench_gemm(int argc, char **argv) {
                  .psizes = {1024, 2048}, .npsizes = 2, .pblas = {32, 512}, .npblas = 2, .nb = 128,
                  .reps = 3};
   int threads_given = 0;
-  for (int i = 1; i < argc; i++) {
+  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
+  for (int i = 1; i < argc && num == IFT_OK; i++) {
     const char *v;
     int bad = 0;
     if (app_is_help(argv[i])) {
@@ -168,11 +169,11 @@ int app_bench_gemm(int argc, char **argv) {
     } else if ((v = app_opt(argc, argv, &i, "pblas-block"))) {
       bad = (o.npblas = app_parse_int_list(v, o.pblas, 8)) <= 0;
     } else if ((v = app_opt(argc, argv, &i, "nb"))) {
-      bad = (o.nb = atoi(v)) <= 0;
+      num = app_opt_int("--nb", v, APP_GE(1), &o.nb);
     } else if ((v = app_opt(argc, argv, &i, "reps"))) {
-      bad = (o.reps = atoi(v)) <= 0;
+      num = app_opt_int("--reps", v, APP_GE(1), &o.reps);
     } else if ((v = app_opt(argc, argv, &i, "peak"))) {
-      o.peak = atof(v);
+      num = app_opt_double("--peak", v, APP_GE(0), &o.peak);
     } else if (!strcmp(argv[i], "--json")) {
       o.json = 1;
     } else if (!strcmp(argv[i], "--no-default")) {
@@ -188,6 +189,7 @@ int app_bench_gemm(int argc, char **argv) {
       return APP_EXIT_USAGE;
     }
   }
+  if (num != IFT_OK) return APP_EXIT_USAGE;
   int size = 1, rank = 0;
   if (dist_initialized()) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);

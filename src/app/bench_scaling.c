@@ -2,6 +2,7 @@
  * layouts and model sizes, strong (fixed global batch) and weak (fixed batch
  * per replica) scaling, with each step's time split into compute,
  * communication and idle (waiting for the slowest rank), as CSV. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,22 +42,21 @@ typedef struct {
   double tps, step, compute, comm, idle;
 } sres;
 
+/* "DPxTP" (1D) or "DPxPRxPC" (2D) items, comma-separated; count or -1. */
 static int parse_layouts(const char *s, layout *out, int n) {
   int k = 0;
   while (*s && k < n) {
-    int a, b, c, used;
-    if (sscanf(s, "%dx%dx%d%n", &a, &b, &c, &used) == 3 && a >= 1 && b >= 1 && c >= 1)
-      out[k] = (layout){a, b * c, b, c};
-    else if (sscanf(s, "%dx%d%n", &a, &b, &used) == 2 && a >= 1 && b >= 1)
-      out[k] = (layout){a, b, 0, 0};
-    else
-      return -1;
-    k++;
-    s += used;
-    if (*s == ',') s++;
-    else if (*s) return -1;
+    int d[3], m = 0;
+    if (app_take_int(&s, &d[m++])) return -1;
+    while (*s == 'x' && m < 3) {
+      s++;
+      if (app_take_int(&s, &d[m++])) return -1;
+    }
+    if (m == 1 || (m == 3 && d[1] > INT_MAX / d[2])) return -1;
+    out[k++] = m == 3 ? (layout){d[0], d[1] * d[2], d[1], d[2]} : (layout){d[0], d[1], 0, 0};
+    if (app_take_comma(&s)) return -1;
   }
-  return k;
+  return *s ? -1 : k;
 }
 
 static ift_status run_case(const model_config *mc, loss_kind kind, int global_batch, int T, int steps,
@@ -133,7 +133,8 @@ int app_bench_scaling(int argc, char **argv) {
   int P, rank;
   MPI_Comm_size(MPI_COMM_WORLD, &P);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  for (int i = 1; i < argc; i++) {
+  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
+  for (int i = 1; i < argc && num == IFT_OK; i++) {
     const char *v;
     int bad = 0;
     if (app_is_help(argv[i])) {
@@ -141,12 +142,12 @@ int app_bench_scaling(int argc, char **argv) {
       return APP_EXIT_OK;
     } else if ((v = app_opt(argc, argv, &i, "layouts"))) bad = (nl = parse_layouts(v, lays, 32)) <= 0;
     else if ((v = app_opt(argc, argv, &i, "hidden"))) bad = (nh = app_parse_int_list(v, hid, 8)) <= 0;
-    else if ((v = app_opt(argc, argv, &i, "layers"))) bad = (layers = atoi(v)) < 1;
-    else if ((v = app_opt(argc, argv, &i, "batch"))) bad = (batch = atoi(v)) < 1;
-    else if ((v = app_opt(argc, argv, &i, "seq"))) bad = (T = atoi(v)) < 2;
-    else if ((v = app_opt(argc, argv, &i, "steps"))) bad = (steps = atoi(v)) < 1;
-    else if ((v = app_opt(argc, argv, &i, "tp-block"))) bad = (nb = atoi(v)) < 0;
-    else if ((v = app_opt(argc, argv, &i, "pblas-block"))) bad = (pblas = atoi(v)) < 1;
+    else if ((v = app_opt(argc, argv, &i, "layers"))) num = app_opt_int("--layers", v, APP_GE(1), &layers);
+    else if ((v = app_opt(argc, argv, &i, "batch"))) num = app_opt_int("--batch", v, APP_GE(1), &batch);
+    else if ((v = app_opt(argc, argv, &i, "seq"))) num = app_opt_int("--seq", v, APP_GE(2), &T);
+    else if ((v = app_opt(argc, argv, &i, "steps"))) num = app_opt_int("--steps", v, APP_GE(1), &steps);
+    else if ((v = app_opt(argc, argv, &i, "tp-block"))) num = app_opt_int("--tp-block", v, APP_GE(0), &nb);
+    else if ((v = app_opt(argc, argv, &i, "pblas-block"))) num = app_opt_int("--pblas-block", v, APP_GE(1), &pblas);
     else if ((v = app_opt(argc, argv, &i, "csv"))) csv = v;
     else if ((v = app_opt(argc, argv, &i, "loss"))) bad = loss_kind_parse(v, &kind) || (kind != LOSS_SFT && kind != LOSS_IFT);
     else if ((v = app_opt(argc, argv, &i, "mode"))) {
@@ -160,6 +161,7 @@ int app_bench_scaling(int argc, char **argv) {
       return APP_EXIT_USAGE;
     }
   }
+  if (num != IFT_OK) return APP_EXIT_USAGE;
   if (nl == 0) /* every DP x TP that fits, 1x1 first (the efficiency base) */
     for (int n = 1; n <= P; n++)
       for (int t = 1; t <= n; t++)

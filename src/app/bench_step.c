@@ -103,11 +103,7 @@ int app_bench_step(int argc, char **argv) {
       if (core_rank() == 0) fputs(step_help, stdout);
       return APP_EXIT_OK;
     } else if ((v = app_opt(argc, argv, &i, "steps"))) {
-      steps = atoi(v);
-      if (steps < 1) {
-        fprintf(stderr, "iftrain bench step: --steps must be >= 1\n");
-        return APP_EXIT_USAGE;
-      }
+      if (app_opt_int("--steps", v, APP_GE(1), &steps) != IFT_OK) return APP_EXIT_USAGE;
     } else if ((v = app_opt(argc, argv, &i, "loss"))) {
       do_sft = strstr(v, "sft") != NULL;
       do_ift = strstr(v, "ift") != NULL;

@@ -1,3 +1,7 @@
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,18 +92,106 @@ const char *app_opt(int argc, char **argv, int *i, const char *name) {
   return NULL;
 }
 
+int app_take_int(const char **s, int *out) {
+  /* digits only: strtol alone would also take blanks and a sign */
+  if (!isdigit((unsigned char)**s)) return -1;
+  char *end;
+  errno = 0;
+  long v = strtol(*s, &end, 10);
+  if (errno || v < 1 || v > INT_MAX) return -1;
+  *out = (int)v;
+  *s = end;
+  return 0;
+}
+
+int app_take_comma(const char **s) {
+  if (**s != ',') return **s ? -1 : 0;
+  ++*s;
+  return **s ? 0 : -1; /* "64,128," lacks an item */
+}
+
 int app_parse_int_list(const char *s, int *out, int n) {
   int c = 0;
-  while (*s && c < n) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || v <= 0) return -1;
-    out[c++] = (int)v;
-    s = end;
-    if (*s == ',') s++;
-    else if (*s) return -1;
-  }
+  while (*s && c < n)
+    if (app_take_int(&s, &out[c++]) || app_take_comma(&s)) return -1;
   return *s ? -1 : c;
+}
+
+int app_range_has(app_range r, double v) {
+  return isfinite(v) && (r.lo_open ? v > r.lo : v >= r.lo) && (r.hi_open ? v < r.hi : v <= r.hi);
+}
+
+void app_range_str(char *out, size_t n, app_range r) {
+  if (isinf(r.lo) && isinf(r.hi)) snprintf(out, n, "%s", "");
+  else if (isinf(r.hi)) snprintf(out, n, "%s %.15g", r.lo_open ? ">" : ">=", r.lo);
+  else if (isinf(r.lo)) snprintf(out, n, "%s %.15g", r.hi_open ? "<" : "<=", r.hi);
+  else snprintf(out, n, "%c%.15g, %.15g%c", r.lo_open ? '(' : '[', r.lo, r.hi, r.hi_open ? ')' : ']');
+}
+
+ift_status app_range_check(const char *name, double v, app_range r, ift_status err,
+                           const char *about) {
+  char allowed[80], hint[128];
+  app_range_str(allowed, sizeof allowed, r);
+  snprintf(hint, sizeof hint, "%s must be %s%s", name, allowed[0] == '[' || allowed[0] == '(' ? "in " : "",
+           allowed);
+  IFT_REQUIRE(app_range_has(r, v), err, about ? about : hint, "%s = %.15g is out of range (allowed: %s)", name, v,
+              allowed);
+  return IFT_OK;
+}
+
+ift_status app_parse_number(const char *name, const char *text, app_num_type type, app_range r,
+                            ift_status err, const char *about, void *out) {
+  static const char *const what[] = {[APP_NUM_INT] = "a whole number", [APP_NUM_LONG] = "a whole number",
+                                     [APP_NUM_U64] = "a whole number >= 0", [APP_NUM_DOUBLE] = "a number"};
+  static const char *const example[] = {[APP_NUM_INT] = "e.g. 64", [APP_NUM_LONG] = "e.g. 1500",
+                                        [APP_NUM_U64] = "e.g. 1234", [APP_NUM_DOUBLE] = "e.g. 0.9 or 3e-4"};
+  char hint[128];
+  snprintf(hint, sizeof hint, "give %s (%s), nothing before or after it", what[type], example[type]);
+  IFT_REQUIRE(*text, err, hint, "%s has an empty value", name);
+  /* strto* skip leading blanks and stop at the first stray character; both
+   * would let "5x" or " 5" through, so the text must be the number exactly */
+  int sign_ok = type != APP_NUM_U64 || *text != '-';
+  char *end = NULL;
+  errno = 0;
+  double v;
+  long long ll = 0;
+  unsigned long long ull = 0;
+  if (type == APP_NUM_DOUBLE) v = strtod(text, &end);
+  else if (type == APP_NUM_U64) v = (double)(ull = strtoull(text, &end, 10));
+  else v = (double)(ll = strtoll(text, &end, 10));
+  IFT_REQUIRE(!isspace((unsigned char)*text) && sign_ok && end != text && !*end, err, hint,
+              "%s = '%s' is not %s", name, text, what[type]);
+  if (type == APP_NUM_DOUBLE) {
+    /* an underflow to 0 or a denormal is still a number; the range decides */
+    IFT_REQUIRE(isfinite(v), err, hint, "%s = '%s' is not a finite number", name, text);
+  } else {
+    IFT_REQUIRE(errno != ERANGE, err, hint, "%s = %s does not fit in a 64-bit integer", name, text);
+  }
+  /* the range before the C type: "allowed: [1, 1024]" says more than "too large" */
+  IFT_TRY(app_range_check(name, v, r, err, about));
+  if (type == APP_NUM_INT || type == APP_NUM_LONG) {
+    static const long long lo[] = {[APP_NUM_INT] = INT_MIN, [APP_NUM_LONG] = LONG_MIN};
+    static const long long hi[] = {[APP_NUM_INT] = INT_MAX, [APP_NUM_LONG] = LONG_MAX};
+    IFT_REQUIRE(ll >= lo[type] && ll <= hi[type], err, hint, "%s = %s does not fit in a %s", name,
+                text, type == APP_NUM_INT ? "32-bit integer" : "long integer");
+  }
+  switch (type) {
+  case APP_NUM_INT: *(int *)out = (int)ll; break;
+  case APP_NUM_LONG: *(long *)out = (long)ll; break;
+  case APP_NUM_U64: *(uint64_t *)out = (uint64_t)ull; break;
+  case APP_NUM_DOUBLE: *(double *)out = v; break;
+  }
+  return IFT_OK;
+}
+
+ift_status app_opt_int(const char *name, const char *value, app_range r, int *out) {
+  return app_parse_number(name, value, APP_NUM_INT, r, IFT_ERR_ARG, NULL, out);
+}
+ift_status app_opt_long(const char *name, const char *value, app_range r, long *out) {
+  return app_parse_number(name, value, APP_NUM_LONG, r, IFT_ERR_ARG, NULL, out);
+}
+ift_status app_opt_double(const char *name, const char *value, app_range r, double *out) {
+  return app_parse_number(name, value, APP_NUM_DOUBLE, r, IFT_ERR_ARG, NULL, out);
 }
 
 int app_parse_global(int *argc, char **argv) {
@@ -115,13 +207,7 @@ int app_parse_global(int *argc, char **argv) {
       continue;
     }
     if ((v = app_opt(*argc, argv, &j, "threads"))) {
-      char *end;
-      long t = strtol(v, &end, 10);
-      if (*end || t < 1 || t > 1024) {
-        fprintf(stderr, "iftrain: --threads=%s is not a thread count\n  hint: give a whole number >= 1\n", v);
-        return APP_EXIT_USAGE;
-      }
-      app_g.threads = (int)t;
+      if (app_opt_int("--threads", v, APP_IN(1, 1024), &app_g.threads) != IFT_OK) return APP_EXIT_USAGE;
       i = j;
       continue;
     }

@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
+
+#include "iftrain/app.h"
 
 typedef enum { K_INT, K_LONG, K_DOUBLE, K_BOOL, K_STR, K_ENUM, K_U64 } key_type;
 
@@ -18,79 +22,94 @@ typedef struct {
   size_t off;
   size_t len;          /* K_STR capacity */
   const char *choices; /* K_ENUM: "a|b|c" in enum order */
+  app_range range;     /* numbers: refused outside it, at load and in app_config_check */
   const char *help;
 } key_def;
 
+/* The ranges live here, beside the keys, so that loading, app_config_check
+ * and --help-config cannot disagree about them. */
 #define F(field) offsetof(app_config, field)
-#define STR(field) offsetof(app_config, field), sizeof(((app_config *)0)->field)
+#define KINT(k, field, r, help) {k, K_INT, F(field), 0, NULL, r, help}
+#define KLONG(k, field, r, help) {k, K_LONG, F(field), 0, NULL, r, help}
+#define KU64(k, field, help) {k, K_U64, F(field), 0, NULL, APP_ANY, help}
+#define KDBL(k, field, r, help) {k, K_DOUBLE, F(field), 0, NULL, r, help}
+#define KBOOL(k, field, help) {k, K_BOOL, F(field), 0, NULL, APP_IN(0, 1), help}
+#define KSTR(k, field, help) {k, K_STR, F(field), sizeof(((app_config *)0)->field), NULL, APP_ANY, help}
+#define KENUM(k, field, choices, help) {k, K_ENUM, F(field), 0, choices, APP_ANY, help}
 static const key_def keys[] = {
-    {"model.vocab_size", K_INT, F(model.vocab_size), 0, NULL, "vocabulary size (must match the data set)"},
-    {"model.hidden_size", K_INT, F(model.hidden_size), 0, NULL, "width C of the residual stream"},
-    {"model.intermediate_size", K_INT, F(model.intermediate_size), 0, NULL, "SwiGLU MLP width F"},
-    {"model.num_hidden_layers", K_INT, F(model.num_hidden_layers), 0, NULL, "decoder layers"},
-    {"model.num_attention_heads", K_INT, F(model.num_attention_heads), 0, NULL, "query heads (head dim = hidden/heads)"},
-    {"model.num_key_value_heads", K_INT, F(model.num_key_value_heads), 0, NULL, "key/value heads (grouped-query attention; divides heads)"},
-    {"model.rms_norm_eps", K_DOUBLE, F(model.rms_norm_eps), 0, NULL, "RMSNorm epsilon"},
-    {"model.rope_theta", K_DOUBLE, F(model.rope_theta), 0, NULL, "RoPE base"},
-    {"model.max_position_embeddings", K_INT, F(model.max_position_embeddings), 0, NULL, "longest sequence the model accepts"},
-    {"model.tie_word_embeddings", K_BOOL, F(model.tie_word_embeddings), 0, NULL, "1: LM head shares the input embedding"},
-    {"model.init_seed", K_U64, F(model.init_seed), 0, NULL, "seed of the weight initialisation"},
-    {"train.loss", K_ENUM, F(train.loss), 0, "sft|ift|dpo|ipo|orpo|simpo", "training objective"},
-    {"train.steps", K_LONG, F(train.steps), 0, NULL, "optimizer steps (-1: use train.epochs; 0: write step 0 and exit)"},
-    {"train.epochs", K_INT, F(train.epochs), 0, NULL, "epochs over data.train when train.steps = -1"},
-    {"train.batch_size", K_INT, F(train.batch_size), 0, NULL, "sequences per optimizer step (global, any DP size)"},
-    {"train.micro_batch", K_INT, F(train.micro_batch), 0, NULL, "sequences per forward/backward on one rank"},
-    {"train.seq_len", K_INT, F(train.seq_len), 0, NULL, "tokens per sequence (longer are truncated, shorter padded)"},
-    {"train.seed", K_LONG, F(train.seed), 0, NULL, "seed of shuffling and lambda noise"},
-    {"ift.lambda", K_DOUBLE, F(ift.lambda), 0, NULL, "blend weight of the model's own predictions (IFT.md step 4)"},
-    {"ift.gamma", K_DOUBLE, F(ift.gamma), 0, NULL, "discount of the token weights; 0 = uniform (SFT weighting)"},
-    {"ift.side", K_ENUM, F(ift.side), 0, "left|right", "left: suffix sums (default); right: prefix sums"},
-    {"ift.value", K_ENUM, F(ift.value), 0, "loss|mask", "what is discounted: token losses or the answer mask"},
-    {"ift.norm", K_ENUM, F(ift.norm), 0, "L1|L2|log|softmax", "transform of the discounted sums before normalising"},
-    {"ift.schedule", K_ENUM, F(ift.schedule), 0, "static|linear|noise", "lambda schedule"},
-    {"ift.warmup_steps", K_INT, F(ift.warmup_steps), 0, NULL, "linear schedule: steps to ramp lambda from 0"},
-    {"ift.embed_grad", K_BOOL, F(ift.embed_grad), 0, NULL, "1: gradient flows into the blended input lookups (extension)"},
-    {"ift.right_mu", K_ENUM, F(ift.right_mu), 0, "row|batch", "right side: mu per row (default) or per micro-batch (reference)"},
-    {"ift.reduce", K_ENUM, F(ift.reduce_microbatch), 0, "global|microbatch", "loss mean over the global batch, or per micro-batch (reference)"},
-    {"pref.beta", K_DOUBLE, F(pref.beta), 0, NULL, "preference losses: beta (0 = default: DPO/IPO .1, ORPO .25, SimPO 2)"},
-    {"pref.label_smoothing", K_DOUBLE, F(pref.label_smoothing), 0, NULL, "DPO: label smoothing eps in [0, .5)"},
-    {"pref.simpo_gamma_ratio", K_DOUBLE, F(pref.simpo_gamma_ratio), 0, NULL, "SimPO: target margin gamma_s / beta"},
-    {"pref.reference", K_STR, STR(pref.reference), NULL, "DPO/IPO: reference checkpoint the cached /ref_logp must come from (empty: ckpt.init)"},
-    {"optim.name", K_ENUM, F(optim.kind), 0, "adamw|rmsprop|sgd", "optimizer"},
-    {"optim.lr", K_DOUBLE, F(optim.lr), 0, NULL, "peak learning rate"},
-    {"optim.weight_decay", K_DOUBLE, F(optim.weight_decay), 0, NULL, "AdamW: decoupled; RMSprop/SGD: L2 (matrices only)"},
-    {"optim.beta1", K_DOUBLE, F(optim.beta1), 0, NULL, "AdamW beta1"},
-    {"optim.beta2", K_DOUBLE, F(optim.beta2), 0, NULL, "AdamW beta2"},
-    {"optim.alpha", K_DOUBLE, F(optim.alpha), 0, NULL, "RMSprop smoothing"},
-    {"optim.eps", K_DOUBLE, F(optim.eps), 0, NULL, "added outside the square root"},
-    {"optim.momentum", K_DOUBLE, F(optim.momentum), 0, NULL, "RMSprop/SGD momentum"},
-    {"optim.clip", K_DOUBLE, F(optim.clip), 0, NULL, "max global gradient norm (0 = off)"},
-    {"optim.schedule", K_ENUM, F(optim.schedule), 0, "constant|linear|cosine", "learning-rate schedule after warm-up"},
-    {"optim.warmup", K_DOUBLE, F(optim.warmup), 0, NULL, "warm-up: fraction of steps (< 1) or steps (>= 1)"},
-    {"optim.zero", K_BOOL, F(optim_zero), 0, NULL, "1: shard optimizer state over data-parallel ranks (ZeRO-1)"},
-    {"data.train", K_STR, STR(data.train), NULL, "training data set (HDF5, from iftrain prep)"},
-    {"data.eval", K_STR, STR(data.eval), NULL, "held-out data set (HDF5); empty: no evaluation"},
-    {"data.shuffle", K_BOOL, F(data.shuffle), 0, NULL, "1: seeded shuffle each epoch; 0: file order"},
-    {"ckpt.dir", K_STR, STR(ckpt.dir), NULL, "checkpoint directory"},
-    {"ckpt.every", K_INT, F(ckpt.every), 0, NULL, "checkpoint every N steps (0: only at the end)"},
-    {"ckpt.keep", K_INT, F(ckpt.keep), 0, NULL, "keep the last K checkpoints"},
-    {"ckpt.resume", K_STR, STR(ckpt.resume), NULL, "auto (latest in ckpt.dir, if any) | PATH | none"},
-    {"ckpt.init", K_STR, STR(ckpt.init), NULL, "start from the weights of this checkpoint (step 0, fresh optimizer; ignored when resuming)"},
-    {"ckpt.verify", K_BOOL, F(ckpt.verify), 0, NULL, "1: check every tensor's checksum when a checkpoint is read (resume, init); 0: skip (faster, unsafe)"},
-    {"ckpt.allow_changes", K_BOOL, F(ckpt.allow_changes), 0, NULL, "1: resume even though train.steps or a learning-rate/lambda schedule key differs from the checkpoint's (reported)"},
-    {"dist.tp", K_INT, F(dist.tp), 0, NULL, "tensor-parallel ranks per replica (DP = ranks / tp)"},
-    {"dist.tp_mode", K_ENUM, F(dist.tp_2d), 0, "1d|2d", "1d: Megatron splits with BLIS; 2d: PBLAS psgemm on a BLACS grid"},
-    {"dist.tp_rows", K_INT, F(dist.tp_rows), 0, NULL, "2d: process rows of the grid, dividing dist.tp (0: most square, rows >= columns)"},
-    {"dist.pblas_block", K_INT, F(dist.pblas_block), 0, NULL, "2d: PBLAS algorithmic block (psgemm's k step; 0: hidden_size / 2 in [64, 512]; reference PBLAS: 32)"},
-    {"dist.tp_block", K_INT, F(dist.tp_block), 0, NULL, "2d: weights block-cyclic in blocks of this size (0: one block per process, fastest here)"},
-    {"metrics.path", K_STR, STR(metrics.path), NULL, "JSONL metrics file (empty: none)"},
-    {"metrics.every", K_INT, F(metrics.every), 0, NULL, "write a metrics record every N steps"},
-    {"eval.every", K_INT, F(eval.every), 0, NULL, "evaluate every N steps (0: only at the end)"},
-    {"eval.max_new_tokens", K_INT, F(eval.max_new_tokens), 0, NULL, "generation length for exact match"},
-    {"eval.max_samples", K_INT, F(eval.max_samples), 0, NULL, "evaluate on at most N held-out samples (0: all)"},
+    KINT("model.vocab_size", model.vocab_size, APP_GE(1), "vocabulary size (must match the data set)"),
+    KINT("model.hidden_size", model.hidden_size, APP_GE(1), "width C of the residual stream"),
+    KINT("model.intermediate_size", model.intermediate_size, APP_GE(1), "SwiGLU MLP width F"),
+    KINT("model.num_hidden_layers", model.num_hidden_layers, APP_GE(1), "decoder layers"),
+    KINT("model.num_attention_heads", model.num_attention_heads, APP_GE(1), "query heads (head dim = hidden/heads)"),
+    KINT("model.num_key_value_heads", model.num_key_value_heads, APP_GE(1), "key/value heads (grouped-query attention; divides heads)"),
+    KDBL("model.rms_norm_eps", model.rms_norm_eps, APP_GT(0), "RMSNorm epsilon"),
+    KDBL("model.rope_theta", model.rope_theta, APP_GT(0), "RoPE base"),
+    KINT("model.max_position_embeddings", model.max_position_embeddings, APP_GE(1), "longest sequence the model accepts"),
+    KBOOL("model.tie_word_embeddings", model.tie_word_embeddings, "1: LM head shares the input embedding"),
+    KU64("model.init_seed", model.init_seed, "seed of the weight initialisation"),
+    KENUM("train.loss", train.loss, "sft|ift|dpo|ipo|orpo|simpo", "training objective"),
+    KLONG("train.steps", train.steps, APP_GE(-1), "optimizer steps (-1: use train.epochs; 0: write step 0 and exit)"),
+    KINT("train.epochs", train.epochs, APP_GE(1), "epochs over data.train when train.steps = -1"),
+    KINT("train.batch_size", train.batch_size, APP_GE(1), "sequences per optimizer step (global, a multiple of the DP size)"),
+    KINT("train.micro_batch", train.micro_batch, APP_GE(1), "sequences per forward/backward on one rank (<= 256 for preference losses)"),
+    KINT("train.seq_len", train.seq_len, APP_GE(2), "tokens per sequence, <= model.max_position_embeddings (longer are truncated, shorter padded)"),
+    KLONG("train.seed", train.seed, APP_GE(0), "seed of shuffling and lambda noise"),
+    KDBL("ift.lambda", ift.lambda, APP_IN(0, 1), "blend weight of the model's own predictions (IFT.md step 4)"),
+    KDBL("ift.gamma", ift.gamma, APP_IN(0, 1), "discount of the token weights; 0 = uniform (SFT weighting)"),
+    KENUM("ift.side", ift.side, "left|right", "left: suffix sums (default); right: prefix sums"),
+    KENUM("ift.value", ift.value, "loss|mask", "what is discounted: token losses or the answer mask"),
+    KENUM("ift.norm", ift.norm, "L1|L2|log|softmax", "transform of the discounted sums before normalising"),
+    KENUM("ift.schedule", ift.schedule, "static|linear|noise", "lambda schedule"),
+    KINT("ift.warmup_steps", ift.warmup_steps, APP_GE(0), "linear schedule: steps to ramp lambda from 0"),
+    KBOOL("ift.embed_grad", ift.embed_grad, "1: gradient flows into the blended input lookups (extension)"),
+    KENUM("ift.right_mu", ift.right_mu, "row|batch", "right side: mu per row (default) or per micro-batch (reference)"),
+    KENUM("ift.reduce", ift.reduce_microbatch, "global|microbatch", "loss mean over the global batch, or per micro-batch (reference)"),
+    KDBL("pref.beta", pref.beta, APP_GE(0), "preference losses: beta (0 = default: DPO/IPO .1, ORPO .25, SimPO 2)"),
+    KDBL("pref.label_smoothing", pref.label_smoothing, APP_IN_CO(0, 0.5), "DPO: label smoothing eps"),
+    KDBL("pref.simpo_gamma_ratio", pref.simpo_gamma_ratio, APP_GE(0), "SimPO: target margin gamma_s / beta"),
+    KSTR("pref.reference", pref.reference, "DPO/IPO: reference checkpoint the cached /ref_logp must come from (empty: ckpt.init)"),
+    KENUM("optim.name", optim.kind, "adamw|rmsprop|sgd", "optimizer"),
+    KDBL("optim.lr", optim.lr, APP_GT(0), "peak learning rate"),
+    KDBL("optim.weight_decay", optim.weight_decay, APP_GE(0), "AdamW: decoupled; RMSprop/SGD: L2 (matrices only)"),
+    KDBL("optim.beta1", optim.beta1, APP_IN_CO(0, 1), "AdamW beta1"),
+    KDBL("optim.beta2", optim.beta2, APP_IN_CO(0, 1), "AdamW beta2"),
+    KDBL("optim.alpha", optim.alpha, APP_IN_CO(0, 1), "RMSprop smoothing"),
+    KDBL("optim.eps", optim.eps, APP_GT(0), "added outside the square root"),
+    KDBL("optim.momentum", optim.momentum, APP_IN_CO(0, 1), "RMSprop/SGD momentum"),
+    KDBL("optim.clip", optim.clip, APP_GE(0), "max global gradient norm (0 = off)"),
+    KENUM("optim.schedule", optim.schedule, "constant|linear|cosine", "learning-rate schedule after warm-up"),
+    KDBL("optim.warmup", optim.warmup, APP_GE(0), "warm-up: fraction of steps (< 1) or steps (>= 1)"),
+    KBOOL("optim.zero", optim_zero, "1: shard optimizer state over data-parallel ranks (ZeRO-1)"),
+    KSTR("data.train", data.train, "training data set (HDF5, from iftrain prep)"),
+    KSTR("data.eval", data.eval, "held-out data set (HDF5); empty: no evaluation"),
+    KBOOL("data.shuffle", data.shuffle, "1: seeded shuffle each epoch; 0: file order"),
+    KSTR("ckpt.dir", ckpt.dir, "checkpoint directory"),
+    KINT("ckpt.every", ckpt.every, APP_GE(0), "checkpoint every N steps (0: only at the end)"),
+    KINT("ckpt.keep", ckpt.keep, APP_GE(1), "keep the last K checkpoints"),
+    KSTR("ckpt.resume", ckpt.resume, "auto (latest in ckpt.dir, if any) | PATH | none"),
+    KSTR("ckpt.init", ckpt.init, "start from the weights of this checkpoint (step 0, fresh optimizer; ignored when resuming)"),
+    KBOOL("ckpt.verify", ckpt.verify, "1: check every tensor's checksum when a checkpoint is read (resume, init); 0: skip (faster, unsafe)"),
+    KBOOL("ckpt.allow_changes", ckpt.allow_changes, "1: resume even though train.steps or a learning-rate/lambda schedule key differs from the checkpoint's (reported)"),
+    KINT("dist.tp", dist.tp, APP_GE(1), "tensor-parallel ranks per replica (DP = ranks / tp)"),
+    KENUM("dist.tp_mode", dist.tp_2d, "1d|2d", "1d: Megatron splits with BLIS; 2d: PBLAS psgemm on a BLACS grid"),
+    KINT("dist.tp_rows", dist.tp_rows, APP_GE(0), "2d: process rows of the grid, dividing dist.tp (0: most square, rows >= columns)"),
+    KINT("dist.pblas_block", dist.pblas_block, APP_GE(0), "2d: PBLAS algorithmic block (psgemm's k step; 0: hidden_size / 2 in [64, 512]; reference PBLAS: 32)"),
+    KINT("dist.tp_block", dist.tp_block, APP_GE(0), "2d: weights block-cyclic in blocks of this size (0: one block per process, fastest here)"),
+    KSTR("metrics.path", metrics.path, "JSONL metrics file (empty: none)"),
+    KINT("metrics.every", metrics.every, APP_GE(1), "write a metrics record every N steps"),
+    KINT("eval.every", eval.every, APP_GE(0), "evaluate every N steps (0: only at the end)"),
+    KINT("eval.max_new_tokens", eval.max_new_tokens, APP_GE(1), "generation length for exact match"),
+    KINT("eval.max_samples", eval.max_samples, APP_GE(0), "evaluate on at most N held-out samples (0: all)"),
 };
 #undef F
-#undef STR
+#undef KINT
+#undef KLONG
+#undef KU64
+#undef KDBL
+#undef KBOOL
+#undef KSTR
+#undef KENUM
 enum { NKEYS = sizeof keys / sizeof keys[0] };
 
 loss_pref_opts app_config_pref(const app_config *c) {
@@ -225,60 +244,55 @@ static void enum_name(char *out, size_t n, const char *choices, int idx) {
   snprintf(out, n, "%.*s", (int)l, p);
 }
 
-ift_status app_config_set(app_config *c, const char *key, const char *value) {
+static int enum_count(const char *choices) {
+  int n = 1;
+  for (const char *p = choices; *p; p++) n += *p == '|';
+  return n;
+}
+
+/* WHERE prefixes every message ("file:line: " for a config file, "" for the
+ * command line), so an error is printed once, already naming its origin. */
+static ift_status set_key(app_config *c, const char *where, const char *key, const char *value) {
   const key_def *k = find_key(key);
   char hint[160] = "iftrain train --help-config lists every key";
   const char *near = k ? NULL : closest_key(key);
   if (near) snprintf(hint, sizeof hint, "did you mean '%s'? (iftrain train --help-config lists every key)", near);
-  IFT_REQUIRE(k != NULL, IFT_ERR_CONFIG, hint, "unknown configuration key '%s'", key);
+  IFT_REQUIRE(k != NULL, IFT_ERR_CONFIG, hint, "%sunknown configuration key '%s'", where, key);
+  char name[256];
+  snprintf(name, sizeof name, "%s%s", where, key);
   char *p = (char *)c + k->off;
-  char *end = NULL;
-  errno = 0;
   switch (k->type) {
-  case K_INT: case K_LONG: case K_U64: {
-    long long v = strtoll(value, &end, 10);
-    IFT_REQUIRE(*value && !*end && !errno, IFT_ERR_CONFIG, "give a whole number",
-                "%s = '%s' is not an integer", key, value);
-    if (k->type == K_INT) {
-      IFT_REQUIRE(v >= INT_MIN && v <= INT_MAX, IFT_ERR_CONFIG, "give a smaller number",
-                  "%s = %s is out of range", key, value);
-      *(int *)p = (int)v;
-    } else if (k->type == K_LONG) {
-      *(long *)p = (long)v;
-    } else {
-      *(uint64_t *)p = (uint64_t)v;
-    }
-    break;
-  }
-  case K_DOUBLE: {
-    double v = strtod(value, &end);
-    IFT_REQUIRE(*value && !*end && !errno && v == v, IFT_ERR_CONFIG, "give a number like 0.2 or 1e-3",
-                "%s = '%s' is not a number", key, value);
-    *(double *)p = v;
-    break;
+  case K_INT: case K_LONG: case K_U64: case K_DOUBLE: {
+    static const app_num_type num[] = {[K_INT] = APP_NUM_INT, [K_LONG] = APP_NUM_LONG,
+                                       [K_U64] = APP_NUM_U64, [K_DOUBLE] = APP_NUM_DOUBLE};
+    return app_parse_number(name, value, num[k->type], k->range, IFT_ERR_CONFIG, k->help, p);
   }
   case K_BOOL: {
     int v = !strcmp(value, "1") || !strcasecmp(value, "true") || !strcasecmp(value, "yes") ? 1
             : !strcmp(value, "0") || !strcasecmp(value, "false") || !strcasecmp(value, "no") ? 0
                                                                                             : -1;
-    IFT_REQUIRE(v >= 0, IFT_ERR_CONFIG, "give 1 or 0", "%s = '%s' is not a boolean", key, value);
+    IFT_REQUIRE(v >= 0, IFT_ERR_CONFIG, "give 1 or 0", "%s = '%s' is not a boolean", name, value);
     *(int *)p = v;
     break;
   }
   case K_STR:
     IFT_REQUIRE(strlen(value) < k->len, IFT_ERR_CONFIG, "use a shorter path",
-                "%s is longer than %zu characters", key, k->len - 1);
+                "%s is longer than %zu characters", name, k->len - 1);
     snprintf(p, k->len, "%s", value);
     break;
   case K_ENUM: {
     int v = enum_index(k->choices, value);
-    IFT_REQUIRE(v >= 0, IFT_ERR_CONFIG, k->choices, "%s = '%s' is not one of %s", key, value,
+    IFT_REQUIRE(v >= 0, IFT_ERR_CONFIG, k->choices, "%s = '%s' is not one of %s", name, value,
                 k->choices);
     *(int *)p = v;
     break;
   }
   }
   return IFT_OK;
+}
+
+ift_status app_config_set(app_config *c, const char *key, const char *value) {
+  return set_key(c, "", key, value);
 }
 
 static char *trim(char *s) {
@@ -288,61 +302,121 @@ static char *trim(char *s) {
   return s;
 }
 
-static ift_status load_file(app_config *c, const char *path) {
-  FILE *f = fopen(path, "r");
-  IFT_REQUIRE(f, IFT_ERR_IO, "check the --config path", "cannot open config file '%s': %s", path,
-              strerror(errno));
-  char line[2048], section[64] = "";
-  int ln = 0;
-  ift_status st = IFT_OK;
-  while (st == IFT_OK && fgets(line, sizeof line, f)) {
-    ln++;
-    char *hash = strchr(line, '#');
-    if (hash) *hash = 0;
-    char *s = trim(line);
-    if (!*s) continue;
-    if (*s == '[') {
-      char *e = strchr(s, ']');
-      if (!e || e[1]) {
-        ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "section", "write sections as [name]",
-                      "%s:%d: malformed section header '%s'", path, ln, s);
-        st = IFT_ERR_CONFIG;
-        break;
-      }
-      *e = 0;
-      snprintf(section, sizeof section, "%s", trim(s + 1));
-      continue;
-    }
-    char *eq = strchr(s, '=');
-    if (!eq || !section[0]) {
-      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "key = value",
-                    section[0] ? "write 'key = value'" : "put keys under a [section] header",
-                    "%s:%d: cannot parse '%s'", path, ln, s);
-      st = IFT_ERR_CONFIG;
-      break;
-    }
-    *eq = 0;
-    char full[160];
-    snprintf(full, sizeof full, "%s.%s", section, trim(s));
-    ift_status r = app_config_set(c, full, trim(eq + 1));
-    if (r != IFT_OK) {
-      char msg[1024];
-      snprintf(msg, sizeof msg, "%s", ift_error_last());
-      ift_error_set(r, __FILE__, __LINE__, "config line", "fix the line above",
-                    "%s:%d: %s", path, ln, msg);
-      st = r;
-    }
+/* The longest line a config file may have; a longer one is refused rather
+ * than read in pieces, which would turn its tail into a line of its own. */
+enum { LINE_MAX_CHARS = 4095 };
+
+typedef enum { LINE_OK, LINE_EOF, LINE_LONG, LINE_NUL, LINE_ERR } line_status;
+
+/* One line without its newline into buf (LINE_MAX_CHARS + 1 bytes). */
+static line_status read_line(FILE *f, char *buf) {
+  size_t n = 0;
+  int ch;
+  while ((ch = getc(f)) != EOF && ch != '\n') {
+    if (ch == 0) return LINE_NUL;
+    if (n == LINE_MAX_CHARS) return LINE_LONG;
+    buf[n++] = (char)ch;
   }
+  buf[n] = 0;
+  if (ferror(f)) return LINE_ERR;
+  return ch == EOF && n == 0 ? LINE_EOF : LINE_OK;
+}
+
+static const char *file_kind(mode_t m) {
+  return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+/* A regular file opened for reading.  O_NONBLOCK: opening a FIFO must not
+ * wait for a writer before fstat can refuse it. */
+static ift_status open_config(const char *path, FILE **out) {
+  const char *hint = "--config must name a regular file (an INI file; iftrain train --help)";
+  int fd = open(path, O_RDONLY | O_NONBLOCK);
+  IFT_REQUIRE(fd >= 0, IFT_ERR_CONFIG, hint, "cannot open config file '%s': %s", path,
+              strerror(errno));
+  struct stat sb;
+  if (fstat(fd, &sb) != 0) sb.st_mode = 0;
+  int regular = S_ISREG(sb.st_mode);
+  FILE *f = regular ? fdopen(fd, "r") : NULL;
+  int fdopen_errno = errno;
+  if (!f) close(fd);
+  IFT_REQUIRE(regular, IFT_ERR_CONFIG, hint, "config file '%s' is %s, not a regular file", path,
+              file_kind(sb.st_mode));
+  IFT_REQUIRE(f, IFT_ERR_IO, hint, "cannot read config file '%s': %s", path, strerror(fdopen_errno));
+  *out = f;
+  return IFT_OK;
+}
+
+/* One line of a config file: [section] header, blank or comment, key = value.
+ * first_line[] holds the line that set each key, to refuse a second one. */
+static ift_status parse_line(app_config *c, const char *where, char *s, char *section, size_t section_len,
+                             int ln, int *first_line) {
+  char *hash = strchr(s, '#');
+  if (hash) *hash = 0;
+  s = trim(s);
+  if (!*s) return IFT_OK;
+  if (*s == '[') {
+    char *e = strchr(s, ']');
+    IFT_REQUIRE(e && !e[1], IFT_ERR_CONFIG, "write sections as [name]",
+                "%smalformed section header '%s'", where, s);
+    *e = 0;
+    snprintf(section, section_len, "%s", trim(s + 1));
+    return IFT_OK;
+  }
+  char *eq = strchr(s, '=');
+  IFT_REQUIRE(eq && section[0], IFT_ERR_CONFIG,
+              section[0] ? "write 'key = value'" : "put keys under a [section] header",
+              "%scannot parse '%s'", where, s);
+  *eq = 0;
+  char full[160];
+  snprintf(full, sizeof full, "%s.%s", section, trim(s));
+  const key_def *k = find_key(full);
+  if (k) {
+    /* two values for one key in a file is a mistake whichever wins; the
+     * command line is the place to override */
+    int *seen = &first_line[k - keys];
+    IFT_REQUIRE(!*seen, IFT_ERR_CONFIG, "keep one of the two lines (override on the command line instead)",
+                "%s%s is set twice, on lines %d and %d", where, full, *seen, ln);
+    *seen = ln;
+  }
+  return set_key(c, where, full, trim(eq + 1));
+}
+
+static ift_status parse_file(app_config *c, FILE *f, const char *path) {
+  char line[LINE_MAX_CHARS + 1], section[64] = "", where[1100];
+  int first_line[NKEYS] = {0};
+  const char *not_text = "is this a text file? (--config takes an INI file)";
+  for (int ln = 1;; ln++) {
+    line_status ls = read_line(f, line);
+    if (ls == LINE_EOF) return IFT_OK;
+    snprintf(where, sizeof where, "%s:%d: ", path, ln);
+    IFT_REQUIRE(ls != LINE_LONG, IFT_ERR_CONFIG, "shorten it (no value may exceed 1023 characters)",
+                "%sline is longer than %d characters", where, LINE_MAX_CHARS);
+    IFT_REQUIRE(ls != LINE_NUL, IFT_ERR_CONFIG, not_text, "%sline contains a NUL byte", where);
+    IFT_REQUIRE(ls != LINE_ERR, IFT_ERR_IO, "check the file system", "%sread error: %s", where,
+                strerror(errno));
+    /* editors on Windows start UTF-8 files with a byte order mark */
+    char *s = line;
+    if (ln == 1 && !strncmp(s, "\xEF\xBB\xBF", 3)) s += 3;
+    IFT_TRY(parse_line(c, where, s, section, sizeof section, ln, first_line));
+  }
+}
+
+static ift_status load_file(app_config *c, const char *path) {
+  FILE *f;
+  IFT_TRY(open_config(path, &f));
+  ift_status st = parse_file(c, f, path);
   fclose(f);
   return st;
 }
 
 ift_status app_config_load(app_config *c, const char *path, int argc, char **argv) {
-  if (path && *path) IFT_TRY(load_file(c, path));
+  if (path) IFT_TRY(load_file(c, path));
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
-    if (strncmp(a, "--", 2) || !strchr(a, '.')) continue;
-    const char *eq = strchr(a, '=');
+    /* an override is --section.key[=value]; --config=dir/x.ini is not one */
+    const char *dot = strchr(a, '.'), *eq = strchr(a, '=');
+    if (strncmp(a, "--", 2) || !dot || (eq && eq < dot)) continue;
     IFT_REQUIRE(eq, IFT_ERR_CONFIG, "write overrides as --section.key=value",
                 "override '%s' has no '='", a);
     char key[160];
@@ -390,10 +464,12 @@ void app_config_help(FILE *f) {
       snprintf(section, sizeof section, "%.*s", (int)(dot - keys[i].key), keys[i].key);
       fprintf(f, "\n[%s]\n", section);
     }
-    char v[1100];
+    char v[1100], range[80] = "";
     value_str(v, sizeof v, &d, &keys[i]);
-    fprintf(f, "  %-24s %s\n  %-24s default: %s%s%s\n", dot + 1, keys[i].help, "", v[0] ? v : "(empty)",
-            keys[i].choices ? "   choices: " : "", keys[i].choices ? keys[i].choices : "");
+    if (keys[i].type != K_BOOL) app_range_str(range, sizeof range, keys[i].range);
+    fprintf(f, "  %-24s %s\n  %-24s default: %s%s%s%s%s\n", dot + 1, keys[i].help, "",
+            v[0] ? v : "(empty)", keys[i].choices ? "   choices: " : "",
+            keys[i].choices ? keys[i].choices : "", range[0] ? "   allowed: " : "", range);
   }
 }
 
@@ -410,48 +486,50 @@ void app_tp_grid(const app_config *c, int *pr, int *pc) {
   *pc = c->dist.tp / r;
 }
 
+/* The stored value of a key against its range: app_config_check sees configs
+ * built in code (tests, eval, benchmarks), not only loaded ones. */
+static ift_status check_key(const app_config *c, const key_def *k) {
+  const char *p = (const char *)c + k->off;
+  double v;
+  app_range r = k->range;
+  switch (k->type) {
+  case K_INT: case K_BOOL: v = *(const int *)p; break;
+  case K_LONG: v = (double)*(const long *)p; break;
+  case K_DOUBLE: v = *(const double *)p; break;
+  case K_ENUM:
+    v = *(const int *)p;
+    r = APP_IN(0, enum_count(k->choices) - 1);
+    break;
+  case K_STR:
+    IFT_REQUIRE(memchr(p, 0, k->len), IFT_ERR_CONFIG, "end the string within its buffer",
+                "%s is not terminated within %zu characters", k->key, k->len);
+    return IFT_OK;
+  default: return IFT_OK; /* every uint64_t is a seed */
+  }
+  return app_range_check(k->key, v, r, IFT_ERR_CONFIG, k->help);
+}
+
 ift_status app_config_check(const app_config *c, int dp, int tp) {
+  for (int i = 0; i < NKEYS; i++) IFT_TRY(check_key(c, &keys[i]));
   IFT_TRY(model_config_check(&c->model, tp));
-  IFT_REQUIRE(c->train.micro_batch >= 1 && c->train.batch_size >= 1, IFT_ERR_CONFIG,
-              "train.batch_size and train.micro_batch must be >= 1", "batch %d micro-batch %d",
-              c->train.batch_size, c->train.micro_batch);
   IFT_REQUIRE(c->train.batch_size % dp == 0, IFT_ERR_CONFIG,
               "make train.batch_size a multiple of the data-parallel size",
               "train.batch_size = %d cannot be split over %d data-parallel ranks",
               c->train.batch_size, dp);
-  IFT_REQUIRE(c->train.seq_len >= 2 && c->train.seq_len <= c->model.max_position_embeddings,
-              IFT_ERR_CONFIG, "choose 2 <= train.seq_len <= model.max_position_embeddings",
+  IFT_REQUIRE(c->train.seq_len <= c->model.max_position_embeddings, IFT_ERR_CONFIG,
+              "choose 2 <= train.seq_len <= model.max_position_embeddings",
               "train.seq_len = %d (max_position_embeddings %d)", c->train.seq_len,
               c->model.max_position_embeddings);
-  IFT_REQUIRE(c->ift.lambda >= 0 && c->ift.lambda <= 1, IFT_ERR_CONFIG,
-              "ift.lambda is a blend weight in [0, 1]", "ift.lambda = %g", c->ift.lambda);
-  IFT_REQUIRE(c->ift.gamma >= 0 && c->ift.gamma <= 1, IFT_ERR_CONFIG,
-              "ift.gamma is a discount in [0, 1]", "ift.gamma = %g", c->ift.gamma);
-  IFT_REQUIRE(c->optim.lr > 0, IFT_ERR_CONFIG, "optim.lr must be positive", "optim.lr = %g",
-              c->optim.lr);
-  IFT_REQUIRE(c->optim.clip >= 0, IFT_ERR_CONFIG, "optim.clip = 0 turns clipping off",
-              "optim.clip = %g is negative", c->optim.clip);
-  IFT_REQUIRE(c->pref.beta >= 0, IFT_ERR_CONFIG, "pref.beta > 0 (0 = the loss's default)",
-              "pref.beta = %g", c->pref.beta);
-  IFT_REQUIRE(c->pref.label_smoothing >= 0 && c->pref.label_smoothing < 0.5, IFT_ERR_CONFIG,
-              "pref.label_smoothing is a probability in [0, 0.5)", "pref.label_smoothing = %g",
-              c->pref.label_smoothing);
   IFT_REQUIRE(!loss_is_pref(c->train.loss) || 2 * c->train.micro_batch <= 512, IFT_ERR_CONFIG,
               "train.micro_batch <= 256 for preference losses (each pair is two rows)",
               "train.micro_batch = %d", c->train.micro_batch);
-  IFT_REQUIRE(c->dist.tp >= 1, IFT_ERR_LAYOUT, "dist.tp >= 1", "dist.tp = %d", c->dist.tp);
-  IFT_REQUIRE(c->dist.pblas_block >= 0, IFT_ERR_CONFIG, "dist.pblas_block >= 0 (0: by model width)",
-              "dist.pblas_block = %d", c->dist.pblas_block);
-  IFT_REQUIRE(c->dist.tp_rows >= 0 && (c->dist.tp_rows == 0 || c->dist.tp % c->dist.tp_rows == 0),
-              IFT_ERR_LAYOUT, "set dist.tp_rows to a divisor of dist.tp (0: automatic)",
+  IFT_REQUIRE(c->dist.tp_rows == 0 || c->dist.tp % c->dist.tp_rows == 0, IFT_ERR_LAYOUT,
+              "set dist.tp_rows to a divisor of dist.tp (0: automatic)",
               "dist.tp_rows = %d does not divide dist.tp = %d", c->dist.tp_rows, c->dist.tp);
   if (c->dist.tp_2d) {
     int pr, pc;
     app_tp_grid(c, &pr, &pc);
     IFT_TRY(model_grid_check(&c->model, pr, pc, c->dist.tp_block));
   }
-  IFT_REQUIRE(c->train.steps >= 0 || c->train.epochs >= 1, IFT_ERR_CONFIG,
-              "with train.steps = -1 set train.epochs >= 1", "train.epochs = %d",
-              c->train.epochs);
   return IFT_OK;
 }

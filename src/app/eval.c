@@ -36,17 +36,18 @@ typedef struct {
 } ev_opts;
 
 static int parse(int argc, char **argv, ev_opts *o, const char *cmd) {
-  for (int i = 1; i < argc; i++) {
+  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
+  for (int i = 1; i < argc && num == IFT_OK; i++) {
     const char *v;
     if ((v = app_opt(argc, argv, &i, "ckpt"))) o->ckpt = v;
     else if ((v = app_opt(argc, argv, &i, "data"))) o->data = v;
     else if ((v = app_opt(argc, argv, &i, "prompt"))) o->prompt = v;
-    else if ((v = app_opt(argc, argv, &i, "max-samples"))) o->max_samples = atoi(v);
-    else if ((v = app_opt(argc, argv, &i, "max-new-tokens"))) o->max_new = atoi(v);
-    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) o->mb = atoi(v);
-    else if ((v = app_opt(argc, argv, &i, "temperature"))) o->temperature = atof(v);
-    else if ((v = app_opt(argc, argv, &i, "top-k"))) o->top_k = atoi(v);
-    else if ((v = app_opt(argc, argv, &i, "seed"))) o->seed = atol(v);
+    else if ((v = app_opt(argc, argv, &i, "max-samples"))) num = app_opt_int("--max-samples", v, APP_GE(0), &o->max_samples);
+    else if ((v = app_opt(argc, argv, &i, "max-new-tokens"))) num = app_opt_int("--max-new-tokens", v, APP_GE(1), &o->max_new);
+    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) num = app_opt_int("--micro-batch", v, APP_GE(1), &o->mb);
+    else if ((v = app_opt(argc, argv, &i, "temperature"))) num = app_opt_double("--temperature", v, APP_GE(0), &o->temperature);
+    else if ((v = app_opt(argc, argv, &i, "top-k"))) num = app_opt_int("--top-k", v, APP_GE(0), &o->top_k);
+    else if ((v = app_opt(argc, argv, &i, "seed"))) num = app_opt_long("--seed", v, APP_GE(0), &o->seed);
     else if (!strcmp(argv[i], "--json")) o->json = 1;
     else if (!strcmp(argv[i], "--no-verify")) o->no_verify = 1;
     else {
@@ -55,6 +56,7 @@ static int parse(int argc, char **argv, ev_opts *o, const char *cmd) {
       return APP_EXIT_USAGE;
     }
   }
+  if (num != IFT_OK) return APP_EXIT_USAGE;
   if (!o->ckpt) {
     if (core_rank() == 0) fprintf(stderr, "iftrain %s: --ckpt FILE is required\n", cmd);
     return APP_EXIT_USAGE;

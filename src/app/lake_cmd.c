@@ -60,16 +60,17 @@ int app_lake(int argc, char **argv) {
   int seeds = 10;
   const char *out = NULL;
   int meth[4] = {LAKE_SFT, LAKE_IFT, LAKE_DPO, LAKE_ORPO}, nmeth = 4;
-  for (int i = 1; i < argc; i++) {
+  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
+  for (int i = 1; i < argc && num == IFT_OK; i++) {
     const char *v;
-    if ((v = app_opt(argc, argv, &i, "seeds"))) seeds = atoi(v);
-    else if ((v = app_opt(argc, argv, &i, "steps"))) o.steps = atoi(v);
-    else if ((v = app_opt(argc, argv, &i, "hidden"))) o.hidden = atoi(v);
-    else if ((v = app_opt(argc, argv, &i, "lr"))) o.lr = atof(v);
-    else if ((v = app_opt(argc, argv, &i, "lambda"))) o.lambda = atof(v);
-    else if ((v = app_opt(argc, argv, &i, "gamma"))) o.gamma = atof(v);
-    else if ((v = app_opt(argc, argv, &i, "beta-dpo"))) o.beta_dpo = atof(v);
-    else if ((v = app_opt(argc, argv, &i, "beta"))) o.beta_dpo = atof(v);
+    if ((v = app_opt(argc, argv, &i, "seeds"))) num = app_opt_int("--seeds", v, APP_IN(1, 1000), &seeds);
+    else if ((v = app_opt(argc, argv, &i, "steps"))) num = app_opt_int("--steps", v, APP_GE(0), &o.steps);
+    else if ((v = app_opt(argc, argv, &i, "hidden"))) num = app_opt_int("--hidden", v, APP_IN(1, LAKE_HMAX), &o.hidden);
+    else if ((v = app_opt(argc, argv, &i, "lr"))) num = app_opt_double("--lr", v, APP_GT(0), &o.lr);
+    else if ((v = app_opt(argc, argv, &i, "lambda"))) num = app_opt_double("--lambda", v, APP_IN(0, 1), &o.lambda);
+    else if ((v = app_opt(argc, argv, &i, "gamma"))) num = app_opt_double("--gamma", v, APP_IN(0, 1), &o.gamma);
+    else if ((v = app_opt(argc, argv, &i, "beta-dpo"))) num = app_opt_double("--beta-dpo", v, APP_GT(0), &o.beta_dpo);
+    else if ((v = app_opt(argc, argv, &i, "beta"))) num = app_opt_double("--beta", v, APP_GT(0), &o.beta_dpo);
     else if ((v = app_opt(argc, argv, &i, "methods"))) {
       if ((nmeth = parse_methods(v, meth)) < 0) {
         if (core_rank() == 0)
@@ -78,7 +79,7 @@ int app_lake(int argc, char **argv) {
         return APP_EXIT_USAGE;
       }
     }
-    else if ((v = app_opt(argc, argv, &i, "beta-orpo"))) o.beta_orpo = atof(v);
+    else if ((v = app_opt(argc, argv, &i, "beta-orpo"))) num = app_opt_double("--beta-orpo", v, APP_GE(0), &o.beta_orpo);
     else if ((v = app_opt(argc, argv, &i, "out"))) out = v;
     else {
       if (core_rank() == 0)
@@ -86,13 +87,7 @@ int app_lake(int argc, char **argv) {
       return APP_EXIT_USAGE;
     }
   }
-  if (seeds < 1 || seeds > 1000 || o.steps < 0 || o.hidden < 1 || o.hidden > LAKE_HMAX ||
-      o.lambda < 0 || o.lambda > 1 || o.gamma < 0 || o.gamma > 1 || o.lr <= 0) {
-    if (core_rank() == 0)
-      fprintf(stderr, "iftrain lake: need 1 <= seeds <= 1000, steps >= 0, 1 <= hidden <= %d, lr > 0, "
-                      "lambda and gamma in [0, 1]\n", LAKE_HMAX);
-    return APP_EXIT_USAGE;
-  }
+  if (num != IFT_OK) return APP_EXIT_USAGE;
   if (core_rank() != 0) return APP_EXIT_OK;
   FILE *f = out ? fopen(out, "w") : stdout;
   if (!f) {

@@ -49,50 +49,28 @@ const char app_prep_help[] =
     "                 fingerprint; DPO and IPO training refuse a cache from another model\n"
     "  --micro-batch N  pairs per forward for --ref-logp (default 8)\n";
 
-/* Exit code of a failed prep: bad input (arguments, the JSONL, the files
- * named) is a usage error (2); anything else (memory, HDF5, MPI) 1. */
-static int exit_code(ift_status s) {
-  return s == IFT_ERR_ARG || s == IFT_ERR_FORMAT || s == IFT_ERR_IO || s == IFT_ERR_CONFIG
-             ? APP_EXIT_USAGE
-             : APP_EXIT_FAIL;
-}
-
-/* The whole of v as a decimal integer in [lo, hi], else an error naming the
- * option (a typo like "-n 1e3" or "--seed x" must not become 1 or 0). */
-static int parse_num(const char *opt, const char *v, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long x = strtol(v, &end, 10);
-  if (errno || end == v || *end || x < lo || x > hi) {
-    if (core_rank() == 0)
-      fprintf(stderr, "iftrain prep: %s '%s' is not an integer in [%ld, %ld]\n  hint: iftrain prep --help\n",
-              opt, v, lo, hi);
-    return -1;
-  }
-  *out = x;
-  return 0;
-}
-
 int app_prep(int argc, char **argv) {
   const char *in = NULL, *out = NULL, *gen = NULL, *jsonl = NULL, *verify = NULL;
-  long n = 1000, seed = 1, max_len = 0, mb = 8;
+  long n = 1000, seed = 1;
+  int mb = 8;
   const char *ref_ckpt = NULL, *data = NULL;
   int bad = 0;
   data_prep_stats st = {0};
-  for (int i = 1; i < argc && !bad; i++) {
+  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
+  for (int i = 1; i < argc && num == IFT_OK; i++) {
     const char *v;
     if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
     else if ((v = app_opt(argc, argv, &i, "output"))) out = v;
-    else if ((v = app_opt(argc, argv, &i, "max-len"))) bad = parse_num("--max-len", v, 0, INT_MAX, &max_len);
+    else if ((v = app_opt(argc, argv, &i, "max-len"))) num = app_opt_int("--max-len", v, APP_GE(0), &st.max_len);
     else if (!strcmp(argv[i], "--skip-bad")) st.skip_bad = 1;
     else if (!strcmp(argv[i], "--replace-invalid")) st.replace_invalid = 1;
     else if ((v = app_opt(argc, argv, &i, "generate"))) gen = v;
-    else if ((v = app_opt(argc, argv, &i, "seed"))) bad = parse_num("--seed", v, 0, LONG_MAX, &seed);
-    else if (!strcmp(argv[i], "-n") && i + 1 < argc) bad = parse_num("-n", argv[++i], 1, 100000000, &n);
+    else if ((v = app_opt(argc, argv, &i, "seed"))) num = app_opt_long("--seed", v, APP_GE(0), &seed);
+    else if (!strcmp(argv[i], "-n") && i + 1 < argc) num = app_opt_long("-n", argv[++i], APP_GE(1), &n);
     else if ((v = app_opt(argc, argv, &i, "jsonl"))) jsonl = v;
     else if ((v = app_opt(argc, argv, &i, "ref-logp"))) ref_ckpt = v;
     else if ((v = app_opt(argc, argv, &i, "data"))) data = v;
-    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) bad = parse_num("--micro-batch", v, 1, 256, &mb);
+    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) num = app_opt_int("--micro-batch", v, APP_IN(1, 256), &mb);
     else if ((v = app_opt(argc, argv, &i, "verify"))) verify = v;
     else if (argv[i][0] != '-' && !in) in = argv[i];
     else {
@@ -101,13 +79,11 @@ int app_prep(int argc, char **argv) {
       bad = 1;
     }
   }
-  if (bad) return APP_EXIT_USAGE;
-  st.max_len = (int)max_len;
+  if (num != IFT_OK || bad) return APP_EXIT_USAGE;
   if (ref_ckpt || data) {
     if (!ref_ckpt || !data || in || gen || out || verify) {
       if (core_rank() == 0)
-        fprintf(stderr, "iftrain prep: --ref-logp CKPT needs --data FILE.h5 (and 1 <= --micro-batch <= 256),\n"
-                        "  and no other input or output\n");
+        fprintf(stderr, "iftrain prep: --ref-logp CKPT needs --data FILE.h5, and no other input or output\n");
       return APP_EXIT_USAGE;
     }
     return app_ref_logp(ref_ckpt, data, (int)mb);
@@ -120,7 +96,7 @@ int app_prep(int argc, char **argv) {
     if (core_rank() != 0) return APP_EXIT_OK;
     char hex[65];
     ift_status s = data_verify_content(verify, hex);
-    if (s != IFT_OK) return exit_code(s);
+    if (s != IFT_OK) return app_exit_code(s);
     printf("%s: content_sha256 %s OK\n", verify, hex);
     return APP_EXIT_OK;
   }
@@ -145,13 +121,13 @@ int app_prep(int argc, char **argv) {
     ift_status s = data_generate(gen, jsonl, n, (uint64_t)seed);
     if (s != IFT_OK) {
       if (jsonl == tmp) unlink(tmp);
-      return exit_code(s);
+      return app_exit_code(s);
     }
     in = jsonl;
   }
   ift_status s = data_prep_jsonl(in, out, &st);
   if (gen && jsonl == tmp) unlink(tmp);
-  if (s != IFT_OK) return exit_code(s);
+  if (s != IFT_OK) return app_exit_code(s);
   printf("prep: %ld lines read, %ld rows written, %ld truncated at --max-len, %ld malformed skipped -> %s\n",
          st.n_read, st.n_written, st.n_truncated, st.n_skipped, out);
   if (st.replace_invalid)
