@@ -112,11 +112,11 @@ check "prep refuses to overwrite its input (any path, link) or a foreign file; a
 check "prep --generate with --jsonl naming the output is refused, exit 2" sh -c "
   cp $w/bom.h5 $w/gen-same.h5 && $IFTRAIN prep --generate arith -n 4 --jsonl $w/gen-same.h5 -o $w/gen-same.h5 > $w/gs.log 2>&1
   rc=\$?; test \$rc -eq 2 && grep -q 'are the same file' $w/gs.log && cmp -s $w/bom.h5 $w/gen-same.h5"
-check "prep --generate with -n x exits 2" expect_msg 2 "-n 'x' is not an integer" $IFTRAIN prep --generate arith -n x -o $w/g.h5
-check "prep --generate with -n 0 exits 2" expect_msg 2 "-n '0'" $IFTRAIN prep --generate arith -n 0 -o $w/g.h5
+check "prep --generate with -n x exits 2" expect_msg 2 "-n = 'x' is not a whole number" $IFTRAIN prep --generate arith -n x -o $w/g.h5
+check "prep --generate with -n 0 exits 2" expect_msg 2 "-n = 0 is out of range" $IFTRAIN prep --generate arith -n 0 -o $w/g.h5
 check "prep --generate of an unknown task exits 2" expect_msg 2 "unknown generator 'nope'" $IFTRAIN prep --generate nope -o $w/g.h5
-check "prep --generate with a bad --seed exits 2" expect_msg 2 "--seed 'one'" $IFTRAIN prep --generate arith --seed one -o $w/g.h5
-check "prep --max-len with a non-number exits 2" expect_msg 2 "--max-len 'ten'" $IFTRAIN prep $w/bom.jsonl --max-len ten -o $w/g.h5
+check "prep --generate with a bad --seed exits 2" expect_msg 2 "--seed = 'one' is not a whole number" $IFTRAIN prep --generate arith --seed one -o $w/g.h5
+check "prep --max-len with a non-number exits 2" expect_msg 2 "--max-len = 'ten' is not a whole number" $IFTRAIN prep $w/bom.jsonl --max-len ten -o $w/g.h5
 # the loader's value checks (data sets prep would not write: tests/mkdata)
 check "train on 2 ranks: loss mask value 7 (rank 1's rows) fails both ranks, exit 2" sh -c "
   $MKDATA $w/m7.h5 mask7 && $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=1 --data.train=$w/m7.h5 --data.eval= --ckpt.dir= > $w/m7.log 2>&1
