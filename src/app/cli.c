@@ -21,8 +21,12 @@ static const char train_help[] =
     "configuration is printed once and stored in every checkpoint. Rank 0 shows a\n"
     "progress line (step, epoch, loss, lambda, tokens/s, MFU, ETA); metrics.path\n"
     "receives one JSON object per step and one per evaluation.\n"
-    "Exit codes: 0 done, 1 failure, 2 bad configuration, 75 stopped by SIGUSR1/SIGTERM\n"
-    "after writing a checkpoint (requeue).\n";
+    "A checkpoint directory belongs to one run (<ckpt.dir>/RUN): a new run refuses\n"
+    "one that holds another run's checkpoints; --ckpt.resume=auto continues it.\n"
+    "Resumes verify every checksum (ckpt.verify), the model and the schedule keys\n"
+    "(ckpt.allow_changes=1 to change them). <ckpt.dir>/exit_status records the end.\n"
+    "Exit codes: 0 done, 2 bad input, 75 stopped by SIGUSR1/SIGTERM after writing a\n"
+    "checkpoint (requeue), 1 other failure (e.g. disk full).\n";
 #define eval_help app_eval_help
 #define generate_help app_generate_help
 #define prep_help app_prep_help
