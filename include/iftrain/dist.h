@@ -20,32 +20,21 @@
 extern "C" {
 #endif
 
+/* The status of an MPI return code: IFT_OK, or IFT_ERR_MPI recorded with
+ * the call, file:line, rank, MPI's own message and the hint. */
+ift_status dist_mpi_status(int rc, const char *call, const char *file, int line, const char *hint);
+
 #define IFT_MPI_CHECK(call, hint)                                              \
   do {                                                                         \
-    int ift_mpi_rc_ = (call);                                                  \
-    if (ift_mpi_rc_ != MPI_SUCCESS) {                                          \
-      char ift_mpi_msg_[MPI_MAX_ERROR_STRING];                                 \
-      int ift_mpi_len_ = 0;                                                    \
-      MPI_Error_string(ift_mpi_rc_, ift_mpi_msg_, &ift_mpi_len_);              \
-      ift_error_set(IFT_ERR_MPI, __FILE__, __LINE__, #call, (hint), "%s",      \
-                    ift_mpi_msg_);                                             \
+    if (dist_mpi_status((call), #call, __FILE__, __LINE__, (hint)) != IFT_OK)  \
       return IFT_ERR_MPI;                                                      \
-    }                                                                          \
   } while (0)
 
 /* IFT_MPI_CHECK for functions with a cleanup label: sets st, jumps. */
 #define IFT_MPI_CHECK_GOTO(st, call, label)                                    \
   do {                                                                         \
-    int ift_mpi_rc_ = (call);                                                  \
-    if (ift_mpi_rc_ != MPI_SUCCESS) {                                          \
-      char ift_mpi_msg_[MPI_MAX_ERROR_STRING];                                 \
-      int ift_mpi_len_ = 0;                                                    \
-      MPI_Error_string(ift_mpi_rc_, ift_mpi_msg_, &ift_mpi_len_);              \
-      ift_error_set(IFT_ERR_MPI, __FILE__, __LINE__, #call, NULL, "%s",        \
-                    ift_mpi_msg_);                                             \
-      (st) = IFT_ERR_MPI;                                                      \
+    if (((st) = dist_mpi_status((call), #call, __FILE__, __LINE__, NULL)) != IFT_OK) \
       goto label;                                                              \
-    }                                                                          \
   } while (0)
 
 /* MPI_Init_thread (FUNNELED) with errors returned, not fatal; registers the

@@ -77,6 +77,15 @@ void dist_abort(int code) {
   exit(code);
 }
 
+ift_status dist_mpi_status(int rc, const char *call, const char *file, int line, const char *hint) {
+  if (rc == MPI_SUCCESS) return IFT_OK;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  ift_error_set(IFT_ERR_MPI, file, line, call, hint, "%s", msg);
+  return IFT_ERR_MPI;
+}
+
 static int g_agreed_failure = 0;
 int dist_failure_agreed(void) { return g_agreed_failure; }
 
