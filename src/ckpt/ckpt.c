@@ -614,12 +614,10 @@ static ift_status dir_claim_local(const char *dir, const char *run_id, int resum
   int ok = f && fprintf(f, "%s\n", run_id) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
   if (f && fclose(f) != 0) ok = 0;
   if (ok && rename(tmp, rf) != 0) ok = 0;
-  if (!ok) {
-    int e = errno;
-    unlink(tmp);
-    IFT_REQUIRE(0, IFT_ERR_IO, "choose a writable ckpt.dir with free space",
-                "cannot write %s: %s", rf, strerror(e));
-  }
+  const int e = ok ? 0 : errno;
+  if (!ok) unlink(tmp);
+  IFT_REQUIRE(ok, IFT_ERR_IO, "choose a writable ckpt.dir with free space", "cannot write %s: %s",
+              rf, strerror(e));
   return IFT_OK;
 }
 
@@ -808,12 +806,10 @@ static ift_status verify_read(const model *m, float *const *bufs, const uint64_t
       const model_tensor *t = model_tensor_at(m, i);
       if (bufs[k] && owns_part(m, t)) sums[(size_t)k * nt + i] = checksum_shard(t, bufs[k] + t->offset);
     }
-  if (comm != MPI_COMM_NULL && size > 1 &&
-      MPI_Allreduce(MPI_IN_PLACE, sums, nbuf * nt, MPI_UINT64_T, MPI_SUM, comm) != MPI_SUCCESS) {
-    free(sums);
-    IFT_REQUIRE(0, IFT_ERR_MPI, NULL, "checksum all-reduce failed");
-  }
   ift_status st = IFT_OK;
+  if (comm != MPI_COMM_NULL && size > 1)
+    st = dist_mpi_status(MPI_Allreduce(MPI_IN_PLACE, sums, nbuf * nt, MPI_UINT64_T, MPI_SUM, comm),
+                         "MPI_Allreduce", __FILE__, __LINE__, NULL);
   for (int k = 0; k < nbuf && st == IFT_OK; k++)
     for (int i = 0; i < nt && st == IFT_OK && bufs[k]; i++)
       if (sums[(size_t)k * nt + i] != want[(size_t)k * nt + i] * replicas) {
