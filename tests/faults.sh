@@ -160,7 +160,11 @@ check "a changed train.steps or schedule on resume is refused, then allowed and 
   $T $IFTRAIN train $tiny \$cos --train.steps=6 --optim.lr=1e-3 $D --ckpt.dir=$w/ch --ckpt.resume=auto > $w/ch.log 2>&1
   test \$? -eq 2 && grep -q 'train.steps 2 -> 6' $w/ch.log && grep -q 'optim.lr 0.003.* -> 0.001' $w/ch.log &&
   $T $IFTRAIN train $tiny \$cos --train.steps=6 --optim.lr=1e-3 $D --ckpt.dir=$w/ch --ckpt.resume=auto --ckpt.allow_changes=1 > $w/ch2.log 2>&1 &&
-  grep -q 'warning: resuming with a changed schedule' $w/ch2.log && test -f $w/ch/step_6.h5"
+  grep -q 'warning: resuming with changes' $w/ch2.log && test -f $w/ch/step_6.h5"
+check "resume on a data set whose contents changed is refused, naming it" sh -c "
+  rm -rf $w/dc; cp -r $w/base $w/dc; $IFTRAIN prep --generate arith --seed 4 -n 64 -o $w/a2.h5 >/dev/null &&
+  $T $IFTRAIN train $tiny --train.steps=4 --data.train=$w/a2.h5 --ckpt.dir=$w/dc --ckpt.resume=auto > $w/dch.log 2>&1
+  test \$? -eq 2 && grep -q 'data.train contents' $w/dch.log"
 check "garbage in latest is reported escaped, exit 2" sh -c "
   rm -rf $w/gl; cp -r $w/base $w/gl; printf 'step_\\033[31mX\\001\\n' > $w/gl/latest
   $T $IFTRAIN train $tiny --train.steps=4 $D --ckpt.dir=$w/gl --ckpt.resume=auto > $w/gl.log 2>&1

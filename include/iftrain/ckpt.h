@@ -38,6 +38,7 @@ typedef struct {
   const char *config_text;   /* effective config (may be NULL) */
   int dp, tp;                /* layout written with */
   const char *run_id;        /* the run's identity (may be NULL: none) */
+  const char *data_hash;     /* content_sha256 of the training data set (may be NULL) */
 } ckpt_meta;
 
 /* What a resume restores besides the tensors (ckpt_load with ts != NULL,
@@ -45,6 +46,7 @@ typedef struct {
 typedef struct {
   long step, epoch, cursor;
   char run_id[CKPT_RUN_ID_LEN]; /* "" in checkpoints written before run ids */
+  char data_hash[65];           /* content_sha256 of the data trained on ("" if unknown) */
   char *config_text;            /* the config the run wrote (free with ckpt_train_state_free) */
 } ckpt_train_state;
 void ckpt_train_state_free(ckpt_train_state *ts);

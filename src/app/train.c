@@ -122,7 +122,7 @@ static void cfg_text_value(const char *text, const char *key, char *out, size_t 
  * must lie in this data set, and the keys that shape the schedule must be
  * the ones it was written with (each difference named; ckpt.allow_changes
  * lets them through, reported). */
-static ift_status check_resume(const app_config *cfg, const char *cfg_text,
+static ift_status check_resume(const app_config *cfg, const char *cfg_text, const char *data_hash,
                                const ckpt_train_state *ts, const char *path, long nrows) {
   IFT_REQUIRE(ts->cursor <= nrows, IFT_ERR_FORMAT,
               "resume with the data set the run was trained on (data.train), or use an earlier checkpoint",
@@ -155,12 +155,17 @@ static ift_status check_resume(const app_config *cfg, const char *cfg_text,
     if (was[0] && strcmp(was, now) && o < sizeof diff - 160)
       o += (size_t)snprintf(diff + o, sizeof diff - o, "%s%s %s -> %s", o ? ", " : "", keys[i], was, now);
   }
+  /* the same rows under the same name: a regenerated or edited data set
+   * would silently change what the rest of the run trains on */
+  if (ts->data_hash[0] && data_hash[0] && strcmp(ts->data_hash, data_hash) && o < sizeof diff - 200)
+    o += (size_t)snprintf(diff + o, sizeof diff - o, "%sdata.train contents %.12s... -> %.12s...",
+                          o ? ", " : "", ts->data_hash, data_hash);
   if (!o) return IFT_OK;
   IFT_REQUIRE(cfg->ckpt.allow_changes, IFT_ERR_CONFIG,
               "resume with the values the run was started with, or pass --ckpt.allow_changes=1 to "
               "change its schedule from here on",
-              "resuming %s with a changed schedule: %s", path, diff);
-  IFT_LOG0("warning: resuming with a changed schedule (ckpt.allow_changes = 1): %s", diff);
+              "resuming %s with changes to what it was trained with: %s", path, diff);
+  IFT_LOG0("warning: resuming with changes (ckpt.allow_changes = 1): %s", diff);
   return IFT_OK;
 }
 
@@ -543,7 +548,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       ckpt_train_state ts;
       if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 0)) != IFT_OK) goto out;
       if ((st = ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world, lflags)) != IFT_OK) goto out;
-      st = check_resume(cfg, cfg_text, &ts, rpath, tc.train.n);
+      st = check_resume(cfg, cfg_text, tc.train.content_sha256, &ts, rpath, tc.train.n);
       snprintf(run_id, sizeof run_id, "%s", ts.run_id);
       ckpt_train_state_free(&ts);
       if (st != IFT_OK) goto out; /* every rank read the same attributes */
@@ -584,7 +589,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   }
   if (total == 0) {
     ckpt_meta meta = {.step = 0, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size,
-                      .run_id = run_id};
+                      .run_id = run_id, .data_hash = tc.train.content_sha256};
     char path[1100];
     if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 1)) == IFT_OK)
       st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, path);
@@ -736,7 +741,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, tc.grid.world);
     int do_ckpt = (cfg->ckpt.every > 0 && (step + 1) % cfg->ckpt.every == 0) || step + 1 == total || stop;
     if (do_ckpt && cfg->ckpt.dir[0]) {
-      ckpt_meta meta = {.step = step + 1, .epoch = sc.epoch, .cursor = sc.cursor, .config_text = cfg_text, .run_id = run_id,
+      ckpt_meta meta = {.step = step + 1, .epoch = sc.epoch, .cursor = sc.cursor, .config_text = cfg_text, .run_id = run_id, .data_hash = tc.train.content_sha256,
                         .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
       if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 1)) != IFT_OK ||
           (st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)

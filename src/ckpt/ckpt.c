@@ -307,6 +307,7 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
   H5CHK(attr_int(gt, "cursor", meta->cursor), NULL);
   H5CHK(attr_int(gt, "format_version", 2), NULL);
   H5CHK(ift_h5_attr_str(gt, "run_id", meta->run_id ? meta->run_id : ""), NULL);
+  H5CHK(ift_h5_attr_str(gt, "data_content_sha256", meta->data_hash ? meta->data_hash : ""), NULL);
   H5CHK(ift_h5_attr_str(gt, "layout", layout), NULL);
   H5CHK(ift_h5_attr_str(gt, "code_version", PACKAGE_VERSION), NULL);
   H5CHK(ift_h5_attr_str(gt, "config", meta->config_text ? meta->config_text : ""), NULL);
@@ -765,9 +766,11 @@ static ift_status read_train_state(hid_t f, ckpt_train_state *ts, const char *pa
       st = IFT_ERR_FORMAT;
     }
   }
-  char *id = read_attr_str(gt, "run_id");
+  char *id = read_attr_str(gt, "run_id"), *dh = read_attr_str(gt, "data_content_sha256");
   snprintf(ts->run_id, sizeof ts->run_id, "%s", id ? id : "");
+  snprintf(ts->data_hash, sizeof ts->data_hash, "%s", dh ? dh : "");
   free(id);
+  free(dh);
   ts->config_text = read_attr_str(gt, "config");
   H5Gclose(gt);
   return st;
