@@ -86,6 +86,7 @@ int app_eval(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
+  memset(&tc, 0, sizeof tc); /* load can fail before train_ctx_create clears it */
   ift_status st = load(&tc, o.ckpt, o.data, o.mb, 1 << 20);
   double loss = 0, exact = 0;
   if (st == IFT_OK) st = train_eval(&tc, &tc.eval, o.max_samples, o.max_new, &loss, &exact);
@@ -186,10 +187,11 @@ int app_generate(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
+  memset(&tc, 0, sizeof tc); /* load can fail before train_ctx_create clears it */
   ift_status st = load(&tc, o.ckpt, NULL, 1, 1 << 20);
   if (st != IFT_OK) {
     train_ctx_destroy(&tc);
-    return APP_EXIT_FAIL;
+    return st == IFT_ERR_IO || st == IFT_ERR_FORMAT ? APP_EXIT_USAGE : APP_EXIT_FAIL;
   }
   const int Tm = tc.cfg.train.seq_len, V = tc.cfg.model.vocab_size;
   int *seq = tc.gen, n = 0;
