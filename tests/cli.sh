@@ -229,6 +229,12 @@ diskfull() { # a full file system makes the checkpoint write fail: the previous 
   grep -q 'ckpt.dir cannot take the .* of .*step_4.h5.tmp' $w/df.log && grep -q step_2.h5 $w/small/df/latest &&
     ! ls $w/small/df/step_4.h5* >/dev/null 2>&1 && $IFTRAIN ckpt verify $w/small/df/step_2.h5 >/dev/null
 }
+# memory errors of issue 14 (found with --enable-sanitizers): a missing
+# checkpoint freed an uninitialised context; more than 1022 micro-batches per
+# step overflowed a fixed array of micro-batch starts
+check "eval with a missing checkpoint is a usage error, no crash" sh -c "$IFTRAIN eval --ckpt $w/none.h5 --data $w/a.h5 > $w/ev.log 2>&1; test \$? -eq 2 && grep -q 'none.h5' $w/ev.log"
+check "generate with a missing checkpoint is a usage error, no crash" sh -c "$IFTRAIN generate --ckpt $w/none.h5 --prompt hi > $w/gen.log 2>&1; test \$? -eq 2 && grep -q 'none.h5' $w/gen.log"
+check "2048 micro-batches of 1 per step train" sh -c "$IFTRAIN train --model.hidden_size=16 --model.intermediate_size=16 --model.num_hidden_layers=1 --model.num_attention_heads=2 --model.num_key_value_heads=1 --train.seq_len=16 --model.max_position_embeddings=16 --train.batch_size=2048 --train.micro_batch=1 --train.steps=1 --data.train=$w/a.h5 --data.eval= --ckpt.dir= --quiet > $w/mb.log 2>&1"
 # needs a 7 MiB tmpfs (root); reported as skipped where it cannot be mounted
 mkdir -p $w/small
 if [ "$(id -u)" = 0 ] && mount -t tmpfs -o size=7m tmpfs $w/small 2>/dev/null; then

@@ -225,7 +225,41 @@ static void test_argmax_and_blend(void) {
   model_destroy(m);
 }
 
+/* Allocation failures of model_create: the parameter buffers (a model far
+ * larger than memory), the tensor table (an absurd layer count) and the
+ * activation arena (an absurd micro-batch x sequence).  Each must return
+ * IFT_ERR_NOMEM cleanly: regression for a NULL dereference of the tensor
+ * table, a use after free of the parameter count in the error message and
+ * (by review) a double free of the arena.  Under the sanitizer build
+ * (--enable-sanitizers) ASan must return NULL for these requests instead of
+ * aborting: see __asan_default_options below. */
+static void test_alloc_failures(void) {
+  ift_error_quiet(1);
+  model *m = (model *)1;
+  model_config c = tiny(0, 2);
+  c.hidden_size = 65536;
+  c.intermediate_size = 65536;
+  c.num_hidden_layers = 1000; /* ~2.5e13 parameters */
+  CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 8), IFT_ERR_NOMEM);
+  CU_ASSERT_PTR_NULL(m);
+  c = tiny(0, 2);
+  c.num_hidden_layers = 230000000; /* tensor table of ~300 GB */
+  CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 8), IFT_ERR_NOMEM);
+  CU_ASSERT_PTR_NULL(m);
+  c = tiny(0, 2);
+  c.max_position_embeddings = 1 << 16; /* attention probabilities of 512 x 4 x 2^32 floats */
+  CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 512, 1 << 16), IFT_ERR_NOMEM);
+  CU_ASSERT_PTR_NULL(m);
+  ift_error_quiet(0);
+}
+
+/* AddressSanitizer reads its defaults here (ignored without ASan): huge
+ * requests return NULL, as they do from glibc, so the failure paths above run. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
+
 static CU_TestInfo tests[] = {
+    {"allocation failures return IFT_ERR_NOMEM", test_alloc_failures},
     {"tensor names and parameter count", test_names_and_sizes},
     {"invalid model configs are refused", test_bad_configs},
     {"deterministic init, std 0.02 and 0.02/sqrt(2L)", test_init_deterministic},

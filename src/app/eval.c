@@ -94,6 +94,7 @@ int app_eval(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
+  memset(&tc, 0, sizeof tc); /* load can fail before train_ctx_create clears it */
   ift_status st = load(&tc, o.ckpt, o.data, o.mb, 1 << 20, !o.no_verify);
   double loss = 0, exact = 0;
   if (st == IFT_OK) st = train_eval(&tc, &tc.eval, o.max_samples, o.max_new, &loss, &exact);
@@ -117,10 +118,10 @@ int app_eval(int argc, char **argv) {
  * into one [n, 2] array, written by rank 0 with the checkpoint's fingerprint. */
 int app_ref_logp(const char *ckpt, const char *data, int mb) {
   train_ctx tc;
+  memset(&tc, 0, sizeof tc); /* load can fail before train_ctx_create clears it */
   char fp[17] = "";
   ift_status st = ckpt_fingerprint(ckpt, fp);
   if (st == IFT_OK) st = load(&tc, ckpt, data, 2 * mb, 1 << 20, 1);
-  else memset(&tc, 0, sizeof tc);
   float *ref = NULL;
   long n = 0, longest = 0;
   double t0 = core_now(), t_last = t0, flops = 0;
@@ -194,6 +195,7 @@ int app_generate(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
+  memset(&tc, 0, sizeof tc); /* load can fail before train_ctx_create clears it */
   ift_status st = load(&tc, o.ckpt, NULL, 1, 1 << 20, !o.no_verify);
   if (st != IFT_OK) {
     train_ctx_destroy(&tc);

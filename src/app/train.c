@@ -597,7 +597,8 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     goto out;
   }
   const int per = plan.per_rank;
-  int starts[1024];
+  int *starts = malloc(sizeof(int) * ((size_t)per / B + 2)); /* sized from the plan */
+  if (!starts) { st = IFT_ERR_NOMEM; goto out; }
   const int nmb = sched_microbatches(starts, per, B);
   const double flops_tok_step =
       model_forward_flops(tc.m, 1, cfg->train.seq_len) / cfg->train.seq_len *
@@ -768,6 +769,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     IFT_LOG0("%sdone: %ld steps in %.1f s%s", tty ? "\n" : "", total, el, "");
     if (tc.have_eval) printf("final exact match: %.4f  held-out loss: %.4f\n", tc.last_exact, tc.last_eval_loss);
   }
+  free(starts);
 out:
   if (mf && (fclose(mf) != 0 || metrics_lost)) {
     IFT_LOG0("warning: metrics.path '%s': %ld record%s could not be written (disk full or quota?)",

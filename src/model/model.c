@@ -148,7 +148,8 @@ static void build_tensors(model *m) {
   const int C = m->C, D = m->D;
   /* 1D: column-parallel in, row-parallel out; 2D: every block matrix on the grid */
   const model_shard cp = m->pr ? SHARD_2D : SHARD_ROWS, rp = m->pr ? SHARD_2D : SHARD_COLS;
-  m->tensors = calloc((size_t)(9 * m->L + 3), sizeof(model_tensor));
+  m->tensors = calloc((size_t)9 * (size_t)m->L + 3, sizeof(model_tensor));
+  if (!m->tensors) return; /* model_create_grid reports it */
   add_tensor(m, "model.embed_tokens.weight", m->V, C, SHARD_ROWS, 1);
   char nm[96];
   for (int l = 0; l < m->L; l++) {
@@ -297,9 +298,10 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   m->gl = calloc((size_t)m->L, sizeof(model_layer_view));
   m->acts = calloc((size_t)m->L, sizeof(layer_acts));
   if (!m->tensors || !m->params || !m->grads || !m->pl || !m->gl || !m->acts) {
+    const size_t nparams = m->nparams; /* read before m is freed */
     model_destroy(m);
     IFT_REQUIRE(0, IFT_ERR_NOMEM, "use a smaller model or more TP ranks",
-                "cannot allocate %zu parameters", m->nparams);
+                "cannot allocate %zu parameters", nparams);
   }
   m->pv = make_view(m, m->params, m->pl);
   m->gv = make_view(m, m->grads, m->gl);
@@ -360,8 +362,7 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   m->s2d = arena_take(&cur, scap);
   m->rowstats = arena_take(&cur, 4 * N);
   if ((size_t)(cur - arena) > total) {
-    core_free(arena);
-    model_destroy(m);
+    model_destroy(m); /* frees the arena (m->xs) */
     IFT_REQUIRE(0, IFT_ERR_INTERNAL, "report this as a bug", "activation arena undersized");
   }
   kern_rope_table(m->cosv, m->sinv, T, m->D, cfg->rope_theta);

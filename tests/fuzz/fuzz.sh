@@ -1,0 +1,59 @@
+#!/bin/sh
+# make fuzz: build the libFuzzer targets with clang and run each for a bounded
+# time.  Called by the Makefile (see "fuzzing" in Makefile.am) with
+#   fuzz.sh SRCDIR OUTDIR
+# and FUZZ_CC, MPICC, FUZZ_CPPFLAGS, FUZZ_PKGDATADIR, FUZZ_LIBS, FUZZ_SOURCES, FUZZ_SECONDS,
+# FUZZ_TARGETS in the environment.  Objects go to OUTDIR/build (rebuilt when a
+# source or header is newer), the growing corpus to OUTDIR/corpus/TARGET,
+# crash inputs to OUTDIR/crashes/TARGET/.  Extra libFuzzer flags: FUZZ_FLAGS.
+# Exit status: 0 when no target crashed.
+set -eu
+srcdir=$1 out=$2
+: "${FUZZ_SECONDS:=60}" "${FUZZ_TARGETS:=prep config dataset ckpt}" "${FUZZ_FLAGS:=}"
+if [ -z "${FUZZ_CC:-}" ] || ! command -v "$FUZZ_CC" >/dev/null 2>&1; then
+  echo "make fuzz: needs clang with libFuzzer (apt-get install clang libclang-rt-dev; FUZZ_CC=clang-14)" >&2
+  exit 1
+fi
+# The MPI wrapper with clang underneath (Open MPI: OMPI_CC, MPICH: MPICH_CC).
+export OMPI_CC="$FUZZ_CC" MPICH_CC="$FUZZ_CC"
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+CFL="-std=c11 -g -O1 $SAN"
+mkdir -p "$out/build" "$out/corpus" "$out/crashes"
+# the preprocessor flags of Makefile.am's AM_CPPFLAGS, as separate words
+set -- $FUZZ_CPPFLAGS "-DIFT_PKGDATADIR=\"${FUZZ_PKGDATADIR:-/usr/local/share/iftrain}\""
+newest_header=$(ls -t "$srcdir"/include/iftrain/*.h | head -n 1)
+objs=
+for s in $FUZZ_SOURCES; do
+  o="$out/build/$(echo "$s" | tr / _ | sed 's/\.c$/.o/')"
+  if [ ! -f "$o" ] || [ "$srcdir/$s" -nt "$o" ] || [ "$newest_header" -nt "$o" ] || [ "$0" -nt "$o" ]; then
+    echo "  FUZZCC   $s"
+    $MPICC $CFL -fsanitize=fuzzer-no-link "$@" -c "$srcdir/$s" -o "$o"
+  fi
+  objs="$objs $o"
+done
+for t in $FUZZ_TARGETS; do
+  echo "  FUZZLD   fuzz_$t"
+  $MPICC $CFL -fsanitize=fuzzer "$@" -I"$srcdir/tests/fuzz" \
+    "$srcdir/tests/fuzz/fuzz_$t.c" $objs $FUZZ_LIBS -lm -o "$out/build/fuzz_$t"
+done
+dict_of() { case $1 in prep) echo prep.dict ;; config) echo config.dict ;; *) echo hdf5.dict ;; esac; }
+# Open MPI's own allocations in MPI_Init are never freed: no leak checks.
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+failed=
+for t in $FUZZ_TARGETS; do
+  mkdir -p "$out/corpus/$t" "$out/crashes/$t"
+  echo "== fuzz_$t: $FUZZ_SECONDS s"
+  log="$out/fuzz_$t.log"
+  if "$out/build/fuzz_$t" -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=4096 \
+       -dict="$srcdir/tests/fuzz/$(dict_of "$t")" -artifact_prefix="$out/crashes/$t/" \
+       -print_final_stats=1 $FUZZ_FLAGS "$out/corpus/$t" "$srcdir/tests/fuzz/seeds/$t" > "$log" 2>&1; then
+    grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec|^stat::new_units_added|cov: ' "$log" |
+      tail -n 4 | sed 's/^/   /'
+  else
+    echo "   CRASH: see $log and $out/crashes/$t/"; tail -n 30 "$log" | sed 's/^/   /'
+    failed="$failed $t"
+  fi
+done
+[ -z "$failed" ] || { echo "make fuzz: crashes in:$failed" >&2; exit 1; }
+echo "make fuzz: no crash in $FUZZ_TARGETS ($FUZZ_SECONDS s each)"
