@@ -12,6 +12,13 @@ check() { # description, command...
 }
 : "${IFTRAIN:?IFTRAIN must point at the binary}"
 : "${MPIRUN_WRAP:?MPIRUN_WRAP must point at tests/mpirun.sh}"
+# Hold the MPI test lock for the whole script (as tests/slurm_scripts.sh
+# does), so the timeouts below measure iftrain, not the wait for other tests'
+# jobs; the jobs inside then run without taking it again.
+if [ -z "${IFT_LOCKED:-}" ] && command -v flock >/dev/null; then
+  exec env IFT_LOCKED=1 flock "${TMPDIR:-/tmp}/iftrain-mpi-tests.lock" sh "$0" "$@"
+fi
+IFT_NO_LOCK=1; export IFT_NO_LOCK
 # Debian's python3 (with python3-h5py) even when another python3 comes first in PATH
 PY=
 for p in /usr/bin/python3 python3; do "$p" -c 'import h5py' 2>/dev/null && { PY=$p; break; }; done
@@ -192,13 +199,11 @@ check "bad input through mpirun: exit 2 on both ranks, no MPI_ABORT banner" sh -
 check "a serial tool's failure has no MPI_ABORT banner" sh -c "
   $IFTRAIN ckpt verify $w/none.h5 > $w/sv.log 2>&1; test \$? -eq 2 && ! grep -q MPI_ABORT $w/sv.log"
 sigterm() { # SIGTERM to mpirun: mpirun says 1, exit_status says 75, resume finishes
-  IFT_NO_LOCK=1; export IFT_NO_LOCK
   rm -rf $w/tm
   $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=3000 $D --ckpt.dir=$w/tm --metrics.path=$w/tm.jsonl > $w/tm.log 2>&1 &
   pid=$!
   n=0; while [ "$(cat $w/tm.jsonl 2>/dev/null | wc -l)" -lt 3 ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done
   kill -TERM $pid; wait $pid; rc=$?
-  unset IFT_NO_LOCK
   read code word rest < $w/tm/exit_status || { echo "    no exit_status (mpirun rc $rc)"; cat $w/tm.log; return 1; }
   [ "$code" = 75 ] && [ "$word" = preempted ] || { echo "    exit_status: $code $word $rest"; return 1; }
   s=$(sed 's/step_\([0-9]*\).h5/\1/' $w/tm/latest)

@@ -41,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     model *m = NULL;
     if (model_create(&m, &c, MPI_COMM_NULL, 1, 2) == IFT_OK) {
       ckpt_train_state ts;
-      ckpt_load(h5_path, m, NULL, &ts, MPI_COMM_SELF);
+      ckpt_load(h5_path, m, NULL, &ts, MPI_COMM_SELF, CKPT_VERIFY);
+      ckpt_train_state_free(&ts);
       model_destroy(m);
     }
   }
