@@ -62,6 +62,7 @@ static int parse(int argc, char **argv, ev_opts *o, const char *cmd) {
 /* Model from the checkpoint's own config, weights loaded on the ranks of
  * MPI_COMM_WORLD (DP over them). */
 static ift_status load(train_ctx *tc, const char *ckpt, const char *eval_data, int mb, int T) {
+  memset(tc, 0, sizeof *tc); /* destroyable even when reading the config fails */
   app_config c;
   app_config_defaults(&c);
   IFT_TRY(ckpt_read_config(ckpt, &c.model));
@@ -86,7 +87,6 @@ int app_eval(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
-  memset(&tc, 0, sizeof tc); /* load can fail before train_ctx_create clears it */
   ift_status st = load(&tc, o.ckpt, o.data, o.mb, 1 << 20);
   double loss = 0, exact = 0;
   if (st == IFT_OK) st = train_eval(&tc, &tc.eval, o.max_samples, o.max_new, &loss, &exact);
@@ -187,7 +187,6 @@ int app_generate(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
-  memset(&tc, 0, sizeof tc); /* load can fail before train_ctx_create clears it */
   ift_status st = load(&tc, o.ckpt, NULL, 1, 1 << 20);
   if (st != IFT_OK) {
     train_ctx_destroy(&tc);
