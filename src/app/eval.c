@@ -68,6 +68,7 @@ static int parse(int argc, char **argv, ev_opts *o, const char *cmd) {
  * MPI_COMM_WORLD (DP over them). */
 static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_data, int mb, int T,
                        int verify) {
+  memset(tc, 0, sizeof *tc); /* destroyable even when reading the config fails */
   char ckpt[1100];
   IFT_TRY(ckpt_resolve_any(ckpt, sizeof ckpt, ckpt_arg));
   app_config c;
@@ -94,7 +95,6 @@ int app_eval(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
-  memset(&tc, 0, sizeof tc); /* load can fail before train_ctx_create clears it */
   ift_status st = load(&tc, o.ckpt, o.data, o.mb, 1 << 20, !o.no_verify);
   double loss = 0, exact = 0;
   if (st == IFT_OK) st = train_eval(&tc, &tc.eval, o.max_samples, o.max_new, &loss, &exact);
@@ -118,7 +118,7 @@ int app_eval(int argc, char **argv) {
  * into one [n, 2] array, written by rank 0 with the checkpoint's fingerprint. */
 int app_ref_logp(const char *ckpt, const char *data, int mb) {
   train_ctx tc;
-  memset(&tc, 0, sizeof tc); /* load can fail before train_ctx_create clears it */
+  memset(&tc, 0, sizeof tc); /* destroyable when the fingerprint fails before load */
   char fp[17] = "";
   ift_status st = ckpt_fingerprint(ckpt, fp);
   if (st == IFT_OK) st = load(&tc, ckpt, data, 2 * mb, 1 << 20, 1);
@@ -195,7 +195,6 @@ int app_generate(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
-  memset(&tc, 0, sizeof tc); /* load can fail before train_ctx_create clears it */
   ift_status st = load(&tc, o.ckpt, NULL, 1, 1 << 20, !o.no_verify);
   if (st != IFT_OK) {
     train_ctx_destroy(&tc);

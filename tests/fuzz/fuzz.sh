@@ -5,8 +5,10 @@
 # and FUZZ_CC, MPICC, FUZZ_CPPFLAGS, FUZZ_PKGDATADIR, FUZZ_LIBS, FUZZ_SOURCES, FUZZ_SECONDS,
 # FUZZ_TARGETS in the environment.  Objects go to OUTDIR/build (rebuilt when a
 # source or header is newer), the growing corpus to OUTDIR/corpus/TARGET,
-# crash inputs to OUTDIR/crashes/TARGET/.  Extra libFuzzer flags: FUZZ_FLAGS.
-# Exit status: 0 when no target crashed.
+# crash inputs to OUTDIR/crashes/TARGET/ (with a .report each).  Extra
+# libFuzzer flags: FUZZ_FLAGS.  Exit status: 0 when no crash input fails in
+# iftrain code (crashes inside the HDF5 library are counted and reported;
+# FUZZ_STRICT=1 fails on them too).
 set -eu
 srcdir=$1 out=$2
 : "${FUZZ_SECONDS:=60}" "${FUZZ_TARGETS:=prep config dataset ckpt}" "${FUZZ_FLAGS:=}"
@@ -40,20 +42,49 @@ dict_of() { case $1 in prep) echo prep.dict ;; config) echo config.dict ;; *) ec
 # Open MPI's own allocations in MPI_Init are never freed: no leak checks.
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+# Where a crash input fails: "hdf5" when the first frame outside the
+# sanitizer and libFuzzer runtime is inside the HDF5 library (damaged-file
+# bugs of HDF5 itself, reported but not failing unless FUZZ_STRICT=1),
+# "no-repro" when it does not crash alone, else "iftrain".
+classify() { # target input
+  rep=$("$out/build/fuzz_$1" -rss_limit_mb=4096 -timeout=20 "$2" 2>&1) && { echo no-repro; return; }
+  echo "$rep" > "$2.report"
+  first=$(echo "$rep" | grep -E '^ +#[0-9]+ ' |
+    grep -vE '__interceptor_|__asan|__sanitizer|__ubsan|fuzzer::|libFuzzer| in (malloc|calloc|realloc|free|memcpy|memmove|memset|__mem[a-z_0-9]*) |/libc\.so|sysdeps/' |
+    head -n 1)
+  case "$first" in
+    *libhdf5*|*" in H5"*) echo hdf5 ;;
+    "") echo iftrain ;;
+    *) echo iftrain ;;
+  esac
+}
 failed=
 for t in $FUZZ_TARGETS; do
   mkdir -p "$out/corpus/$t" "$out/crashes/$t"
   echo "== fuzz_$t: $FUZZ_SECONDS s"
   log="$out/fuzz_$t.log"
-  if "$out/build/fuzz_$t" -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=4096 \
-       -dict="$srcdir/tests/fuzz/$(dict_of "$t")" -artifact_prefix="$out/crashes/$t/" \
-       -print_final_stats=1 $FUZZ_FLAGS "$out/corpus/$t" "$srcdir/tests/fuzz/seeds/$t" > "$log" 2>&1; then
-    grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec|^stat::new_units_added|cov: ' "$log" |
-      tail -n 4 | sed 's/^/   /'
-  else
-    echo "   CRASH: see $log and $out/crashes/$t/"; tail -n 30 "$log" | sed 's/^/   /'
+  before=$(ls "$out/crashes/$t" | grep -v '\.report$' | sort)
+  # fork mode keeps fuzzing after a crash; the inputs are classified below
+  "$out/build/fuzz_$t" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \
+    -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=4096 \
+    -dict="$srcdir/tests/fuzz/$(dict_of "$t")" -artifact_prefix="$out/crashes/$t/" \
+    $FUZZ_FLAGS "$out/corpus/$t" "$srcdir/tests/fuzz/seeds/$t" > "$log" 2>&1 || true
+  last=$(grep -E '^#[0-9]+: cov: ' "$log" | tail -n 1)
+  echo "   $last"
+  n_ours=0 n_hdf5=0 n_norepro=0
+  for f in $(ls "$out/crashes/$t" | grep -v '\.report$' | sort); do
+    echo "$before" | grep -qx "$f" && continue
+    kind=$(classify "$t" "$out/crashes/$t/$f")
+    case $kind in
+      hdf5) n_hdf5=$((n_hdf5 + 1)) ;;
+      no-repro) n_norepro=$((n_norepro + 1)) ;;
+      *) n_ours=$((n_ours + 1)); echo "   CRASH in iftrain: $out/crashes/$t/$f (report: $f.report)" ;;
+    esac
+  done
+  echo "   new crash inputs: $n_ours in iftrain, $n_hdf5 inside the HDF5 library, $n_norepro not reproducible alone"
+  if [ "$n_ours" -gt 0 ] || { [ "${FUZZ_STRICT:-0}" = 1 ] && [ "$n_hdf5" -gt 0 ]; }; then
     failed="$failed $t"
   fi
 done
-[ -z "$failed" ] || { echo "make fuzz: crashes in:$failed" >&2; exit 1; }
-echo "make fuzz: no crash in $FUZZ_TARGETS ($FUZZ_SECONDS s each)"
+[ -z "$failed" ] || { echo "make fuzz: crashes in:$failed (see $out/crashes/)" >&2; exit 1; }
+echo "make fuzz: no crash in iftrain code in $FUZZ_TARGETS ($FUZZ_SECONDS s each)"
