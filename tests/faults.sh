@@ -81,7 +81,7 @@ check "train 2 steps on 2 ranks (a run to resume)" run 0 $w/base.log $MPIRUN_WRA
 check "one rank's checkpoint read fails on resume: both stop with its error" sh -c "
   cp -r $w/base $w/rf
   IFT_FAULT=ckpt_read@1 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=4 $D --ckpt.dir=$w/rf --ckpt.resume=auto > $w/rf.log 2>&1
-  rc=\$?; test \$rc -eq 1 && grep -q 'rank 1/2.*reading' $w/rf.log && grep -q step_2.h5 $w/rf/latest"
+  rc=\$?; test \$rc -eq 2 && grep -q 'rank 1/2.*reading' $w/rf.log && grep -q step_2.h5 $w/rf/latest"
 check "one rank's data read fails mid-run on 2 ranks (TP 2): no hang, exit 2" sh -c "
   IFT_FAULT=data_read@0 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --dist.tp=2 --train.steps=2 $D --ckpt.dir=$w/dr > $w/dr.log 2>&1
   rc=\$?; test \$rc -eq 2 && grep -q 'reading row' $w/dr.log"
@@ -196,6 +196,9 @@ check "a full disk under metrics.path is reported, the run goes on" sh -c "
 check "bad input through mpirun: exit 2 on both ranks, no MPI_ABORT banner" sh -c "
   $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=1 --data.train=$w/none.h5 > $w/bi.log 2>&1
   test \$? -eq 2 && ! grep -q MPI_ABORT $w/bi.log"
+check "eval of a file that is not HDF5: exit 2, no MPI_ABORT banner" sh -c "
+  printf 'not a checkpoint' > $w/text.h5; $IFTRAIN eval --ckpt $w/text.h5 --data $w/a.h5 > $w/nh.log 2>&1
+  test \$? -eq 2 && grep -q 'not HDF5' $w/nh.log && ! grep -q MPI_ABORT $w/nh.log"
 check "a serial tool's failure has no MPI_ABORT banner" sh -c "
   $IFTRAIN ckpt verify $w/none.h5 > $w/sv.log 2>&1; test \$? -eq 2 && ! grep -q MPI_ABORT $w/sv.log"
 sigterm() { # SIGTERM to mpirun: mpirun says 1, exit_status says 75, resume finishes

@@ -695,6 +695,7 @@ ift_status ckpt_read_config(const char *path, model_config *c) {
   H5CHK(read_attr_double(gm, "rms_norm_eps", &c->rms_norm_eps), NULL);
   H5CHK(read_attr_double(gm, "rope_theta", &c->rope_theta), NULL);
 done:
+  if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT; /* a file HDF5 cannot read is malformed input */
   if (gm >= 0) H5Gclose(gm);
   if (f >= 0) H5Fclose(f);
   return st;
@@ -897,6 +898,7 @@ ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_st
     st = IFT_ERR_FORMAT;
   }
 done:
+  if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT; /* a file HDF5 cannot read is malformed input */
   if ((st = dist_agree(st, comm)) == IFT_OK && (flags & CKPT_VERIFY)) {
     static const char *gnames[3] = {"/model", "/optim/m", "/optim/v"};
     float *bufs[3] = {model_params(m), opt ? opt->m : NULL, opt ? opt->v : NULL};
@@ -968,6 +970,7 @@ ift_status ckpt_info(const char *path, FILE *out, int show_config) {
   }
   if (show_config && g >= 0) print_attr(out, g, "config", "config:\n");
 done:
+  if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT; /* a file HDF5 cannot read is malformed input */
   if (g >= 0) H5Gclose(g);
   if (f >= 0) H5Fclose(f);
   return st;
@@ -1010,6 +1013,7 @@ ift_status ckpt_verify(const char *path, FILE *out, long *ntensors) {
   }
   if (st == IFT_OK && out) fprintf(out, "%s: OK, %ld tensors verified\n", path, n);
 done:
+  if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT; /* a file HDF5 cannot read is malformed input */
   if (f >= 0) H5Fclose(f);
   model_destroy(m);
   if (ntensors) *ntensors = n;
@@ -1072,6 +1076,7 @@ ift_status ckpt_fingerprint(const char *path, char out[17]) {
   }
   snprintf(out, 17, "%016llx", (unsigned long long)h);
 done:
+  if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT; /* a file HDF5 cannot read is malformed input */
   if (g >= 0) H5Gclose(g);
   if (f >= 0) H5Fclose(f);
   model_destroy(m);
