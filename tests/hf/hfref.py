@@ -164,17 +164,14 @@ def _no_dup_pairs(pairs):
 
 
 def st_read(path):
-    """name -> (code, shape, raw bytes) of every tensor in a safetensors file."""
+    """name -> (code, shape, raw bytes) of every tensor in a safetensors file.  The bytes are
+    read-only memoryviews of the mapped file (no copy; the mapping lives as long as they do)."""
     entries, start, _ = st_read_header(path)
     out = {}
     with open(path, "rb") as f:
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.path.getsize(path) else None
-        try:
-            for name, (code, shape, b, e) in entries.items():
-                out[name] = (code, shape, bytes(mm[start + b:start + e]) if mm is not None else b"")
-        finally:
-            if mm is not None:
-                mm.close()
+        mv = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)) if os.path.getsize(path) else None
+    for name, (code, shape, b, e) in entries.items():
+        out[name] = (code, shape, mv[start + b:start + e] if mv is not None else b"")
     return out
 
 
@@ -681,8 +678,8 @@ def cmd_compare(a):
                 diffs.append("tensor %s: %s %r vs %s %r" % (n, c1, s1, c2, s2))
             elif b1 != b2:
                 t1, t2 = raw_to_tensor(c1, s1, b1), raw_to_tensor(c2, s2, b2)
-                nbad = sum(1 for i in range(0, len(b1), ST_DTYPES[c1][1])
-                           if b1[i:i + ST_DTYPES[c1][1]] != b2[i:i + ST_DTYPES[c1][1]])
+                bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[ST_DTYPES[c1][1]]
+                nbad = int((t1.reshape(-1).view(bits) != t2.reshape(-1).view(bits)).sum())
                 md = float((t1.double() - t2.double()).abs().nan_to_num(float("inf")).max())
                 diffs.append("tensor %s: %d of %d elements differ in bits, max |diff| %g" % (n, nbad, t1.numel(), md))
     for d in diffs[:50]:
