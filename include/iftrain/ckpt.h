@@ -24,6 +24,7 @@
 #include <stdio.h>
 
 #include "iftrain/core.h"
+#include "iftrain/hf.h"
 #include "iftrain/model.h"
 #include "iftrain/optim.h"
 
@@ -60,6 +61,11 @@ enum { CKPT_VERIFY = 1 };
  * step count t.  *path_out (optional, size >= 1100) receives the file. */
 ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt,
                      const ckpt_meta *meta, MPI_Comm world, int dp_rank, char *path_out);
+/* One checkpoint file at `path` (via path.tmp, renamed when every rank
+ * wrote its part; space reserved first), without `latest` or rotation:
+ * iftrain import.  Collective over world, agreed. */
+ift_status ckpt_save_file(const char *path, model *m, const optim_state *opt,
+                          const ckpt_meta *meta, MPI_Comm world, int dp_rank);
 /* Read /model into the model's shard (any layout: each rank reads its own
  * hyperslab), and when opt / ts are not NULL the optimizer state and the
  * scheduler position (range-checked).  Checks every architecture key of the
@@ -99,6 +105,17 @@ ift_status ckpt_resolve(char *out, size_t n, const char *resume, const char *dir
 /* A checkpoint named by the user: a file, a directory (its latest), or a
  * `latest` pointer file -> the checkpoint file. */
 ift_status ckpt_resolve_any(char *out, size_t n, const char *path);
+
+/* ---- Hugging Face model directories (src/ckpt/hfload.c): wherever a
+ * checkpoint is read, a directory with config.json and safetensors weights
+ * is accepted too (weights only: no optimizer state, no /train). */
+int ckpt_is_hf_dir(const char *path);
+/* config.json -> model config (hc, if not NULL, receives the whole of it);
+ * IFT_ERR_UNIMPL names what this build's model cannot represent. */
+ift_status ckpt_hf_config(const char *dir, model_config *c, hf_config *hc);
+/* Every rank reads the blocks of its own shards from the safetensors files
+ * (F32, BF16, F16 -> fp32 exactly); collective over comm (agreed). */
+ift_status ckpt_hf_load(const char *dir, model *m, MPI_Comm comm);
 
 #ifdef __cplusplus
 }

@@ -446,6 +446,14 @@ int app_train(int argc, char **argv) {
   app_config cfg;
   app_config_defaults(&cfg);
   if (app_config_load(&cfg, cfg_path, argc - 1, argv + 1) != IFT_OK) return APP_EXIT_USAGE;
+  if (cfg.ckpt.init[0] && ckpt_is_hf_dir(cfg.ckpt.init)) {
+    /* fine-tuning a Hugging Face model: its config.json is the [model] */
+    const uint64_t seed = cfg.model.init_seed;
+    ift_status hs = ckpt_hf_config(cfg.ckpt.init, &cfg.model, NULL);
+    if (hs != IFT_OK) return app_exit_code(hs);
+    cfg.model.init_seed = seed;
+    if (core_rank() == 0) IFT_LOG0("model: %s/config.json (ckpt.init)", cfg.ckpt.init);
+  }
   train_result res;
   ift_status st = train_run(&cfg, MPI_COMM_WORLD, &res);
   const int rc = st == IFT_OK ? APP_EXIT_OK : g_stop ? APP_EXIT_PREEMPT : app_exit_code(st);

@@ -416,6 +416,30 @@ static ift_status reserve_space(const char *path, double need) {
   return IFT_OK;
 }
 
+ift_status ckpt_save_file(const char *path, model *m, const optim_state *opt,
+                          const ckpt_meta *meta, MPI_Comm world, int dp_rank) {
+  int rank;
+  IFT_MPI_CHECK(MPI_Comm_rank(world, &rank), NULL);
+  char tmp[1110];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  const int nbuf = 1 + (opt && opt->m) + (opt && opt->v);
+  const double need = (double)model_nparams_global(m) * sizeof(float) * nbuf +
+                      8192.0 * model_ntensors(m) * nbuf + 1048576.0;
+  IFT_TRY(dist_agree(rank == 0 ? reserve_space(tmp, need) : IFT_OK, world));
+  ift_status st = write_file(tmp, m, opt, meta, world, dp_rank == 0);
+  /* the close may fail on some ranks only: agree, then rank 0 renames */
+  st = dist_agree(st, world);
+  if (rank == 0) {
+    if (st == IFT_OK && rename(tmp, path) != 0) {
+      ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "rename", "check the permissions of the directory",
+                    "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+      st = IFT_ERR_WRITE;
+    }
+    if (st != IFT_OK) unlink(tmp); /* the previous file at path stays as it was */
+  }
+  return dist_agree(st, world);
+}
+
 ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt,
                      const ckpt_meta *meta, MPI_Comm world, int dp_rank, char *path_out) {
   int rank;
@@ -425,40 +449,24 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt
   IFT_MPI_CHECK(MPI_Bcast(&ok, 1, MPI_INT, 0, world), NULL);
   IFT_REQUIRE(ok, IFT_ERR_IO, "choose a writable ckpt.dir", "cannot create checkpoint directory '%s'",
               dir);
-  char fin[1100], tmp[1110];
+  char fin[1100];
   snprintf(fin, sizeof fin, "%s/step_%ld.h5", dir, meta->step);
-  snprintf(tmp, sizeof tmp, "%s.tmp", fin);
-  const int nbuf = 1 + (opt && opt->m) + (opt && opt->v);
-  const double need = (double)model_nparams_global(m) * sizeof(float) * nbuf +
-                      8192.0 * model_ntensors(m) * nbuf + 1048576.0;
-  IFT_TRY(dist_agree(rank == 0 ? reserve_space(tmp, need) : IFT_OK, world));
-  ift_status st = write_file(tmp, m, opt, meta, world, dp_rank == 0);
-  int good = st == IFT_OK, all = 0;
-  IFT_MPI_CHECK(MPI_Allreduce(&good, &all, 1, MPI_INT, MPI_MIN, world), NULL);
+  IFT_TRY(ckpt_save_file(fin, m, opt, meta, world, dp_rank));
+  int all = 1;
   if (rank == 0) {
-    if (!all) {
-      unlink(tmp); /* the previous checkpoint and `latest` stay as they were */
-    } else {
-      char lt[1110], lf[1100];
-      snprintf(lf, sizeof lf, "%s/latest", dir);
-      snprintf(lt, sizeof lt, "%s.tmp", lf);
-      FILE *f = NULL;
-      if (rename(tmp, fin) == 0 && (f = fopen(lt, "w"))) {
-        fprintf(f, "step_%ld.h5\n", meta->step);
-        if (fflush(f) == 0 && fsync(fileno(f)) == 0 && fclose(f) == 0) {
-          f = NULL;
-          if (rename(lt, lf) != 0) all = 0;
-        } else all = 0;
-        if (f) fclose(f);
-      } else {
-        all = 0;
-      }
-      if (all) prune(dir, meta->step, keep, meta->run_id);
-    }
+    /* the new checkpoint is complete: point `latest` at it, then rotate */
+    char lt[1110], lf[1100];
+    snprintf(lf, sizeof lf, "%s/latest", dir);
+    snprintf(lt, sizeof lt, "%s.tmp", lf);
+    FILE *f = fopen(lt, "w");
+    all = f && fprintf(f, "step_%ld.h5\n", meta->step) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f && fclose(f) != 0) all = 0;
+    if (all && rename(lt, lf) != 0) all = 0;
+    if (all) prune(dir, meta->step, keep, meta->run_id);
   }
   IFT_MPI_CHECK(MPI_Bcast(&all, 1, MPI_INT, 0, world), NULL);
   IFT_REQUIRE(all, IFT_ERR_WRITE, "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
-              "checkpoint of step %ld could not be written", meta->step);
+              "the pointer %s/latest to step %ld could not be written", dir, meta->step);
   if (path_out) snprintf(path_out, 1100, "%s", fin);
   return IFT_OK;
 }
@@ -536,6 +544,10 @@ ift_status ckpt_resolve_any(char *out, size_t n, const char *path) {
   struct stat sb;
   IFT_REQUIRE(stat(path, &sb) == 0, IFT_ERR_IO, "check the checkpoint path",
               "checkpoint '%s' does not exist: %s", path, strerror(errno));
+  if (ckpt_is_hf_dir(path)) {
+    snprintf(out, n, "%s", path);
+    return IFT_OK;
+  }
   if (S_ISDIR(sb.st_mode)) {
     char lf[1100];
     snprintf(lf, sizeof lf, "%s/latest", path);
@@ -670,6 +682,7 @@ static ift_status read_tensors(hid_t g, const model *m, float *base, const char 
 }
 
 ift_status ckpt_read_config(const char *path, model_config *c) {
+  if (ckpt_is_hf_dir(path)) return ckpt_hf_config(path, c, NULL);
   ift_status st = IFT_OK;
   hid_t f = -1, gm = -1;
   quiet_hdf5();
@@ -830,6 +843,18 @@ static ift_status verify_read(const model *m, float *const *bufs, const uint64_t
 
 ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_state *ts,
                      MPI_Comm comm, unsigned flags) {
+  if (ckpt_is_hf_dir(path)) {
+    /* weights only: a fine-tuning start (ckpt.init), eval or generate */
+    ift_status hs = IFT_OK;
+    if (opt || ts) {
+      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "ckpt.resume",
+                    "start from it with --ckpt.init=DIR (resume continues iftrain checkpoints)",
+                    "%s is a Hugging Face model directory: it has no optimizer state or step to "
+                    "resume", path);
+      hs = IFT_ERR_CONFIG;
+    }
+    return hs == IFT_OK ? ckpt_hf_load(path, m, comm) : hs;
+  }
   ift_status st = IFT_OK;
   hid_t fapl = -1, f = -1, gm = -1;
   const int nt = model_ntensors(m);

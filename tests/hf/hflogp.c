@@ -1,0 +1,45 @@
+/* hflogp MODEL TOKENS [TP]: the per-position log-probabilities iftrain's
+ * model gives the token sequence TOKENS (comma list) with the weights of
+ * MODEL (a Hugging Face directory or an iftrain checkpoint), on the ranks of
+ * the job with TP tensor-parallel ranks (default 1; a 1D split), printed by
+ * rank 0 as JSON {"logp": [...]} -- logp[t] = log p(token t | tokens < t),
+ * logp[0] = 0, the convention of tests/hf/hfref.py logits.  For the import
+ * tests (tests/hf/import.sh).  Exit 0, 2 on bad input, 1 on failure. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iftrain/ckpt.h"
+#include "iftrain/dist.h"
+#include "iftrain/kern.h"
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: hflogp MODEL TOKENS [TP]\n");
+    return 2;
+  }
+  if (kern_select_arch(NULL) != IFT_OK || dist_init(&argc, &argv) != IFT_OK) return 1;
+  int tok[4096], T = 0;
+  for (char *p = argv[2]; *p && T < 4096; p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p))
+    tok[T++] = atoi(p);
+  const int tp = argc > 3 ? atoi(argv[3]) : 1;
+  dist_grid g;
+  model_config c;
+  model *m = NULL;
+  float *logp = calloc((size_t)T, sizeof(float));
+  ift_status st = dist_grid_create(&g, MPI_COMM_WORLD, tp);
+  if (st == IFT_OK) st = ckpt_read_config(argv[1], &c);
+  if (st == IFT_OK) st = model_create(&m, &c, g.tp, 1, T);
+  if (st == IFT_OK) st = ckpt_load(argv[1], m, NULL, NULL, g.world, CKPT_VERIFY);
+  model_input in = {.tokens = tok};
+  if (st == IFT_OK) st = model_forward(m, logp, NULL, &in, 1, T, 0);
+  if (st == IFT_OK && g.rank == 0) {
+    printf("{\"logp\": [");
+    for (int t = 0; t < T; t++) printf("%s%.9g", t ? ", " : "", t ? logp[t] : 0.0f);
+    printf("]}\n");
+  }
+  if (m) model_destroy(m);
+  free(logp);
+  dist_finalize();
+  return st == IFT_OK ? 0 : st == IFT_ERR_UNIMPL || st == IFT_ERR_FORMAT || st == IFT_ERR_CONFIG || st == IFT_ERR_IO ? 2 : 1;
+}
