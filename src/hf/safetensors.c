@@ -430,6 +430,10 @@ static void release(const hf_st *f, uint64_t lo, uint64_t hi) {
   if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* Released in steps of this many bytes, so that even one huge tensor (an
+ * embedding of a large vocabulary) never has all its file pages resident. */
+#define ST_RELEASE_STEP (16u << 20)
+
 /* The tensor NAME, readable as fp32 and of rank 1 or 2 (or any rank when
  * any_rank), or an error naming file, tensor and cause. */
 static ift_status readable(const hf_st *f, const char *name, int any_rank,
@@ -467,19 +471,29 @@ ift_status hf_st_read_block(const hf_st *f, const char *name, int64_t r0, int64_
                    (long long)rows, (long long)cols);
   if (nr == 0 || nc == 0) return IFT_OK;
   size_t es = hf_dtype_size(t->dtype);
-  for (int64_t i = 0; i < nr; i++)
-    convert(t->dtype, f->data + t->begin + ((uint64_t)(r0 + i) * (uint64_t)cols + (uint64_t)c0) * es,
-            nc, out + i * ldo);
-  release(f, t->begin + (uint64_t)r0 * (uint64_t)cols * es,
-          t->begin + ((uint64_t)(r0 + nr - 1) * (uint64_t)cols + (uint64_t)(c0 + nc)) * es);
+  uint64_t kept = t->begin + (uint64_t)r0 * (uint64_t)cols * es; /* first byte not released */
+  for (int64_t i = 0; i < nr; i++) {
+    uint64_t row = t->begin + ((uint64_t)(r0 + i) * (uint64_t)cols + (uint64_t)c0) * es;
+    convert(t->dtype, f->data + row, nc, out + i * ldo);
+    uint64_t end = row + (uint64_t)nc * es;
+    if (end - kept >= ST_RELEASE_STEP || i == nr - 1) {
+      release(f, kept, end);
+      kept = end;
+    }
+  }
   return IFT_OK;
 }
 
 ift_status hf_st_read_all(const hf_st *f, const char *name, float *out) {
   const hf_st_tensor *t;
   IFT_TRY(readable(f, name, 1, &t));
-  convert(t->dtype, f->data + t->begin, t->numel, out);
-  release(f, t->begin, t->end);
+  size_t es = hf_dtype_size(t->dtype);
+  int64_t step = ST_RELEASE_STEP / es;
+  for (int64_t i = 0; i < t->numel; i += step) {
+    int64_t k = t->numel - i < step ? t->numel - i : step;
+    convert(t->dtype, f->data + t->begin + (uint64_t)i * es, k, out + i);
+    release(f, t->begin + (uint64_t)i * es, t->begin + (uint64_t)(i + k) * es);
+  }
   return IFT_OK;
 }
 
