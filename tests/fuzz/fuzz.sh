@@ -11,7 +11,7 @@
 # FUZZ_STRICT=1 fails on them too).
 set -eu
 srcdir=$1 out=$2
-: "${FUZZ_SECONDS:=60}" "${FUZZ_TARGETS:=prep config dataset ckpt}" "${FUZZ_FLAGS:=}"
+: "${FUZZ_SECONDS:=60}" "${FUZZ_TARGETS:=prep config dataset ckpt hf}" "${FUZZ_FLAGS:=}"
 if [ -z "${FUZZ_CC:-}" ] || ! command -v "$FUZZ_CC" >/dev/null 2>&1; then
   echo "make fuzz: needs clang with libFuzzer (apt-get install clang libclang-rt-dev; FUZZ_CC=clang-14)" >&2
   exit 1
@@ -38,7 +38,7 @@ for t in $FUZZ_TARGETS; do
   $MPICC $CFL -fsanitize=fuzzer "$@" -I"$srcdir/tests/fuzz" \
     "$srcdir/tests/fuzz/fuzz_$t.c" $objs $FUZZ_LIBS -lm -o "$out/build/fuzz_$t"
 done
-dict_of() { case $1 in prep) echo prep.dict ;; config) echo config.dict ;; *) echo hdf5.dict ;; esac; }
+dict_of() { case $1 in prep|hf) echo prep.dict ;; config) echo config.dict ;; *) echo hdf5.dict ;; esac; }
 # Open MPI's own allocations in MPI_Init are never freed: no leak checks.
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"

@@ -6,7 +6,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${FUZZ_BUILDDIR:-$here}
 fail=0
-for t in prep config dataset ckpt; do
+for t in prep config dataset ckpt hf; do
   if "$bin/replay_$t" "$here/seeds/$t" > "${TMPDIR:-/tmp}/iftrain-replay.$$" 2>&1; then
     echo "PASS: fuzz replay $t ($(tail -n 1 "${TMPDIR:-/tmp}/iftrain-replay.$$"))"
   else
