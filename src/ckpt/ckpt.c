@@ -263,7 +263,10 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
   const int nt = model_ntensors(m);
   const float *bufs[3] = {model_params(m), opt ? opt->m : NULL, opt ? opt->v : NULL};
   uint64_t *sums = malloc(sizeof(uint64_t) * 3 * (size_t)nt);
-  IFT_TRY(dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, world));
+  if ((st = dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, world)) != IFT_OK) {
+    free(sums);
+    return st;
+  }
   if ((st = checksums_all(sums, m, bufs, 3, writer, world)) != IFT_OK) {
     free(sums);
     return st;
@@ -319,7 +322,11 @@ done:
   if (go >= 0) H5Gclose(go);
   if (gm >= 0) H5Gclose(gm);
   if (dxpl >= 0) H5Pclose(dxpl);
-  if (f >= 0 && H5Fclose(f) < 0 && st == IFT_OK) st = IFT_ERR_HDF5;
+  if (f >= 0 && H5Fclose(f) < 0 && st == IFT_OK) {
+    ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Fclose", "check free disk space of ckpt.dir",
+                  "closing %s failed", path);
+    st = IFT_ERR_HDF5;
+  }
   if (st != IFT_OK) close_watchdog(NULL);
   if (fapl >= 0) H5Pclose(fapl);
   free(sums);
@@ -430,10 +437,24 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt
   const int nbuf = 1 + (opt && opt->m) + (opt && opt->v);
   const double need = (double)model_nparams_global(m) * sizeof(float) * nbuf +
                       8192.0 * model_ntensors(m) * nbuf + 1048576.0;
-  IFT_TRY(dist_agree(rank == 0 ? reserve_space(tmp, need) : IFT_OK, world));
-  ift_status st = write_file(tmp, m, opt, meta, world, dp_rank == 0);
-  int good = st == IFT_OK, all = 0;
-  IFT_MPI_CHECK(MPI_Allreduce(&good, &all, 1, MPI_INT, MPI_MIN, world), NULL);
+  ift_status st = IFT_OK;
+  if (rank == 0 && meta->run_id && meta->run_id[0] && access(fin, F_OK) == 0) {
+    /* a step_N.h5 already there that this run did not write (copied in, or
+     * of a run before run ids) is not this run's to replace */
+    char id[CKPT_RUN_ID_LEN];
+    file_run_id(fin, id);
+    if (strcmp(id, meta->run_id)) {
+      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "ckpt_save",
+                    "move that file out of ckpt.dir (or choose a new ckpt.dir); it was not changed",
+                    "%s exists and is not a checkpoint of this run: not overwriting it", fin);
+      st = IFT_ERR_CONFIG;
+    }
+  }
+  if (rank == 0 && st == IFT_OK) st = reserve_space(tmp, need);
+  IFT_TRY(dist_agree(st, world));
+  /* write_file agrees on its failures, except a failed close on some ranks */
+  st = dist_agree(write_file(tmp, m, opt, meta, world, dp_rank == 0), world);
+  int all = st == IFT_OK;
   if (rank == 0) {
     if (!all) {
       unlink(tmp); /* the previous checkpoint and `latest` stay as they were */
@@ -455,9 +476,20 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt
       if (all) prune(dir, meta->step, keep, meta->run_id);
     }
   }
-  IFT_MPI_CHECK(MPI_Bcast(&all, 1, MPI_INT, 0, world), NULL);
-  IFT_REQUIRE(all, IFT_ERR_WRITE, "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
-              "checkpoint of step %ld could not be written", meta->step);
+  if (st != IFT_OK) { /* agreed above, every rank returns it */
+    if (rank == 0)
+      ift_error_set(st, __FILE__, __LINE__, "write_file",
+                    "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
+                    "checkpoint of step %ld could not be written", meta->step);
+    return st;
+  }
+  if (!all)
+    ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "rename",
+                  "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
+                  "checkpoint of step %ld could not be written (renaming it or updating %s/latest failed)",
+                  meta->step, dir);
+  /* rank 0 alone renamed: an agreement, so the job ends without MPI_ABORT */
+  IFT_TRY(dist_agree(all ? IFT_OK : IFT_ERR_WRITE, world));
   if (path_out) snprintf(path_out, 1100, "%s", fin);
   return IFT_OK;
 }
@@ -802,7 +834,11 @@ static ift_status verify_read(const model *m, float *const *bufs, const uint64_t
   if (comm != MPI_COMM_NULL) IFT_MPI_CHECK(MPI_Comm_size(comm, &size), NULL);
   const uint64_t replicas = (uint64_t)(size / model_tp_size(m));
   uint64_t *sums = calloc((size_t)nbuf * nt, sizeof(uint64_t));
-  IFT_TRY(dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, comm));
+  ift_status agreed = dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, comm);
+  if (agreed != IFT_OK) {
+    free(sums);
+    return agreed;
+  }
   for (int k = 0; k < nbuf; k++)
     for (int i = 0; i < nt; i++) {
       const model_tensor *t = model_tensor_at(m, i);
