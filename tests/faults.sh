@@ -76,6 +76,31 @@ check "one rank's checkpoint write fails: the others do not hang" sh -c "
   IFT_FAULT=ckpt_write@1 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=2 $D --ckpt.dir=$w/wf > $w/wf.log 2>&1; rc=\$?
   test \$rc -eq 1 && grep -q 'rank 1/2.*writing' $w/wf.log && test ! -f $w/wf/latest"
 
+# ---- one rank fails alone before training or between steps (review h-review)
+check "one rank's setup read fails (train_setup@1): no hang, exit 2" sh -c "
+  IFT_FAULT=train_setup@1 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=2 $D --ckpt.dir=$w/ts > $w/ts.log 2>&1
+  rc=\$?; test \$rc -eq 2 && grep -q 'rank 1/2.*setup failed' $w/ts.log"
+check "one rank's optimizer allocation fails (train_alloc@1): no hang, exit 1, no MPI_ABORT" sh -c "
+  IFT_FAULT=train_alloc@1 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=2 $D --ckpt.dir=$w/ta > $w/ta.log 2>&1
+  rc=\$?; test \$rc -eq 1 && grep -q 'rank 1/2.*optimizer state' $w/ta.log && ! grep -q MPI_ABORT $w/ta.log"
+check "ZeRO: one rank cannot gather the checkpoint's optimizer state: no hang, exit 1, exit_status" sh -c "
+  IFT_FAULT=zero_view@1 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --optim.zero=1 --train.steps=2 $D --ckpt.dir=$w/zv > $w/zv.log 2>&1
+  rc=\$?; test \$rc -eq 1 && ! grep -q MPI_ABORT $w/zv.log && grep -q '^1 failed' $w/zv/exit_status"
+check "latest cannot be replaced (rank 0 alone fails): exit 1 on 2 ranks, no MPI_ABORT, exit_status" sh -c "
+  mkdir -p $w/lt/latest.tmp
+  $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=2 $D --ckpt.dir=$w/lt > $w/lt.log 2>&1
+  rc=\$?; test \$rc -eq 1 && ! grep -q MPI_ABORT $w/lt.log && grep -q 'latest to step 2 could not be written' $w/lt.log &&
+  grep -q '^1 failed' $w/lt/exit_status"
+check "a diverging run on 2 ranks: every rank stops at the step, exit 1, no MPI_ABORT" sh -c "
+  $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=60 --optim.name=sgd --optim.lr=1e38 --optim.clip=0 $D --ckpt.dir=$w/nan --ckpt.every=1 > $w/nan.log 2>&1
+  rc=\$?; test \$rc -eq 1 && ! grep -q MPI_ABORT $w/nan.log && grep -q 'step [0-9]*: .* is \\(NaN\\|Inf\\)' $w/nan.log &&
+  grep -q '^1 failed' $w/nan/exit_status"
+check "eval and generate of a missing checkpoint: exit 2, no crash (1 and 2 ranks)" sh -c "
+  $T $IFTRAIN eval --ckpt $w/none.h5 --data $w/a.h5 > $w/em.log 2>&1; test \$? -eq 2 &&
+  $T $IFTRAIN generate --ckpt $w/none.h5 --prompt 1+1= >> $w/em.log 2>&1; test \$? -eq 2 &&
+  $T $MPIRUN_WRAP 2 $IFTRAIN eval --ckpt $w/none.h5 --data $w/a.h5 >> $w/em.log 2>&1; test \$? -eq 2 &&
+  grep -q 'does not exist' $w/em.log && ! grep -q -e 'Segmentation' -e MPI_ABORT $w/em.log"
+
 # ---- one rank's read fails (checkpoint on resume, data during training)
 check "train 2 steps on 2 ranks (a run to resume)" run 0 $w/base.log $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=2 $D --ckpt.dir=$w/base
 check "one rank's checkpoint read fails on resume: both stop with its error" sh -c "
@@ -100,6 +125,12 @@ check "no latest + resume=auto: resumes from the newest step_N.h5, never restart
   cp -r $w/base $w/nolatest; rm $w/nolatest/latest
   $T $IFTRAIN train $tiny --train.steps=4 $D --ckpt.dir=$w/nolatest --ckpt.resume=auto > $w/nl.log 2>&1 &&
   grep -q 'resumed from .*step_2.h5 at step 2' $w/nl.log && test -f $w/nolatest/step_4.h5"
+check "a step_N.h5 of another run inside the run's directory is never overwritten" sh -c "
+  $T $IFTRAIN train $tiny --train.steps=2 $D --ckpt.dir=$w/ow --ckpt.every=1 > /dev/null 2>&1 &&
+  cp $w/base/step_2.h5 $w/ow/step_3.h5 && md5sum $w/ow/step_3.h5 > $w/ow.before
+  $T $IFTRAIN train $tiny --train.steps=4 $D --ckpt.dir=$w/ow --ckpt.every=1 --ckpt.resume=auto > $w/ow.log 2>&1
+  test \$? -eq 2 && grep -q 'is not a checkpoint of this run: not overwriting it' $w/ow.log &&
+  md5sum -c $w/ow.before > /dev/null && grep -q step_2.h5 $w/ow/latest"
 check "a directory of pre-run-id checkpoints without RUN is refused to a fresh run" sh -c "
   cp -r $w/base $w/norun; rm $w/norun/RUN
   $T $IFTRAIN train $tiny --train.steps=3 $D --ckpt.dir=$w/norun > $w/norun.log 2>&1; test \$? -eq 2 &&

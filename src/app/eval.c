@@ -70,10 +70,13 @@ static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_dat
                        int verify) {
   memset(tc, 0, sizeof *tc); /* destroyable even when reading the config fails */
   char ckpt[1100];
-  IFT_TRY(ckpt_resolve_any(ckpt, sizeof ckpt, ckpt_arg));
+  memset(tc, 0, sizeof *tc); /* the caller destroys it, whatever failed */
   app_config c;
   app_config_defaults(&c);
-  IFT_TRY(ckpt_read_config(ckpt, &c.model));
+  ift_status st = ckpt_resolve_any(ckpt, sizeof ckpt, ckpt_arg);
+  if (st == IFT_OK) st = ckpt_read_config(ckpt, &c.model);
+  /* every rank reads the path on its own: agree before train_ctx_create's collectives */
+  IFT_TRY(dist_agree(st, MPI_COMM_WORLD));
   c.train.micro_batch = mb;
   c.train.seq_len = T < c.model.max_position_embeddings ? T : c.model.max_position_embeddings;
   c.train.batch_size = mb;
@@ -120,7 +123,8 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
   train_ctx tc;
   memset(&tc, 0, sizeof tc); /* destroyable when the fingerprint fails before load */
   char fp[17] = "";
-  ift_status st = ckpt_fingerprint(ckpt, fp);
+  /* each rank reads the reference on its own: agree before load's collectives */
+  ift_status st = dist_agree(ckpt_fingerprint(ckpt, fp), MPI_COMM_WORLD);
   if (st == IFT_OK) st = load(&tc, ckpt, data, 2 * mb, 1 << 20, 1);
   float *ref = NULL;
   long n = 0, longest = 0;
@@ -153,7 +157,8 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
       const int nb = (int)(n - r0 < mb ? n - r0 : mb);
       int T = 2;
       for (int j = 0; j < nb; j++) rows[j] = r0 + j;
-      st = train_load_pairs(d, rows, nb, Tm, tc.tok, tc.mask, NULL, &T, &ntok);
+      /* the replica's ranks agree on its reads before the forward's collectives */
+      st = dist_agree(train_load_pairs(d, rows, nb, Tm, tc.tok, tc.mask, NULL, &T, &ntok), tc.grid.tp);
       if (st == IFT_OK) st = step_answer_logp(tc.m, &tc.ws, sums, tc.tok, tc.mask, 2 * nb, T);
       if (st == IFT_OK && tc.grid.tp_rank == 0)
         for (int j = 0; j < nb; j++) {

@@ -285,7 +285,15 @@ ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train
     IFT_TRY(data_open(&tc->eval, cfg->data.eval, tc->grid.world, cfg->model.vocab_size));
     tc->have_eval = 1;
   }
-  if (need_train_data && loss_is_pref(cfg->train.loss)) IFT_TRY(check_pref_data(cfg, &tc->train));
+  /* check_pref_data reads the reference checkpoint on each rank: agree
+   * before the collectives that follow (here and in the caller) */
+  ift_status st = need_train_data && loss_is_pref(cfg->train.loss) ? check_pref_data(cfg, &tc->train) : IFT_OK;
+  if (st == IFT_OK && core_fault("train_setup")) {
+    ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "train_setup", "injected by IFT_FAULT (a test)",
+                  "a rank's setup failed");
+    st = IFT_ERR_IO;
+  }
+  IFT_TRY(dist_agree(st, tc->grid.world));
   const int B = cfg->train.micro_batch, T = cfg->train.seq_len;
   IFT_REQUIRE(B <= 512, IFT_ERR_CONFIG, "train.micro_batch <= 512", "micro-batch %d", B);
   /* a preference micro-batch holds B pairs = 2B rows */
@@ -294,16 +302,23 @@ ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train
   app_tp_grid(cfg, &pr, &pc);
   dist_set_pblas_block(cfg->dist.pblas_block ? cfg->dist.pblas_block
                                              : dist_pblas_block_for(cfg->model.hidden_size));
-  IFT_TRY(model_create_grid(&tc->m, &cfg->model, tc->grid.tp, pr, pc, cfg->dist.tp_block, R, T));
-  model_init_weights(tc->m, cfg->model.init_seed);
-  IFT_TRY(step_ws_create(&tc->ws, R, T));
+  /* no collectives from here on: local failures (memory) are agreed at the end */
+  st = model_create_grid(&tc->m, &cfg->model, tc->grid.tp, pr, pc, cfg->dist.tp_block, R, T);
+  if (st == IFT_OK) {
+    model_init_weights(tc->m, cfg->model.init_seed);
+    st = step_ws_create(&tc->ws, R, T);
+  }
+  if (st != IFT_OK) return dist_agree(st, tc->grid.world);
   size_t n = (size_t)B * T;
   tc->tok = core_alloc((size_t)R * T * sizeof(int));
   tc->mask = core_alloc((size_t)R * T);
   tc->gen = core_alloc(n * sizeof(int));
   tc->gtok = core_alloc(n * sizeof(int));
-  IFT_REQUIRE(tc->tok && tc->mask && tc->gen && tc->gtok, IFT_ERR_NOMEM, NULL, "batch buffers");
-  return IFT_OK;
+  if (!(tc->tok && tc->mask && tc->gen && tc->gtok)) {
+    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "core_alloc", NULL, "batch buffers");
+    st = IFT_ERR_NOMEM;
+  }
+  return dist_agree(st, tc->grid.world);
 }
 
 void train_ctx_destroy(train_ctx *tc) {
@@ -363,14 +378,21 @@ static void zero_plan_destroy(zero_plan *z) {
 /* The whole-buffer view of a sliced optimizer state (checkpoint I/O):
  * gather = 1 fills it from every rank's slice. */
 static ift_status zero_full_view(zero_plan *z, optim_state *opt, optim_state *view, size_t nparams,
-                                 MPI_Comm dp, int gather) {
+                                 const dist_grid *grid, int gather) {
   *view = *opt;
   if (!z->on) return IFT_OK;
   view->n = nparams;
   if (opt->m && !z->full_m) z->full_m = core_alloc(nparams * sizeof(float));
   if (opt->v && !z->full_v) z->full_v = core_alloc(nparams * sizeof(float));
-  IFT_REQUIRE((!opt->m || z->full_m) && (!opt->v || z->full_v), IFT_ERR_NOMEM, NULL,
-              "optimizer state of %zu parameters for a checkpoint", nparams);
+  ift_status st = IFT_OK;
+  if (!((!opt->m || z->full_m) && (!opt->v || z->full_v)) || core_fault("zero_view")) {
+    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "core_alloc", NULL,
+                  "optimizer state of %zu parameters for a checkpoint", nparams);
+    st = IFT_ERR_NOMEM;
+  }
+  /* before the gather and the checkpoint's collectives */
+  IFT_TRY(dist_agree(st, grid->world));
+  MPI_Comm dp = grid->dp;
   view->m = z->full_m;
   view->v = z->full_v;
   if (gather) {
@@ -510,14 +532,20 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   FILE *mf = NULL;
   long metrics_lost = 0;
   const double peak = kern_gemm_peak() * tc.grid.size * kern_threads();
-  if ((st = zero_plan_create(&zp, cfg->optim_zero, model_nparams(tc.m), &tc.grid)) != IFT_OK) goto out;
-  if ((st = optim_create(&opt, &cfg->optim, zp.n)) != IFT_OK) goto out;
+  /* local failures (memory) go to the agreement below with the others */
+  st = zero_plan_create(&zp, cfg->optim_zero, model_nparams(tc.m), &tc.grid);
+  if (st == IFT_OK) st = optim_create(&opt, &cfg->optim, zp.n);
   optim_state oview;
-  if ((st = sched_create(&sc, tc.train.n, cfg->train.batch_size, tc.grid.dp_size,
-                         (uint64_t)cfg->train.seed, cfg->data.shuffle)) != IFT_OK)
-    goto out;
-  if ((st = sched_plan_alloc(&plan, cfg->train.batch_size, tc.grid.dp_size)) != IFT_OK) goto out;
-  if (rank == 0 && cfg->metrics.path[0]) {
+  if (st == IFT_OK)
+    st = sched_create(&sc, tc.train.n, cfg->train.batch_size, tc.grid.dp_size,
+                      (uint64_t)cfg->train.seed, cfg->data.shuffle);
+  if (st == IFT_OK) st = sched_plan_alloc(&plan, cfg->train.batch_size, tc.grid.dp_size);
+  if (st == IFT_OK && core_fault("train_alloc")) {
+    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "train_alloc", "injected by IFT_FAULT (a test)",
+                  "optimizer state");
+    st = IFT_ERR_NOMEM;
+  }
+  if (st == IFT_OK && rank == 0 && cfg->metrics.path[0]) {
     char d[1024];
     snprintf(d, sizeof d, "%s", cfg->metrics.path);
     char *slash = strrchr(d, '/');
@@ -554,7 +582,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       /* Same layout: bit-exact continuation; another layout: each rank reads
        * its shards of the global tensors; the data order continues. */
       ckpt_train_state ts;
-      if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 0)) != IFT_OK) goto out;
+      if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 0)) != IFT_OK) goto out;
       if ((st = ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world, lflags)) != IFT_OK) goto out;
       st = check_resume(cfg, cfg_text, tc.train.content_sha256, &ts, rpath, tc.train.n);
       snprintf(run_id, sizeof run_id, "%s", ts.run_id);
@@ -599,7 +627,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     ckpt_meta meta = {.step = 0, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size,
                       .run_id = run_id, .data_hash = tc.train.content_sha256};
     char path[1100];
-    if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 1)) == IFT_OK)
+    if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1)) == IFT_OK)
       st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, path);
     if (st == IFT_OK) IFT_LOG0("train.steps = 0: wrote the initial model to %s", path);
     goto out;
@@ -681,7 +709,8 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
                     "step %ld: %s is %s (first non-finite gradient: %s)", step + 1,
                     isfinite(loss) ? "gradient norm" : "loss",
                     isnan(isfinite(loss) ? gn : loss) ? "NaN" : "Inf", bad);
-      st = IFT_ERR_NUMERIC;
+      /* loss and norm are all-reduced: every rank is here (agreed, no MPI_ABORT) */
+      st = dist_agree(IFT_ERR_NUMERIC, tc.grid.world);
       break;
     }
     if (res) {
@@ -752,7 +781,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     if (do_ckpt && cfg->ckpt.dir[0]) {
       ckpt_meta meta = {.step = step + 1, .epoch = sc.epoch, .cursor = sc.cursor, .config_text = cfg_text, .run_id = run_id, .data_hash = tc.train.content_sha256,
                         .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
-      if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), tc.grid.dp, 1)) != IFT_OK ||
+      if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1)) != IFT_OK ||
           (st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)
         break;
     }

@@ -263,7 +263,10 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
   const int nt = model_ntensors(m);
   const float *bufs[3] = {model_params(m), opt ? opt->m : NULL, opt ? opt->v : NULL};
   uint64_t *sums = malloc(sizeof(uint64_t) * 3 * (size_t)nt);
-  IFT_TRY(dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, world));
+  if ((st = dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, world)) != IFT_OK) {
+    free(sums);
+    return st;
+  }
   if ((st = checksums_all(sums, m, bufs, 3, writer, world)) != IFT_OK) {
     free(sums);
     return st;
@@ -320,7 +323,11 @@ done:
   if (go >= 0) H5Gclose(go);
   if (gm >= 0) H5Gclose(gm);
   if (dxpl >= 0) H5Pclose(dxpl);
-  if (f >= 0 && H5Fclose(f) < 0 && st == IFT_OK) st = IFT_ERR_HDF5;
+  if (f >= 0 && H5Fclose(f) < 0 && st == IFT_OK) {
+    ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Fclose", "check free disk space of ckpt.dir",
+                  "closing %s failed", path);
+    st = IFT_ERR_HDF5;
+  }
   if (st != IFT_OK) close_watchdog(NULL);
   if (fapl >= 0) H5Pclose(fapl);
   free(sums);
@@ -451,6 +458,20 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt
               dir);
   char fin[1100];
   snprintf(fin, sizeof fin, "%s/step_%ld.h5", dir, meta->step);
+  ift_status st = IFT_OK;
+  if (rank == 0 && meta->run_id && meta->run_id[0] && access(fin, F_OK) == 0) {
+    /* a step_N.h5 already there that this run did not write (copied in, or
+     * of a run before run ids) is not this run's to replace */
+    char id[CKPT_RUN_ID_LEN];
+    file_run_id(fin, id);
+    if (strcmp(id, meta->run_id)) {
+      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "ckpt_save",
+                    "move that file out of ckpt.dir (or choose a new ckpt.dir); it was not changed",
+                    "%s exists and is not a checkpoint of this run: not overwriting it", fin);
+      st = IFT_ERR_CONFIG;
+    }
+  }
+  IFT_TRY(dist_agree(st, world));
   IFT_TRY(ckpt_save_file(fin, m, opt, meta, world, dp_rank));
   int all = 1;
   if (rank == 0) {
@@ -464,9 +485,12 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt
     if (all && rename(lt, lf) != 0) all = 0;
     if (all) prune(dir, meta->step, keep, meta->run_id);
   }
-  IFT_MPI_CHECK(MPI_Bcast(&all, 1, MPI_INT, 0, world), NULL);
-  IFT_REQUIRE(all, IFT_ERR_WRITE, "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
-              "the pointer %s/latest to step %ld could not be written", dir, meta->step);
+  if (!all)
+    ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "latest",
+                  "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
+                  "the pointer %s/latest to step %ld could not be written", dir, meta->step);
+  /* rank 0 alone wrote the pointer: an agreement, so the job ends without MPI_ABORT */
+  IFT_TRY(dist_agree(all ? IFT_OK : IFT_ERR_WRITE, world));
   if (path_out) snprintf(path_out, 1100, "%s", fin);
   return IFT_OK;
 }
@@ -817,7 +841,11 @@ static ift_status verify_read(const model *m, float *const *bufs, const uint64_t
   if (comm != MPI_COMM_NULL) IFT_MPI_CHECK(MPI_Comm_size(comm, &size), NULL);
   const uint64_t replicas = (uint64_t)(size / model_tp_size(m));
   uint64_t *sums = calloc((size_t)nbuf * nt, sizeof(uint64_t));
-  IFT_TRY(dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, comm));
+  ift_status agreed = dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, comm);
+  if (agreed != IFT_OK) {
+    free(sums);
+    return agreed;
+  }
   for (int k = 0; k < nbuf; k++)
     for (int i = 0; i < nt; i++) {
       const model_tensor *t = model_tensor_at(m, i);
