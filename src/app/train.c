@@ -181,6 +181,10 @@ static void metrics_flush(FILE *mf, const char *path, long step, long *lost) {
 
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) { g_stop = sig; }
+/* the signal that stopped the run after its checkpoint was written (0: the
+ * run was not stopped that way -- a failure while a signal was pending is a
+ * failure, not a requeue) */
+static int g_preempted = 0;
 
 /* Held-out NLL and greedy exact match of rows [r0, r0 + nb) into sums
  * (nll sum, rows, exact). Collective over the tensor-parallel group. */
@@ -478,8 +482,8 @@ int app_train(int argc, char **argv) {
   }
   train_result res;
   ift_status st = train_run(&cfg, MPI_COMM_WORLD, &res);
-  const int rc = st == IFT_OK ? APP_EXIT_OK : g_stop ? APP_EXIT_PREEMPT : app_exit_code(st);
-  if (core_rank() == 0 && res.claimed_dir) write_exit_status(cfg.ckpt.dir, rc, res.steps, g_stop);
+  const int rc = st == IFT_OK ? APP_EXIT_OK : g_preempted ? APP_EXIT_PREEMPT : app_exit_code(st);
+  if (core_rank() == 0 && res.claimed_dir) write_exit_status(cfg.ckpt.dir, rc, res.steps, g_preempted);
   return rc;
 }
 
@@ -786,7 +790,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
         break;
     }
     if (stop) {
-      g_stop = stop;
+      g_preempted = stop;
       IFT_LOG0("\nsignal %d: checkpoint of step %ld written; exiting with code %d for requeue", stop,
                step + 1, APP_EXIT_PREEMPT);
       st = IFT_ERR_IO;

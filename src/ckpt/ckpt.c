@@ -361,9 +361,10 @@ static long step_of_name(const char *name) {
 }
 
 static void prune(const char *dir, long step, int keep, const char *run_id) {
-  if (keep <= 0) return;
-  /* Remove every step_N.h5 of this run older than the newest `keep`; a file
-   * of another run (or without a run id) is never this run's to delete. */
+  if (keep <= 0 || !run_id || !run_id[0]) return;
+  /* Remove every step_N.h5 of this run older than its newest `keep`; a file
+   * of another run (or without a run id) is never this run's to delete, nor
+   * counted among the kept. */
   long *steps = NULL;
   int n = 0, cap = 0;
   DIR *d = opendir(dir);
@@ -371,7 +372,12 @@ static void prune(const char *dir, long step, int keep, const char *run_id) {
   struct dirent *e;
   while ((e = readdir(d))) {
     long s = step_of_name(e->d_name);
+    char f[1400], id[CKPT_RUN_ID_LEN] = "";
     if (s >= 0 && s <= step) {
+      snprintf(f, sizeof f, "%s/%s", dir, e->d_name);
+      file_run_id(f, id);
+    }
+    if (id[0] && !strcmp(id, run_id)) {
       if (n == cap) {
         cap = cap ? 2 * cap : 16;
         long *ns = realloc(steps, sizeof(long) * (size_t)cap);
@@ -386,10 +392,9 @@ static void prune(const char *dir, long step, int keep, const char *run_id) {
     int newer = 0;
     for (int j = 0; j < n; j++) newer += steps[j] > steps[i];
     if (newer >= keep) {
-      char f[1200], id[CKPT_RUN_ID_LEN];
+      char f[1200];
       snprintf(f, sizeof f, "%s/step_%ld.h5", dir, steps[i]);
-      file_run_id(f, id);
-      if (run_id && run_id[0] && !strcmp(id, run_id)) unlink(f);
+      unlink(f);
     }
   }
   free(steps);
@@ -403,7 +408,10 @@ static void prune(const char *dir, long step, int keep, const char *run_id) {
  * where fallocate is not supported the free space is compared instead. */
 static ift_status reserve_space(const char *path, double need) {
   if (core_fault("ckpt_no_reserve")) return IFT_OK; /* tests reach the close watchdog */
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  /* path is this code's own temporary name: never follow a link planted
+   * there (O_TRUNC would empty its target) */
+  unlink(path);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
   IFT_REQUIRE(fd >= 0, IFT_ERR_WRITE, "check the permissions of ckpt.dir", "cannot create %s: %s",
               path, strerror(errno));
   int e = need > 9e18 ? EFBIG : fallocate(fd, 0, 0, (off_t)need) ? errno : 0;
