@@ -1,9 +1,12 @@
-/* hflogp MODEL TOKENS [TP]: the per-position log-probabilities iftrain's
+/* hflogp MODEL TOKENS [TP [MASK]]: the per-position log-probabilities iftrain's
  * model gives the token sequence TOKENS (comma list) with the weights of
  * MODEL (a Hugging Face directory or an iftrain checkpoint), on the ranks of
  * the job with TP tensor-parallel ranks (default 1; a 1D split), printed by
  * rank 0 as JSON {"logp": [...]} -- logp[t] = log p(token t | tokens < t),
- * logp[0] = 0, the convention of tests/hf/hfref.py logits.  For the import
+ * logp[0] = 0, the convention of tests/hf/hfref.py logits.  With MASK (a
+ * comma list of 0/1, one run on one rank) also the SFT loss
+ * -sum(mask * logp) / sum(mask) and its gradient for every tensor, as
+ * "loss" and "grads" {name: [...]} (hfref.py grad's fields).  For the import
  * tests (tests/hf/import.sh).  Exit 0, 2 on bad input, 1 on failure. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +35,39 @@ int main(int argc, char **argv) {
   if (st == IFT_OK) st = model_create(&m, &c, g.tp, 1, T);
   if (st == IFT_OK) st = ckpt_load(argv[1], m, NULL, NULL, g.world, CKPT_VERIFY);
   model_input in = {.tokens = tok};
-  if (st == IFT_OK) st = model_forward(m, logp, NULL, &in, 1, T, 0);
+  const int grad = argc > 4;
+  float dlogp[4096] = {0};
+  if (grad) {
+    int n = 0, nm = 0;
+    for (char *p = argv[4]; *p && n < T; p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p))
+      nm += dlogp[n++] = (float)atoi(p);
+    for (int t = 0; t < T; t++) dlogp[t] = nm ? -dlogp[t] / (float)nm : 0.0f;
+  }
+  if (st == IFT_OK) st = model_forward(m, logp, NULL, &in, 1, T, grad);
+  if (st == IFT_OK && grad) {
+    model_zero_grads(m);
+    st = model_backward(m, dlogp, 1, T);
+  }
   if (st == IFT_OK && g.rank == 0) {
+    double loss = 0;
     printf("{\"logp\": [");
-    for (int t = 0; t < T; t++) printf("%s%.9g", t ? ", " : "", t ? logp[t] : 0.0f);
-    printf("]}\n");
+    for (int t = 0; t < T; t++) {
+      printf("%s%.9g", t ? ", " : "", t ? logp[t] : 0.0f);
+      if (t) loss += (double)dlogp[t] * logp[t];
+    }
+    printf("]");
+    if (grad) {
+      printf(", \"loss\": %.9g, \"grads\": {", loss);
+      for (int i = 0; i < model_ntensors(m); i++) {
+        const model_tensor *mt = model_tensor_at(m, i);
+        const float *gr = model_grads(m) + mt->offset;
+        printf("%s\"%s\": [", i ? ", " : "", mt->name);
+        for (size_t k = 0; k < (size_t)mt->lrows * mt->lcols; k++) printf("%s%.9g", k ? "," : "", gr[k]);
+        printf("]");
+      }
+      printf("}");
+    }
+    printf("}\n");
   }
   if (m) model_destroy(m);
   free(logp);

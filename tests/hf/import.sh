@@ -54,6 +54,25 @@ agree() { # name, make-args...: direct read on 1 and 2 ranks (TP 2), and via imp
 check "F32, untied, GQA 4/2: logp equal the float64 reference to 1e-5 (1 rank, TP 2, imported)" agree f32 --heads 4 --kv-heads 2 --tied 0 --dtype f32
 check "BF16 in 3 shards, tied, GQA 8/2" agree bf16 --heads 8 --kv-heads 2 --tied 1 --dtype bf16 --shards 3
 check "F16, untied, multi-head 2/2, Mistral" agree f16 --heads 2 --kv-heads 2 --tied 0 --dtype f16 --arch mistral
+# gradcheck A.json B.json TOL: the SFT loss and every tensor's gradient (relative L2)
+cat > $w/gradcheck.py <<'PY'
+import json, math, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2])); tol = float(sys.argv[3])
+assert abs(a["loss"] - b["loss"]) <= tol * abs(b["loss"]), (a["loss"], b["loss"])
+assert set(a["grads"]) == set(b["grads"]), set(a["grads"]) ^ set(b["grads"])
+worst = max((math.sqrt(sum((x - y) ** 2 for x, y in zip(a["grads"][n], g))) /
+             max(math.sqrt(sum(y * y for y in g)), 1e-30), n) for n, g in b["grads"].items())
+print("SFT gradients: worst relative L2 difference %.3g (%s) over %d tensors" % (worst[0], worst[1], len(b["grads"])))
+sys.exit(0 if worst[0] <= tol else 1)
+PY
+MASK=0,1,1,1,0,1,1,1,1,1,1,1
+grads() { # name: one SFT step's loss and gradients against the float64 autograd
+  "$HFLOGP" $w/$1 $TOK 1 $MASK > $w/$1.g.json &&
+  $REF grad $w/$1 --tokens $TOK --mask $MASK --out $w/$1.g.ref.json &&
+  $PY $w/gradcheck.py $w/$1.g.json $w/$1.g.ref.json 1e-4
+}
+check "SFT loss and gradients of every tensor equal float64 autograd to 1e-4 (F32, untied, GQA)" grads f32
+check "SFT loss and gradients (BF16 sharded, tied: the head's gradient flows into the embedding)" grads bf16
 check "BF16 weights convert exactly (the imported checkpoint holds the rounded values)" sh -c "
   $PY - $w/bf16 $w/bf16.h5 <<'PY'
 import json, struct, sys, h5py, numpy as np
