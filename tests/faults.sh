@@ -107,6 +107,9 @@ check "one rank's checkpoint read fails on resume: both stop with its error" sh 
   cp -r $w/base $w/rf
   IFT_FAULT=ckpt_read@1 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=4 $D --ckpt.dir=$w/rf --ckpt.resume=auto > $w/rf.log 2>&1
   rc=\$?; test \$rc -eq 2 && grep -q 'rank 1/2.*reading' $w/rf.log && grep -q step_2.h5 $w/rf/latest"
+check "one rank's batch-plan allocation fails: both stop, exit 1, no hang" sh -c "
+  IFT_FAULT=sched_alloc@1 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --train.steps=2 $D --ckpt.dir=$w/sa > $w/sa.log 2>&1
+  rc=\$?; test \$rc -eq 1 && grep -q 'rank 1/2.*batch plan' $w/sa.log && ! grep -q MPI_ABORT $w/sa.log"
 check "one rank's data read fails mid-run on 2 ranks (TP 2): no hang, exit 2" sh -c "
   IFT_FAULT=data_read@0 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --dist.tp=2 --train.steps=2 $D --ckpt.dir=$w/dr > $w/dr.log 2>&1
   rc=\$?; test \$rc -eq 2 && grep -q 'reading row' $w/dr.log"

@@ -100,10 +100,23 @@ ift_status sched_next(sched *s, sched_plan *p, const sched_lambda_cfg *lc,
   p->epoch = s->epoch;
   /* Every rank walks the same cursor so the state stays identical; only
    * rank 0's assignment is used (broadcast below). */
-  row_len *rl = malloc(sizeof(row_len) * (size_t)B);
+  row_len *rl = core_fault("sched_alloc") ? NULL : malloc(sizeof(row_len) * (size_t)B);
   long *load = calloc((size_t)s->dp, sizeof(long));
   int *cnt = calloc((size_t)s->dp, sizeof(int));
-  IFT_REQUIRE(rl && load && cnt, IFT_ERR_NOMEM, NULL, "plan scratch");
+  ift_status st = IFT_OK;
+  if (!rl || !load || !cnt) {
+    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "malloc", NULL,
+                  "scratch of the batch plan (%d rows)", B);
+    st = IFT_ERR_NOMEM;
+  }
+  /* one rank short of memory must not leave the others in the broadcast */
+  if (comm != MPI_COMM_NULL) st = dist_agree(st, comm);
+  if (st != IFT_OK) {
+    free(rl);
+    free(load);
+    free(cnt);
+    return st;
+  }
   for (int j = 0; j < B; j++) {
     if (s->cursor >= s->n) {
       s->epoch++;
