@@ -78,7 +78,9 @@ static void test_rmsnorm(void) {
 static void test_rope(void) {
   enum { B = 2, T = 5, H = 3, D = 8, LD = 30 };
   float cs[T * D / 2], sn[T * D / 2], x[B * T * LD], y[B * T * LD];
-  kern_rope_table(cs, sn, T, D, 10000.0);
+  float inv[D / 2];
+  for (int i = 0; i < D / 2; i++) inv[i] = (float)pow(10000.0, -2.0 * i / D);
+  kern_rope_table(cs, sn, T, D, inv);
   for (int i = 0; i < B * T * LD; i++) x[i] = (float)rnd(4, i);
   memcpy(y, x, sizeof x);
   kern_rope_forward(y, cs, sn, B, T, H, D, LD);

@@ -27,9 +27,20 @@ static double functional(model *m, const model_input *in, const float *c, float 
   return s;
 }
 
-static void check_fd(int tied, int kv, int blend, int embed_grad) {
-  const int B = 2, T = 7;
-  model_config cfg = tiny(tied, kv);
+/* head_dim 6 (not hidden/heads = 4) with llama3 RoPE scaling whose three
+ * frequencies fall in the three bands: kept, blended, divided by the factor */
+static model_config odd_heads(model_config c) {
+  c.head_dim = 6;
+  c.rope_type = MODEL_ROPE_LLAMA3;
+  c.rope_factor = 8;
+  c.rope_low_freq_factor = 1;
+  c.rope_high_freq_factor = 4;
+  c.rope_original_max_position_embeddings = 512;
+  return c;
+}
+
+static void check_fd_cfg(model_config cfg, int blend, int embed_grad) {
+  const int B = 2, T = 7, tied = cfg.tie_word_embeddings;
   model *m;
   CU_ASSERT_EQUAL_FATAL(model_create(&m, &cfg, MPI_COMM_NULL, B, T), IFT_OK);
   model_init_weights(m, 3);
@@ -96,7 +107,58 @@ static void check_fd(int tied, int kv, int blend, int embed_grad) {
   model_destroy(m);
 }
 
+static void check_fd(int tied, int kv, int blend, int embed_grad) {
+  check_fd_cfg(tiny(tied, kv), blend, embed_grad);
+}
+
 static void test_fd_untied_gqa(void) { check_fd(0, 2, 0, 1); }
+static void test_fd_head_dim_llama3(void) { check_fd_cfg(odd_heads(tiny(0, 2)), 1, 0); }
+
+/* transformers' inverse frequencies for Llama 3.2 1B (head_dim 64, theta
+ * 5e5, llama3 factor 32, low 1, high 4, original 8192), float64, from this
+ * Python (after transformers' _compute_llama3_parameters):
+ *   import math
+ *   dim, base, factor, low, high, L = 64, 500000.0, 32.0, 1.0, 4.0, 8192
+ *   for w in [1.0 / base ** (i / dim) for i in range(0, dim, 2)]:
+ *       wl = 2 * math.pi / w
+ *       v = w / factor if wl > L / low else w
+ *       if not (wl < L / high) and not (wl > L / low):
+ *           s = (L / wl - low) / (high - low); v = (1 - s) * v / factor + s * v
+ *       print("%.17g" % v)
+ * Entries 0-14 are unchanged, 15-16 blended, 17- divided by 32.  The model
+ * computes them in fp32 as transformers does: equal to fp32 rounding. */
+static void test_rope_inv_freq(void) {
+  static const double want[32] = {
+      1, 0.66360123769608848, 0.44036660267178046, 0.29222782257301511,
+      0.19392274474868576, 0.12868737343265052, 0.085397100285765609, 0.056669621445291044,
+      0.037606030930863933, 0.024955408670558694, 0.016560440080994446, 0.010989528534539826,
+      0.0072926647372171085, 0.0048394213457198928, 0.0032114459947525913, 0.001290547928209264,
+      0.00042955679655936815, 9.7082878026276702e-05, 1.9461638184831125e-05, 1.2914767187047391e-05,
+      8.5702554898814781e-06, 5.6872321504570457e-06, 3.7740542941082826e-06, 2.5044671007024935e-06,
+      1.6619674677953091e-06, 1.102883668639601e-06, 7.3187496754404192e-07, 4.8567313430101075e-07,
+      3.2229329303788936e-07, 2.1387422816109151e-07, 1.4192720251899592e-07, 9.4183067254349087e-08};
+  model_config c = model_config_default();
+  c.hidden_size = 2048;
+  c.num_attention_heads = 32;
+  c.rope_theta = 500000.0;
+  c.rope_type = MODEL_ROPE_LLAMA3;
+  c.rope_factor = 32;
+  c.rope_low_freq_factor = 1;
+  c.rope_high_freq_factor = 4;
+  c.rope_original_max_position_embeddings = 8192;
+  float w[32];
+  model_rope_inv_freq(&c, w);
+  for (int i = 0; i < 32; i++) IFT_ASSERT_CLOSE(w[i], want[i], 0, 1e-6);
+  /* default and linear: theta^(-2i/D), divided by the factor */
+  c.rope_type = MODEL_ROPE_LINEAR;
+  c.rope_factor = 4;
+  model_rope_inv_freq(&c, w);
+  for (int i = 0; i < 32; i++) IFT_ASSERT_CLOSE(w[i], pow(5e5, -i / 32.0) / 4, 0, 1e-6);
+  c.rope_type = MODEL_ROPE_DEFAULT;
+  c.head_dim = 16; /* explicit: 8 frequencies over 16 */
+  model_rope_inv_freq(&c, w);
+  for (int i = 0; i < 8; i++) IFT_ASSERT_CLOSE(w[i], pow(5e5, -i / 8.0), 0, 1e-6);
+}
 static void test_fd_tied_mha(void) { check_fd(1, 4, 0, 1); }
 static void test_fd_blend_embed_grad(void) { check_fd(0, 1, 1, 1); }
 static void test_fd_blend_frozen(void) { check_fd(0, 2, 1, 0); }
@@ -136,6 +198,23 @@ static void test_bad_configs(void) {
   CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 8), IFT_ERR_CONFIG);
   c = tiny(0, 2);
   CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 17), IFT_ERR_CONFIG); /* > max positions */
+  c = odd_heads(tiny(0, 2));
+  c.head_dim = 5; /* RoPE needs pairs */
+  CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 8), IFT_ERR_CONFIG);
+  c = odd_heads(tiny(0, 2));
+  c.rope_high_freq_factor = 1; /* not above low */
+  CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 8), IFT_ERR_CONFIG);
+  c = odd_heads(tiny(0, 2));
+  c.rope_original_max_position_embeddings = 0;
+  CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 8), IFT_ERR_CONFIG);
+  c = odd_heads(tiny(0, 2));
+  c.hidden_size = 18; /* not a multiple of the heads: fine with an explicit head_dim */
+  CU_ASSERT_EQUAL_FATAL(model_create(&m, &c, MPI_COMM_NULL, 1, 8), IFT_OK);
+  CU_ASSERT_EQUAL(model_tensor_find(m, "model.layers.0.self_attn.q_proj.weight")->rows, 24);
+  CU_ASSERT_EQUAL(model_tensor_find(m, "model.layers.0.self_attn.o_proj.weight")->cols, 24);
+  CU_ASSERT_EQUAL(model_tensor_find(m, "model.layers.0.self_attn.k_proj.weight")->rows, 12);
+  model_destroy(m);
+  c = tiny(0, 2);
   CU_ASSERT_EQUAL(model_config_check(&c, 3), IFT_ERR_LAYOUT);
   CU_ASSERT_EQUAL(model_config_check(&c, 8), IFT_ERR_LAYOUT);
   ift_error_quiet(0);
@@ -264,6 +343,8 @@ static CU_TestInfo tests[] = {
     {"invalid model configs are refused", test_bad_configs},
     {"deterministic init, std 0.02 and 0.02/sqrt(2L)", test_init_deterministic},
     {"finite differences: untied, GQA", test_fd_untied_gqa},
+    {"finite differences: head_dim 6 != hidden/heads, llama3 RoPE, IFT blend", test_fd_head_dim_llama3},
+    {"RoPE inverse frequencies: llama3 (Llama 3.2), linear, default", test_rope_inv_freq},
     {"finite differences: tied, MHA", test_fd_tied_mha},
     {"finite differences: IFT blend, embed_grad = 1", test_fd_blend_embed_grad},
     {"finite differences: IFT blend, frozen input table", test_fd_blend_frozen},

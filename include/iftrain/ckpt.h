@@ -95,7 +95,10 @@ ift_status ckpt_verify(const char *path, FILE *out, long *ntensors);
 ift_status ckpt_export_model(const char *path, const char *out_path);
 /* Fingerprint of a checkpoint's model (16 hex digits in out[17]): a hash of
  * the model config and every /model tensor's name and stored checksum, so
- * it identifies the weights without reading them.  Serial, read-only. */
+ * it identifies the weights without reading them.  Of a Hugging Face
+ * directory: the same hash over the checksums of its tensors read as fp32,
+ * so a directory and its import have the same fingerprint.  Serial,
+ * read-only. */
 ift_status ckpt_fingerprint(const char *path, char out[17]);
 /* Checksum of a shard: sums over shards give the whole tensor's. */
 uint64_t ckpt_checksum_part(const float *x, int rows, int cols, int row0, int col0, int gcols);

@@ -145,11 +145,6 @@ ift_status hf_config_read(const char *dir_or_file, hf_config *c);
  * Python's float spelling. */
 ift_status hf_config_write(const char *path, const hf_config *c);
 
-/* RoPE inverse frequencies (head_dim / 2 values) as transformers'
- * ROPE_INIT_FUNCTIONS compute them for rope_type default, linear and llama3,
- * in double (transformers works in fp32; the two agree to fp32 rounding). */
-void hf_rope_inv_freq(const hf_config *c, double *out);
-
 #ifdef __cplusplus
 }
 #endif

@@ -89,10 +89,12 @@ void kern_rmsnorm_backward(float *dx /* N,C */, float *dw /* C */,
 /* ---------------------------------------------------------------- RoPE */
 
 /* Hugging Face Llama convention ("rotate_half"): for head dim D, element i
- * (i < D/2) pairs with i + D/2; angle = pos * theta^(-2i/D).
- * Tables are [T, D/2]. */
+ * (i < D/2) pairs with i + D/2; angle = pos * inv_freq[i] (inv_freq[i] =
+ * theta^(-2i/D) without scaling: model_rope_inv_freq).  The angle is
+ * rounded to fp32 as Hugging Face computes it, then cos/sin in double,
+ * rounded once.  Tables are [T, D/2]. */
 void kern_rope_table(float *cosv /* T,D/2 */, float *sinv /* T,D/2 */, int T, int D,
-                     double theta);
+                     const float *inv_freq /* D/2 */);
 /* Rotate in place H heads of dim D in each of B*T rows; head h of row r starts
  * at x + r*ld + h*D.  Position of row r is r % T. */
 void kern_rope_forward(float *x, const float *cosv, const float *sinv, int B, int T,

@@ -26,6 +26,8 @@
 extern "C" {
 #endif
 
+typedef enum { MODEL_ROPE_DEFAULT, MODEL_ROPE_LINEAR, MODEL_ROPE_LLAMA3 } model_rope_type;
+
 /* Hugging Face Llama config.json names. */
 typedef struct {
   int vocab_size;
@@ -38,11 +40,33 @@ typedef struct {
   int tie_word_embeddings;
   double rms_norm_eps;
   double rope_theta;
+  /* Width of one attention head; 0: hidden_size / num_attention_heads (the
+   * usual Llama layout; Hugging Face's config.json may give another). */
+  int head_dim;
+  /* RoPE frequency scaling (Hugging Face rope_scaling): none, linear
+   * (every inverse frequency divided by factor) or llama3 (long
+   * wavelengths divided by factor, short kept, a blend between, given by
+   * the low/high frequency factors and the original context length). */
+  model_rope_type rope_type;
+  double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+  int rope_original_max_position_embeddings;
   uint64_t init_seed;
 } model_config;
 
+/* The head width of C: head_dim, or hidden_size / num_attention_heads. */
+int model_head_dim(const model_config *c);
+/* RoPE inverse frequencies of C (head_dim / 2 floats), computed in fp32
+ * with the operations and roundings of transformers' rope initialisation
+ * (default, linear and llama3), so that angles agree with Hugging Face's. */
+void model_rope_inv_freq(const model_config *c, float *out);
+
 /* The default model of the shipped job (small, trains in minutes on 2 cores). */
 model_config model_config_default(void);
+/* The architecture keys in which A (a checkpoint's or file's) differs from
+ * B (the configured model), as "key = a (configured b), ..." in OUT
+ * (truncated to CAP); the number of differences.  The RoPE scaling factors
+ * count only for the scaling type that uses them. */
+int model_config_diff(const model_config *a, const model_config *b, char *out, size_t cap);
 /* Check the dimensions (and divisibility by tp); IFT_ERR_CONFIG or
  * IFT_ERR_LAYOUT with a hint naming the key to change. */
 ift_status model_config_check(const model_config *c, int tp);

@@ -123,8 +123,14 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
   train_ctx tc;
   memset(&tc, 0, sizeof tc); /* destroyable when the fingerprint fails before load */
   char fp[17] = "";
-  /* each rank reads the reference on its own: agree before load's collectives */
-  ift_status st = dist_agree(ckpt_fingerprint(ckpt, fp), MPI_COMM_WORLD);
+  /* rank 0 fingerprints the reference (a Hugging Face directory is read
+   * whole for it); agree before the broadcast and load's collectives */
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  ift_status st = dist_agree(rank == 0 ? ckpt_fingerprint(ckpt, fp) : IFT_OK, MPI_COMM_WORLD);
+  if (st == IFT_OK)
+    st = dist_mpi_status(MPI_Bcast(fp, sizeof fp, MPI_CHAR, 0, MPI_COMM_WORLD), "MPI_Bcast",
+                         __FILE__, __LINE__, NULL);
   if (st == IFT_OK) st = load(&tc, ckpt, data, 2 * mb, 1 << 20, 1);
   float *ref = NULL;
   long n = 0, longest = 0;

@@ -82,6 +82,8 @@ static char *read_attr_str(hid_t obj, const char *name) {
   return v;
 }
 
+static const char *const rope_type_names[] = {"default", "linear", "llama3"};
+
 static herr_t write_config_attrs(hid_t g, const model_config *c) {
   herr_t r = 0;
   r |= attr_int(g, "vocab_size", c->vocab_size);
@@ -94,6 +96,13 @@ static herr_t write_config_attrs(hid_t g, const model_config *c) {
   r |= attr_int(g, "tie_word_embeddings", c->tie_word_embeddings);
   r |= attr_double(g, "rms_norm_eps", c->rms_norm_eps);
   r |= attr_double(g, "rope_theta", c->rope_theta);
+  r |= attr_int(g, "head_dim", model_head_dim(c));
+  r |= ift_h5_attr_str(g, "rope_type", rope_type_names[c->rope_type]);
+  r |= attr_double(g, "rope_factor", c->rope_factor);
+  r |= attr_double(g, "rope_low_freq_factor", c->rope_low_freq_factor);
+  r |= attr_double(g, "rope_high_freq_factor", c->rope_high_freq_factor);
+  r |= attr_int(g, "rope_original_max_position_embeddings",
+                c->rope_original_max_position_embeddings);
   r |= ift_h5_attr_str(g, "model_type", "llama");
   r |= ift_h5_attr_str(g, "torch_dtype", "float32");
   return r < 0 ? -1 : 0;
@@ -713,6 +722,59 @@ static ift_status read_tensors(hid_t g, const model *m, float *base, const char 
   return IFT_OK;
 }
 
+/* The model config in the attributes of /model.  The keys of the first
+ * checkpoints are required; head_dim and the RoPE scaling (added with the
+ * Hugging Face import) default to hidden/heads and no scaling. */
+static ift_status read_model_attrs(hid_t gm, model_config *c, const char *path) {
+  *c = model_config_default();
+  static const char *ik[] = {"vocab_size", "hidden_size", "intermediate_size",
+                             "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                             "max_position_embeddings", "tie_word_embeddings"};
+  int *iv[] = {&c->vocab_size, &c->hidden_size, &c->intermediate_size, &c->num_hidden_layers,
+               &c->num_attention_heads, &c->num_key_value_heads, &c->max_position_embeddings,
+               &c->tie_word_embeddings};
+  static const char *dk[] = {"rms_norm_eps", "rope_theta"};
+  double *dv[] = {&c->rms_norm_eps, &c->rope_theta};
+  for (int i = 0; i < 8 + 2; i++) {
+    const char *k = i < 8 ? ik[i] : dk[i - 8];
+    long v = 0;
+    herr_t r = i < 8 ? read_attr_long(gm, k, &v) : read_attr_double(gm, k, dv[i - 8]);
+    IFT_REQUIRE(r >= 0, IFT_ERR_FORMAT, "the checkpoint lacks its model config: use one written by iftrain",
+                "%s: /model has no attribute %s", path, k);
+    if (i < 8) *iv[i] = (int)v;
+  }
+  static const char *ok[] = {"head_dim", "rope_original_max_position_embeddings"};
+  int *ov[] = {&c->head_dim, &c->rope_original_max_position_embeddings};
+  for (int i = 0; i < 2; i++) {
+    long v = 0;
+    if (H5Aexists(gm, ok[i]) > 0) {
+      IFT_REQUIRE(read_attr_long(gm, ok[i], &v) >= 0, IFT_ERR_FORMAT, "use an earlier checkpoint",
+                  "%s: /model attribute %s is unreadable", path, ok[i]);
+      *ov[i] = (int)v;
+    }
+  }
+  static const char *odk[] = {"rope_factor", "rope_low_freq_factor", "rope_high_freq_factor"};
+  double *odv[] = {&c->rope_factor, &c->rope_low_freq_factor, &c->rope_high_freq_factor};
+  for (int i = 0; i < 3; i++)
+    if (H5Aexists(gm, odk[i]) > 0)
+      IFT_REQUIRE(read_attr_double(gm, odk[i], odv[i]) >= 0, IFT_ERR_FORMAT,
+                  "use an earlier checkpoint", "%s: /model attribute %s is unreadable", path,
+                  odk[i]);
+  char *rt = read_attr_str(gm, "rope_type");
+  if (rt) {
+    int k = -1;
+    char name[48];
+    snprintf(name, sizeof name, "%s", rt);
+    free(rt);
+    for (int i = 0; i < 3; i++)
+      if (strcmp(name, rope_type_names[i]) == 0) k = i;
+    IFT_REQUIRE(k >= 0, IFT_ERR_FORMAT, "use a checkpoint written by this iftrain",
+                "%s: /model rope_type '%s' is not default, linear or llama3", path, name);
+    c->rope_type = (model_rope_type)k;
+  }
+  return IFT_OK;
+}
+
 ift_status ckpt_read_config(const char *path, model_config *c) {
   if (ckpt_is_hf_dir(path)) return ckpt_hf_config(path, c, NULL);
   ift_status st = IFT_OK;
@@ -723,22 +785,7 @@ ift_status ckpt_read_config(const char *path, model_config *c) {
   H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
         "the file is not HDF5 or is truncated; use an earlier checkpoint");
   H5CHK(gm = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
-  *c = model_config_default();
-  long v[8];
-  static const char *ik[] = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                             "num_attention_heads", "num_key_value_heads",
-                             "max_position_embeddings", "tie_word_embeddings"};
-  for (int i = 0; i < 8; i++) H5CHK(read_attr_long(gm, ik[i], &v[i]), "the checkpoint lacks its model config");
-  c->vocab_size = (int)v[0];
-  c->hidden_size = (int)v[1];
-  c->intermediate_size = (int)v[2];
-  c->num_hidden_layers = (int)v[3];
-  c->num_attention_heads = (int)v[4];
-  c->num_key_value_heads = (int)v[5];
-  c->max_position_embeddings = (int)v[6];
-  c->tie_word_embeddings = (int)v[7];
-  H5CHK(read_attr_double(gm, "rms_norm_eps", &c->rms_norm_eps), NULL);
-  H5CHK(read_attr_double(gm, "rope_theta", &c->rope_theta), NULL);
+  st = read_model_attrs(gm, c, path);
 done:
   if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT; /* a file HDF5 cannot read is malformed input */
   if (gm >= 0) H5Gclose(gm);
@@ -755,35 +802,11 @@ void ckpt_train_state_free(ckpt_train_state *ts) {
 /* Every architecture key of the configured model against the checkpoint's
  * /model attributes; all differences are named in one message. */
 static ift_status check_arch(hid_t gm, const model_config *c, const char *path) {
-  static const char *ikeys[] = {"vocab_size", "hidden_size", "intermediate_size",
-                                "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                                "max_position_embeddings", "tie_word_embeddings"};
-  const long ivals[] = {c->vocab_size, c->hidden_size, c->intermediate_size, c->num_hidden_layers,
-                        c->num_attention_heads, c->num_key_value_heads, c->max_position_embeddings,
-                        c->tie_word_embeddings};
-  static const char *dkeys[] = {"rms_norm_eps", "rope_theta"};
-  const double dvals[] = {c->rms_norm_eps, c->rope_theta};
-  char diff[768] = "";
-  size_t o = 0;
-  for (int i = 0; i < 8; i++) {
-    long v = 0;
-    IFT_REQUIRE(read_attr_long(gm, ikeys[i], &v) >= 0, IFT_ERR_FORMAT,
-                "the checkpoint lacks its model config: use one written by iftrain",
-                "%s: /model has no attribute %s", path, ikeys[i]);
-    if (v != ivals[i] && o < sizeof diff - 96)
-      o += (size_t)snprintf(diff + o, sizeof diff - o, "%s%s = %ld (configured %ld)", o ? ", " : "",
-                            ikeys[i], v, ivals[i]);
-  }
-  for (int i = 0; i < 2; i++) {
-    double v = 0;
-    IFT_REQUIRE(read_attr_double(gm, dkeys[i], &v) >= 0, IFT_ERR_FORMAT,
-                "the checkpoint lacks its model config: use one written by iftrain",
-                "%s: /model has no attribute %s", path, dkeys[i]);
-    if (v != dvals[i] && o < sizeof diff - 96)
-      o += (size_t)snprintf(diff + o, sizeof diff - o, "%s%s = %.17g (configured %.17g)",
-                            o ? ", " : "", dkeys[i], v, dvals[i]);
-  }
-  IFT_REQUIRE(!o, IFT_ERR_CONFIG, "use the [model] section the checkpoint was trained with",
+  model_config s;
+  char diff[1024];
+  IFT_TRY(read_model_attrs(gm, &s, path));
+  IFT_REQUIRE(!model_config_diff(&s, c, diff, sizeof diff), IFT_ERR_CONFIG,
+              "use the [model] section the checkpoint was trained with",
               "%s: the checkpoint's model differs: %s", path, diff);
   return IFT_OK;
 }
@@ -1104,21 +1127,56 @@ done:
   return st;
 }
 
+/* The fingerprint hash of a model config: the keys of the first
+ * checkpoints, then head_dim and the RoPE scaling only when they are not
+ * the defaults (so the fingerprints of earlier checkpoints do not change). */
+static uint64_t config_hash(const model_config *c) {
+  char cs[512];
+  int cn = snprintf(cs, sizeof cs, "%d %d %d %d %d %d %d %d %.17g %.17g", c->vocab_size,
+                    c->hidden_size, c->intermediate_size, c->num_hidden_layers,
+                    c->num_attention_heads, c->num_key_value_heads, c->max_position_embeddings,
+                    c->tie_word_embeddings, c->rms_norm_eps, c->rope_theta);
+  if (model_head_dim(c) * c->num_attention_heads != c->hidden_size ||
+      c->rope_type != MODEL_ROPE_DEFAULT)
+    cn += snprintf(cs + cn, sizeof cs - (size_t)cn, " %d %d %.17g %.17g %.17g %d", model_head_dim(c),
+                   (int)c->rope_type, c->rope_factor, c->rope_low_freq_factor,
+                   c->rope_high_freq_factor, c->rope_original_max_position_embeddings);
+  return core_fnv1a(CORE_FNV_INIT, cs, (size_t)cn);
+}
+
+/* A Hugging Face directory has no stored checksums: its tensors are read
+ * (one rank, fp32 as imported) and summed the way a checkpoint stores them,
+ * so the directory and its import have the same fingerprint. */
+static ift_status hf_fingerprint(const char *dir, const model_config *c, uint64_t *h) {
+  model *m;
+  IFT_TRY(model_create(&m, c, MPI_COMM_NULL, 1, 2));
+  ift_status st = ckpt_hf_load(dir, m, MPI_COMM_NULL);
+  for (int i = 0; st == IFT_OK && i < model_ntensors(m); i++) {
+    const model_tensor *t = model_tensor_at(m, i);
+    uint64_t sum =
+        ckpt_checksum_part(model_params(m) + t->offset, t->rows, t->cols, 0, 0, t->cols);
+    *h = core_fnv1a(*h, t->name, strlen(t->name));
+    *h = core_fnv1a(*h, &sum, sizeof sum);
+  }
+  model_destroy(m);
+  return st;
+}
+
 ift_status ckpt_fingerprint(const char *path, char out[17]) {
   model_config c;
   IFT_TRY(ckpt_read_config(path, &c));
+  uint64_t h = config_hash(&c);
+  if (ckpt_is_hf_dir(path)) {
+    IFT_TRY(hf_fingerprint(path, &c, &h));
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return IFT_OK;
+  }
   model *m;
   IFT_TRY(model_create(&m, &c, MPI_COMM_NULL, 1, 2));
   ift_status st = IFT_OK;
   hid_t f = -1, g = -1;
   H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "the file is not HDF5 or is truncated");
   H5CHK(g = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
-  char cs[256];
-  int cn = snprintf(cs, sizeof cs, "%d %d %d %d %d %d %d %d %.17g %.17g", c.vocab_size, c.hidden_size,
-                    c.intermediate_size, c.num_hidden_layers, c.num_attention_heads,
-                    c.num_key_value_heads, c.max_position_embeddings, c.tie_word_embeddings,
-                    c.rms_norm_eps, c.rope_theta);
-  uint64_t h = core_fnv1a(CORE_FNV_INIT, cs, (size_t)cn);
   for (int i = 0; i < model_ntensors(m); i++) {
     const model_tensor *t = model_tensor_at(m, i);
     uint64_t sum = 0;

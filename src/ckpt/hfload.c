@@ -26,17 +26,6 @@ ift_status ckpt_hf_config(const char *dir, model_config *c, hf_config *hc_out) {
   hf_config hc;
   IFT_TRY(hf_config_read(dir, &hc));
   if (hc_out) *hc_out = hc;
-  /* what the model of this build represents; the rest is refused by name
-   * (never approximated) */
-  IFT_REQUIRE(hc.head_dim == hc.hidden_size / hc.num_attention_heads &&
-                  hc.hidden_size % hc.num_attention_heads == 0,
-              IFT_ERR_UNIMPL, "this build's model has head_dim = hidden_size / num_attention_heads",
-              "%s/config.json: head_dim = %d with hidden_size %d and %d heads is not supported yet",
-              dir, hc.head_dim, hc.hidden_size, hc.num_attention_heads);
-  IFT_REQUIRE(hc.rope_scaling.type == HF_ROPE_DEFAULT, IFT_ERR_UNIMPL,
-              "this build's model has unscaled RoPE only",
-              "%s/config.json: rope_scaling (%s) is not supported yet", dir,
-              hc.rope_scaling.type == HF_ROPE_LINEAR ? "linear" : "llama3");
   *c = model_config_default();
   c->vocab_size = hc.vocab_size;
   c->hidden_size = hc.hidden_size;
@@ -48,6 +37,19 @@ ift_status ckpt_hf_config(const char *dir, model_config *c, hf_config *hc_out) {
   c->tie_word_embeddings = hc.tie_word_embeddings;
   c->rms_norm_eps = hc.rms_norm_eps;
   c->rope_theta = hc.rope_theta;
+  c->head_dim = hc.head_dim == hc.hidden_size / hc.num_attention_heads &&
+                        hc.hidden_size % hc.num_attention_heads == 0
+                    ? 0
+                    : hc.head_dim;
+  c->rope_type = hc.rope_scaling.type == HF_ROPE_LINEAR   ? MODEL_ROPE_LINEAR
+                 : hc.rope_scaling.type == HF_ROPE_LLAMA3 ? MODEL_ROPE_LLAMA3
+                                                          : MODEL_ROPE_DEFAULT;
+  if (c->rope_type != MODEL_ROPE_DEFAULT) c->rope_factor = hc.rope_scaling.factor;
+  if (c->rope_type == MODEL_ROPE_LLAMA3) {
+    c->rope_low_freq_factor = hc.rope_scaling.low_freq_factor;
+    c->rope_high_freq_factor = hc.rope_scaling.high_freq_factor;
+    c->rope_original_max_position_embeddings = hc.rope_scaling.original_max_position_embeddings;
+  }
   return IFT_OK;
 }
 
@@ -163,24 +165,8 @@ ift_status ckpt_hf_load(const char *dir, model *m, MPI_Comm comm) {
   ift_status st = ckpt_hf_config(dir, &c, NULL);
   if (st == IFT_OK) {
     /* the configured model must be the directory's: name every difference */
-    const model_config *mc = model_cfg(m);
-    char diff[512] = "";
-    size_t o = 0;
-#define HF_DIFF(key, fmt)                                                      \
-  if (mc->key != c.key && o < sizeof diff - 80)                                \
-  o += (size_t)snprintf(diff + o, sizeof diff - o, "%s" #key " = " fmt " (configured " fmt ")", \
-                        o ? ", " : "", c.key, mc->key)
-    HF_DIFF(vocab_size, "%d");
-    HF_DIFF(hidden_size, "%d");
-    HF_DIFF(intermediate_size, "%d");
-    HF_DIFF(num_hidden_layers, "%d");
-    HF_DIFF(num_attention_heads, "%d");
-    HF_DIFF(num_key_value_heads, "%d");
-    HF_DIFF(tie_word_embeddings, "%d");
-    HF_DIFF(rope_theta, "%.17g");
-    HF_DIFF(rms_norm_eps, "%.17g");
-#undef HF_DIFF
-    if (o) {
+    char diff[1024];
+    if (model_config_diff(&c, model_cfg(m), diff, sizeof diff)) {
       ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "model config",
                     "leave the [model] section at the directory's config.json",
                     "%s/config.json describes another model: %s", dir, diff);

@@ -411,30 +411,3 @@ ift_status hf_config_write(const char *path, const hf_config *c) {
               strerror(e));
   return IFT_OK;
 }
-
-/* ---------------------------------------------------------------- RoPE */
-
-void hf_rope_inv_freq(const hf_config *c, double *out) {
-  const double pi = 3.14159265358979323846;
-  int half = c->head_dim / 2;
-  double f = c->rope_scaling.factor;
-  for (int i = 0; i < half; i++) {
-    double w = 1.0 / pow(c->rope_theta, 2.0 * i / c->head_dim);
-    if (c->rope_scaling.type == HF_ROPE_LINEAR) {
-      w /= f; /* positions divided by the factor */
-    } else if (c->rope_scaling.type == HF_ROPE_LLAMA3) {
-      /* Wavelengths shorter than L/high are kept, longer than L/low slowed
-       * by the factor, and the band between blended linearly in L/lambda. */
-      double L = c->rope_scaling.original_max_position_embeddings;
-      double lo = c->rope_scaling.low_freq_factor, hi = c->rope_scaling.high_freq_factor;
-      double lambda = 2 * pi / w;
-      if (lambda > L / lo) {
-        w /= f;
-      } else if (!(lambda < L / hi)) {
-        double s = (L / lambda - lo) / (hi - lo);
-        w = (1 - s) * w / f + s * w;
-      }
-    }
-    out[i] = w;
-  }
-}

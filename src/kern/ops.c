@@ -287,22 +287,18 @@ void kern_rmsnorm_backward(float *restrict dx, float *restrict dw, const float *
 
 /* ---------------------------------------------------------------- RoPE */
 
-/* HF computes the angle in fp32: inv_freq = 1 / theta^(float(2i)/D) in
- * float, then float(pos) * inv_freq rounded to float, and only then cos/sin.
- * The tables follow the same roundings (cos/sin themselves in double, rounded
- * once), so they agree with HF's up to libm ulps instead of drifting from it
- * by pos * ulp(inv_freq) at long context. */
-void kern_rope_table(float *cosv, float *sinv, int T, int D, double theta) {
+/* HF computes the angle in fp32: float(pos) * inv_freq rounded to float, and
+ * only then cos/sin.  The tables follow the same roundings (cos/sin
+ * themselves in double, rounded once), so they agree with HF's up to libm
+ * ulps instead of drifting from it by pos * ulp(inv_freq) at long context. */
+void kern_rope_table(float *cosv, float *sinv, int T, int D, const float *inv_freq) {
   const int h = D / 2;
-  for (int i = 0; i < h; i++) {
-    const float e = (float)(2 * i) / (float)D;
-    const float inv = 1.0f / (float)pow(theta, (double)e);
+  for (int i = 0; i < h; i++)
     for (int t = 0; t < T; t++) {
-      const float a = (float)t * inv;
+      const float a = (float)t * inv_freq[i];
       cosv[(size_t)t * h + i] = (float)cos((double)a);
       sinv[(size_t)t * h + i] = (float)sin((double)a);
     }
-  }
 }
 
 /* rotate_half pairs (x1, x2) = (x[i], x[i + D/2]):

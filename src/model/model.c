@@ -68,8 +68,86 @@ model_config model_config_default(void) {
                     .tie_word_embeddings = 1,
                     .rms_norm_eps = 1e-5,
                     .rope_theta = 10000.0,
+                    .rope_factor = 1.0,
                     .init_seed = 1234};
   return c;
+}
+
+int model_head_dim(const model_config *c) {
+  return c->head_dim > 0 ? c->head_dim : c->hidden_size / c->num_attention_heads;
+}
+
+/* transformers' _compute_default_rope_parameters, _compute_linear_scaling_
+ * rope_parameters and _compute_llama3_parameters, operation by operation in
+ * fp32 (their tensors are fp32; Python scalars enter as fp32). */
+void model_rope_inv_freq(const model_config *c, float *out) {
+  const int D = model_head_dim(c), h = D / 2;
+  const float f = (float)c->rope_factor;
+  const double L = c->rope_original_max_position_embeddings;
+  const float lo = (float)c->rope_low_freq_factor;
+  const float lo_wl = (float)(L / c->rope_low_freq_factor);  /* longest kept as is (scaled) */
+  const float hi_wl = (float)(L / c->rope_high_freq_factor); /* shortest blended */
+  for (int i = 0; i < h; i++) {
+    const float e = (float)(2 * i) / (float)D;
+    float w = 1.0f / (float)pow(c->rope_theta, (double)e);
+    if (c->rope_type == MODEL_ROPE_LINEAR) {
+      w = w / f;
+    } else if (c->rope_type == MODEL_ROPE_LLAMA3) {
+      const float wl = (float)(2 * 3.14159265358979323846) / w;
+      const float base = wl > lo_wl ? w / f : w;
+      if (!(wl < hi_wl) && !(wl > lo_wl)) {
+        const float s = ((float)L / wl - lo) / (float)(c->rope_high_freq_factor -
+                                                      c->rope_low_freq_factor);
+        w = (1.0f - s) * base / f + s * base;
+      } else {
+        w = base;
+      }
+    }
+    out[i] = w;
+  }
+}
+
+int model_config_diff(const model_config *a, const model_config *b, char *out, size_t cap) {
+  static const char *rt[] = {"default", "linear", "llama3"};
+  const char *in[] = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                      "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
+                      "tie_word_embeddings", "head_dim", "rope_original_max_position_embeddings"};
+  const long iv[][2] = {{a->vocab_size, b->vocab_size},
+                        {a->hidden_size, b->hidden_size},
+                        {a->intermediate_size, b->intermediate_size},
+                        {a->num_hidden_layers, b->num_hidden_layers},
+                        {a->num_attention_heads, b->num_attention_heads},
+                        {a->num_key_value_heads, b->num_key_value_heads},
+                        {a->max_position_embeddings, b->max_position_embeddings},
+                        {a->tie_word_embeddings, b->tie_word_embeddings},
+                        {model_head_dim(a), model_head_dim(b)},
+                        {a->rope_original_max_position_embeddings,
+                         b->rope_original_max_position_embeddings}};
+  const char *dn[] = {"rms_norm_eps", "rope_theta", "rope_factor", "rope_low_freq_factor",
+                      "rope_high_freq_factor"};
+  const double dv[][2] = {{a->rms_norm_eps, b->rms_norm_eps},
+                          {a->rope_theta, b->rope_theta},
+                          {a->rope_factor, b->rope_factor},
+                          {a->rope_low_freq_factor, b->rope_low_freq_factor},
+                          {a->rope_high_freq_factor, b->rope_high_freq_factor}};
+  /* the scaling parameters count only for the scaling type that uses them */
+  const int r = a->rope_type == b->rope_type ? (int)a->rope_type : MODEL_ROPE_LLAMA3;
+  const int nd = r == MODEL_ROPE_DEFAULT ? 2 : r == MODEL_ROPE_LINEAR ? 3 : 5;
+  const int ni = r == MODEL_ROPE_LLAMA3 ? 10 : 9;
+  int n = 0;
+  size_t o = 0;
+  if (cap) out[0] = 0;
+#define DIFF_PUT(...)                                                                    do {                                                                                     if (o < cap) o += (size_t)snprintf(out + o, cap - o, __VA_ARGS__);                     n++;                                                                                 } while (0)
+  if (a->rope_type != b->rope_type)
+    DIFF_PUT("rope_type = %s (configured %s)", rt[a->rope_type % 3], rt[b->rope_type % 3]);
+  for (int i = 0; i < ni; i++)
+    if (iv[i][0] != iv[i][1])
+      DIFF_PUT("%s%s = %ld (configured %ld)", n ? ", " : "", in[i], iv[i][0], iv[i][1]);
+  for (int i = 0; i < nd; i++)
+    if (dv[i][0] != dv[i][1])
+      DIFF_PUT("%s%s = %.17g (configured %.17g)", n ? ", " : "", dn[i], dv[i][0], dv[i][1]);
+#undef DIFF_PUT
+  return n;
 }
 
 ift_status model_config_check(const model_config *c, int tp) {
@@ -81,13 +159,32 @@ ift_status model_config_check(const model_config *c, int tp) {
               "heads %d kv heads %d positions %d)",
               c->vocab_size, c->hidden_size, c->intermediate_size, c->num_hidden_layers,
               c->num_attention_heads, c->num_key_value_heads, c->max_position_embeddings);
-  IFT_REQUIRE(c->hidden_size % c->num_attention_heads == 0, IFT_ERR_CONFIG,
-              "make model.hidden_size a multiple of model.num_attention_heads",
+  IFT_REQUIRE(c->head_dim >= 0, IFT_ERR_CONFIG,
+              "model.head_dim: 0 (hidden_size / num_attention_heads) or a positive width",
+              "head_dim %d is negative", c->head_dim);
+  IFT_REQUIRE(c->head_dim || c->hidden_size % c->num_attention_heads == 0, IFT_ERR_CONFIG,
+              "make model.hidden_size a multiple of model.num_attention_heads, or set model.head_dim",
               "hidden_size %d is not divisible by num_attention_heads %d", c->hidden_size,
               c->num_attention_heads);
-  IFT_REQUIRE((c->hidden_size / c->num_attention_heads) % 2 == 0, IFT_ERR_CONFIG,
-              "RoPE rotates pairs: choose hidden_size / num_attention_heads even",
-              "head dimension %d is odd", c->hidden_size / c->num_attention_heads);
+  IFT_REQUIRE(model_head_dim(c) % 2 == 0, IFT_ERR_CONFIG,
+              "RoPE rotates pairs: choose an even head dimension (model.head_dim, or hidden_size / "
+              "num_attention_heads)",
+              "head dimension %d is odd", model_head_dim(c));
+  {
+    const int r = (int)c->rope_type;
+    const double f = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+    IFT_REQUIRE(r >= MODEL_ROPE_DEFAULT && r <= MODEL_ROPE_LLAMA3, IFT_ERR_CONFIG,
+                "model.rope_type is default, linear or llama3", "rope type %d", r);
+    IFT_REQUIRE(r == MODEL_ROPE_DEFAULT || f >= 1, IFT_ERR_CONFIG,
+                "model.rope_factor >= 1 for linear and llama3 RoPE scaling", "rope_factor %g", f);
+    IFT_REQUIRE(r != MODEL_ROPE_LLAMA3 || (lo > 0 && hi > lo &&
+                                           c->rope_original_max_position_embeddings > 0),
+                IFT_ERR_CONFIG,
+                "llama3 RoPE scaling needs 0 < model.rope_low_freq_factor < "
+                "model.rope_high_freq_factor and model.rope_original_max_position_embeddings > 0",
+                "low %g high %g original positions %d", lo, hi,
+                c->rope_original_max_position_embeddings);
+  }
   IFT_REQUIRE(c->num_attention_heads % c->num_key_value_heads == 0, IFT_ERR_CONFIG,
               "make num_attention_heads a multiple of num_key_value_heads",
               "num_attention_heads %d is not a multiple of num_key_value_heads %d",
@@ -199,16 +296,16 @@ static float *arena_take(float **cur, size_t n) {
 }
 
 ift_status model_grid_check(const model_config *c, int pr, int pc, int nb) {
-  const int D = c->hidden_size / c->num_attention_heads, KD = c->num_key_value_heads * D;
-  const int dims[3] = {c->hidden_size, KD, c->intermediate_size};
-  const char *names[3] = {"hidden_size", "num_key_value_heads x head dimension",
-                          "intermediate_size"};
+  const int D = model_head_dim(c), KD = c->num_key_value_heads * D;
+  const int dims[4] = {c->hidden_size, KD, c->intermediate_size, c->num_attention_heads * D};
+  const char *names[4] = {"hidden_size", "num_key_value_heads x head dimension",
+                          "intermediate_size", "num_attention_heads x head dimension"};
   IFT_REQUIRE(pr >= 1 && pc >= 1, IFT_ERR_LAYOUT, "dist.tp_rows must divide dist.tp",
               "a %d x %d process grid is empty", pr, pc);
   IFT_REQUIRE(nb >= 0, IFT_ERR_CONFIG, "dist.tp_block >= 0 (0: one block per process)",
               "dist.tp_block = %d", nb);
   const int b = nb > 0 ? nb : 1;
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     IFT_REQUIRE(dims[i] % (b * pr) == 0 && dims[i] % (b * pc) == 0, IFT_ERR_LAYOUT,
                 "choose dist.tp_rows (grid rows; columns = dist.tp / rows) and dist.tp_block so "
                 "that block x rows and block x columns divide every matrix dimension, or use "
@@ -270,7 +367,7 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   m->C = cfg->hidden_size;
   m->H = cfg->num_attention_heads;
   m->K = cfg->num_key_value_heads;
-  m->D = m->C / m->H;
+  m->D = model_head_dim(cfg);
   m->F = cfg->intermediate_size;
   m->V = cfg->vocab_size;
   m->L = cfg->num_hidden_layers;
@@ -314,7 +411,8 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   size_t fcap = N * (size_t)m->Fl;
   if (pr && (size_t)(m->F / pr) * tokb > fcap) fcap = (size_t)(m->F / pr) * tokb;
   m->fcap = fcap;
-  const size_t scap = pr ? (3 * C / (size_t)pr + 2 * (size_t)m->K * m->D / (size_t)pr) * tokb : 0;
+  const size_t CH = C > (size_t)m->H * m->D ? C : (size_t)m->H * m->D; /* widest of C, H*D */
+  const size_t scap = pr ? (3 * CH / (size_t)pr + 2 * (size_t)m->K * m->D / (size_t)pr) * tokb : 0;
   size_t per_layer = N * C /* x_mid */ + N + N * C + N * Q3 + (size_t)B * m->Hl * TT + N * HD +
                      N + N * C + 2 * fcap + fcap + 16 * 11;
   size_t total = (size_t)(m->L + 1) * N * C + (size_t)m->L * per_layer + N + N * C + N +
@@ -365,7 +463,16 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
     model_destroy(m); /* frees the arena (m->xs) */
     IFT_REQUIRE(0, IFT_ERR_INTERNAL, "report this as a bug", "activation arena undersized");
   }
-  kern_rope_table(m->cosv, m->sinv, T, m->D, cfg->rope_theta);
+  {
+    float *inv = malloc(sizeof(float) * (size_t)(m->D / 2));
+    if (!inv) {
+      model_destroy(m);
+      IFT_REQUIRE(0, IFT_ERR_NOMEM, NULL, "RoPE frequencies");
+    }
+    model_rope_inv_freq(cfg, inv);
+    kern_rope_table(m->cosv, m->sinv, T, m->D, inv);
+    free(inv);
+  }
   *out = m;
   return IFT_OK;
 }
@@ -808,7 +915,8 @@ static ift_status layer_backward_2d(model *m, int l, const float *x, float *g, i
   const int *M = p.M, *mb = p.mb, *dXr = p.dXr, *dZ = p.dZ, *dF = p.dF;
   const size_t *off = p.off;
   int dY[DESC_LEN], dH[DESC_LEN], dA[DESC_LEN];
-  const size_t capC = (size_t)(C / m->pr) * tok_block(m, N);
+  /* s2d holds two operands one after the other: the first of up to max(C, H*D) rows */
+  const size_t capC = (size_t)((C > HD ? C : HD) / m->pr) * tok_block(m, N);
   const float *gv = act_view(m, g, C, N); /* dL/dy, this rank's 2D block */
   /* MLP */
   const float *xv2 = act_view(m, a->xn2, C, N);

@@ -127,12 +127,8 @@ check "a shape that does not match config.json" bad x 2 'config.json implies' "s
 check "attention_bias true is refused by name" bad x 2 'attention_bias' "sed -i 's/\"attention_bias\": false/\"attention_bias\": true/' $w/bada/config.json" a
 check "hidden_act gelu is refused by name" bad x 2 'hidden_act' "sed -i 's/\"silu\"/\"gelu\"/' $w/badg/config.json" g
 check "bad config.json" bad x 2 'config.json' "printf '{\"vocab_size\": ' > $w/badj/config.json" j
-check "rope_scaling llama3 is not supported yet (exit 3, named)" sh -c "
-  $REF make $w/l3 --seed 1 $small --heads 4 --kv-heads 2 --rope-scaling llama3:8,1,4,64 > /dev/null
-  $IFTRAIN import $w/l3 -o $w/l3.h5 > $w/l3.log 2>&1; test \$? -eq 3 && grep -q 'rope_scaling (llama3) is not supported yet' $w/l3.log"
-check "head_dim != hidden/heads is not supported yet (exit 3, named)" sh -c "
-  $REF make $w/hd --seed 1 $small --heads 4 --kv-heads 2 --head-dim 16 > /dev/null
-  $IFTRAIN import $w/hd -o $w/hd.h5 > $w/hd.log 2>&1; test \$? -eq 3 && grep -q 'head_dim = 16' $w/hd.log"
+check "head_dim 16 != hidden/heads 8, llama3 RoPE scaling (all three bands), untied GQA" agree l3 --heads 4 --kv-heads 2 --head-dim 16 --tied 0 --rope-scaling llama3:8,1,4,64 --max-pos 256
+check "linear RoPE scaling, head_dim 4 < hidden/heads, BF16" agree lin --heads 4 --kv-heads 4 --head-dim 4 --dtype bf16 --rope-scaling linear:4
 check "import refuses to overwrite an existing file" sh -c "
   $IFTRAIN import $w/f32 -o $w/f32.h5 > $w/ow.log 2>&1; test \$? -eq 2 && grep -q 'does not overwrite' $w/ow.log"
 

@@ -86,8 +86,22 @@ static void step_both(model *tp, model *one, step_ws *w2, step_ws *w1, const int
   IFT_ASSERT_CLOSE(m2.loss_sum, m1.loss_sum, 1e-5, 0);
 }
 
+/* head_dim 12 (hidden/heads is 8 and 4): H*D is wider than hidden_size,
+ * with llama3 RoPE scaling (frequencies in all three bands) */
+static int g_wide_heads;
+static model_config widen(model_config c) {
+  if (!g_wide_heads) return c;
+  c.head_dim = 12;
+  c.rope_type = MODEL_ROPE_LLAMA3;
+  c.rope_factor = 8;
+  c.rope_low_freq_factor = 1;
+  c.rope_high_freq_factor = 4;
+  c.rope_original_max_position_embeddings = 512;
+  return c;
+}
+
 static void compare(loss_kind kind, int tied, int pr, int pc) {
-  model_config c = pr ? cfg2d() : cfg();
+  model_config c = widen(pr ? cfg2d() : cfg());
   c.tie_word_embeddings = tied;
   model *tp = NULL, *one;
   MPI_Comm tpc = make_tp(&tp, &c, pr, pc, B);
@@ -231,6 +245,12 @@ static void test_2d_cyclic(void) {
   g_block = 0;
 }
 static void test_2d_ift(void) { each_grid(ift2d); }
+static void test_wide_heads(void) {
+  g_wide_heads = 1;
+  compare(LOSS_IFT, 0, 0, 0);
+  each_grid(ift2d);
+  g_wide_heads = 0;
+}
 static void test_2d_dpo(void) { each_grid(dpo2d); }
 
 /* (Divisibility of the matrices by the grid follows from the 1D checks:
@@ -275,6 +295,7 @@ static CU_TestInfo tests[] = {{"TP: SFT loss, gradients, 5 steps equal one rank"
                               {"TP 2D: DPO loss and gradients on every grid", test_2d_dpo},
                               {"TP 2D block-cyclic weights (8 x 8): SFT, IFT, DPO on every grid", test_2d_cyclic},
                               {"TP 2D: grids that do not divide the model refused", test_2d_impossible},
+                              {"TP 1D, 2D: IFT with head_dim 12 (H*D > hidden), llama3 RoPE", test_wide_heads},
                               CU_TEST_INFO_NULL};
 
 int main(int argc, char **argv) {
