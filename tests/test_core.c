@@ -104,6 +104,41 @@ static void test_fnv(void) {
   CU_ASSERT_EQUAL(core_fnv1a(CORE_FNV_INIT, "a", 1), 0xaf63dc4c8601ec8cULL);
 }
 
+/* FIPS 180-4 examples and a file read in chunks (a 2.5 MiB file of 'a'
+ * crosses the 1 MiB read size; its digest from coreutils' sha256sum). */
+static void test_sha256(void) {
+  char hex[65];
+  CU_ASSERT_EQUAL(core_sha256_hex("abc", 3, hex), IFT_OK);
+  CU_ASSERT_STRING_EQUAL(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  CU_ASSERT_EQUAL(core_sha256_hex("", 0, hex), IFT_OK);
+  CU_ASSERT_STRING_EQUAL(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  core_sha256 *h;
+  CU_ASSERT_EQUAL_FATAL(core_sha256_begin(&h), IFT_OK);
+  for (const char *p = m; *p; p += 7) core_sha256_update(h, p, strlen(p) < 7 ? strlen(p) : 7);
+  core_sha256_end(h, hex);
+  CU_ASSERT_STRING_EQUAL(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  core_sha256_end(NULL, hex);
+  CU_ASSERT_STRING_EQUAL(hex, "");
+  char path[] = "/tmp/iftrain-sha-XXXXXX";
+  int fd = mkstemp(path);
+  CU_ASSERT_FATAL(fd >= 0);
+  FILE *f = fdopen(fd, "wb");
+  for (int i = 0; i < 5 * 512 * 1024; i++) fputc('a', f);
+  fclose(f);
+  char cmd[128], want[65] = "";
+  snprintf(cmd, sizeof cmd, "sha256sum %s", path);
+  FILE *p = popen(cmd, "r");
+  CU_ASSERT_FATAL(p && fscanf(p, "%64s", want) == 1);
+  pclose(p);
+  CU_ASSERT_EQUAL(core_sha256_file(path, hex), IFT_OK);
+  CU_ASSERT_STRING_EQUAL(hex, want);
+  unlink(path);
+  ift_error_quiet(1);
+  CU_ASSERT_EQUAL(core_sha256_file(path, hex), IFT_ERR_IO);
+  ift_error_quiet(0);
+}
+
 static CU_TestInfo tests[] = {{"IFT_REQUIRE returns and records", test_require_returns_and_records},
                               {"IFT_TRY propagates", test_try_propagates},
                               {"error message: rank, file:line, hint", test_error_message_has_location_and_hint},
@@ -111,5 +146,6 @@ static CU_TestInfo tests[] = {{"IFT_REQUIRE returns and records", test_require_r
                               {"rng moments and addressability", test_rng_moments},
                               {"core_alloc aligned and zeroed", test_alloc_aligned_zeroed},
                               {"fnv1a reference", test_fnv},
+                              {"SHA-256: FIPS 180-4 examples, streaming, files", test_sha256},
                               CU_TEST_INFO_NULL};
 IFT_TEST_MAIN("core", tests)

@@ -5,6 +5,9 @@
  *                      tensor-parallel shard is written by the ranks of data-
  *                      parallel replica 0 as a hyperslab; attributes of /model
  *                      carry the model config under HF config.json names.
+ *                      "origin" (when known): JSON text naming the Hugging Face
+ *                      directory the weights were imported from, the SHA-256
+ *                      of its files and the tokenizer's identity (ckpt_origin).
  *   /train             attributes: step, epoch, cursor, run_id, format_version,
  *                      config (text), layout ("dp x tp"), code_version.
  *
@@ -40,6 +43,7 @@ typedef struct {
   int dp, tp;                /* layout written with */
   const char *run_id;        /* the run's identity (may be NULL: none) */
   const char *data_hash;     /* content_sha256 of the training data set (may be NULL) */
+  const char *origin;        /* where the weights came from (ckpt_origin; may be NULL) */
 } ckpt_meta;
 
 /* What a resume restores besides the tensors (ckpt_load with ts != NULL,
@@ -83,6 +87,25 @@ void ckpt_new_run_id(char out[CKPT_RUN_ID_LEN]);
  * `resumed`: the run continues a checkpoint, so checkpoints without a run
  * id (written before run ids existed) are its own. */
 ift_status ckpt_dir_claim(const char *dir, const char *run_id, int resumed, MPI_Comm comm);
+/* Where the weights at PATH came from, as JSON text in *out (malloc'd; NULL
+ * when unknown): for a Hugging Face directory
+ *   {"format": "huggingface", "source": absolute path,
+ *    "files": {name: sha256, ...}  (config, weights, tokenizer and chat files),
+ *    "config": config.json's object,
+ *    "tokenizer": {"class": tokenizer_config.json's tokenizer_class or null,
+ *                  "file": "tokenizer.json", "sha256": ...} or null}
+ * for a checkpoint the /model "origin" it carries (NULL if none).  Serial;
+ * hashes every listed file (about 1 GB/s). */
+ift_status ckpt_origin(const char *path, char **out);
+/* The same computed by rank 0 of comm and broadcast (failures agreed). */
+ift_status ckpt_origin_shared(const char *path, char **out, MPI_Comm comm);
+/* The origin's tokenizer and chat files (tokenizer.json, tokenizer_config.json,
+ * special_tokens_map.json, tokenizer.model, ...) copied from its source
+ * directory into DIR after checking each file's recorded SHA-256; a file
+ * missing or changed since the import is an IFT_ERR_FORMAT naming it.
+ * *ncopied: files copied (0 when the origin is not a directory). */
+ift_status ckpt_origin_copy_tokenizer(const char *origin, const char *dir, int *ncopied);
+
 /* The model config stored with a checkpoint (HF config.json names). */
 ift_status ckpt_read_config(const char *path, model_config *c);
 /* Print step, layout, model config, optimizer, size (and the stored
@@ -119,6 +142,8 @@ ift_status ckpt_hf_config(const char *dir, model_config *c, hf_config *hc);
 /* Every rank reads the blocks of its own shards from the safetensors files
  * (F32, BF16, F16 -> fp32 exactly); collective over comm (agreed). */
 ift_status ckpt_hf_load(const char *dir, model *m, MPI_Comm comm);
+/* ckpt_origin of a directory (serial). */
+ift_status ckpt_hf_origin(const char *dir, char **out);
 
 #ifdef __cplusplus
 }

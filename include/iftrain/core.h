@@ -107,6 +107,17 @@ int core_fault(const char *name);
 
 /* FNV-1a 64-bit hash (checksums, fingerprints). */
 uint64_t core_fnv1a(uint64_t h, const void *data, size_t n);
+
+/* SHA-256 (OpenSSL's libcrypto, FIPS 180-4) as 64 lowercase hex digits:
+ * streaming (begin, any number of updates, end -- which frees the state;
+ * end of a NULL state gives ""), of a buffer, or of a file's bytes. */
+typedef struct core_sha256 core_sha256;
+ift_status core_sha256_begin(core_sha256 **h);
+void core_sha256_update(core_sha256 *h, const void *data, size_t n);
+void core_sha256_end(core_sha256 *h, char out[65]);
+ift_status core_sha256_hex(const void *data, size_t n, char out[65]);
+/* IFT_ERR_IO naming the file when it cannot be read. */
+ift_status core_sha256_file(const char *path, char out[65]);
 #define CORE_FNV_INIT 0xcbf29ce484222325ULL
 
 #ifdef __cplusplus

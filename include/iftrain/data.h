@@ -150,18 +150,6 @@ void data_writer_attr_int(data_writer *w, const char *name, long value);
 ift_status data_writer_close(data_writer *w);
 /* Free without writing. */
 void data_writer_discard(data_writer *w);
-/* SHA-256 (FIPS 180-4): of a buffer as 64 hex digits, or streaming (init,
- * any number of updates, final). */
-void data_sha256_hex(const void *data, size_t n, char out[65]);
-typedef struct {
-  uint32_t h[8];
-  uint64_t len;
-  unsigned char buf[64];
-  size_t n;
-} data_sha256;
-void data_sha256_init(data_sha256 *s);
-void data_sha256_update(data_sha256 *s, const void *data, size_t n);
-void data_sha256_final_hex(data_sha256 *s, char out[65]);
 
 /* 1 when a and b name the same existing file (same st_dev and st_ino, so
  * also through links or another spelling of the path), else 0.  Writers use

@@ -141,6 +141,8 @@ typedef struct {
  * context, an unknown rope_type, wrong JSON types, missing keys.
  * IFT_ERR_IO (missing file) or IFT_ERR_CONFIG. */
 ift_status hf_config_read(const char *dir_or_file, hf_config *c);
+/* The same from config.json's TEXT (NAME names it in messages). */
+ift_status hf_config_parse(const char *text, const char *name, hf_config *c);
 /* A config as transformers writes it: sorted keys, two-space indent,
  * Python's float spelling. */
 ift_status hf_config_write(const char *path, const hf_config *c);

@@ -56,6 +56,7 @@ const app_cmd app_cmds[] = {
     {"prep", "JSONL -> HDF5 data set; generate the shipped task", prep_help, app_prep, 1},
     {"ckpt", "checkpoint info | verify | convert", ckpt_help, app_ckpt, 1},
     {"import", "Hugging Face model directory -> checkpoint", app_import_help, app_import, 1},
+    {"export", "checkpoint -> Hugging Face model directory", app_export_help, app_export, 1},
     {"bench", "benchmarks (gemm, ...)", bench_help, app_bench, 1},
     {"info", "library versions, BLIS kernels, MPI layout", info_help, app_info, 1},
     {"lake", "Frozen Lake: SFT, IFT, DPO, ORPO policies vs the optimal one", app_lake_help, app_lake, 1},

@@ -1,11 +1,21 @@
 /* iftrain import: a Hugging Face model directory -> an iftrain checkpoint
- * (step 0, weights only), every rank reading its own shards. */
+ * (step 0, weights only), every rank reading its own shards; iftrain export:
+ * a checkpoint -> a Hugging Face model directory. */
+#define _XOPEN_SOURCE 700
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "iftrain/app.h"
 #include "iftrain/ckpt.h"
+#include "iftrain/data.h"
 #include "iftrain/dist.h"
 
 const char app_import_help[] =
@@ -15,11 +25,13 @@ const char app_import_help[] =
     "A directory is also accepted directly wherever a checkpoint is read\n"
     "(train --ckpt.init=HF_DIR, eval/generate --ckpt HF_DIR). Under mpirun each rank\n"
     "reads only the blocks of its own shards (--tp N: tensor-parallel ranks, 1D), so a\n"
-    "model larger than one node's memory imports on many. Llama and Mistral models;\n"
-    "what this build cannot represent (biases, another activation, a sliding window\n"
-    "shorter than the context, head_dim != hidden/heads, rope_scaling) is refused by\n"
-    "name. CKPT.h5 must not exist. Exit codes: 0 ok, 2 bad input, 3 not supported\n"
-    "yet, 1 other failure.\n";
+    "model larger than one node's memory imports on many. Llama and Mistral models\n"
+    "(head_dim, rope_scaling none/linear/llama3); what this build cannot represent\n"
+    "(biases, another activation, a sliding window shorter than the context) is\n"
+    "refused by name. The checkpoint records the directory and the SHA-256 of its\n"
+    "files (iftrain ckpt info shows them; export copies the tokenizer files back).\n"
+    "CKPT.h5 must not exist. Exit codes: 0 ok, 2 bad input, 3 not supported yet,\n"
+    "1 other failure.\n";
 
 int app_import(int argc, char **argv) {
   const char *in = NULL, *out = NULL;
@@ -62,12 +74,334 @@ int app_import(int argc, char **argv) {
   st = dist_agree(st, g.world);
   if (st == IFT_OK) st = ckpt_hf_load(in, m, g.world);
   const double t1 = core_now();
-  ckpt_meta meta = {.step = 0, .dp = g.dp_size, .tp = g.tp_size, .config_text = ""};
+  char *origin = NULL;
+  if (st == IFT_OK) st = ckpt_origin_shared(in, &origin, g.world);
+  ckpt_meta meta = {.step = 0, .dp = g.dp_size, .tp = g.tp_size, .config_text = "", .origin = origin};
   if (st == IFT_OK) st = ckpt_save_file(out, m, NULL, &meta, g.world, g.dp_rank);
+  free(origin);
   if (st == IFT_OK && g.rank == 0)
     printf("%s -> %s: %zu parameters, read in %.2f s, written in %.2f s\n", in, out,
            model_nparams_global(m), t1 - t0, core_now() - t1);
   if (m) model_destroy(m);
   dist_grid_destroy(&g);
   return app_exit_code(st);
+}
+
+/* ------------------------------------------------------------ export */
+
+const char app_export_help[] =
+    "Export a checkpoint as a Hugging Face model directory that transformers, vLLM\n"
+    "or llama.cpp's converter load.\n"
+    "  iftrain export CKPT -o HF_DIR [--dtype f32|bf16] [--max-shard-size SIZE]\n"
+    "                 [--no-tokenizer]\n\n"
+    "CKPT is a checkpoint file, a checkpoint directory (its latest) or a model\n"
+    "directory. HF_DIR is created (it must not exist) with config.json,\n"
+    "generation_config.json and model.safetensors -- or, above --max-shard-size\n"
+    "(default 5GB; B, KB, MB, GB are powers of 10, KiB, MiB, GiB of 2),\n"
+    "model-0000k-of-0000n.safetensors shards and model.safetensors.index.json.\n"
+    "--dtype: f32 (default; import -> export of an F32 model is bit-identical) or\n"
+    "bf16 (rounded to nearest even). When the weights came from a Hugging Face\n"
+    "directory (iftrain import, train --ckpt.init=HF_DIR), config.json keeps that\n"
+    "model's ids and names, and its tokenizer files (tokenizer.json,\n"
+    "tokenizer_config.json, special_tokens_map.json, ...) are copied after their\n"
+    "SHA-256 is checked against the one recorded at import (--no-tokenizer: skip).\n"
+    "The directory is written under HF_DIR.tmp and renamed when complete.\n"
+    "Runs on one rank. Exit codes: 0 ok, 2 bad input, 1 other failure.\n";
+
+/* "5GB", "500MB", "2GiB", "1000000" -> bytes (as transformers reads them) */
+static int parse_size(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || !(v > 0)) return -1;
+  static const struct { const char *u; double f; } units[] = {
+      {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+      {"KIB", 1024.0}, {"MIB", 1048576.0}, {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}};
+  char u[8] = "";
+  size_t k = 0;
+  for (; end[k] && k < sizeof u - 1; k++) u[k] = (char)toupper((unsigned char)end[k]);
+  if (end[k]) return -1;
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+    if (!strcmp(u, units[i].u)) {
+      *out = (uint64_t)(v * units[i].f);
+      return *out ? 0 : -1;
+    }
+  return -1;
+}
+
+/* The hf_config of the export: the source model's config.json (kept in the
+ * checkpoint's origin) for what iftrain does not model -- architecture name,
+ * bos/eos ids, sliding window -- and every architecture key from C. */
+static ift_status export_config(const model_config *c, const char *origin, int bf16,
+                                hf_config *hc) {
+  memset(hc, 0, sizeof *hc);
+  json_t *o = origin ? json_loads(origin, 0, NULL) : NULL;
+  json_t *cj = o ? json_object_get(o, "config") : NULL;
+  char *text = cj ? json_dumps(cj, 0) : NULL;
+  ift_status st = text ? hf_config_parse(text, "the source config.json (checkpoint origin)", hc) : IFT_OK;
+  free(text);
+  if (o) json_decref(o);
+  IFT_TRY(st);
+  if (!cj) {
+    snprintf(hc->architecture, sizeof hc->architecture, "LlamaForCausalLM");
+    snprintf(hc->model_type, sizeof hc->model_type, "llama");
+    if (c->vocab_size >= TOK_VOCAB) { /* iftrain's byte tokenizer */
+      hc->n_bos = hc->n_eos = 1;
+      hc->bos_token_id[0] = TOK_BOS;
+      hc->eos_token_id[0] = TOK_EOS;
+    }
+  }
+  hc->vocab_size = c->vocab_size;
+  hc->hidden_size = c->hidden_size;
+  hc->intermediate_size = c->intermediate_size;
+  hc->num_hidden_layers = c->num_hidden_layers;
+  hc->num_attention_heads = c->num_attention_heads;
+  hc->num_key_value_heads = c->num_key_value_heads;
+  hc->head_dim = model_head_dim(c);
+  hc->max_position_embeddings = c->max_position_embeddings;
+  hc->rms_norm_eps = c->rms_norm_eps;
+  hc->rope_theta = c->rope_theta;
+  hc->tie_word_embeddings = c->tie_word_embeddings;
+  snprintf(hc->torch_dtype, sizeof hc->torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
+  memset(&hc->rope_scaling, 0, sizeof hc->rope_scaling);
+  hc->rope_scaling.type = c->rope_type == MODEL_ROPE_LINEAR   ? HF_ROPE_LINEAR
+                          : c->rope_type == MODEL_ROPE_LLAMA3 ? HF_ROPE_LLAMA3
+                                                              : HF_ROPE_DEFAULT;
+  if (c->rope_type != MODEL_ROPE_DEFAULT) hc->rope_scaling.factor = c->rope_factor;
+  if (c->rope_type == MODEL_ROPE_LLAMA3) {
+    hc->rope_scaling.low_freq_factor = c->rope_low_freq_factor;
+    hc->rope_scaling.high_freq_factor = c->rope_high_freq_factor;
+    hc->rope_scaling.original_max_position_embeddings = c->rope_original_max_position_embeddings;
+  }
+  return IFT_OK;
+}
+
+/* JSON as transformers writes it: sorted keys, 2-space indent, final newline */
+static int dump_json(const json_t *j, const char *path) {
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  int bad = json_dumpf(j, f, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 || fputc('\n', f) == EOF;
+  bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+  bad |= fclose(f) != 0;
+  return bad ? -1 : 0;
+}
+
+/* generation_config.json as transformers writes it for a config */
+static ift_status write_generation_config(const char *path, const hf_config *hc) {
+  json_t *g = json_object(), *ids[2] = {NULL, NULL};
+  const int *v[2] = {hc->bos_token_id, hc->eos_token_id}, n[2] = {hc->n_bos, hc->n_eos};
+  const int list[2] = {hc->bos_is_list, hc->eos_is_list};
+  for (int k = 0; k < 2; k++) {
+    if (!n[k]) continue;
+    if (n[k] == 1 && !list[k]) {
+      ids[k] = json_integer(v[k][0]);
+    } else {
+      ids[k] = json_array();
+      for (int i = 0; i < n[k]; i++) json_array_append_new(ids[k], json_integer(v[k][i]));
+    }
+  }
+  json_object_set_new(g, "_from_model_config", json_true());
+  if (ids[0]) json_object_set_new(g, "bos_token_id", ids[0]);
+  if (ids[1]) json_object_set_new(g, "eos_token_id", ids[1]);
+  int bad = dump_json(g, path) != 0;
+  json_decref(g);
+  IFT_REQUIRE(!bad, IFT_ERR_WRITE, "check free disk space", "cannot write %s", path);
+  return IFT_OK;
+}
+
+typedef struct {
+  const char *ckpt, *out;
+  int bf16, no_tokenizer;
+  uint64_t max_shard;
+} export_opts;
+
+/* The tensors of the model as safetensors entries (vectors 1-D, matrices
+ * [out, in]), in model order; shape storage in shapes[2 i .. 2 i + 1]. */
+static void export_tensors(model *m, int bf16, hf_st_wtensor *t, int64_t *shapes) {
+  for (int i = 0; i < model_ntensors(m); i++) {
+    const model_tensor *mt = model_tensor_at(m, i);
+    shapes[2 * i] = mt->rows;
+    shapes[2 * i + 1] = mt->cols;
+    t[i] = (hf_st_wtensor){.name = mt->name, .dtype = bf16 ? HF_BF16 : HF_F32,
+                           .ndim = mt->cols == 1 ? 1 : 2, .shape = shapes + 2 * i,
+                           .data = model_params(m) + mt->offset};
+  }
+}
+
+static ift_status export_weights(model *m, const export_opts *o, const char *dir, int *nfiles) {
+  const int n = model_ntensors(m);
+  hf_st_wtensor *t = calloc((size_t)n, sizeof *t);
+  int64_t *shapes = calloc((size_t)n * 2, sizeof *shapes);
+  int *shard = calloc((size_t)n, sizeof *shard);
+  ift_status st = t && shapes && shard ? IFT_OK : IFT_ERR_NOMEM;
+  if (st != IFT_OK) ift_error_set(st, __FILE__, __LINE__, "calloc", NULL, "tensor list");
+  uint64_t total = 0;
+  int ns = 0;
+  if (st == IFT_OK) {
+    export_tensors(m, o->bf16, t, shapes);
+    /* transformers' split: in model order, a new shard when the next tensor
+     * would push the current one past the limit (a larger tensor alone) */
+    uint64_t cur = 0;
+    for (int i = 0; i < n; i++) {
+      const uint64_t b = (uint64_t)shapes[2 * i] * (uint64_t)shapes[2 * i + 1] * (o->bf16 ? 2u : 4u);
+      if (i == 0 || (cur > 0 && cur + b > o->max_shard)) {
+        ns++;
+        cur = 0;
+      }
+      shard[i] = ns - 1;
+      cur += b;
+      total += b;
+    }
+  }
+  static const hf_kv meta[] = {{"format", "pt"}};
+  json_t *map = json_object();
+  for (int s = 0; s < ns && st == IFT_OK; s++) {
+    char name[64], path[4200];
+    if (ns == 1) snprintf(name, sizeof name, "model.safetensors");
+    else snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", s + 1, ns);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int first = -1, cnt = 0;
+    for (int i = 0; i < n; i++)
+      if (shard[i] == s) {
+        if (first < 0) first = i;
+        cnt++;
+        json_object_set_new(map, t[i].name, json_string(name));
+      }
+    st = hf_st_write(path, t + first, (size_t)cnt, meta, 1);
+  }
+  if (st == IFT_OK && ns > 1) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    json_t *idx = json_pack("{s:{s:I},s:O}", "metadata", "total_size", (json_int_t)total,
+                            "weight_map", map);
+    if (!idx || dump_json(idx, path) != 0) {
+      ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "index", "check free disk space",
+                    "cannot write %s", path);
+      st = IFT_ERR_WRITE;
+    }
+    if (idx) json_decref(idx);
+  }
+  if (map) json_decref(map);
+  *nfiles = ns;
+  free(t);
+  free(shapes);
+  free(shard);
+  return st;
+}
+
+/* Remove DIR and the files in it (the unfinished export). */
+static void remove_tree(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    unlink(p);
+  }
+  closedir(d);
+  rmdir(dir);
+}
+
+static ift_status export_run(const export_opts *o) {
+  char path[1100], tmp[1100];
+  IFT_TRY(ckpt_resolve_any(path, sizeof path, o->ckpt));
+  IFT_REQUIRE(access(o->out, F_OK) != 0, IFT_ERR_IO, "remove it first or choose another name",
+              "'%s' exists; export creates a new directory and does not overwrite", o->out);
+  snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
+  const double t0 = core_now();
+  model_config c;
+  model *m = NULL;
+  char *origin = NULL;
+  IFT_TRY(ckpt_read_config(path, &c));
+  IFT_TRY(model_create(&m, &c, MPI_COMM_NULL, 1, 2));
+  ift_status st = ckpt_load(path, m, NULL, NULL, MPI_COMM_NULL, CKPT_VERIFY);
+  if (st == IFT_OK) st = ckpt_origin(path, &origin);
+  hf_config hc;
+  if (st == IFT_OK) st = export_config(&c, origin, o->bf16, &hc);
+  if (st == IFT_OK) {
+    remove_tree(tmp); /* a leftover of an interrupted export */
+    if (mkdir(tmp, 0755) != 0) {
+      ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "mkdir", "check the parent directory",
+                    "cannot create '%s': %s", tmp, strerror(errno));
+      st = IFT_ERR_IO;
+    }
+  }
+  int nfiles = 0, ntok = 0;
+  char p[1200];
+  if (st == IFT_OK) {
+    snprintf(p, sizeof p, "%s/config.json", tmp);
+    st = hf_config_write(p, &hc);
+  }
+  if (st == IFT_OK) {
+    snprintf(p, sizeof p, "%s/generation_config.json", tmp);
+    st = write_generation_config(p, &hc);
+  }
+  if (st == IFT_OK) st = export_weights(m, o, tmp, &nfiles);
+  if (st == IFT_OK && !o->no_tokenizer) st = ckpt_origin_copy_tokenizer(origin, tmp, &ntok);
+  if (st == IFT_OK) {
+    int fd = open(tmp, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+      fsync(fd);
+      close(fd);
+    }
+    if (rename(tmp, o->out) != 0) {
+      ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "rename", "check the output path",
+                    "cannot rename %s to %s: %s", tmp, o->out, strerror(errno));
+      st = IFT_ERR_IO;
+    }
+  }
+  if (st != IFT_OK) {
+    remove_tree(tmp);
+  } else {
+    printf("%s -> %s: %d tensors (%zu parameters, %s) in %d safetensors file%s, %d tokenizer "
+           "file%s%s, %.2f s\n",
+           path, o->out, model_ntensors(m), model_nparams_global(m), o->bf16 ? "bf16" : "f32",
+           nfiles, nfiles == 1 ? "" : "s", ntok, ntok == 1 ? "" : "s",
+           origin ? "" : " (no origin recorded: config.json from the model alone)",
+           core_now() - t0);
+  }
+  free(origin);
+  model_destroy(m);
+  return st;
+}
+
+int app_export(int argc, char **argv) {
+  export_opts o = {.max_shard = 5000000000ull};
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+      o.out = argv[++i];
+    } else if (!strcmp(argv[i], "--no-tokenizer")) {
+      o.no_tokenizer = 1;
+    } else if ((v = app_opt(argc, argv, &i, "dtype"))) {
+      if (strcmp(v, "f32") && strcmp(v, "bf16")) {
+        if (core_rank() == 0) fprintf(stderr, "iftrain export: --dtype is f32 or bf16, not '%s'\n", v);
+        return APP_EXIT_USAGE;
+      }
+      o.bf16 = !strcmp(v, "bf16");
+    } else if ((v = app_opt(argc, argv, &i, "max-shard-size"))) {
+      if (parse_size(v, &o.max_shard)) {
+        if (core_rank() == 0)
+          fprintf(stderr, "iftrain export: --max-shard-size '%s' is not a size\n"
+                          "  hint: bytes, or a number with B, KB, MB, GB (10^3 steps) or KiB, "
+                          "MiB, GiB (2^10 steps), e.g. 5GB\n", v);
+        return APP_EXIT_USAGE;
+      }
+    } else if (argv[i][0] != '-' && !o.ckpt) {
+      o.ckpt = argv[i];
+    } else {
+      if (core_rank() == 0)
+        fprintf(stderr, "iftrain export: unexpected argument '%s'\n  hint: iftrain export --help\n", argv[i]);
+      return APP_EXIT_USAGE;
+    }
+  }
+  if (!o.ckpt || !o.out) {
+    if (core_rank() == 0) fprintf(stderr, "iftrain export: give CKPT and -o HF_DIR\n\n%s", app_export_help);
+    return APP_EXIT_USAGE;
+  }
+  /* serial: rank 0 exports, the others wait for its result */
+  ift_status st = core_rank() == 0 ? export_run(&o) : IFT_OK;
+  return app_exit_code(dist_agree(st, MPI_COMM_WORLD));
 }

@@ -500,6 +500,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   signal(SIGUSR1, on_signal);
   signal(SIGTERM, on_signal);
   char *cfg_text = NULL;
+  char *origin = NULL; /* where the weights came from: carried into every checkpoint */
   size_t cfg_len = 0;
   FILE *cf = open_memstream(&cfg_text, &cfg_len);
   app_config_write(cf, cfg);
@@ -588,6 +589,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       ckpt_train_state ts;
       if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 0)) != IFT_OK) goto out;
       if ((st = ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world, lflags)) != IFT_OK) goto out;
+      if ((st = ckpt_origin_shared(rpath, &origin, tc.grid.world)) != IFT_OK) {
+        ckpt_train_state_free(&ts);
+        goto out;
+      }
       st = check_resume(cfg, cfg_text, tc.train.content_sha256, &ts, rpath, tc.train.n);
       snprintf(run_id, sizeof run_id, "%s", ts.run_id);
       ckpt_train_state_free(&ts);
@@ -608,6 +613,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
       IFT_MPI_CHECK_GOTO(st, MPI_Bcast(ipath, sizeof ipath, MPI_CHAR, 0, tc.grid.world), out);
       if ((st = ckpt_load(ipath, tc.m, NULL, NULL, tc.grid.world, lflags)) != IFT_OK) goto out;
+      if ((st = ckpt_origin_shared(ipath, &origin, tc.grid.world)) != IFT_OK) goto out;
       IFT_LOG0("initial weights from %s", ipath);
     }
     const int resumed = rpath[0] != 0;
@@ -629,7 +635,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   }
   if (total == 0) {
     ckpt_meta meta = {.step = 0, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size,
-                      .run_id = run_id, .data_hash = tc.train.content_sha256};
+                      .run_id = run_id, .data_hash = tc.train.content_sha256, .origin = origin};
     char path[1100];
     if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1)) == IFT_OK)
       st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, path);
@@ -784,7 +790,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     int do_ckpt = (cfg->ckpt.every > 0 && (step + 1) % cfg->ckpt.every == 0) || step + 1 == total || stop;
     if (do_ckpt && cfg->ckpt.dir[0]) {
       ckpt_meta meta = {.step = step + 1, .epoch = sc.epoch, .cursor = sc.cursor, .config_text = cfg_text, .run_id = run_id, .data_hash = tc.train.content_sha256,
-                        .dp = tc.grid.dp_size, .tp = tc.grid.tp_size};
+                        .dp = tc.grid.dp_size, .tp = tc.grid.tp_size, .origin = origin};
       if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1)) != IFT_OK ||
           (st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)
         break;
@@ -817,6 +823,7 @@ out:
              cfg0->metrics.path, metrics_lost ? metrics_lost : 1, metrics_lost == 1 ? "" : "s");
   }
   free(cfg_text);
+  free(origin);
   optim_destroy(&opt);
   zero_plan_destroy(&zp);
   sched_destroy(&sc);

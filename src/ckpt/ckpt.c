@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <hdf5.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +288,7 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
         "check that ckpt.dir is writable and the disk has room");
   H5CHK(gm = H5Gcreate2(f, "/model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
   H5CHK(write_config_attrs(gm, model_cfg(m)), NULL);
+  if (meta->origin && meta->origin[0]) H5CHK(ift_h5_attr_str(gm, "origin", meta->origin), NULL);
   H5CHK(dxpl = H5Pcreate(H5P_DATASET_XFER), NULL);
   H5CHK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), NULL);
   if ((st = write_tensors(gm, m, bufs[0], sums, dxpl, writer, path, world)) != IFT_OK) {
@@ -722,6 +724,48 @@ static ift_status read_tensors(hid_t g, const model *m, float *base, const char 
   return IFT_OK;
 }
 
+ift_status ckpt_origin(const char *path, char **out) {
+  *out = NULL;
+  if (ckpt_is_hf_dir(path)) return ckpt_hf_origin(path, out);
+  ift_status st = IFT_OK;
+  hid_t f = -1, gm = -1;
+  quiet_hdf5();
+  IFT_REQUIRE(access(path, R_OK) == 0, IFT_ERR_IO, "check the checkpoint path",
+              "checkpoint '%s' does not exist or is unreadable", path);
+  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
+        "the file is not HDF5 or is truncated; use an earlier checkpoint");
+  H5CHK(gm = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
+  *out = read_attr_str(gm, "origin");
+done:
+  if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT;
+  if (gm >= 0) H5Gclose(gm);
+  if (f >= 0) H5Fclose(f);
+  return st;
+}
+
+ift_status ckpt_origin_shared(const char *path, char **out, MPI_Comm comm) {
+  int rank = 0;
+  *out = NULL;
+  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
+  ift_status st = rank == 0 ? ckpt_origin(path, out) : IFT_OK;
+  IFT_TRY(dist_agree(st, comm));
+  if (comm == MPI_COMM_NULL) return IFT_OK;
+  long n = rank == 0 && *out ? (long)strlen(*out) + 1 : 0;
+  IFT_MPI_CHECK(MPI_Bcast(&n, 1, MPI_LONG, 0, comm), NULL);
+  if (!n) return IFT_OK;
+  if (rank != 0) *out = malloc((size_t)n);
+  st = *out ? IFT_OK : IFT_ERR_NOMEM;
+  if (st != IFT_OK) ift_error_set(st, __FILE__, __LINE__, "malloc", NULL, "origin text");
+  if ((st = dist_agree(st, comm)) == IFT_OK)
+    st = dist_mpi_status(MPI_Bcast(*out, (int)n, MPI_CHAR, 0, comm), "MPI_Bcast", __FILE__,
+                         __LINE__, NULL);
+  if (st != IFT_OK) {
+    free(*out);
+    *out = NULL;
+  }
+  return st;
+}
+
 /* The model config in the attributes of /model.  The keys of the first
  * checkpoints are required; head_dim and the RoPE scaling (added with the
  * Hugging Face import) default to hidden/heads and no scaling. */
@@ -1021,6 +1065,31 @@ static void print_attr(FILE *out, hid_t obj, const char *name, const char *label
   H5Aclose(a);
 }
 
+/* The origin attribute, summarised: source, files and their hashes, tokenizer. */
+static void print_origin(FILE *out, const char *origin) {
+  json_t *o = json_loads(origin, 0, NULL);
+  if (!o) {
+    fprintf(out, "  %-24s (damaged) %.60s\n", "origin", origin);
+    return;
+  }
+  fprintf(out, "  %-24s %s directory %s\n", "origin",
+          json_string_value(json_object_get(o, "format")) ? json_string_value(json_object_get(o, "format")) : "?",
+          json_string_value(json_object_get(o, "source")) ? json_string_value(json_object_get(o, "source")) : "?");
+  const char *k;
+  json_t *v;
+  json_object_foreach(json_object_get(o, "files"), k, v)
+    fprintf(out, "    %-34s sha256 %s\n", k, json_string_value(v) ? json_string_value(v) : "?");
+  json_t *t = json_object_get(o, "tokenizer");
+  if (json_is_object(t))
+    fprintf(out, "  %-24s %s (%s, sha256 %.16s...)\n", "tokenizer",
+            json_string_value(json_object_get(t, "class")) ? json_string_value(json_object_get(t, "class")) : "class not given",
+            json_string_value(json_object_get(t, "file")) ? json_string_value(json_object_get(t, "file")) : "?",
+            json_string_value(json_object_get(t, "sha256")) ? json_string_value(json_object_get(t, "sha256")) : "?");
+  else
+    fprintf(out, "  %-24s none recorded (the source directory has no tokenizer.json)\n", "tokenizer");
+  json_decref(o);
+}
+
 ift_status ckpt_info(const char *path, FILE *out, int show_config) {
   model_config c;
   IFT_TRY(ckpt_read_config(path, &c));
@@ -1035,9 +1104,21 @@ ift_status ckpt_info(const char *path, FILE *out, int show_config) {
     print_attr(out, g, "run_id", "run id");
     print_attr(out, g, "code_version", "written by iftrain");
   }
-  fprintf(out, "  model: vocab %d, hidden %d, intermediate %d, %d layers, %d heads (%d KV), %s head\n",
+  fprintf(out, "  model: vocab %d, hidden %d, intermediate %d, %d layers, %d heads (%d KV) of %d, %s head\n",
           c.vocab_size, c.hidden_size, c.intermediate_size, c.num_hidden_layers,
-          c.num_attention_heads, c.num_key_value_heads, c.tie_word_embeddings ? "tied" : "untied");
+          c.num_attention_heads, c.num_key_value_heads, model_head_dim(&c),
+          c.tie_word_embeddings ? "tied" : "untied");
+  fprintf(out, "  RoPE: theta %g", c.rope_theta);
+  if (c.rope_type == MODEL_ROPE_LINEAR) fprintf(out, ", linear scaling x%g", c.rope_factor);
+  if (c.rope_type == MODEL_ROPE_LLAMA3)
+    fprintf(out, ", llama3 scaling x%g (low %g, high %g, original %d positions)", c.rope_factor,
+            c.rope_low_freq_factor, c.rope_high_freq_factor, c.rope_original_max_position_embeddings);
+  fprintf(out, "; max positions %d\n", c.max_position_embeddings);
+  {
+    char *origin = NULL;
+    if (ckpt_origin(path, &origin) == IFT_OK && origin) print_origin(out, origin);
+    free(origin);
+  }
   hid_t go = H5Lexists(f, "/optim", H5P_DEFAULT) > 0 ? H5Gopen2(f, "/optim", H5P_DEFAULT) : -1;
   if (go >= 0) {
     print_attr(out, go, "name", "optimizer");

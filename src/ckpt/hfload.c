@@ -3,8 +3,12 @@
  * shards straight from the safetensors files (one file, or the shards named
  * by model.safetensors.index.json).  Nothing is gathered on one rank, so a
  * model larger than a node loads on many. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,4 +187,161 @@ ift_status ckpt_hf_load(const char *dir, model *m, MPI_Comm comm) {
   st_set_close(&s);
   /* every rank read its own shards: one agreement, no collective before */
   return dist_agree(st, comm);
+}
+
+/* ------------------------------------------------------------ origin */
+
+/* Files of a model directory that define the model or its tokenizer (the
+ * origin hashes them; export copies the tokenizer ones). */
+static const char *const TOKENIZER_FILES[] = {
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+    "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json"};
+enum { N_TOKENIZER_FILES = sizeof TOKENIZER_FILES / sizeof TOKENIZER_FILES[0] };
+
+static int is_tokenizer_file(const char *name) {
+  for (int i = 0; i < N_TOKENIZER_FILES; i++)
+    if (!strcmp(name, TOKENIZER_FILES[i])) return 1;
+  return 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int origin_file(const char *name) {
+  return is_tokenizer_file(name) || !strcmp(name, "config.json") ||
+         !strcmp(name, "generation_config.json") || ends_with(name, ".safetensors") ||
+         !strcmp(name, "model.safetensors.index.json");
+}
+
+ift_status ckpt_hf_origin(const char *dir, char **out) {
+  *out = NULL;
+  char abs[PATH_MAX];
+  IFT_REQUIRE(realpath(dir, abs), IFT_ERR_IO, "check the model directory",
+              "cannot resolve '%s': %s", dir, strerror(errno));
+  DIR *d = opendir(abs);
+  IFT_REQUIRE(d, IFT_ERR_IO, "check the model directory", "cannot list '%s': %s", abs,
+              strerror(errno));
+  json_t *root = json_object(), *files = json_object();
+  ift_status st = root && files ? IFT_OK : IFT_ERR_NOMEM;
+  struct dirent *e;
+  while (st == IFT_OK && (e = readdir(d))) {
+    if (!origin_file(e->d_name)) continue;
+    char p[PATH_MAX + 256], hex[65];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/%s", abs, e->d_name);
+    if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+    st = core_sha256_file(p, hex);
+    if (st == IFT_OK && json_object_set_new(files, e->d_name, json_string(hex))) st = IFT_ERR_NOMEM;
+  }
+  closedir(d);
+  json_t *tok = json_null();
+  const char *th = json_string_value(json_object_get(files, "tokenizer.json"));
+  if (st == IFT_OK && th) {
+    /* the tokenizer's identity: its file's hash and the class that loads it */
+    char tc[PATH_MAX + 32];
+    snprintf(tc, sizeof tc, "%s/tokenizer_config.json", abs);
+    json_t *cfg = json_load_file(tc, 0, NULL);
+    json_t *cls = cfg ? json_object_get(cfg, "tokenizer_class") : NULL;
+    tok = json_pack("{s:O?,s:s,s:s}", "class", json_is_string(cls) ? cls : NULL, "file",
+                    "tokenizer.json", "sha256", th);
+    if (cfg) json_decref(cfg);
+    if (!tok) st = IFT_ERR_NOMEM;
+  }
+  /* config.json itself, so that export can write back what iftrain does not
+   * model (bos/eos ids, architecture name, ...) after the source is gone */
+  char cp[PATH_MAX + 32];
+  snprintf(cp, sizeof cp, "%s/config.json", abs);
+  json_t *cj = st == IFT_OK ? json_load_file(cp, 0, NULL) : NULL;
+  if (st == IFT_OK && !cj) {
+    ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "config.json", "repair config.json",
+                  "%s cannot be read as JSON", cp);
+    st = IFT_ERR_CONFIG;
+  }
+  if (st == IFT_OK && json_object_set_new(root, "config", cj)) st = IFT_ERR_NOMEM;
+  if (st == IFT_OK &&
+      (json_object_set_new(root, "format", json_string("huggingface")) ||
+       json_object_set_new(root, "source", json_string(abs)) ||
+       json_object_set(root, "files", files) || json_object_set(root, "tokenizer", tok)))
+    st = IFT_ERR_NOMEM;
+  if (st == IFT_OK && !(*out = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT))) st = IFT_ERR_NOMEM;
+  if (st == IFT_ERR_NOMEM) ift_error_set(st, __FILE__, __LINE__, "jansson", NULL, "origin of %s", abs);
+  if (tok) json_decref(tok);
+  if (files) json_decref(files);
+  if (root) json_decref(root);
+  return st;
+}
+
+/* Copy SRC to DST (created, not overwritten: the export directory is new). */
+static ift_status copy_file(const char *src, const char *dst) {
+  FILE *in = fopen(src, "rb");
+  IFT_REQUIRE(in, IFT_ERR_IO, "restore the source directory", "cannot open '%s': %s", src,
+              strerror(errno));
+  int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  FILE *o = fd >= 0 ? fdopen(fd, "wb") : NULL;
+  if (!o) {
+    const int e = errno;
+    if (fd >= 0) close(fd);
+    fclose(in);
+    IFT_REQUIRE(0, IFT_ERR_IO, "check the output directory", "cannot create '%s': %s", dst,
+                strerror(e));
+  }
+  char buf[1 << 16];
+  size_t n;
+  int bad = 0;
+  while (!bad && (n = fread(buf, 1, sizeof buf, in)) > 0) bad = fwrite(buf, 1, n, o) != n;
+  bad |= ferror(in) || fflush(o) != 0 || fsync(fileno(o)) != 0;
+  const int e = errno;
+  bad |= fclose(o) != 0;
+  fclose(in);
+  if (bad) unlink(dst);
+  IFT_REQUIRE(!bad, IFT_ERR_WRITE, "free disk space and retry", "copying %s to %s: %s", src, dst,
+              strerror(e));
+  return IFT_OK;
+}
+
+ift_status ckpt_origin_copy_tokenizer(const char *origin, const char *dir, int *ncopied) {
+  *ncopied = 0;
+  if (!origin || !origin[0]) return IFT_OK;
+  json_t *root = json_loads(origin, 0, NULL);
+  IFT_REQUIRE(root, IFT_ERR_FORMAT, "the checkpoint's /model origin attribute is damaged",
+              "cannot parse the origin '%.80s'", origin);
+  const char *src = json_string_value(json_object_get(root, "source"));
+  json_t *files = json_object_get(root, "files");
+  ift_status st = IFT_OK;
+  if (!src || !json_is_object(files)) {
+    json_decref(root);
+    return IFT_OK; /* not imported from a directory */
+  }
+  const char *name;
+  json_t *v;
+  /* check every file before copying any: all or nothing */
+  for (int pass = 0; pass < 2 && st == IFT_OK; pass++)
+    json_object_foreach(files, name, v) {
+      if (st != IFT_OK || !is_tokenizer_file(name)) continue;
+      char sp[PATH_MAX + 256], dp[PATH_MAX + 256], hex[65];
+      snprintf(sp, sizeof sp, "%s/%s", src, name);
+      if (pass == 0) {
+        if ((st = core_sha256_file(sp, hex)) != IFT_OK) {
+          ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, name,
+                        "restore the model directory the checkpoint was imported from, or export "
+                        "with --no-tokenizer and copy the tokenizer files yourself",
+                        "tokenizer file %s of the source model is gone", sp);
+          st = IFT_ERR_FORMAT;
+        } else if (!json_is_string(v) || strcmp(hex, json_string_value(v))) {
+          ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, name,
+                        "restore the file the model was imported with, or export with "
+                        "--no-tokenizer and copy the right tokenizer files yourself",
+                        "%s changed since the import (SHA-256 %s, recorded %s)", sp, hex,
+                        json_is_string(v) ? json_string_value(v) : "?");
+          st = IFT_ERR_FORMAT;
+        }
+      } else {
+        snprintf(dp, sizeof dp, "%s/%s", dir, name);
+        if ((st = copy_file(sp, dp)) == IFT_OK) (*ncopied)++;
+      }
+    }
+  json_decref(root);
+  return st;
 }

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -169,4 +172,83 @@ int core_mkdir_p(const char *dir) {
       *p = '/';
     }
   return mkdir(tmp, 0775) && errno != EEXIST ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- SHA-256 */
+
+struct core_sha256 {
+  EVP_MD_CTX *ctx;
+  int bad; /* an update failed: end gives "" */
+};
+
+ift_status core_sha256_begin(core_sha256 **h) {
+  core_sha256 *s = calloc(1, sizeof *s);
+  if (s) s->ctx = EVP_MD_CTX_new();
+  if (!s || !s->ctx || EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) != 1) {
+    if (s) EVP_MD_CTX_free(s->ctx);
+    free(s);
+    *h = NULL;
+    IFT_REQUIRE(0, IFT_ERR_NOMEM, NULL, "cannot start a SHA-256 digest");
+  }
+  *h = s;
+  return IFT_OK;
+}
+
+void core_sha256_update(core_sha256 *h, const void *data, size_t n) {
+  if (h && n && EVP_DigestUpdate(h->ctx, data, n) != 1) h->bad = 1;
+}
+
+void core_sha256_end(core_sha256 *h, char out[65]) {
+  unsigned char md[32];
+  unsigned int len = 0;
+  out[0] = 0;
+  if (!h) return;
+  if (!h->bad && EVP_DigestFinal_ex(h->ctx, md, &len) == 1 && len == 32)
+    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+  EVP_MD_CTX_free(h->ctx);
+  free(h);
+}
+
+ift_status core_sha256_hex(const void *data, size_t n, char out[65]) {
+  core_sha256 *h;
+  out[0] = 0;
+  IFT_TRY(core_sha256_begin(&h));
+  core_sha256_update(h, data, n);
+  core_sha256_end(h, out);
+  return out[0] ? IFT_OK : IFT_ERR_INTERNAL;
+}
+
+ift_status core_sha256_file(const char *path, char out[65]) {
+  out[0] = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  IFT_REQUIRE(fd >= 0, IFT_ERR_IO, "check that the file exists and is readable",
+              "cannot open '%s': %s", path, strerror(errno));
+  core_sha256 *h;
+  ift_status st = core_sha256_begin(&h);
+  enum { CHUNK = 1 << 20 };
+  unsigned char *buf = st == IFT_OK ? malloc(CHUNK) : NULL;
+  if (st == IFT_OK && !buf) {
+    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "malloc", NULL, "hash buffer");
+    st = IFT_ERR_NOMEM;
+  }
+  while (st == IFT_OK) {
+    ssize_t n = read(fd, buf, CHUNK);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "read", "check the file and the disk",
+                    "reading '%s': %s", path, strerror(errno));
+      st = IFT_ERR_IO;
+    }
+    if (n <= 0) break;
+    core_sha256_update(h, buf, (size_t)n);
+  }
+  free(buf);
+  close(fd);
+  char hex[65];
+  core_sha256_end(h, hex);
+  if (st == IFT_OK) {
+    IFT_REQUIRE(hex[0], IFT_ERR_INTERNAL, "report this as a bug", "SHA-256 of '%s' failed", path);
+    memcpy(out, hex, 65);
+  }
+  return st;
 }

@@ -486,7 +486,7 @@ ift_status data_read_row(data_set *d, const char *group, long i, int *tokens, ui
 
 /* n native integers of `width` bytes (4: int, 8: int64_t, 1: uint8_t) fed to
  * the hash little-endian, so the hash does not depend on the machine. */
-static void hash_le(data_sha256 *h, const void *v, size_t n, size_t width) {
+static void hash_le(core_sha256 *h, const void *v, size_t n, size_t width) {
   unsigned char buf[4096];
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
@@ -495,15 +495,15 @@ static void hash_le(data_sha256 *h, const void *v, size_t n, size_t width) {
                                     : ((const uint8_t *)v)[i];
     for (size_t b = 0; b < width; b++) buf[k++] = (unsigned char)(x >> (8 * b));
     if (k > sizeof buf - 8) {
-      data_sha256_update(h, buf, k);
+      core_sha256_update(h, buf, k);
       k = 0;
     }
   }
-  data_sha256_update(h, buf, k);
+  core_sha256_update(h, buf, k);
 }
 
 typedef struct {
-  data_sha256 *h;
+  core_sha256 *h;
   size_t width;
 } hash_ctx;
 
@@ -523,10 +523,9 @@ ift_status data_verify_content(const char *path, char hex[65]) {
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   IFT_REQUIRE(f >= 0, IFT_ERR_FORMAT, "check the path; regenerate it with iftrain prep",
               "cannot open '%s' as HDF5", path);
-  ift_status st = IFT_OK;
   char stored[65];
-  data_sha256 h;
-  data_sha256_init(&h);
+  core_sha256 *h = NULL;
+  ift_status st = core_sha256_begin(&h);
   const int groups = H5Lexists(f, "/chosen", H5P_DEFAULT) > 0 ? 3 : 1;
   for (int g = 0; g < groups && st == IFT_OK; g++) {
     static const char *const names[3] = {"tokens", "offsets", "loss_mask"};
@@ -542,12 +541,13 @@ ift_status data_verify_content(const char *path, char hex[65]) {
         st = IFT_ERR_FORMAT;
         break;
       }
-      hash_ctx c = {&h, widths[k]};
+      hash_ctx c = {h, widths[k]};
       st = read_blocks(f, path, name, types[k], widths[k], 0, (long)len, hash_block, &c);
     }
   }
+  core_sha256_end(h, hex);
+  if (st != IFT_OK) hex[0] = 0;
   if (st == IFT_OK) {
-    data_sha256_final_hex(&h, hex);
     if (attr_string(f, "content_sha256", stored, sizeof stored)) {
       ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "content_sha256",
                     "the file predates content hashes: regenerate it with iftrain prep",
@@ -687,17 +687,20 @@ ift_status data_writer_close(data_writer *w) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   /* the content hash of the rows as written (data.h), from the buffers:
    * costs one pass over memory, no read back */
-  data_sha256 h;
-  data_sha256_init(&h);
+  core_sha256 *h = NULL;
+  if ((st = core_sha256_begin(&h)) != IFT_OK) {
+    data_writer_discard(w);
+    return st;
+  }
   for (int g = 0; g < (w->pairs ? 3 : 1); g++) {
     const triple *t = &w->t[g];
     const int64_t zero = 0;
-    hash_le(&h, t->tok, t->ntok, sizeof(int));
-    hash_le(&h, t->nrow ? t->off : &zero, t->nrow + 1, sizeof(int64_t));
-    hash_le(&h, t->mask, t->ntok, 1);
+    hash_le(h, t->tok, t->ntok, sizeof(int));
+    hash_le(h, t->nrow ? t->off : &zero, t->nrow + 1, sizeof(int64_t));
+    hash_le(h, t->mask, t->ntok, 1);
   }
   char hex[65];
-  data_sha256_final_hex(&h, hex);
+  core_sha256_end(h, hex);
   set_attr(w, "content_sha256", hex, 0);
   char tmp[1100];
   snprintf(tmp, sizeof tmp, "%s.tmp", w->path);

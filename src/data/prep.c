@@ -13,82 +13,6 @@
 
 #include "iftrain/data.h"
 
-/* ------------------------------------------------------------ SHA-256 (FIPS 180-4) */
-
-static const uint32_t K256[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void sha_block(data_sha256 *s, const unsigned char *p) {
-  uint32_t w[64], a[8];
-  for (int i = 0; i < 16; i++)
-    w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-  for (int i = 16; i < 64; i++) {
-    uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-    uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-  }
-  memcpy(a, s->h, sizeof a);
-  for (int i = 0; i < 64; i++) {
-    uint32_t S1 = ROR(a[4], 6) ^ ROR(a[4], 11) ^ ROR(a[4], 25);
-    uint32_t ch = (a[4] & a[5]) ^ (~a[4] & a[6]);
-    uint32_t t1 = a[7] + S1 + ch + K256[i] + w[i];
-    uint32_t S0 = ROR(a[0], 2) ^ ROR(a[0], 13) ^ ROR(a[0], 22);
-    uint32_t mj = (a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]);
-    memmove(a + 1, a, 7 * sizeof(uint32_t));
-    a[4] += t1;
-    a[0] = t1 + S0 + mj;
-  }
-  for (int i = 0; i < 8; i++) s->h[i] += a[i];
-}
-
-void data_sha256_init(data_sha256 *s) {
-  static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  memcpy(s->h, h0, sizeof h0);
-  s->len = 0;
-  s->n = 0;
-}
-void data_sha256_update(data_sha256 *s, const void *data, size_t n) {
-  const unsigned char *p = data;
-  s->len += n;
-  while (n) {
-    size_t k = 64 - s->n < n ? 64 - s->n : n;
-    memcpy(s->buf + s->n, p, k);
-    s->n += k;
-    p += k;
-    n -= k;
-    if (s->n == 64) {
-      sha_block(s, s->buf);
-      s->n = 0;
-    }
-  }
-}
-void data_sha256_final_hex(data_sha256 *s, char out[65]) {
-  uint64_t bits = s->len * 8;
-  unsigned char pad = 0x80, z = 0;
-  data_sha256_update(s, &pad, 1);
-  while (s->n != 56) data_sha256_update(s, &z, 1);
-  unsigned char lb[8];
-  for (int i = 0; i < 8; i++) lb[i] = (unsigned char)(bits >> (56 - 8 * i));
-  data_sha256_update(s, lb, 8);
-  for (int i = 0; i < 8; i++) sprintf(out + 8 * i, "%08x", s->h[i]);
-}
-
-void data_sha256_hex(const void *data, size_t n, char out[65]) {
-  data_sha256 s;
-  data_sha256_init(&s);
-  data_sha256_update(&s, data, n);
-  data_sha256_final_hex(&s, out);
-}
-
 /* ------------------------------------------------------------ minimal JSON */
 
 typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
@@ -448,12 +372,11 @@ ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st)
   size_t cap = 0;
   ssize_t len;
   long ln = 0, trainable = 0;
-  ift_status status = IFT_OK;
-  data_sha256 sh;
-  data_sha256_init(&sh);
+  core_sha256 *sh = NULL;
+  ift_status status = core_sha256_begin(&sh);
   while ((len = getline(&line, &cap, f)) >= 0 && status == IFT_OK) {
     ln++;
-    data_sha256_update(&sh, line, (size_t)len);
+    core_sha256_update(sh, line, (size_t)len);
     jparser j = {.p = line, .end = line + len, .replace = st->replace_invalid};
     /* a UTF-8 byte order mark (EF BB BF) may open the file; columns still
      * count it, as they are byte columns of the file's line */
@@ -546,12 +469,12 @@ ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st)
                   in, st->n_written, st->n_truncated, st->max_len);
     status = IFT_ERR_FORMAT;
   }
+  char hex[65];
+  core_sha256_end(sh, hex);
   if (status != IFT_OK) {
     data_writer_discard(w); /* nothing is written: the output stays as it was */
     return status;
   }
-  char hex[65];
-  data_sha256_final_hex(&sh, hex);
   data_writer_attr_str(w, "source", in);
   data_writer_attr_str(w, "sha256", hex); /* the source hash; the writer adds content_sha256 */
   data_writer_attr_int(w, "utf8_replaced", st->n_replaced);

@@ -237,6 +237,22 @@ static ift_status read_function(const cfg_ctx *x, hf_config *c) {
                  sizeof c->torch_dtype);
 }
 
+/* A parsed config.json (ROOT, consumed) into C; NAME for messages. */
+static ift_status config_from_json(json_t *root, const char *name, hf_config *c) {
+  cfg_ctx x = {name, root, ""};
+  ift_status s = IFT_OK;
+  if (!json_is_object(root)) {
+    ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "config.json", HINT_BROKEN,
+                  "%s: not a JSON object", name);
+    s = IFT_ERR_CONFIG;
+  }
+  if (s == IFT_OK) s = read_arch(&x, c);
+  if (s == IFT_OK) s = read_sizes(&x, c);
+  if (s == IFT_OK) s = read_function(&x, c);
+  json_decref(root);
+  return s;
+}
+
 ift_status hf_config_read(const char *dir_or_file, hf_config *c) {
   memset(c, 0, sizeof *c);
   struct stat st;
@@ -251,18 +267,15 @@ ift_status hf_config_read(const char *dir_or_file, hf_config *c) {
   json_error_t jerr;
   json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
   IFT_REQUIRE(root, IFT_ERR_CONFIG, HINT_BROKEN, "%s: line %d: %s", path, jerr.line, jerr.text);
-  cfg_ctx x = {path, root, ""};
-  ift_status s = IFT_OK;
-  if (!json_is_object(root)) {
-    ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "config.json", HINT_BROKEN,
-                  "%s: not a JSON object", path);
-    s = IFT_ERR_CONFIG;
-  }
-  if (s == IFT_OK) s = read_arch(&x, c);
-  if (s == IFT_OK) s = read_sizes(&x, c);
-  if (s == IFT_OK) s = read_function(&x, c);
-  json_decref(root);
-  return s;
+  return config_from_json(root, path, c);
+}
+
+ift_status hf_config_parse(const char *text, const char *name, hf_config *c) {
+  memset(c, 0, sizeof *c);
+  json_error_t jerr;
+  json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+  IFT_REQUIRE(root, IFT_ERR_CONFIG, HINT_BROKEN, "%s: line %d: %s", name, jerr.line, jerr.text);
+  return config_from_json(root, name, c);
 }
 
 /* ---------------------------------------------------------------- writer */

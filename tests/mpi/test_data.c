@@ -357,7 +357,7 @@ static void test_content_hash(void) {
   bytes[20 + 8] = 5; /* offsets {0, 5} */
   memcpy(bytes + 36, m, 5);
   char want[65], got[65];
-  data_sha256_hex(bytes, sizeof bytes, want);
+  CU_ASSERT_EQUAL(core_sha256_hex(bytes, sizeof bytes, want), IFT_OK);
   if (rank0()) {
     data_writer *w;
     data_writer_create(&w, p, TOK_VOCAB, 0);
