@@ -8,7 +8,7 @@
 #
 #   hfref.py make DIR --seed S [model options]        write a random HF model directory
 #   hfref.py logits DIR --tokens 1,2,3 [--out F]      float64 forward: logits, log p
-#   hfref.py grad DIR --tokens ... --mask 0,1,... [--dlogp ...] [--out F.json|F.safetensors]
+#   hfref.py grad DIR --tokens ... --mask 0,1,... [--ift L,G] [--dlogp ...] [--out F.json|F.safetensors]
 #   hfref.py rope DIR [--f32]                         RoPE inverse frequencies of DIR's config
 #   hfref.py compare A_DIR B_DIR                      exit 0 when tensors and model config agree
 #
@@ -368,8 +368,9 @@ def rotate_half(x):
     return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
 
 
-def forward(p, W, tokens):
-    """Logits [T, V] in float64 of one sequence."""
+def forward(p, W, tokens, emb=None):
+    """Logits [T, V] in float64 of one sequence.  emb [T, C], when given, replaces the input
+    embedding lookup (IFT's blended inputs); tokens then only give the length."""
     T = len(tokens)
     if p.sliding_window is not None and p.sliding_window < T:
         raise InputError("sliding_window %d smaller than the %d tokens: not implemented" % (p.sliding_window, T))
@@ -377,7 +378,7 @@ def forward(p, W, tokens):
         if not 0 <= t < p.V:
             raise InputError("token %d outside [0, %d)" % (t, p.V))
     dt = W["model.embed_tokens.weight"].dtype
-    x = W["model.embed_tokens.weight"][torch.tensor(tokens, dtype=torch.long)]
+    x = W["model.embed_tokens.weight"][torch.tensor(tokens, dtype=torch.long)] if emb is None else emb
     ang = torch.arange(T, dtype=dt)[:, None] * inv_freq(p, dt)[None, :]  # [T, D/2]
     cos = torch.cat([torch.cos(ang), torch.cos(ang)], -1)
     sin = torch.cat([torch.sin(ang), torch.sin(ang)], -1)
@@ -575,39 +576,126 @@ def cmd_logits(a):
     return 0
 
 
+def parse_rows(s, conv, what):
+    """Rows separated by ';', each a comma list; every row the same length."""
+    rows = [parse_list(r, conv, what) for r in s.split(";")]
+    if not rows or any(len(r) != len(rows[0]) for r in rows):
+        raise InputError("%s: rows of different lengths: %r" % (what, s))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# IFT (the project's method, Hua et al. 2024; iftrain's IFT.md) -- written from the specification
+# of issue 15, not from iftrain's loss.c
+# ---------------------------------------------------------------------------------------------
+def ift_weights(ell, m, gamma):
+    """IFT token weights and row losses (side left, value loss, norm L1) in the dtype of ell,
+    differentiable (the weights are NOT detached).  ell, m: [B, T] (m 0/1).  Per row b:
+      n = sum_t m_t,  v_t = m_t ell_t / n,  C_t = m_t sum_{j>=t} gamma^(j-t) v_j,
+      w_t = n C_t / sum_t C_t on answer positions, 0 elsewhere  (gamma = 0: w_t = m_t, uniform),
+      L_b = sum_t m_t ell_t w_t / n  (0 for a row without answer tokens).
+    Returns (w [B, T], L [B])."""
+    B, T = ell.shape
+    m = m.to(ell.dtype)
+    n = m.sum(1)
+    nz = torch.where(n > 0, n, torch.ones_like(n))
+    if gamma == 0:
+        w = m.clone()  # a special case, not the limit of the formula
+    else:
+        idx = torch.arange(T)
+        e = (idx[None, :] - idx[:, None]).to(ell.dtype)  # e[t, j] = j - t
+        G = torch.where(e >= 0, float(gamma) ** e.clamp(min=0), torch.zeros_like(e))
+        v = m * ell / nz[:, None]
+        C = m * (v @ G.t())  # C[b, t] = sum_j G[t, j] v[b, j]
+        Z = C.sum(1)
+        w = nz[:, None] * C / torch.where(Z != 0, Z, torch.ones_like(Z))[:, None]
+    L = torch.where(n > 0, (m * ell * w).sum(1) / nz, torch.zeros_like(n))
+    return w, L
+
+
+def ift_alt(tokens, mask, argmax):
+    """IFT steps 2-3 for one row: x~[0] = x[0]; x~[t] = argmax[t-1] where mask[t] = 1, else x[t]."""
+    return [tokens[0]] + [argmax[t - 1] if mask[t] else tokens[t] for t in range(1, len(tokens))]
+
+
 def cmd_grad(a):
     _, p, W = load_model(a.dir)
-    tokens = parse_list(a.tokens, int, "--tokens")
-    T = len(tokens)
+    rows = parse_rows(a.tokens, int, "--tokens")
+    B, T = len(rows), len(rows[0])
     if T < 2:
         raise InputError("--tokens: need at least 2 tokens")
+    one = B == 1  # one row: flat lists in the output, as before
+    shape_out = (lambda r: r[0]) if one else (lambda r: r)
+    E = "model.embed_tokens.weight"
     for w in W.values():
         w.requires_grad_(True)
-    lp = token_logp(forward(p, W, tokens), tokens)
-    out = {"tokens": tokens}
-    if a.dlogp is not None:
-        dl = parse_list(a.dlogp, float, "--dlogp")
-        if len(dl) != T:
-            raise InputError("--dlogp: %d values for %d tokens" % (len(dl), T))
-        obj = (torch.tensor(dl, dtype=lp.dtype) * lp).sum()
-        out["dlogp"] = dl
+    out = {"tokens": shape_out(rows)}
+    masks = None
+    if a.dlogp is None:
+        masks = parse_rows(a.mask, int, "--mask") if a.mask is not None else [[0] + [1] * (T - 1)] * B
+        if (len(masks) != B or any(len(m) != T or any(v not in (0, 1) for v in m) or m[0] != 0 or sum(m) == 0
+                                   for m in masks)):
+            raise InputError("--mask: %d rows of %d values 0/1 (one row per --tokens row), first 0, "
+                             "at least one 1 in each row" % (B, T))
+    if a.ift is not None:
+        if masks is None:
+            raise InputError("--ift and --dlogp exclude each other")
+        lg = parse_list(a.ift, float, "--ift")
+        if len(lg) != 2 or not 0 <= lg[0] <= 1 or not 0 <= lg[1] <= 1:
+            raise InputError("--ift LAMBDA,GAMMA with both in [0, 1]: %r" % a.ift)
+        lam, gam = lg
+        # 1. intuition pass (no gradient): greedy prediction at every position
+        alt, amax, gap = [], [], float("inf")
+        with torch.no_grad():
+            for r, m in zip(rows, masks):
+                lgt = forward(p, W, r)
+                am = lgt.argmax(-1).tolist()
+                top = lgt.topk(2, dim=-1).values
+                gap = min([gap] + [float(top[t - 1, 0] - top[t - 1, 1]) for t in range(1, T) if m[t]])
+                amax.append(am)
+                alt.append(ift_alt(r, m, am))  # 2-3. shift right, replace answer slots only
+        # 4. blended input embeddings from a frozen copy of the table (--embed-grad 1: the live one)
+        Ein = W[E] if a.embed_grad else W[E].detach().clone()
+        lp = torch.stack([token_logp(forward(p, W, r, emb=(1 - lam) * Ein[torch.tensor(r)] +
+                                             lam * Ein[torch.tensor(x)]), r)
+                          for r, x in zip(rows, alt)])
     else:
-        m = parse_list(a.mask, int, "--mask") if a.mask is not None else [0] + [1] * (T - 1)
-        if len(m) != T or any(v not in (0, 1) for v in m) or m[0] != 0 or sum(m) == 0:
-            raise InputError("--mask: %d values of 0/1 for %d tokens, first 0, at least one 1" % (len(m), T))
-        mt = torch.tensor(m, dtype=lp.dtype)
-        obj = -(mt * lp).sum() / mt.sum()
-        out["mask"] = m
+        lp = torch.stack([token_logp(forward(p, W, r), r) for r in rows])
+    lp.retain_grad()
+    if a.dlogp is not None:
+        dl = parse_rows(a.dlogp, float, "--dlogp")
+        if len(dl) != B or len(dl[0]) != T:
+            raise InputError("--dlogp: %d rows of %d values for %d rows of %d tokens" % (len(dl), len(dl[0]), B, T))
+        obj = (torch.tensor(dl, dtype=lp.dtype) * lp).sum()
+        out["dlogp"] = shape_out(dl)
+    else:
+        mt = torch.tensor(masks, dtype=lp.dtype)
+        if a.ift is not None:
+            w, Lb = ift_weights(-lp, mt, gam)  # 5-7. targets: the original tokens
+            out["ift"] = {"lambda": lam, "gamma": gam, "embed_grad": a.embed_grad}
+            out["alt"] = shape_out(alt)
+            out["argmax"] = shape_out(amax)
+            out["argmax_gap"] = gap
+            out["weights"] = shape_out(w.detach().tolist())
+        else:
+            Lb = (mt * -lp).sum(1) / mt.sum(1)  # per row: mean masked NLL
+        obj = Lb.sum() / B  # mean over the rows (iftrain: sum_b L_b / n_global)
+        out["mask"] = shape_out(masks)
+        out["row_loss"] = Lb.detach().tolist()
     obj.backward()
+    for w in W.values():  # untied IFT with a frozen input table: no gradient reaches the embedding
+        if w.grad is None:
+            w.grad = torch.zeros_like(w)
     out["loss"] = float(obj)
-    out["logp"] = lp.detach().tolist()
+    out["logp"] = shape_out(lp.detach().tolist())
+    out["dloss_dlogp"] = shape_out(lp.grad.tolist())
     names = [n for n, _ in tensor_shapes(p)]
     if a.out and a.out.endswith(".safetensors"):
         code = "F32" if a.grad_dtype == "f32" else "F64"
         dt = ST_DTYPES[code][0]
         entries = [(n, code, list(W[n].shape)) for n in names]
         st_write(a.out, entries, lambda n: W[n].grad.to(dt),
-                 metadata={"loss": repr(out["loss"]), "tokens": json.dumps(tokens)})
+                 metadata={"loss": repr(out["loss"]), "tokens": json.dumps(out["tokens"])})
         return 0
     out["shapes"] = {n: list(W[n].shape) for n in names}
     out["grads"] = {n: W[n].grad.reshape(-1).tolist() for n in names}
@@ -723,13 +811,17 @@ def main(argv=None):
     lg.add_argument("dir")
     lg.add_argument("--tokens", required=True)
     lg.add_argument("--out")
-    gr = sub.add_parser("grad", help="SFT loss (or sum dlogp*logp) and its gradient, float64 autograd")
+    gr = sub.add_parser("grad", help="SFT or IFT loss (or sum dlogp*logp) and its gradient, float64 autograd")
     gr.add_argument("dir")
-    gr.add_argument("--tokens", required=True)
-    gr.add_argument("--mask", help="one 0/1 per token, first 0 (default 0,1,1,...)")
+    gr.add_argument("--tokens", required=True, help="comma list; several rows (same length) separated by ';'")
+    gr.add_argument("--mask", help="one 0/1 per token, first 0 (default 0,1,1,...); rows separated by ';'")
     gr.add_argument("--dlogp", help="one weight per token: objective sum_t dlogp[t]*logp[t] instead of SFT")
     gr.add_argument("--out", help="FILE.json (default stdout) or FILE.safetensors")
     gr.add_argument("--grad-dtype", choices=("f64", "f32"), default="f64", help="safetensors output dtype")
+    gr.add_argument("--ift", metavar="LAMBDA,GAMMA",
+                    help="the IFT loss (side left, value loss, norm L1) instead of SFT; gamma 0 = uniform weights")
+    gr.add_argument("--embed-grad", type=int, choices=(0, 1), default=0,
+                    help="IFT: 1 lets the gradient flow through the input lookups (iftrain ift.embed_grad)")
     ro = sub.add_parser("rope", help="inverse frequencies of DIR's config")
     ro.add_argument("dir")
     ro.add_argument("--f32", action="store_true", help="transformers' float32 arithmetic")

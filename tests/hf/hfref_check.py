@@ -2,11 +2,13 @@
 # hfref_check — second, deliberately naive implementation used by test_hfref.sh to check hfref.py.
 #
 # Pure Python (math, struct, json; no torch): its own safetensors reader, its own float32 -> bf16/f16
-# rounding, a loop-written per-position forward pass and finite differences of the SFT loss.
+# rounding, a loop-written per-position forward pass, loop-written IFT token weights and finite
+# differences of the SFT and IFT losses.
 # Written for iftrain; no third-party code.
 #
 #   hfref_check.py naive DIR --tokens T --ref LOGITS.json [--tol 1e-12]
 #   hfref_check.py fd DIR --tokens T --mask M --grad GRAD.json [--per-tensor 2]
+#   hfref_check.py fd-ift DIR --tokens R1;R2 --mask M1;M2 --ift L,G --grad GRAD.json   the same for IFT
 #   hfref_check.py rounded F32_DIR OTHER_DIR      OTHER (bf16/f16, any sharding) = F32 rounded to nearest even
 import argparse
 import json
@@ -122,11 +124,12 @@ def rope(vec, nheads, D, pos, inv):
     return out
 
 
-def naive_logits(m, tokens):
+def naive_logits(m, tokens, emb=None):
+    """emb (T lists of C floats), when given, replaces the embedding lookup (IFT's blended input)."""
     W = m.W
     T = len(tokens)
     inv = m.inv_freq()
-    x = [list(W["model.embed_tokens.weight"][t]) for t in tokens]
+    x = [list(W["model.embed_tokens.weight"][t]) for t in tokens] if emb is None else [list(e) for e in emb]
     group = m.H // m.K
     for l in range(m.L):
         p = "model.layers.%d." % l
@@ -194,33 +197,19 @@ def cmd_naive(a):
     return 0 if ok else 1
 
 
-def cmd_fd(a):
-    m = Model(a.dir)
-    tokens = ints(a.tokens)
-    mask = ints(a.mask)
-    with open(a.grad) as f:
-        g = json.load(f)
-
-    def loss():
-        lp = naive_logp(naive_logits(m, tokens), tokens)
-        return -sum(lp[t] for t in range(len(tokens)) if mask[t]) / sum(mask)
-
-    l0 = loss()
-    if abs(l0 - g["loss"]) > 1e-12:
-        print("FAIL: loss %.17g, hfref says %.17g" % (l0, g["loss"]))
-        return 1
-    h = a.h
+def fd_entries(m, g, loss, emb_row, per_tensor, h):
+    """Central finite differences of loss() on per_tensor entries of every tensor (the first entry
+    of the embedding in row emb_row, a looked-up token) against the gradient g["grads"]."""
     seed = 12345
     bad = checked = 0
-    worst = 0.0
     for name in sorted(m.W):
         shape = g["shapes"][name]
         n = shape[0] * (shape[1] if len(shape) > 1 else 1)
-        for j in range(a.per_tensor):
+        for j in range(per_tensor):
             seed = (seed * 1103515245 + 12345) % (1 << 31)
             idx = seed % n
             if name == "model.embed_tokens.weight" and j == 0:  # a row that is looked up
-                idx = tokens[1] * shape[1] + seed % shape[1]
+                idx = emb_row * shape[1] + seed % shape[1]
             M = m.W[name]
             r, c = (idx // shape[1], idx % shape[1]) if len(shape) > 1 else (None, idx)
             get = (lambda: M[r][c]) if r is not None else (lambda: M[c])
@@ -239,12 +228,102 @@ def cmd_fd(a):
             fd = (lp_ - lm_) / (2 * h)
             ag = g["grads"][name][idx]
             err = abs(fd - ag)
-            worst = max(worst, err / (1e-8 + abs(ag)))
             checked += 1
             flag = err > 1e-8 + 1e-6 * abs(ag)
             bad += flag
             print("%-48s [%5d] autograd % .12e  fd % .12e  %s" % (name, idx, ag, fd, "FAIL" if flag else "ok"))
+    return checked, bad
+
+
+def cmd_fd(a):
+    m = Model(a.dir)
+    tokens = ints(a.tokens)
+    mask = ints(a.mask)
+    with open(a.grad) as f:
+        g = json.load(f)
+
+    def loss():
+        lp = naive_logp(naive_logits(m, tokens), tokens)
+        return -sum(lp[t] for t in range(len(tokens)) if mask[t]) / sum(mask)
+
+    l0 = loss()
+    if abs(l0 - g["loss"]) > 1e-12:
+        print("FAIL: loss %.17g, hfref says %.17g" % (l0, g["loss"]))
+        return 1
+    checked, bad = fd_entries(m, g, loss, tokens[1], a.per_tensor, a.h)
     print("finite differences: %d entries, %d beyond 1e-8 + 1e-6*|g|; loss %.15g" % (checked, bad, l0))
+    return 1 if bad else 0
+
+
+# --- IFT -------------------------------------------------------------------------------------
+def naive_ift_row(ell, mask, gamma):
+    """IFT weights and loss of one row, loop by loop (side left, value loss, norm L1):
+    v_t = m_t ell_t / n, C_t = m_t sum_{j>=t} gamma^(j-t) v_j, w_t = n C_t / sum C on the answer,
+    gamma = 0 uniform; L = sum m ell w / n.  Returns (w, L)."""
+    T = len(ell)
+    n = sum(mask)
+    if n == 0:
+        return [0.0] * T, 0.0
+    if gamma == 0:
+        w = [float(x) for x in mask]
+    else:
+        v = [mask[t] * ell[t] / n for t in range(T)]
+        C = [mask[t] * sum(gamma ** (j - t) * v[j] for j in range(t, T)) for t in range(T)]
+        Z = sum(C[t] for t in range(T) if mask[t])
+        w = [n * C[t] / Z if mask[t] else 0.0 for t in range(T)]
+    return w, sum(mask[t] * ell[t] * w[t] for t in range(T)) / n
+
+
+def naive_ift_loss(ells, masks, gamma):
+    """Mean over the rows of the row losses (and the rows' weights)."""
+    out = [naive_ift_row(e, m, gamma) for e, m in zip(ells, masks)]
+    return sum(L for _, L in out) / len(out), [w for w, _ in out], [L for _, L in out]
+
+
+def rows_of(s):
+    return [ints(r) for r in s.split(";")]
+
+
+def cmd_fd_ift(a):
+    """hfref.py grad --ift against this file's naive forward: the greedy tokens x~ of the intuition
+    pass, the loss to 1e-12, and central finite differences of the naive IFT loss."""
+    m = Model(a.dir)
+    rows, masks = rows_of(a.tokens), rows_of(a.mask)
+    lam, gam = (float(v) for v in a.ift.split(","))
+    with open(a.grad) as f:
+        g = json.load(f)
+    one = len(rows) == 1
+    want_alt = [g["alt"]] if one else g["alt"]
+    alt, gap = [], float("inf")
+    for r, mk in zip(rows, masks):
+        lg = naive_logits(m, r)
+        am = [max(range(m.V), key=lambda v: (row[v], -v)) for row in lg]  # ties: lowest id
+        for t in range(1, len(r)):
+            if mk[t]:
+                top = sorted(lg[t - 1], reverse=True)
+                gap = min(gap, top[0] - top[1])
+        alt.append([r[0]] + [am[t - 1] if mk[t] else r[t] for t in range(1, len(r))])
+    if alt != want_alt:
+        print("FAIL: intuition tokens %s, hfref says %s" % (alt, want_alt))
+        return 1
+    print("intuition tokens equal hfref's (smallest top-1/top-2 logit gap %.3g); %d answer slots changed"
+          % (gap, sum(x != y for ra, rr in zip(alt, rows) for x, y in zip(ra, rr))))
+    E = m.W["model.embed_tokens.weight"]
+    Ein = E if a.embed_grad else [list(row) for row in E]  # frozen copy of the input table
+
+    def loss():
+        ells = []
+        for r, x in zip(rows, alt):
+            emb = [[(1 - lam) * Ein[t][c] + lam * Ein[u][c] for c in range(m.C)] for t, u in zip(r, x)]
+            ells.append([-v for v in naive_logp(naive_logits(m, r, emb), r)])
+        return naive_ift_loss(ells, masks, gam)[0]
+
+    l0 = loss()
+    if abs(l0 - g["loss"]) > 1e-12:
+        print("FAIL: loss %.17g, hfref says %.17g" % (l0, g["loss"]))
+        return 1
+    checked, bad = fd_entries(m, g, loss, rows[0][1], a.per_tensor, a.h)
+    print("IFT finite differences: %d entries, %d beyond 1e-8 + 1e-6*|g|; loss %.15g" % (checked, bad, l0))
     return 1 if bad else 0
 
 
@@ -318,11 +397,20 @@ def main():
     f.add_argument("--grad", required=True)
     f.add_argument("--per-tensor", type=int, default=2)
     f.add_argument("--h", type=float, default=1e-5)
+    fi = sub.add_parser("fd-ift")
+    fi.add_argument("dir")
+    fi.add_argument("--tokens", required=True, help="rows separated by ';'")
+    fi.add_argument("--mask", required=True, help="rows separated by ';'")
+    fi.add_argument("--ift", required=True, help="LAMBDA,GAMMA")
+    fi.add_argument("--embed-grad", type=int, default=0)
+    fi.add_argument("--grad", required=True)
+    fi.add_argument("--per-tensor", type=int, default=2)
+    fi.add_argument("--h", type=float, default=1e-5)
     r = sub.add_parser("rounded")
     r.add_argument("f32")
     r.add_argument("other")
     a = ap.parse_args()
-    return {"naive": cmd_naive, "fd": cmd_fd, "rounded": cmd_rounded}[a.cmd](a)
+    return {"naive": cmd_naive, "fd": cmd_fd, "fd-ift": cmd_fd_ift, "rounded": cmd_rounded}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@
 #   (d) llama3 RoPE inverse frequencies = a table computed by hand
 #   (e) GQA (heads 4, kv 2, llama3 rope), head_dim != hidden/heads (linear rope), mistral: naive
 #       forward and finite differences agree
+#   (f) IFT token weights, row losses, loss and dL/dlogp (hfref's autograd, the naive loops' finite
+#       differences) = the specification's test vectors
+#   (g) IFT on 2 rows: greedy tokens x~, loss and autograd gradient = the naive implementation and
+#       its finite differences (frozen input table, tied and untied; --embed-grad 1); several-row SFT
 # Usage: [PYTHON=/usr/bin/python3] sh tests/hf/test_hfref.sh   (IFTRAIN is accepted and not needed)
 set -u
 PY=${PYTHON:-/usr/bin/python3}
@@ -179,6 +183,107 @@ check "(e) head_dim 6: q/k/v/o shapes use head_dim" sh -c "grep -q '\"head_dim\"
   '$PY' -c \"import sys; sys.path.insert(0, '$here'); import hfref; r,_=hfref.load_raw('$tmp/hd'); \
 s=[r['model.layers.0.self_attn.%s_proj.weight'%n][1] for n in 'qkvo']; print(s); sys.exit(s!=[[12,8],[6,8],[6,8],[8,12]])\""
 check "(e) mistral bf16 sharded, eos list: forward = naive to 1e-12" forward_vs_naive "$tmp/mis"
+
+# ---- (f) IFT token weights: the specification's test vectors ----------------------------------
+# Batch of 2, T = 6, loss values ell and mask m fed directly (no model); hfref's differentiable
+# torch weighting and hfref_check's loop-written one.  Expected values to 6 decimals (issue 15).
+ift_vectors() {
+  "$PY" - "$here" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+import torch, hfref, hfref_check
+m = [[0, 1, 1, 1, 1, 0], [1, 1, 1, 0, 1, 0]]
+ell = [[0, .5, 1, .25, 2, 0], [.1, .2, .3, 0, .4, 0]]
+want_w = [[0, 1.281457, 1.149971, 0.812634, 0.755938, 0], [1.277682, 1.193225, 0.952620, 0, 0.576472, 0]]
+want_Lb, want_L = [0.876434, 0.220697], 0.548565
+want_d = [[0, -.142397, -.132689, -.061478, -.109480, 0], [-.137967, -.124769, -.110198, 0, -.096347, 0]]
+fails = []
+def close(what, got, want, tol=1e-6):
+    g = [x for r in got for x in r] if isinstance(got[0], list) else list(got)
+    w = [x for r in want for x in r] if isinstance(want[0], list) else list(want)
+    d = max(abs(a - b) for a, b in zip(g, w))
+    print("%-50s max |difference| %.2g" % (what, d))
+    if len(g) != len(w) or not d <= tol:
+        fails.append(what)
+def torch_ift(gamma):
+    lp = -torch.tensor(ell, dtype=torch.float64)
+    lp.requires_grad_(True)
+    w, Lb = hfref.ift_weights(-lp, torch.tensor(m), gamma)
+    L = Lb.mean()
+    L.backward()
+    return w.detach().tolist(), Lb.detach().tolist(), float(L), lp.grad.tolist()
+def naive_dlogp(gamma, h=1e-6):  # central differences of the naive loss in logp = -ell
+    out = [[0.0] * 6 for _ in range(2)]
+    for b in range(2):
+        for t in range(6):
+            e = [list(r) for r in ell]
+            e[b][t] = ell[b][t] - h; up = hfref_check.naive_ift_loss(e, m, gamma)[0]
+            e[b][t] = ell[b][t] + h; dn = hfref_check.naive_ift_loss(e, m, gamma)[0]
+            out[b][t] = (up - dn) / (2 * h)
+    return out
+w, Lb, L, d = torch_ift(.95)
+close("hfref  gamma .95: weights", w, want_w)
+close("hfref  gamma .95: L_b", Lb, want_Lb)
+close("hfref  gamma .95: L", [L], [want_L])
+close("hfref  gamma .95: dL/dlogp (autograd)", d, want_d)
+close("hfref  gamma 1: L", [torch_ift(1.0)[2]], [0.538889])
+w0, _, L0, d0 = torch_ift(0.0)
+close("hfref  gamma 0: L", [L0], [0.59375])
+close("hfref  gamma 0: weights = mask", w0, m, 0)
+close("hfref  gamma 0: dL/dlogp = -1/8 on the answer", d0, [[-0.125 * x for x in r] for r in m], 1e-15)
+L, wn, Lbn = hfref_check.naive_ift_loss(ell, m, .95)
+close("naive  gamma .95: weights", wn, want_w)
+close("naive  gamma .95: L_b", Lbn, want_Lb)
+close("naive  gamma .95: L", [L], [want_L])
+close("naive  gamma .95: dL/dlogp (finite differences)", naive_dlogp(.95), want_d)
+close("naive  gamma 1: L", [hfref_check.naive_ift_loss(ell, m, 1.0)[0]], [0.538889])
+close("naive  gamma 0: L", [hfref_check.naive_ift_loss(ell, m, 0.0)[0]], [0.59375])
+close("naive  gamma 0: dL/dlogp", naive_dlogp(0.0), [[-0.125 * x for x in r] for r in m])
+if fails:
+    print("FAIL:", ", ".join(fails))
+sys.exit(1 if fails else 0)
+EOF
+}
+check "(f) IFT weights, row losses, loss, dL/dlogp = the test vectors (gamma .95, 1, 0; hfref and naive)" ift_vectors
+
+# ---- (g) IFT on a model: greedy tokens, loss and gradient against the naive implementation -------
+ROWS='3,1,4,1,5,9,2,6;2,7,1,8,2,8,1,8'
+MASKS='0,0,0,1,1,1,0,1;0,1,1,1,0,1,1,1'
+ift_vs_fd() { # dir, embed_grad
+  ref grad "$1" --tokens "$ROWS" --mask "$MASKS" --ift 0.3,0.95 --embed-grad "$2" --out "$1.ift$2.json" &&
+  chk fd-ift "$1" --tokens "$ROWS" --mask "$MASKS" --ift 0.3,0.95 --embed-grad "$2" --grad "$1.ift$2.json" --per-tensor 2
+}
+check "(g) IFT (2 rows, lambda .3, gamma .95): x~, loss, autograd = naive finite differences (untied, frozen table)" ift_vs_fd "$tmp/tiny" 0
+check "(g) IFT: the same, tied (the head's gradient reaches the embedding, the lookups' does not)" ift_vs_fd "$tmp/tiny_tied" 0
+check "(g) IFT with --embed-grad 1 (gradient through both lookups), tied" ift_vs_fd "$tmp/tiny_tied" 1
+frozen_differs() { # the frozen table is what makes the embedding gradients differ
+  "$PY" - "$tmp/tiny_tied.ift0.json" "$tmp/tiny_tied.ift1.json" "$tmp/tiny.ift0.json" <<'EOF'
+import json, sys
+a, b, u = (json.load(open(p)) for p in sys.argv[1:4])
+e = "model.embed_tokens.weight"
+d = max(abs(x - y) for x, y in zip(a["grads"][e], b["grads"][e]))
+same = all(a["grads"][n] == b["grads"][n] for n in a["grads"] if n != e)
+zero = not any(u["grads"][e])
+print("tied: embedding gradient frozen vs embed_grad differs by %.3g; other tensors equal: %s; "
+      "untied frozen embedding gradient all zero: %s" % (d, same, zero))
+sys.exit(0 if d > 1e-3 and same and zero else 1)
+EOF
+}
+check "(g) frozen table: no embedding gradient untied; tied differs from --embed-grad 1 in the embedding only" frozen_differs
+rows_mean() { # several rows: SFT loss and gradient = the mean of the single-row ones
+  ref grad "$tmp/tiny" --tokens "$ROWS" --mask "$MASKS" --out "$tmp/sft2.json" &&
+  ref grad "$tmp/tiny" --tokens "${ROWS%%;*}" --mask "${MASKS%%;*}" --out "$tmp/sftr0.json" &&
+  ref grad "$tmp/tiny" --tokens "${ROWS#*;}" --mask "${MASKS#*;}" --out "$tmp/sftr1.json" &&
+  "$PY" - "$tmp/sft2.json" "$tmp/sftr0.json" "$tmp/sftr1.json" <<'EOF'
+import json, sys
+a, r0, r1 = (json.load(open(p)) for p in sys.argv[1:4])
+dl = abs(a["loss"] - (r0["loss"] + r1["loss"]) / 2)
+dg = max(abs(x - (y + z) / 2) for n in a["grads"] for x, y, z in zip(a["grads"][n], r0["grads"][n], r1["grads"][n]))
+print("2-row SFT loss vs mean of the rows %.3g, gradient %.3g" % (dl, dg))
+sys.exit(0 if dl < 1e-14 and dg < 1e-14 else 1)
+EOF
+}
+check "(g) several rows: SFT loss and gradient = mean of the per-row ones (iftrain's mean over rows)" rows_mean
 
 end=$(date +%s)
 echo "test_hfref: $fail failure(s), $((end - start)) s"
