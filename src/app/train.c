@@ -472,13 +472,16 @@ int app_train(int argc, char **argv) {
   app_config cfg;
   app_config_defaults(&cfg);
   if (app_config_load(&cfg, cfg_path, argc - 1, argv + 1) != IFT_OK) return APP_EXIT_USAGE;
-  if (cfg.ckpt.init[0] && ckpt_is_hf_dir(cfg.ckpt.init)) {
-    /* fine-tuning a Hugging Face model: its config.json is the [model] */
+  if (cfg.ckpt.init[0]) {
+    /* fine-tuning start: the model is the one stored with the initial
+     * weights (a checkpoint's /model attributes, a directory's config.json) */
     const uint64_t seed = cfg.model.init_seed;
-    ift_status hs = ckpt_hf_config(cfg.ckpt.init, &cfg.model, NULL);
+    char ipath[1100];
+    ift_status hs = ckpt_resolve_any(ipath, sizeof ipath, cfg.ckpt.init);
+    if (hs == IFT_OK) hs = ckpt_read_config(ipath, &cfg.model);
     if (hs != IFT_OK) return app_exit_code(hs);
     cfg.model.init_seed = seed;
-    if (core_rank() == 0) IFT_LOG0("model: %s/config.json (ckpt.init)", cfg.ckpt.init);
+    if (core_rank() == 0) IFT_LOG0("model: from %s (ckpt.init)", ipath);
   }
   train_result res;
   ift_status st = train_run(&cfg, MPI_COMM_WORLD, &res);

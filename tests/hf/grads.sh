@@ -13,29 +13,10 @@
 # Env: IFTRAIN (the binary; hfgrad is found beside it, or HFGRAD=),
 # MPIRUN_WRAP (tests/mpirun.sh), KEEP=1 keeps the work directory.
 set -u
-fail=0
-check() { # description, command...
-  desc=$1; shift
-  if "$@" >/tmp/iftrain-grads.$$ 2>&1; then echo "PASS: $desc"; sed -n 's/^FIG /    /p' /tmp/iftrain-grads.$$
-  else echo "FAIL: $desc"; sed 's/^/    /' /tmp/iftrain-grads.$$; fail=$((fail+1)); fi
-}
-: "${IFTRAIN:?IFTRAIN must point at the binary}"
-: "${MPIRUN_WRAP:?MPIRUN_WRAP must point at tests/mpirun.sh}"
-here=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/lib.sh"
 HFGRAD=${HFGRAD:-$(dirname "$IFTRAIN")/tests/hf/hfgrad}
 [ -x "$HFGRAD" ] || { echo "FAIL: $HFGRAD not built (make tests/hf/hfgrad)"; exit 1; }
-# Debian's python3 with python3-torch, even when another python3 comes first in PATH
-PY=
-for p in /usr/bin/python3 python3; do "$p" -c 'import torch' 2>/dev/null && { PY=$p; break; }; done
-[ -n "$PY" ] || { echo "FAIL: python3-torch is needed for the reference (apt-get install python3-torch)"; exit 1; }
-if [ -z "${IFT_LOCKED:-}" ] && command -v flock >/dev/null; then
-  exec env IFT_LOCKED=1 flock "${TMPDIR:-/tmp}/iftrain-mpi-tests.lock" sh "$0" "$@"
-fi
-IFT_NO_LOCK=1; export IFT_NO_LOCK
 start=$(date +%s)
-w=/tmp/iftrain-grads.$$.d
-mkdir -p $w
-REF="$PY $here/hfref.py"
 # Two rows of 12 tokens; mask[t] = 1 puts token t in the loss (position 0 never).  With these
 # rows and seed 7 the reference's top-1/top-2 logit gap at every position whose argmax IFT uses
 # is >= 1e-3 (checked below), far above float32 rounding: no near-ties.
@@ -131,6 +112,4 @@ if [ -f $w/figures ]; then
        END { for (i = 1; i <= c; i++) { k = order[i]; printf "    %-14s loss %.2g  gradients %.2g  (%d runs)\n", k, L[k], G[k], n[k] } }' $w/figures
 fi
 echo "grads.sh: $(( $(date +%s) - start )) s"
-[ "${KEEP:-0}" = 1 ] || rm -rf $w
-rm -f /tmp/iftrain-grads.$$
-[ "$fail" -eq 0 ] || { echo "$fail gradient check(s) failed"; exit 1; }
+finish gradient

@@ -8,26 +8,8 @@
 # from a directory on 2 ranks, and every malformed or unsupported input's
 # exit code and message.
 set -u
-fail=0
-check() { # description, command...
-  desc=$1; shift
-  if "$@" >/tmp/iftrain-hf.$$ 2>&1; then echo "PASS: $desc"; else echo "FAIL: $desc"; sed 's/^/    /' /tmp/iftrain-hf.$$; fail=$((fail+1)); fi
-}
-: "${IFTRAIN:?IFTRAIN must point at the binary}"
-: "${MPIRUN_WRAP:?MPIRUN_WRAP must point at tests/mpirun.sh}"
-here=$(cd "$(dirname "$0")" && pwd)
+. "$(dirname "$0")/lib.sh"
 HFLOGP=${HFLOGP:-$(dirname "$IFTRAIN")/tests/hf/hflogp}
-# Debian's python3 with python3-torch, even when another python3 comes first in PATH
-PY=
-for p in /usr/bin/python3 python3; do "$p" -c 'import torch' 2>/dev/null && { PY=$p; break; }; done
-[ -n "$PY" ] || { echo "FAIL: python3-torch is needed for the reference (apt-get install python3-torch)"; exit 1; }
-if [ -z "${IFT_LOCKED:-}" ] && command -v flock >/dev/null; then
-  exec env IFT_LOCKED=1 flock "${TMPDIR:-/tmp}/iftrain-mpi-tests.lock" sh "$0" "$@"
-fi
-IFT_NO_LOCK=1; export IFT_NO_LOCK
-w=/tmp/iftrain-hf.$$.d
-mkdir -p $w
-REF="$PY $here/hfref.py"
 TOK=1,5,9,13,2,7,30,63,17,4,44,12
 small="--vocab 64 --hidden 32 --layers 2 --intermediate 48 --std 0.2"
 
@@ -132,6 +114,4 @@ check "linear RoPE scaling, head_dim 4 < hidden/heads, BF16" agree lin --heads 4
 check "import refuses to overwrite an existing file" sh -c "
   $IFTRAIN import $w/f32 -o $w/f32.h5 > $w/ow.log 2>&1; test \$? -eq 2 && grep -q 'does not overwrite' $w/ow.log"
 
-[ "${KEEP:-0}" = 1 ] || rm -rf $w
-rm -f /tmp/iftrain-hf.$$
-[ "$fail" -eq 0 ] || { echo "$fail HF import check(s) failed"; exit 1; }
+finish "HF import"
