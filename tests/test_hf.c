@@ -533,7 +533,13 @@ static void test_config_refused(void) {
           "\"attention_bias\" = true", "biases");
   refused(patched(LLAMA32, "\"mlp_bias\": false", "\"mlp_bias\": true"), "\"mlp_bias\" = true", NULL);
   refused(patched(LLAMA32, "\"silu\"", "\"gelu\""), "\"hidden_act\" = \"gelu\"", "only silu");
-  refused(patched(MISTRAL, "null", "4096"), "\"sliding_window\" = 4096", "32768");
+  {
+    /* a window is read as is (the model refuses longer sequences) */
+    hf_config c;
+    CU_ASSERT_EQUAL(hf_config_read(cfg_file(patched(MISTRAL, "null", "4096")), &c), IFT_OK);
+    CU_ASSERT_EQUAL(c.sliding_window, 4096);
+  }
+  refused(patched(MISTRAL, "null", "0"), "\"sliding_window\" = 0", NULL);
   refused(patched(LLAMA32, "\"llama3\"", "\"yarn\""), "\"rope_scaling.rope_type\" = \"yarn\"",
           "unknown RoPE type");
   refused(patched(LLAMA32, "\"model_type\": \"llama\"", "\"model_type\": \"qwen2\""),

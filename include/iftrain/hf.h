@@ -127,7 +127,7 @@ typedef struct {
   int n_bos, bos_token_id[HF_MAX_TOKEN_IDS], bos_is_list;
   int n_eos, eos_token_id[HF_MAX_TOKEN_IDS], eos_is_list;
   char torch_dtype[16]; /* "float32", "bfloat16", ... ("" when absent) */
-  int sliding_window;   /* Mistral: 0 = null/absent, else >= max positions */
+  int sliding_window;   /* Mistral: 0 = null/absent */
   struct {
     hf_rope_type type;
     double factor, low_freq_factor, high_freq_factor;
@@ -137,8 +137,7 @@ typedef struct {
 
 /* Read DIR/config.json (or the file itself).  Refuses, naming key and value,
  * whatever the model cannot represent: another architecture, attention or
- * MLP biases, hidden_act other than silu, a sliding window shorter than the
- * context, an unknown rope_type, wrong JSON types, missing keys.
+ * MLP biases, hidden_act other than silu, an unknown rope_type, wrong JSON types, missing keys.
  * IFT_ERR_IO (missing file) or IFT_ERR_CONFIG. */
 ift_status hf_config_read(const char *dir_or_file, hf_config *c);
 /* The same from config.json's TEXT (NAME names it in messages). */

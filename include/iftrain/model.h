@@ -50,6 +50,10 @@ typedef struct {
   model_rope_type rope_type;
   double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
   int rope_original_max_position_embeddings;
+  /* Mistral's sliding-window attention: 0 = none.  The model computes full
+   * causal attention, which is the same within the window: sequences
+   * longer than the window are refused. */
+  int sliding_window;
   uint64_t init_seed;
 } model_config;
 

@@ -50,6 +50,7 @@ static const key_def keys[] = {
     KDBL("model.rope_factor", model.rope_factor, APP_GE(1), "linear, llama3: frequencies divided by this factor"),
     KDBL("model.rope_low_freq_factor", model.rope_low_freq_factor, APP_GE(0), "llama3: wavelengths above original/low are scaled"),
     KDBL("model.rope_high_freq_factor", model.rope_high_freq_factor, APP_GE(0), "llama3: wavelengths below original/high are kept"),
+    KINT("model.sliding_window", model.sliding_window, APP_GE(0), "Mistral: attention window (0: none); sequences must fit in it"),
     KINT("model.rope_original_max_position_embeddings", model.rope_original_max_position_embeddings, APP_GE(0), "llama3: context length of pretraining"),
     KINT("model.max_position_embeddings", model.max_position_embeddings, APP_GE(1), "longest sequence the model accepts"),
     KBOOL("model.tie_word_embeddings", model.tie_word_embeddings, "1: LM head shares the input embedding"),

@@ -145,6 +145,10 @@ static ift_status export_config(const model_config *c, const char *origin, int b
   if (!cj) {
     snprintf(hc->architecture, sizeof hc->architecture, "LlamaForCausalLM");
     snprintf(hc->model_type, sizeof hc->model_type, "llama");
+    if (c->sliding_window) { /* only Mistral's config has a window */
+      snprintf(hc->architecture, sizeof hc->architecture, "MistralForCausalLM");
+      snprintf(hc->model_type, sizeof hc->model_type, "mistral");
+    }
     if (c->vocab_size >= TOK_VOCAB) { /* iftrain's byte tokenizer */
       hc->n_bos = hc->n_eos = 1;
       hc->bos_token_id[0] = TOK_BOS;
@@ -162,6 +166,7 @@ static ift_status export_config(const model_config *c, const char *origin, int b
   hc->rms_norm_eps = c->rms_norm_eps;
   hc->rope_theta = c->rope_theta;
   hc->tie_word_embeddings = c->tie_word_embeddings;
+  hc->sliding_window = c->sliding_window;
   snprintf(hc->torch_dtype, sizeof hc->torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
   memset(&hc->rope_scaling, 0, sizeof hc->rope_scaling);
   hc->rope_scaling.type = c->rope_type == MODEL_ROPE_LINEAR   ? HF_ROPE_LINEAR

@@ -104,6 +104,7 @@ static herr_t write_config_attrs(hid_t g, const model_config *c) {
   r |= attr_double(g, "rope_high_freq_factor", c->rope_high_freq_factor);
   r |= attr_int(g, "rope_original_max_position_embeddings",
                 c->rope_original_max_position_embeddings);
+  r |= attr_int(g, "sliding_window", c->sliding_window);
   r |= ift_h5_attr_str(g, "model_type", "llama");
   r |= ift_h5_attr_str(g, "torch_dtype", "float32");
   return r < 0 ? -1 : 0;
@@ -787,9 +788,10 @@ static ift_status read_model_attrs(hid_t gm, model_config *c, const char *path) 
                 "%s: /model has no attribute %s", path, k);
     if (i < 8) *iv[i] = (int)v;
   }
-  static const char *ok[] = {"head_dim", "rope_original_max_position_embeddings"};
-  int *ov[] = {&c->head_dim, &c->rope_original_max_position_embeddings};
-  for (int i = 0; i < 2; i++) {
+  static const char *ok[] = {"head_dim", "rope_original_max_position_embeddings",
+                             "sliding_window"};
+  int *ov[] = {&c->head_dim, &c->rope_original_max_position_embeddings, &c->sliding_window};
+  for (int i = 0; i < 3; i++) {
     long v = 0;
     if (H5Aexists(gm, ok[i]) > 0) {
       IFT_REQUIRE(read_attr_long(gm, ok[i], &v) >= 0, IFT_ERR_FORMAT, "use an earlier checkpoint",
@@ -1222,6 +1224,7 @@ static uint64_t config_hash(const model_config *c) {
     cn += snprintf(cs + cn, sizeof cs - (size_t)cn, " %d %d %.17g %.17g %.17g %d", model_head_dim(c),
                    (int)c->rope_type, c->rope_factor, c->rope_low_freq_factor,
                    c->rope_high_freq_factor, c->rope_original_max_position_embeddings);
+  if (c->sliding_window) cn += snprintf(cs + cn, sizeof cs - (size_t)cn, " w%d", c->sliding_window);
   return core_fnv1a(CORE_FNV_INIT, cs, (size_t)cn);
 }
 

@@ -41,6 +41,7 @@ ift_status ckpt_hf_config(const char *dir, model_config *c, hf_config *hc_out) {
   c->tie_word_embeddings = hc.tie_word_embeddings;
   c->rms_norm_eps = hc.rms_norm_eps;
   c->rope_theta = hc.rope_theta;
+  c->sliding_window = hc.sliding_window;
   c->head_dim = hc.head_dim == hc.hidden_size / hc.num_attention_heads &&
                         hc.hidden_size % hc.num_attention_heads == 0
                     ? 0

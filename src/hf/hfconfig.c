@@ -222,13 +222,9 @@ static ift_status read_function(const cfg_ctx *x, hf_config *c) {
   IFT_TRY(get_pos(x, "rms_norm_eps", 1, 0, &c->rms_norm_eps));
   IFT_TRY(get_pos(x, "rope_theta", 0, 10000.0, &c->rope_theta));
   IFT_TRY(get_bool(x, "tie_word_embeddings", 0, &c->tie_word_embeddings));
-  /* A window at least the context long never masks anything. */
+  /* Read as is: a window at least the sequence long never masks anything,
+   * and the model refuses longer sequences (model.h). */
   IFT_TRY(get_int(x, "sliding_window", 0, 0, 1, &c->sliding_window));
-  if (c->sliding_window && c->sliding_window < c->max_position_embeddings)
-    return cfg_fail(x, "sliding_window", opt(x, "sliding_window"), HINT_UNSUPPORTED,
-                    "sliding-window attention shorter than max_position_embeddings = %d is not "
-                    "supported",
-                    c->max_position_embeddings);
   IFT_TRY(read_rope(x, opt(x, "rope_scaling") ? "rope_scaling" : "rope_parameters", c));
   IFT_TRY(get_ids(x, "bos_token_id", c->bos_token_id, &c->n_bos, &c->bos_is_list));
   IFT_TRY(get_ids(x, "eos_token_id", c->eos_token_id, &c->n_eos, &c->eos_is_list));

@@ -111,7 +111,8 @@ int model_config_diff(const model_config *a, const model_config *b, char *out, s
   static const char *rt[] = {"default", "linear", "llama3"};
   const char *in[] = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                       "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
-                      "tie_word_embeddings", "head_dim", "rope_original_max_position_embeddings"};
+                      "tie_word_embeddings", "head_dim", "sliding_window",
+                      "rope_original_max_position_embeddings"};
   const long iv[][2] = {{a->vocab_size, b->vocab_size},
                         {a->hidden_size, b->hidden_size},
                         {a->intermediate_size, b->intermediate_size},
@@ -121,6 +122,7 @@ int model_config_diff(const model_config *a, const model_config *b, char *out, s
                         {a->max_position_embeddings, b->max_position_embeddings},
                         {a->tie_word_embeddings, b->tie_word_embeddings},
                         {model_head_dim(a), model_head_dim(b)},
+                        {a->sliding_window, b->sliding_window},
                         {a->rope_original_max_position_embeddings,
                          b->rope_original_max_position_embeddings}};
   const char *dn[] = {"rms_norm_eps", "rope_theta", "rope_factor", "rope_low_freq_factor",
@@ -133,7 +135,7 @@ int model_config_diff(const model_config *a, const model_config *b, char *out, s
   /* the scaling parameters count only for the scaling type that uses them */
   const int r = a->rope_type == b->rope_type ? (int)a->rope_type : MODEL_ROPE_LLAMA3;
   const int nd = r == MODEL_ROPE_DEFAULT ? 2 : r == MODEL_ROPE_LINEAR ? 3 : 5;
-  const int ni = r == MODEL_ROPE_LLAMA3 ? 10 : 9;
+  const int ni = r == MODEL_ROPE_LLAMA3 ? 11 : 10;
   int n = 0;
   size_t o = 0;
   if (cap) out[0] = 0;
@@ -354,6 +356,10 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   }
   IFT_REQUIRE(B > 0 && T > 1, IFT_ERR_CONFIG, "train.micro_batch >= 1 and train.seq_len >= 2",
               "micro-batch %d x sequence length %d", B, T);
+  IFT_REQUIRE(!cfg->sliding_window || T <= cfg->sliding_window, IFT_ERR_UNIMPL,
+              "lower train.seq_len (or the generation length) to the window: sliding-window "
+              "attention is not implemented, and within the window it is full causal attention",
+              "sequence length %d exceeds the model's sliding_window %d", T, cfg->sliding_window);
   IFT_REQUIRE(T <= cfg->max_position_embeddings, IFT_ERR_CONFIG,
               "lower train.seq_len or raise model.max_position_embeddings",
               "sequence length %d exceeds max_position_embeddings %d", T,

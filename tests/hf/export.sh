@@ -38,6 +38,11 @@ check "BF16 in 3 shards -> export --dtype bf16 --max-shard-size 10KB: bit-identi
   test -f $w/eb/model.safetensors.index.json && test ! -f $w/eb/model.safetensors &&
   n=\$(ls $w/eb/model-*-of-*.safetensors | wc -l) && test \$n -ge 3 && echo \"FIG \$n shards\" &&
   $REF compare $w/b $w/eb"
+check "Mistral (sliding_window 16, eos list, tied): import -> export bit-identical, ids and window kept" sh -c "
+  $REF make $w/mi --seed 4 $small --arch mistral --sliding-window 16 --eos 2,3 > /dev/null &&
+  $IFTRAIN import $w/mi -o $w/mi.h5 > /dev/null && $IFTRAIN export $w/mi.h5 -o $w/emi > /dev/null &&
+  $REF compare $w/mi $w/emi && grep -q MistralForCausalLM $w/emi/config.json &&
+  $PY -c \"import json; g = json.load(open('$w/emi/generation_config.json')); assert g['eos_token_id'] == [2, 3] and g['bos_token_id'] == 1, g\""
 check "export --dtype bf16 of F32 weights = torch's round-to-nearest-even of them" sh -c "
   $IFTRAIN export $w/src.h5 -o $w/e16 --dtype bf16 > /dev/null && grep -q '\"torch_dtype\": \"bfloat16\"' $w/e16/config.json &&
   $PY - $w/src $w/e16 $here <<'PY'

@@ -7,7 +7,7 @@
  * comma list of 0/1, one run on one rank) also the SFT loss
  * -sum(mask * logp) / sum(mask) and its gradient for every tensor, as
  * "loss" and "grads" {name: [...]} (hfref.py grad's fields).  For the import
- * tests (tests/hf/import.sh).  Exit 0, 2 on bad input, 1 on failure. */
+ * tests (tests/hf/import.sh).  Exit 0, 2 on bad input, 3 unsupported, 1 on failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,5 +72,5 @@ int main(int argc, char **argv) {
   if (m) model_destroy(m);
   free(logp);
   dist_finalize();
-  return st == IFT_OK ? 0 : st == IFT_ERR_UNIMPL || st == IFT_ERR_FORMAT || st == IFT_ERR_CONFIG || st == IFT_ERR_IO ? 2 : 1;
+  return st == IFT_OK ? 0 : st == IFT_ERR_UNIMPL ? 3 : st == IFT_ERR_FORMAT || st == IFT_ERR_CONFIG || st == IFT_ERR_IO ? 2 : 1;
 }

@@ -111,6 +111,10 @@ check "hidden_act gelu is refused by name" bad x 2 'hidden_act' "sed -i 's/\"sil
 check "bad config.json" bad x 2 'config.json' "printf '{\"vocab_size\": ' > $w/badj/config.json" j
 check "head_dim 16 != hidden/heads 8, llama3 RoPE scaling (all three bands), untied GQA" agree l3 --heads 4 --kv-heads 2 --head-dim 16 --tied 0 --rope-scaling llama3:8,1,4,64 --max-pos 256
 check "linear RoPE scaling, head_dim 4 < hidden/heads, BF16" agree lin --heads 4 --kv-heads 4 --head-dim 4 --dtype bf16 --rope-scaling linear:4
+check "Mistral sliding_window 16 >= the 12 tokens: logp equal the reference (1 rank, TP 2, imported)" agree sw16 --arch mistral --sliding-window 16 --heads 4 --kv-heads 2
+check "Mistral sliding_window 8 < the 12 tokens: refused naming the window (exit 3)" sh -c "
+  $REF make $w/sw8 --seed 1 $small --arch mistral --sliding-window 8 > /dev/null
+  $HFLOGP $w/sw8 $TOK > $w/sw8.log 2>&1; test \$? -eq 3 && grep -q 'exceeds the model.s sliding_window 8' $w/sw8.log"
 check "import refuses to overwrite an existing file" sh -c "
   $IFTRAIN import $w/f32 -o $w/f32.h5 > $w/ow.log 2>&1; test \$? -eq 2 && grep -q 'does not overwrite' $w/ow.log"
 
