@@ -96,4 +96,14 @@ d = max(abs(x - y) for x, y in zip(a, r)); moved = max(abs(x - y) for x, y in zi
 print('FIG max |logp(iftrain, trained) - logp(reference, exported)| = %.3g; training moved logp by %.3g' % (d, moved))
 sys.exit(0 if d <= 1e-5 and moved > 1e-3 else 1)
 PY"
+check "prep --ref-logp HF_DIR (2 ranks): DPO from the directory and from its import accept the cache, another model is refused" sh -c "
+  cp $w/a.h5 $w/p.h5 && $MPIRUN_WRAP 2 $IFTRAIN prep --ref-logp $w/base --data $w/p.h5 > $w/rl.log 2>&1 &&
+  grep -q 'fingerprint' $w/rl.log &&
+  $IFTRAIN train --train.loss=dpo --train.batch_size=4 --train.micro_batch=4 --train.steps=1 --data.train=$w/p.h5 \
+    --data.eval= --ckpt.dir=$w/dpo1 --ckpt.init=$w/base > $w/dpo1.log 2>&1 &&
+  $IFTRAIN train --train.loss=dpo --train.batch_size=4 --train.micro_batch=4 --train.steps=1 --data.train=$w/p.h5 \
+    --data.eval= --ckpt.dir=$w/dpo2 --ckpt.init=$w/base.h5 > $w/dpo2.log 2>&1 &&
+  $IFTRAIN train --train.loss=dpo --train.batch_size=4 --train.micro_batch=4 --train.steps=1 --data.train=$w/p.h5 \
+    --data.eval= --ckpt.dir=$w/dpo3 --ckpt.init=$w/ft/step_3.h5 > $w/dpo3.log 2>&1; rc=\$?
+  test \$rc -eq 2 && grep -q 'computed from another model' $w/dpo3.log"
 finish "HF export"
