@@ -78,7 +78,9 @@ void ift_log(int all_ranks, ift_loglevel l, const char *fmt, ...)
 #define IFT_LOGR(...) ift_log(1, IFT_LOG_INFO, __VA_ARGS__)
 #define IFT_DEBUG0(...) ift_log(0, IFT_LOG_DEBUG, __VA_ARGS__)
 
-/* 64-byte aligned, zeroed allocation (NULL on failure).  Free with core_free. */
+/* 64-byte aligned, zeroed allocation (NULL on failure).  Free with core_free.
+ * Blocks of 1 MiB or more are mapped pages that use memory only once
+ * written. */
 void *core_alloc(size_t bytes);
 void core_free(void *p);
 

@@ -1,4 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "iftrain/core.h"
 
 #include <math.h>
@@ -9,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -89,14 +92,42 @@ void ift_log(int all_ranks, ift_loglevel l, const char *fmt, ...) {
     fprintf(stderr, "%s\n", msg);
 }
 
+/* A 64-byte header before each block records how it was allocated.  Large
+ * blocks come straight from mmap: zero pages the kernel backs only when
+ * touched, so a buffer that is never written (the gradients of a model that
+ * only runs forward: import, eval, export) costs no memory. */
+enum { CORE_HDR = 64, CORE_MMAP_MIN = 1 << 20 };
+typedef struct {
+  size_t total; /* bytes mapped or allocated, header included */
+  int mapped;
+} core_hdr;
+
 void *core_alloc(size_t bytes) {
   if (bytes == 0) bytes = 64;
-  size_t rounded = (bytes + 63) & ~(size_t)63;
-  void *p = aligned_alloc(64, rounded);
-  if (p) memset(p, 0, rounded);
-  return p;
+  const size_t rounded = (bytes + 63) & ~(size_t)63;
+  if (rounded > SIZE_MAX - CORE_HDR) return NULL;
+  const size_t total = rounded + CORE_HDR;
+  unsigned char *p;
+  if (total >= CORE_MMAP_MIN) {
+    p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL; /* mmap's pages are zero */
+  } else {
+    p = aligned_alloc(64, total);
+    if (!p) return NULL;
+    memset(p, 0, total);
+  }
+  core_hdr *h = (core_hdr *)p;
+  h->total = total;
+  h->mapped = total >= CORE_MMAP_MIN;
+  return p + CORE_HDR;
 }
-void core_free(void *p) { free(p); }
+void core_free(void *q) {
+  if (!q) return;
+  unsigned char *p = (unsigned char *)q - CORE_HDR;
+  const core_hdr *h = (const core_hdr *)p;
+  if (h->mapped) munmap(p, h->total);
+  else free(p);
+}
 
 double core_now(void) {
   struct timespec ts;
