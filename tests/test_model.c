@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "iftrain/kern.h"
 #include "iftrain/model.h"
+#include "llama3_cfg.h"
 
 static model_config tiny(int tied, int kv) {
   model_config c = {.vocab_size = 37, .hidden_size = 16, .intermediate_size = 24,
@@ -29,15 +30,7 @@ static double functional(model *m, const model_input *in, const float *c, float 
 
 /* head_dim 6 (not hidden/heads = 4) with llama3 RoPE scaling whose three
  * frequencies fall in the three bands: kept, blended, divided by the factor */
-static model_config odd_heads(model_config c) {
-  c.head_dim = 6;
-  c.rope_type = MODEL_ROPE_LLAMA3;
-  c.rope_factor = 8;
-  c.rope_low_freq_factor = 1;
-  c.rope_high_freq_factor = 4;
-  c.rope_original_max_position_embeddings = 512;
-  return c;
-}
+static model_config odd_heads(model_config c) { return test_llama3(c, 6, 8, 512); }
 
 static void check_fd_cfg(model_config cfg, int blend, int embed_grad) {
   const int B = 2, T = 7, tied = cfg.tie_word_embeddings;
@@ -137,15 +130,10 @@ static void test_rope_inv_freq(void) {
       8.5702554898814781e-06, 5.6872321504570457e-06, 3.7740542941082826e-06, 2.5044671007024935e-06,
       1.6619674677953091e-06, 1.102883668639601e-06, 7.3187496754404192e-07, 4.8567313430101075e-07,
       3.2229329303788936e-07, 2.1387422816109151e-07, 1.4192720251899592e-07, 9.4183067254349087e-08};
-  model_config c = model_config_default();
+  model_config c = test_llama3(model_config_default(), 0, 32, 8192);
   c.hidden_size = 2048;
   c.num_attention_heads = 32;
   c.rope_theta = 500000.0;
-  c.rope_type = MODEL_ROPE_LLAMA3;
-  c.rope_factor = 32;
-  c.rope_low_freq_factor = 1;
-  c.rope_high_freq_factor = 4;
-  c.rope_original_max_position_embeddings = 8192;
   float w[32];
   model_rope_inv_freq(&c, w);
   for (int i = 0; i < 32; i++) IFT_ASSERT_CLOSE(w[i], want[i], 0, 1e-6);

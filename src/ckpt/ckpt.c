@@ -725,9 +725,8 @@ static ift_status read_tensors(hid_t g, const model *m, float *base, const char 
   return IFT_OK;
 }
 
-ift_status ckpt_origin(const char *path, char **out) {
-  *out = NULL;
-  if (ckpt_is_hf_dir(path)) return ckpt_hf_origin(path, out);
+/* Open a checkpoint file read-only (serial) and its /model group. */
+static ift_status open_model_group(const char *path, hid_t *fp, hid_t *gmp) {
   ift_status st = IFT_OK;
   hid_t f = -1, gm = -1;
   quiet_hdf5();
@@ -736,6 +735,18 @@ ift_status ckpt_origin(const char *path, char **out) {
   H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
         "the file is not HDF5 or is truncated; use an earlier checkpoint");
   H5CHK(gm = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
+done:
+  *fp = f;
+  *gmp = gm;
+  return st == IFT_ERR_HDF5 ? IFT_ERR_FORMAT : st;
+}
+
+ift_status ckpt_origin(const char *path, char **out) {
+  *out = NULL;
+  if (ckpt_is_hf_dir(path)) return ckpt_hf_origin(path, out);
+  hid_t f = -1, gm = -1;
+  ift_status st = open_model_group(path, &f, &gm);
+  if (st != IFT_OK) goto done;
   *out = read_attr_str(gm, "origin");
 done:
   if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT;
@@ -823,14 +834,9 @@ static ift_status read_model_attrs(hid_t gm, model_config *c, const char *path) 
 
 ift_status ckpt_read_config(const char *path, model_config *c) {
   if (ckpt_is_hf_dir(path)) return ckpt_hf_config(path, c, NULL);
-  ift_status st = IFT_OK;
   hid_t f = -1, gm = -1;
-  quiet_hdf5();
-  IFT_REQUIRE(access(path, R_OK) == 0, IFT_ERR_IO, "check the checkpoint path",
-              "checkpoint '%s' does not exist or is unreadable", path);
-  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
-        "the file is not HDF5 or is truncated; use an earlier checkpoint");
-  H5CHK(gm = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
+  ift_status st = open_model_group(path, &f, &gm);
+  if (st != IFT_OK) goto done;
   st = read_model_attrs(gm, c, path);
 done:
   if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT; /* a file HDF5 cannot read is malformed input */

@@ -8,6 +8,7 @@
 #include "iftrain/optim.h"
 #include "iftrain/step.h"
 #include "mpi_harness.h"
+#include "../llama3_cfg.h"
 
 enum { B = 3, T = 12 };
 static int g_block = 0; /* 2D weight block (0: one block per process) */
@@ -90,14 +91,7 @@ static void step_both(model *tp, model *one, step_ws *w2, step_ws *w1, const int
  * with llama3 RoPE scaling (frequencies in all three bands) */
 static int g_wide_heads;
 static model_config widen(model_config c) {
-  if (!g_wide_heads) return c;
-  c.head_dim = 12;
-  c.rope_type = MODEL_ROPE_LLAMA3;
-  c.rope_factor = 8;
-  c.rope_low_freq_factor = 1;
-  c.rope_high_freq_factor = 4;
-  c.rope_original_max_position_embeddings = 512;
-  return c;
+  return g_wide_heads ? test_llama3(c, 12, 8, 512) : c;
 }
 
 static void compare(loss_kind kind, int tied, int pr, int pc) {
