@@ -11,8 +11,14 @@ set -u
 fail=0
 check() { # description, command...
   desc=$1; shift
-  if "$@" >/tmp/iftrain-hf.$$ 2>&1; then echo "PASS: $desc"; else echo "FAIL: $desc"; sed 's/^/    /' /tmp/iftrain-hf.$$; fail=$((fail+1)); fi
+  if "$@" >/tmp/iftrain-hf.$$ 2>&1 && ! san_reports; then echo "PASS: $desc"; else
+    echo "FAIL: $desc"; sed 's/^/    /' /tmp/iftrain-hf.$$; san_reports && san_print; fail=$((fail+1)); fi
 }
+# Sanitizer builds: every ASan/UBSan/LSan report of any process (also those
+# whose exit code a check does not look at, and MPI ranks) goes to $w/san.PID
+# and fails the check it happened in.
+san_reports() { ls "$w"/san.* >/dev/null 2>&1; }
+san_print() { for f in "$w"/san.*; do echo "    sanitizer report $f:"; head -n 60 "$f" | sed 's/^/      /'; rm -f "$f"; done; }
 : "${IFTRAIN:?IFTRAIN must point at the binary}"
 : "${MPIRUN_WRAP:?MPIRUN_WRAP must point at tests/mpirun.sh}"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,6 +33,12 @@ fi
 IFT_NO_LOCK=1; export IFT_NO_LOCK
 w=/tmp/iftrain-hf.$$.d
 mkdir -p $w
+# --enable-sanitizers (make check): LeakSanitizer on, Open MPI's leaks
+# suppressed (Makefile.am, tests/lsan-mpi.supp)
+[ -z "${IFT_LSAN_MPI:-}" ] || export $IFT_LSAN_MPI
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$w/san"
+UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$w/san"
+export ASAN_OPTIONS UBSAN_OPTIONS
 REF="$PY $here/hfref.py"
 TOK=1,5,9,13,2,7,30,63,17,4,44,12
 small="--vocab 64 --hidden 32 --layers 2 --intermediate 48 --std 0.2"
@@ -135,6 +147,8 @@ check "head_dim != hidden/heads is not supported yet (exit 3, named)" sh -c "
   $IFTRAIN import $w/hd -o $w/hd.h5 > $w/hd.log 2>&1; test \$? -eq 3 && grep -q 'head_dim = 16' $w/hd.log"
 check "import refuses to overwrite an existing file" sh -c "
   $IFTRAIN import $w/f32 -o $w/f32.h5 > $w/ow.log 2>&1; test \$? -eq 2 && grep -q 'does not overwrite' $w/ow.log"
+
+check "no sanitizer report outside the checks above" true
 
 [ "${KEEP:-0}" = 1 ] || rm -rf $w
 rm -f /tmp/iftrain-hf.$$
