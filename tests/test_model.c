@@ -203,6 +203,13 @@ static void test_bad_configs(void) {
   CU_ASSERT_EQUAL(model_tensor_find(m, "model.layers.0.self_attn.k_proj.weight")->rows, 12);
   model_destroy(m);
   c = tiny(0, 2);
+  c.vocab_size = 1 << 20; /* embedding of 2^32 elements: beyond int indexing */
+  c.hidden_size = 1 << 12;
+  CU_ASSERT_EQUAL(model_config_check(&c, 1), IFT_ERR_CONFIG);
+  c = tiny(0, 2);
+  c.head_dim = 1 << 30; /* (H + 2K) D would overflow int */
+  CU_ASSERT_EQUAL(model_config_check(&c, 1), IFT_ERR_CONFIG);
+  c = tiny(0, 2);
   CU_ASSERT_EQUAL(model_config_check(&c, 3), IFT_ERR_LAYOUT);
   CU_ASSERT_EQUAL(model_config_check(&c, 8), IFT_ERR_LAYOUT);
   ift_error_quiet(0);
@@ -304,9 +311,9 @@ static void test_alloc_failures(void) {
   ift_error_quiet(1);
   model *m = (model *)1;
   model_config c = tiny(0, 2);
-  c.hidden_size = 65536;
-  c.intermediate_size = 65536;
-  c.num_hidden_layers = 1000; /* ~2.5e13 parameters */
+  c.hidden_size = 16384;
+  c.intermediate_size = 16384;
+  c.num_hidden_layers = 1000; /* ~1.5e12 parameters (each tensor within int indexing) */
   CU_ASSERT_EQUAL(model_create(&m, &c, MPI_COMM_NULL, 1, 8), IFT_ERR_NOMEM);
   CU_ASSERT_PTR_NULL(m);
   c = tiny(0, 2);

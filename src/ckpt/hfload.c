@@ -144,11 +144,16 @@ static ift_status st_set_find(const st_set *s, const char *dir, const char *name
 static ift_status read_shard(const hf_st *f, const model_tensor *t, float *dst, const char *dir) {
   const hf_st_tensor *ht = hf_st_find(f, t->name);
   const int vec = t->cols == 1;
+  char have[80] = "[]", want[32];
+  if (ht->ndim == 1) snprintf(have, sizeof have, "[%lld]", (long long)ht->shape[0]);
+  else if (ht->ndim > 1)
+    snprintf(have, sizeof have, "[%lld, %lld%s]", (long long)ht->shape[0], (long long)ht->shape[1],
+             ht->ndim > 2 ? ", ..." : "");
+  if (vec) snprintf(want, sizeof want, "[%d]", t->rows);
+  else snprintf(want, sizeof want, "[%d, %d]", t->rows, t->cols);
   IFT_REQUIRE(ht->ndim == (vec ? 1 : 2) && ht->shape[0] == t->rows && (vec || ht->shape[1] == t->cols),
               IFT_ERR_FORMAT, "the weights must match config.json",
-              "%s: tensor %s has shape [%lld%s%lld], config.json implies [%d, %d]", dir, t->name,
-              (long long)ht->shape[0], ht->ndim > 1 ? ", " : "",
-              ht->ndim > 1 ? (long long)ht->shape[1] : 0LL, t->rows, t->cols);
+              "%s: tensor %s has shape %s, config.json implies %s", dir, t->name, have, want);
   const int rstep = t->rstep > t->rblk ? t->rstep : t->rblk, cstep = t->cstep > t->cblk ? t->cstep : t->cblk;
   for (int i = 0; i < t->lrows / t->rblk; i++)
     for (int j = 0; j < t->lcols / t->cblk; j++) {

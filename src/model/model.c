@@ -161,6 +161,19 @@ ift_status model_config_check(const model_config *c, int tp) {
               "heads %d kv heads %d positions %d)",
               c->vocab_size, c->hidden_size, c->intermediate_size, c->num_hidden_layers,
               c->num_attention_heads, c->num_key_value_heads, c->max_position_embeddings);
+  {
+    /* every tensor's extent and element count must fit the int indexing
+     * of the kernels (a config.json or override with absurd sizes) */
+    const int64_t D = model_head_dim(c) > 0 ? model_head_dim(c) : 1;
+    const int64_t C = c->hidden_size, V = c->vocab_size, F = c->intermediate_size;
+    const int64_t QKV = ((int64_t)c->num_attention_heads + 2 * (int64_t)c->num_key_value_heads) * D;
+    const int64_t big = QKV * C > V * C ? QKV * C : V * C, bigf = 2 * F * C;
+    IFT_REQUIRE(c->head_dim <= 1 << 20 && big <= INT32_MAX && bigf <= INT32_MAX, IFT_ERR_CONFIG, "use a model whose tensors have fewer than 2^31 elements each",
+                "a tensor of this model would have %lld elements (hidden %d, vocab %d, "
+                "intermediate %d, q/k/v rows %lld)",
+                (long long)(big > bigf ? big : bigf), c->hidden_size, c->vocab_size,
+                c->intermediate_size, (long long)QKV);
+  }
   IFT_REQUIRE(c->head_dim >= 0, IFT_ERR_CONFIG,
               "model.head_dim: 0 (hidden_size / num_attention_heads) or a positive width",
               "head_dim %d is negative", c->head_dim);

@@ -38,7 +38,7 @@ for t in $FUZZ_TARGETS; do
   $MPICC $CFL -fsanitize=fuzzer "$@" -I"$srcdir/tests/fuzz" \
     "$srcdir/tests/fuzz/fuzz_$t.c" $objs $FUZZ_LIBS -lm -o "$out/build/fuzz_$t"
 done
-dict_of() { case $1 in prep|hf) echo prep.dict ;; config) echo config.dict ;; *) echo hdf5.dict ;; esac; }
+dict_of() { case $1 in prep) echo prep.dict ;; hf) echo hf.dict ;; config) echo config.dict ;; *) echo hdf5.dict ;; esac; }
 # Open MPI's own allocations in MPI_Init are never freed: no leak checks.
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"

@@ -5,6 +5,9 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${FUZZ_BUILDDIR:-$here}
+# --enable-sanitizers (make check): LeakSanitizer on, Open MPI's leaks
+# suppressed (Makefile.am, tests/lsan-mpi.supp)
+[ -z "${IFT_LSAN_MPI:-}" ] || export $IFT_LSAN_MPI
 fail=0
 for t in prep config dataset ckpt hf; do
   if "$bin/replay_$t" "$here/seeds/$t" > "${TMPDIR:-/tmp}/iftrain-replay.$$" 2>&1; then

@@ -6,12 +6,18 @@
 # output indented); lines of the output starting "FIG " are figures, printed
 # under a PASS too.  finish NAME: removes the work directory (KEEP=1 keeps
 # it) and exits 1 when a check failed.
+# Sanitizer builds (--enable-sanitizers): every ASan/UBSan/LSan report of any
+# process -- also those whose exit code a check does not look at, and MPI
+# ranks -- goes to $w/san.PID and fails the check it happened in; Open MPI's
+# own leaks are suppressed (IFT_LSAN_MPI from Makefile.am, tests/lsan-mpi.supp).
 fail=0
 hf_log=/tmp/iftrain-hf-check.$$
+san_reports() { ls "$w"/san.* >/dev/null 2>&1; }
+san_print() { for f in "$w"/san.*; do echo "    sanitizer report $f:"; head -n 60 "$f" | sed 's/^/      /'; rm -f "$f"; done; }
 check() {
   desc=$1; shift
-  if "$@" >$hf_log 2>&1; then echo "PASS: $desc"; sed -n 's/^FIG /    /p' $hf_log
-  else echo "FAIL: $desc"; sed 's/^/    /' $hf_log; fail=$((fail+1)); fi
+  if "$@" >$hf_log 2>&1 && ! san_reports; then echo "PASS: $desc"; sed -n 's/^FIG /    /p' $hf_log
+  else echo "FAIL: $desc"; sed 's/^/    /' $hf_log; san_reports && san_print; fail=$((fail+1)); fi
 }
 : "${IFTRAIN:?IFTRAIN must point at the binary}"
 : "${MPIRUN_WRAP:?MPIRUN_WRAP must point at tests/mpirun.sh}"
@@ -28,7 +34,12 @@ IFT_NO_LOCK=1; export IFT_NO_LOCK
 REF="$PY $here/hfref.py"
 w=/tmp/iftrain-hf-$(basename "$0" .sh).$$.d
 rm -rf $w; mkdir -p $w
+[ -z "${IFT_LSAN_MPI:-}" ] || export $IFT_LSAN_MPI
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$w/san"
+UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$w/san"
+export ASAN_OPTIONS UBSAN_OPTIONS
 finish() {
+  check "no sanitizer report outside the checks above" true
   [ "${KEEP:-0}" = 1 ] || rm -rf $w
   rm -f $hf_log
   [ "$fail" -eq 0 ] || { echo "$fail $1 check(s) failed"; exit 1; }
