@@ -129,6 +129,8 @@ int app_import(int argc, char **argv);
 extern const char app_import_help[];
 int app_export(int argc, char **argv);
 extern const char app_export_help[];
+int app_tokenize(int argc, char **argv);
+extern const char app_tokenize_help[];
 extern const char app_ckpt_help[];
 int app_generate(int argc, char **argv);
 extern const char app_eval_help[], app_generate_help[];

@@ -57,6 +57,7 @@ const app_cmd app_cmds[] = {
     {"ckpt", "checkpoint info | verify | convert", ckpt_help, app_ckpt, 1},
     {"import", "Hugging Face model directory -> checkpoint", app_import_help, app_import, 1},
     {"export", "checkpoint -> Hugging Face model directory", app_export_help, app_export, 1},
+    {"tokenize", "encode / decode JSONL with a tokenizer.json", app_tokenize_help, app_tokenize, 1},
     {"bench", "benchmarks (gemm, ...)", bench_help, app_bench, 1},
     {"info", "library versions, BLIS kernels, MPI layout", info_help, app_info, 1},
     {"lake", "Frozen Lake: SFT, IFT, DPO, ORPO policies vs the optimal one", app_lake_help, app_lake, 1},

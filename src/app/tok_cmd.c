@@ -1,0 +1,114 @@
+#define _POSIX_C_SOURCE 200809L
+/* iftrain tokenize: a tokenizer.json applied to JSONL lines on standard
+ * input -- the tool to look at ids when a template or a mask looks wrong,
+ * and the one the tokenizer vector tests drive. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iftrain/app.h"
+#include "iftrain/tok.h"
+
+const char app_tokenize_help[] =
+    "Encode or decode JSONL lines with a Hugging Face tokenizer.json.\n"
+    "  iftrain tokenize --tokenizer HF_DIR|tokenizer.json [--add-special]\n"
+    "                   < {\"text\": ...} lines  > {\"ids\": [...]} lines\n"
+    "  iftrain tokenize --tokenizer ... --decode [--skip-special]\n"
+    "                   < {\"ids\": [...]} lines  > {\"text\": ...} lines\n\n"
+    "Ids are those of the Hugging Face tokenizers library (encode(text,\n"
+    "add_special_tokens) and decode(ids, skip_special_tokens)). --add-special runs\n"
+    "the post-processor (e.g. the BOS); special-token strings in the text are always\n"
+    "encoded as their tokens. One output line per input line, in order; a bad line\n"
+    "stops with its line number (exit 2). Runs on one rank.\n";
+
+static int fail_line(long ln, const char *what) {
+  fprintf(stderr, "iftrain tokenize: standard input line %ld: %s\n", ln, what);
+  return APP_EXIT_USAGE;
+}
+
+int app_tokenize(int argc, char **argv) {
+  const char *path = NULL;
+  int add_special = 0, decode = 0, skip_special = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (!strcmp(argv[i], "--add-special")) add_special = 1;
+    else if (!strcmp(argv[i], "--decode")) decode = 1;
+    else if (!strcmp(argv[i], "--skip-special")) skip_special = 1;
+    else if ((v = app_opt(argc, argv, &i, "tokenizer"))) path = v;
+    else {
+      fprintf(stderr, "iftrain tokenize: unexpected argument '%s'\n  hint: iftrain tokenize --help\n", argv[i]);
+      return APP_EXIT_USAGE;
+    }
+  }
+  if (!path) {
+    fprintf(stderr, "iftrain tokenize: give --tokenizer HF_DIR (or a tokenizer.json)\n\n%s", app_tokenize_help);
+    return APP_EXIT_USAGE;
+  }
+  tok *t;
+  ift_status st = tok_load(&t, path);
+  if (st != IFT_OK) return app_exit_code(st);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  long ln = 0;
+  int rc = APP_EXIT_OK;
+  tok_ids ids = {0};
+  while (rc == APP_EXIT_OK && (n = getline(&line, &cap, stdin)) >= 0) {
+    ln++;
+    json_error_t je;
+    json_t *o = json_loadb(line, (size_t)n, JSON_ALLOW_NUL, &je);
+    json_t *out = NULL;
+    if (!json_is_object(o)) {
+      rc = fail_line(ln, o ? "not a JSON object" : je.text);
+    } else if (!decode) {
+      const json_t *tx = json_object_get(o, "text");
+      if (!json_is_string(tx)) {
+        rc = fail_line(ln, "no \"text\" string");
+      } else {
+        ids.n = 0;
+        st = tok_encode(t, json_string_value(tx), json_string_length(tx), add_special, &ids);
+        if (st != IFT_OK) {
+          rc = app_exit_code(st);
+        } else {
+          json_t *a = json_array();
+          for (size_t i = 0; i < ids.n; i++) json_array_append_new(a, json_integer(ids.ids[i]));
+          out = json_pack("{s:o}", "ids", a);
+        }
+      }
+    } else {
+      const json_t *a = json_object_get(o, "ids");
+      size_t i;
+      const json_t *v;
+      ids.n = 0;
+      if (!json_is_array(a)) rc = fail_line(ln, "no \"ids\" list");
+      json_array_foreach(a, i, v) {
+        if (rc == APP_EXIT_OK && (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1 << 30)) rc = fail_line(ln, "an id is not a non-negative integer");
+        if (rc == APP_EXIT_OK && tok_ids_push(&ids, (int)json_integer_value(v))) rc = 1;
+      }
+      char *text = NULL;
+      size_t len = 0;
+      if (rc == APP_EXIT_OK) {
+        st = tok_decode(t, ids.ids, ids.n, skip_special, &text, &len);
+        if (st != IFT_OK) rc = app_exit_code(st);
+        else out = json_pack("{s:s%}", "text", text, len);
+      }
+      free(text);
+    }
+    if (out) {
+      char *s = json_dumps(out, JSON_COMPACT);
+      if (s) printf("%s\n", s);
+      else rc = 1;
+      free(s);
+      json_decref(out);
+    } else if (rc == APP_EXIT_OK) {
+      rc = fail_line(ln, "cannot write the result as JSON");
+    }
+    if (o) json_decref(o);
+  }
+  free(line);
+  tok_ids_free(&ids);
+  tok_free(t);
+  if (fflush(stdout) != 0) rc = 1;
+  return rc;
+}

@@ -1,0 +1,1234 @@
+/* tok — tokenizer.json: load, encode, decode (include/iftrain/tok.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <utf8proc.h>
+
+#include "tok_int.h"
+
+/* ------------------------------------------------------------ components */
+
+typedef enum { NM_NFC, NM_NFKC, NM_NFD, NM_NFKD, NM_PREPEND, NM_REPLACE } nm_kind;
+typedef struct {
+  nm_kind k;
+  char *a, *b;     /* Prepend: a; Replace: literal pattern a (NULL with re), content b */
+  pcre2_code *re;
+} nm_step;
+
+/* SplitDelimiterBehavior */
+typedef enum { SB_REMOVED, SB_ISOLATED, SB_PREV, SB_NEXT, SB_CONTIGUOUS } split_beh;
+typedef enum { PT_BYTELEVEL, PT_SPLIT, PT_METASPACE, PT_DIGITS } pt_kind;
+typedef enum { PS_ALWAYS, PS_FIRST, PS_NEVER } prepend_scheme;
+typedef struct {
+  pt_kind k;
+  int add_prefix_space, use_regex;      /* ByteLevel */
+  pcre2_code *re;                       /* Split (regex) */
+  char *lit;                            /* Split (string) */
+  split_beh beh;
+  int invert;
+  char repl[8];                         /* Metaspace replacement (UTF-8) */
+  int32_t repl_cp;
+  prepend_scheme scheme;
+  int split;
+  int individual;                       /* Digits */
+} pt_step;
+
+typedef enum { DC_BYTELEVEL, DC_BYTEFALLBACK, DC_FUSE, DC_STRIP, DC_REPLACE, DC_METASPACE } dc_kind;
+typedef struct {
+  dc_kind k;
+  int32_t cp;            /* Strip content, Metaspace replacement */
+  int start, stop;       /* Strip */
+  char *lit, *content;   /* Replace: literal pattern (NULL with re) and content */
+  pcre2_code *re;
+  prepend_scheme scheme; /* Metaspace */
+} dc_step;
+
+typedef struct {
+  char *content;
+  size_t len;
+  char *norm; /* content after the normalizer (normalized tokens) */
+  size_t norm_len;
+  int id, special, lstrip, rstrip, single_word, normalized;
+} added_tok;
+
+struct tok {
+  tok_bpe bpe;
+  added_tok *added;
+  int nadded;
+  unsigned char first_byte[2][256]; /* [normalized][b]: an added token starts with b */
+  int *added_of_id; /* id -> index in added, -1 */
+  nm_step *nm;
+  int nnm;
+  pt_step *pt;
+  int npt;
+  dc_step *dc;
+  int ndc;
+  int has_decoder;
+  int *post; /* TemplateProcessing single: ids, -1 for the sequence */
+  int npost, has_post;
+  int nvocab;
+  char sha[65];
+  pcre2_code *bl_re; /* ByteLevel's GPT-2 split */
+  pcre2_match_data *md;
+  char bl_char[256][3];
+  unsigned char bl_len[256];
+  int16_t bl_byte[512]; /* code point -> byte, -1 */
+};
+
+/* ------------------------------------------------------------ load errors */
+
+typedef struct {
+  const char *file;
+  ift_status st;
+} ldctx;
+
+#define LFAIL(x, status, hint, ...)                                                       \
+  do {                                                                                    \
+    ift_error_set((status), __FILE__, __LINE__, "tokenizer.json", (hint), __VA_ARGS__);    \
+    (x)->st = (status);                                                                   \
+    return (status);                                                                      \
+  } while (0)
+
+static const char HINT_BAD[] =
+    "the file is not a tokenizer.json the Hugging Face tokenizers library writes: re-save it "
+    "with tokenizer.save() or take the model's original file";
+static const char HINT_UNSUP[] =
+    "this build implements the components of Llama-family tokenizers (BPE; ByteLevel, Split, "
+    "Metaspace, Digits; NFC/NFKC/NFD/NFKD, Prepend, Replace; TemplateProcessing; ByteLevel, "
+    "ByteFallback, Fuse, Strip, Replace, Metaspace decoders)";
+
+static const char *jstr(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static int jbool(const json_t *o, const char *k, int def) {
+  const json_t *v = json_object_get(o, k);
+  return json_is_boolean(v) ? json_is_true(v) : def;
+}
+
+static pcre2_code *compile_re(ldctx *x, const char *pat, const char *where) {
+  int err;
+  PCRE2_SIZE off;
+  pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
+                                 &err, &off, NULL);
+  if (!re) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(err, msg, sizeof msg);
+    ift_error_set(IFT_ERR_UNIMPL, __FILE__, __LINE__, "tokenizer.json", HINT_UNSUP,
+                  "%s: %s: regex /%.200s/ does not compile (PCRE2: %s at offset %zu)", x->file,
+                  where, pat, (const char *)msg, (size_t)off);
+    x->st = IFT_ERR_UNIMPL;
+    return NULL;
+  }
+  pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* faster when available; optional */
+  return re;
+}
+
+/* {"String": s} or {"Regex": r} of Split and Replace */
+static ift_status load_pattern(ldctx *x, const json_t *p, const char *where, char **lit,
+                               pcre2_code **re) {
+  const char *s = jstr(p, "String"), *r = jstr(p, "Regex");
+  if (s) {
+    if (!*s) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: %s: empty pattern", x->file, where);
+    *lit = strdup(s);
+    if (!*lit) LFAIL(x, IFT_ERR_NOMEM, NULL, "pattern");
+    return IFT_OK;
+  }
+  if (r) {
+    *re = compile_re(x, r, where);
+    return *re ? IFT_OK : x->st;
+  }
+  LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: %s: pattern is neither {\"String\": ...} nor {\"Regex\": ...}",
+        x->file, where);
+}
+
+static prepend_scheme load_scheme(const json_t *o) {
+  const char *s = jstr(o, "prepend_scheme");
+  if (s) return !strcmp(s, "first") ? PS_FIRST : !strcmp(s, "never") ? PS_NEVER : PS_ALWAYS;
+  return jbool(o, "add_prefix_space", 1) ? PS_ALWAYS : PS_NEVER; /* older files */
+}
+
+static ift_status load_replacement(ldctx *x, const json_t *o, const char *where, int32_t *cp,
+                                   char *utf8) {
+  const char *r = jstr(o, "replacement");
+  int32_t c;
+  int l = r ? tok_utf8_next((const unsigned char *)r, strlen(r), &c) : -1;
+  if (l < 0 || r[l]) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: %s: replacement must be one character", x->file, where);
+  *cp = c;
+  if (utf8) memcpy(utf8, r, (size_t)l + 1);
+  return IFT_OK;
+}
+
+/* ---- normalizer */
+
+static ift_status load_nm(tok *t, ldctx *x, const json_t *n) {
+  if (json_is_null(n) || !n) return IFT_OK;
+  const char *ty = jstr(n, "type");
+  if (!ty) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer without a type", x->file);
+  if (!strcmp(ty, "Sequence")) {
+    const json_t *a = json_object_get(n, "normalizers");
+    if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer Sequence without normalizers", x->file);
+    size_t i;
+    const json_t *v;
+    json_array_foreach(a, i, v) IFT_TRY(load_nm(t, x, v));
+    return IFT_OK;
+  }
+  nm_step s = {0};
+  if (!strcmp(ty, "NFC")) s.k = NM_NFC;
+  else if (!strcmp(ty, "NFKC")) s.k = NM_NFKC;
+  else if (!strcmp(ty, "NFD")) s.k = NM_NFD;
+  else if (!strcmp(ty, "NFKD")) s.k = NM_NFKD;
+  else if (!strcmp(ty, "Prepend")) {
+    s.k = NM_PREPEND;
+    const char *p = jstr(n, "prepend");
+    if (!p) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer Prepend without prepend", x->file);
+    if (!(s.a = strdup(p))) LFAIL(x, IFT_ERR_NOMEM, NULL, "normalizer");
+  } else if (!strcmp(ty, "Replace")) {
+    s.k = NM_REPLACE;
+    const char *c = jstr(n, "content");
+    if (!c) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer Replace without content", x->file);
+    if (load_pattern(x, json_object_get(n, "pattern"), "normalizer Replace", &s.a, &s.re)) return x->st;
+    if (!(s.b = strdup(c))) LFAIL(x, IFT_ERR_NOMEM, NULL, "normalizer");
+  } else {
+    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: normalizer %s is not supported", x->file, ty);
+  }
+  nm_step *q = realloc(t->nm, sizeof *q * (size_t)(t->nnm + 1));
+  if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "normalizer");
+  t->nm = q;
+  t->nm[t->nnm++] = s;
+  return IFT_OK;
+}
+
+/* ---- pre-tokenizer */
+
+static ift_status load_pt(tok *t, ldctx *x, const json_t *n) {
+  if (json_is_null(n) || !n) return IFT_OK;
+  const char *ty = jstr(n, "type");
+  if (!ty) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer without a type", x->file);
+  if (!strcmp(ty, "Sequence")) {
+    const json_t *a = json_object_get(n, "pretokenizers");
+    if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer Sequence without pretokenizers", x->file);
+    size_t i;
+    const json_t *v;
+    json_array_foreach(a, i, v) IFT_TRY(load_pt(t, x, v));
+    return IFT_OK;
+  }
+  pt_step s = {0};
+  if (!strcmp(ty, "ByteLevel")) {
+    s.k = PT_BYTELEVEL;
+    s.add_prefix_space = jbool(n, "add_prefix_space", 1);
+    s.use_regex = jbool(n, "use_regex", 1);
+  } else if (!strcmp(ty, "Split")) {
+    s.k = PT_SPLIT;
+    const char *b = jstr(n, "behavior");
+    if (!b) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer Split without behavior", x->file);
+    if (!strcmp(b, "Removed")) s.beh = SB_REMOVED;
+    else if (!strcmp(b, "Isolated")) s.beh = SB_ISOLATED;
+    else if (!strcmp(b, "MergedWithPrevious")) s.beh = SB_PREV;
+    else if (!strcmp(b, "MergedWithNext")) s.beh = SB_NEXT;
+    else if (!strcmp(b, "Contiguous")) s.beh = SB_CONTIGUOUS;
+    else LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer Split: unknown behavior %s", x->file, b);
+    s.invert = jbool(n, "invert", 0);
+    if (load_pattern(x, json_object_get(n, "pattern"), "pre_tokenizer Split", &s.lit, &s.re)) return x->st;
+  } else if (!strcmp(ty, "Metaspace")) {
+    s.k = PT_METASPACE;
+    IFT_TRY(load_replacement(x, n, "pre_tokenizer Metaspace", &s.repl_cp, s.repl));
+    s.scheme = load_scheme(n);
+    s.split = jbool(n, "split", 1);
+  } else if (!strcmp(ty, "Digits")) {
+    s.k = PT_DIGITS;
+    s.individual = jbool(n, "individual_digits", 0);
+  } else {
+    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: pre_tokenizer %s is not supported", x->file, ty);
+  }
+  pt_step *q = realloc(t->pt, sizeof *q * (size_t)(t->npt + 1));
+  if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "pre_tokenizer");
+  t->pt = q;
+  t->pt[t->npt++] = s;
+  return IFT_OK;
+}
+
+/* ---- decoder */
+
+static ift_status load_dc(tok *t, ldctx *x, const json_t *n) {
+  if (json_is_null(n) || !n) return IFT_OK;
+  t->has_decoder = 1;
+  const char *ty = jstr(n, "type");
+  if (!ty) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: decoder without a type", x->file);
+  if (!strcmp(ty, "Sequence")) {
+    const json_t *a = json_object_get(n, "decoders");
+    if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: decoder Sequence without decoders", x->file);
+    size_t i;
+    const json_t *v;
+    json_array_foreach(a, i, v) IFT_TRY(load_dc(t, x, v));
+    return IFT_OK;
+  }
+  dc_step s = {0};
+  if (!strcmp(ty, "ByteLevel")) s.k = DC_BYTELEVEL;
+  else if (!strcmp(ty, "ByteFallback")) s.k = DC_BYTEFALLBACK;
+  else if (!strcmp(ty, "Fuse")) s.k = DC_FUSE;
+  else if (!strcmp(ty, "Strip")) {
+    s.k = DC_STRIP;
+    const char *c = jstr(n, "content");
+    int l = c ? tok_utf8_next((const unsigned char *)c, strlen(c), &s.cp) : -1;
+    const json_t *a = json_object_get(n, "start"), *b = json_object_get(n, "stop");
+    if (l < 0 || c[l] || !json_is_integer(a) || !json_is_integer(b) || json_integer_value(a) < 0 ||
+        json_integer_value(b) < 0 || json_integer_value(a) > 1 << 20 || json_integer_value(b) > 1 << 20)
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: decoder Strip needs one content character and start/stop counts", x->file);
+    s.start = (int)json_integer_value(a);
+    s.stop = (int)json_integer_value(b);
+  } else if (!strcmp(ty, "Replace")) {
+    s.k = DC_REPLACE;
+    const char *c = jstr(n, "content");
+    if (!c) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: decoder Replace without content", x->file);
+    if (load_pattern(x, json_object_get(n, "pattern"), "decoder Replace", &s.lit, &s.re)) return x->st;
+    if (!(s.content = strdup(c))) LFAIL(x, IFT_ERR_NOMEM, NULL, "decoder");
+  } else if (!strcmp(ty, "Metaspace")) {
+    s.k = DC_METASPACE;
+    IFT_TRY(load_replacement(x, n, "decoder Metaspace", &s.cp, NULL));
+    s.scheme = load_scheme(n);
+  } else {
+    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: decoder %s is not supported", x->file, ty);
+  }
+  dc_step *q = realloc(t->dc, sizeof *q * (size_t)(t->ndc + 1));
+  if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "decoder");
+  t->dc = q;
+  t->dc[t->ndc++] = s;
+  return IFT_OK;
+}
+
+/* ---- post-processor: the single-sequence template */
+
+static ift_status load_post(tok *t, ldctx *x, const json_t *n) {
+  if (json_is_null(n) || !n) return IFT_OK;
+  const char *ty = jstr(n, "type");
+  if (!ty) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: post_processor without a type", x->file);
+  if (!strcmp(ty, "Sequence")) {
+    const json_t *a = json_object_get(n, "processors");
+    if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: post_processor Sequence without processors", x->file);
+    size_t i;
+    const json_t *v;
+    json_array_foreach(a, i, v) IFT_TRY(load_post(t, x, v));
+    return IFT_OK;
+  }
+  if (!strcmp(ty, "ByteLevel")) return IFT_OK; /* offsets only: ids unchanged */
+  if (strcmp(ty, "TemplateProcessing"))
+    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: post_processor %s is not supported", x->file, ty);
+  if (t->has_post)
+    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: two TemplateProcessing post-processors", x->file);
+  const json_t *single = json_object_get(n, "single"), *sp = json_object_get(n, "special_tokens");
+  if (!json_is_array(single))
+    LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing without a single template", x->file);
+  size_t i;
+  const json_t *v;
+  json_array_foreach(single, i, v) {
+    const json_t *seq = json_object_get(v, "Sequence"), *st = json_object_get(v, "SpecialToken");
+    if (seq) {
+      const char *id = jstr(seq, "id");
+      if (!id || strcmp(id, "A"))
+        LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing single names sequence %s", x->file, id ? id : "?");
+      int *q = realloc(t->post, sizeof *q * (size_t)(t->npost + 1));
+      if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "template");
+      t->post = q;
+      t->post[t->npost++] = -1;
+      continue;
+    }
+    const char *name = st ? jstr(st, "id") : NULL;
+    const json_t *ids = name ? json_object_get(json_object_get(sp, name), "ids") : NULL;
+    if (!json_is_array(ids))
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing: special token %s has no ids in special_tokens",
+            x->file, name ? name : "?");
+    size_t j;
+    const json_t *w;
+    json_array_foreach(ids, j, w) {
+      if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 1 << 30)
+        LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing: bad id of %s", x->file, name);
+      int *q = realloc(t->post, sizeof *q * (size_t)(t->npost + 1));
+      if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "template");
+      t->post = q;
+      t->post[t->npost++] = (int)json_integer_value(w);
+    }
+  }
+  t->has_post = 1;
+  return IFT_OK;
+}
+
+/* ---- model */
+
+static ift_status load_model(tok *t, ldctx *x, const json_t *m) {
+  tok_bpe *b = &t->bpe;
+  const char *ty = jstr(m, "type");
+  if (!json_is_object(m)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: no model", x->file);
+  if (ty && strcmp(ty, "BPE"))
+    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: model %s is not supported (BPE only)", x->file, ty);
+  const json_t *vocab = json_object_get(m, "vocab"), *merges = json_object_get(m, "merges");
+  if (!json_is_object(vocab) || !json_is_array(merges))
+    LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model has no vocab object and merges list", x->file);
+  const json_t *d = json_object_get(m, "dropout");
+  if (d && !json_is_null(d) && json_number_value(d) != 0.0)
+    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: BPE dropout %g is not supported", x->file, json_number_value(d));
+  const char *pre = jstr(m, "continuing_subword_prefix"), *suf = jstr(m, "end_of_word_suffix");
+  if ((pre && *pre) || (suf && *suf))
+    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: BPE continuing_subword_prefix / end_of_word_suffix are not supported",
+          x->file);
+  b->fuse_unk = jbool(m, "fuse_unk", 0);
+  b->byte_fallback = jbool(m, "byte_fallback", 0);
+  b->ignore_merges = jbool(m, "ignore_merges", 0);
+  const char *k;
+  const json_t *v;
+  int maxid = -1;
+  json_object_foreach((json_t *)vocab, k, v) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= 1 << 24)
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model.vocab[\"%.40s\"] is not an id in [0, 2^24)", x->file, k);
+    const int id = (int)json_integer_value(v);
+    if (smap_put(&b->vocab, k, strlen(k), id)) LFAIL(x, IFT_ERR_NOMEM, NULL, "vocab");
+    if (id > maxid) maxid = id;
+  }
+  t->nvocab = maxid + 1;
+  const char *unk = jstr(m, "unk_token");
+  b->unk = -1;
+  if (unk && !smap_get(&b->vocab, unk, strlen(unk), &b->unk))
+    LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: unk_token %s is not in the vocabulary", x->file, unk);
+  for (int i = 0; i < 256; i++) {
+    char nm[8];
+    snprintf(nm, sizeof nm, "<0x%02X>", i);
+    if (!smap_get(&b->vocab, nm, 6, &b->byte_id[i])) b->byte_id[i] = -1;
+  }
+  size_t i;
+  json_array_foreach(merges, i, v) {
+    const char *a = NULL, *c = NULL;
+    size_t la = 0, lc = 0;
+    if (json_is_string(v)) { /* "a b" */
+      a = json_string_value(v);
+      const char *sp = strchr(a, ' ');
+      if (!sp || strchr(sp + 1, ' '))
+        LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model.merges[%zu] \"%.40s\" is not two tokens", x->file, i, a);
+      la = (size_t)(sp - a);
+      c = sp + 1;
+      lc = strlen(c);
+    } else if (json_is_array(v) && json_array_size(v) == 2 && json_is_string(json_array_get(v, 0)) &&
+               json_is_string(json_array_get(v, 1))) { /* ["a", "b"] */
+      a = json_string_value(json_array_get(v, 0));
+      c = json_string_value(json_array_get(v, 1));
+      la = strlen(a);
+      lc = strlen(c);
+    } else {
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", x->file, i);
+    }
+    int ia, ic, im;
+    char *ac = malloc(la + lc + 1);
+    if (!ac) LFAIL(x, IFT_ERR_NOMEM, NULL, "merges");
+    memcpy(ac, a, la);
+    memcpy(ac + la, c, lc);
+    ac[la + lc] = 0;
+    const int ok = smap_get(&b->vocab, a, la, &ia) && smap_get(&b->vocab, c, lc, &ic) &&
+                   smap_get(&b->vocab, ac, la + lc, &im);
+    free(ac);
+    if (!ok)
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model.merges[%zu]: a token of the merge or its result is not in the vocabulary",
+            x->file, i);
+    if (pmap_put(&b->merges, ia, ic, (int)i, im)) LFAIL(x, IFT_ERR_NOMEM, NULL, "merges");
+  }
+  return IFT_OK;
+}
+
+/* ---- added tokens */
+
+static ift_status normalize(const tok *t, const char *s, size_t n, tbuf *out);
+
+static ift_status load_added(tok *t, ldctx *x, const json_t *a) {
+  if (!a || json_is_null(a)) return IFT_OK;
+  if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens is not a list", x->file);
+  t->added = calloc(json_array_size(a) + 1, sizeof *t->added);
+  if (!t->added) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+  size_t i;
+  const json_t *v;
+  json_array_foreach(a, i, v) {
+    const char *c = jstr(v, "content");
+    const json_t *id = json_object_get(v, "id");
+    if (!c || !*c || !json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= 1 << 24)
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] needs a content and an id in [0, 2^24)", x->file, i);
+    added_tok *k = &t->added[t->nadded++];
+    k->content = strdup(c);
+    if (!k->content) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+    k->len = strlen(c);
+    k->id = (int)json_integer_value(id);
+    k->special = jbool(v, "special", 0);
+    k->lstrip = jbool(v, "lstrip", 0);
+    k->rstrip = jbool(v, "rstrip", 0);
+    k->single_word = jbool(v, "single_word", 0);
+    k->normalized = jbool(v, "normalized", !k->special);
+    if (k->id + 1 > t->nvocab) t->nvocab = k->id + 1;
+  }
+  return IFT_OK;
+}
+
+static ift_status finish_added(tok *t, ldctx *x) {
+  t->added_of_id = malloc(sizeof(int) * (size_t)(t->nvocab ? t->nvocab : 1));
+  if (!t->added_of_id) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+  for (int i = 0; i < t->nvocab; i++) t->added_of_id[i] = -1;
+  for (int i = 0; i < t->nadded; i++) {
+    added_tok *k = &t->added[i];
+    t->added_of_id[k->id] = i;
+    t->first_byte[0][(unsigned char)k->content[0]] |= !k->normalized;
+    if (k->normalized) { /* matched in normalized text: in its normalized form */
+      tbuf b = {0};
+      ift_status st = normalize(t, k->content, k->len, &b);
+      if (st != IFT_OK) LFAIL(x, st, NULL, "%s: normalizing added token %s", x->file, k->content);
+      k->norm = b.s ? b.s : strdup("");
+      k->norm_len = b.n;
+      if (!k->norm) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+      if (k->norm_len) t->first_byte[1][(unsigned char)k->norm[0]] = 1;
+    }
+  }
+  return IFT_OK;
+}
+
+static void bytelevel_tables(tok *t) {
+  int bs[256], n = 0, isin[256] = {0};
+  for (int b = '!'; b <= '~'; b++) bs[n++] = b;
+  for (int b = 0xA1; b <= 0xAC; b++) bs[n++] = b;
+  for (int b = 0xAE; b <= 0xFF; b++) bs[n++] = b;
+  int32_t cs[256];
+  for (int i = 0; i < n; i++) {
+    cs[i] = bs[i];
+    isin[bs[i]] = 1;
+  }
+  int extra = 0;
+  for (int b = 0; b < 256; b++)
+    if (!isin[b]) {
+      bs[n] = b;
+      cs[n++] = 256 + extra++;
+    }
+  for (int i = 0; i < 512; i++) t->bl_byte[i] = -1;
+  for (int i = 0; i < 256; i++) {
+    t->bl_len[bs[i]] = (unsigned char)tok_utf8_put(cs[i], t->bl_char[bs[i]]);
+    t->bl_byte[cs[i]] = (int16_t)bs[i];
+  }
+}
+
+ift_status tok_load(tok **out, const char *path) {
+  *out = NULL;
+  char file[4200];
+  struct stat sb;
+  if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(file, sizeof file, "%s/tokenizer.json", path);
+  else snprintf(file, sizeof file, "%s", path);
+  ldctx x = {file, IFT_OK};
+  char sha[65];
+  IFT_TRY(core_sha256_file(file, sha));
+  json_error_t je;
+  json_t *root = json_load_file(file, 0, &je);
+  IFT_REQUIRE(root, IFT_ERR_FORMAT, HINT_BAD, "%s: line %d column %d: %s", file, je.line, je.column, je.text);
+  tok *t = calloc(1, sizeof *t);
+  if (!t) {
+    json_decref(root);
+    IFT_REQUIRE(0, IFT_ERR_NOMEM, NULL, "tokenizer");
+  }
+  memcpy(t->sha, sha, sizeof sha);
+  bytelevel_tables(t);
+  ift_status st = json_is_object(root) ? IFT_OK : IFT_ERR_FORMAT;
+  if (st) ift_error_set(st, __FILE__, __LINE__, "tokenizer.json", HINT_BAD, "%s: not a JSON object", file);
+  const json_t *tr = json_object_get(root, "truncation");
+  if (!st && tr && !json_is_null(tr)) {
+    ift_error_set(IFT_ERR_UNIMPL, __FILE__, __LINE__, "tokenizer.json",
+                  "set \"truncation\": null in the file (iftrain truncates with prep --max-len)",
+                  "%s: truncation is set; iftrain does not truncate inside the tokenizer", file);
+    st = IFT_ERR_UNIMPL;
+  }
+  if (!st) st = load_model(t, &x, json_object_get(root, "model"));
+  if (!st) st = load_nm(t, &x, json_object_get(root, "normalizer"));
+  if (!st) st = load_pt(t, &x, json_object_get(root, "pre_tokenizer"));
+  if (!st) st = load_post(t, &x, json_object_get(root, "post_processor"));
+  if (!st) st = load_dc(t, &x, json_object_get(root, "decoder"));
+  if (!st) st = load_added(t, &x, json_object_get(root, "added_tokens"));
+  if (!st) st = finish_added(t, &x);
+  json_decref(root);
+  if (!st) {
+    t->bpe.nvocab = t->nvocab;
+    t->bpe.vocab_r = calloc((size_t)t->nvocab, sizeof(char *));
+    if (!t->bpe.vocab_r) st = IFT_ERR_NOMEM;
+    for (size_t i = 0; !st && i < t->bpe.vocab.cap; i++)
+      if (t->bpe.vocab.keys[i] && !t->bpe.vocab_r[t->bpe.vocab.vals[i]])
+        if (!(t->bpe.vocab_r[t->bpe.vocab.vals[i]] = strdup(t->bpe.vocab.keys[i]))) st = IFT_ERR_NOMEM;
+    if (st) ift_error_set(st, __FILE__, __LINE__, "vocab", NULL, "reverse vocabulary");
+  }
+  if (!st) {
+    int err;
+    PCRE2_SIZE off;
+    static const char gpt2[] =
+        "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+    t->bl_re = pcre2_compile((PCRE2_SPTR)gpt2, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
+    if (t->bl_re) pcre2_jit_compile(t->bl_re, PCRE2_JIT_COMPLETE);
+    t->md = pcre2_match_data_create(16, NULL);
+    if (!t->bl_re || !t->md) {
+      st = IFT_ERR_NOMEM;
+      ift_error_set(st, __FILE__, __LINE__, "pcre2", NULL, "ByteLevel regex");
+    }
+  }
+  if (st) {
+    tok_free(t);
+    return st;
+  }
+  *out = t;
+  return IFT_OK;
+}
+
+void tok_free(tok *t) {
+  if (!t) return;
+  tok_bpe_free(&t->bpe);
+  for (int i = 0; i < t->nadded; i++) {
+    free(t->added[i].content);
+    free(t->added[i].norm);
+  }
+  free(t->added);
+  free(t->added_of_id);
+  for (int i = 0; i < t->nnm; i++) {
+    free(t->nm[i].a);
+    free(t->nm[i].b);
+    pcre2_code_free(t->nm[i].re);
+  }
+  free(t->nm);
+  for (int i = 0; i < t->npt; i++) {
+    pcre2_code_free(t->pt[i].re);
+    free(t->pt[i].lit);
+  }
+  free(t->pt);
+  for (int i = 0; i < t->ndc; i++) {
+    pcre2_code_free(t->dc[i].re);
+    free(t->dc[i].lit);
+    free(t->dc[i].content);
+  }
+  free(t->dc);
+  free(t->post);
+  pcre2_code_free(t->bl_re);
+  pcre2_match_data_free(t->md);
+  free(t);
+}
+
+int tok_vocab_size(const tok *t) { return t->nvocab; }
+const char *tok_sha256(const tok *t) { return t->sha; }
+
+int tok_id(const tok *t, const char *s) {
+  const size_t n = strlen(s);
+  for (int i = 0; i < t->nadded; i++)
+    if (t->added[i].len == n && !memcmp(t->added[i].content, s, n)) return t->added[i].id;
+  int id;
+  return smap_get(&t->bpe.vocab, s, n, &id) ? id : -1;
+}
+
+const char *tok_token(const tok *t, int id) {
+  if (id < 0 || id >= t->nvocab) return NULL;
+  if (t->added_of_id[id] >= 0) return t->added[t->added_of_id[id]].content;
+  return t->bpe.vocab_r[id];
+}
+
+int tok_is_special(const tok *t, int id) {
+  return id >= 0 && id < t->nvocab && t->added_of_id[id] >= 0 && t->added[t->added_of_id[id]].special;
+}
+
+/* ------------------------------------------------------------ matching */
+
+/* Every match of RE (or of the literal LIT) in s[0..n), as the library's
+ * find_matches: (start, end, is_match) ranges covering s, in order. */
+typedef struct {
+  size_t a, b;
+  int m;
+} range;
+typedef struct {
+  range *r;
+  size_t n, cap;
+} ranges;
+
+static int ranges_add(ranges *l, size_t a, size_t b, int m) {
+  if (l->n == l->cap) {
+    size_t c = l->cap ? 2 * l->cap : 64;
+    range *q = realloc(l->r, c * sizeof *q);
+    if (!q) return -1;
+    l->r = q;
+    l->cap = c;
+  }
+  l->r[l->n++] = (range){a, b, m};
+  return 0;
+}
+
+static int find_matches(const tok *t, const pcre2_code *re, const char *lit, const char *s, size_t n,
+                        ranges *out) {
+  out->n = 0;
+  if (!n) return ranges_add(out, 0, 0, 0);
+  size_t prev = 0, at = 0;
+  const size_t ll = lit ? strlen(lit) : 0;
+  while (at <= n) {
+    size_t ms, me;
+    if (lit) {
+      const char *f = NULL;
+      for (size_t i = at; i + ll <= n; i++)
+        if (!memcmp(s + i, lit, ll)) {
+          f = s + i;
+          break;
+        }
+      if (!f) break;
+      ms = (size_t)(f - s);
+      me = ms + ll;
+    } else {
+      int rc = pcre2_match(re, (PCRE2_SPTR)s, n, at, 0, t->md, NULL);
+      if (rc < 0) break;
+      PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
+      ms = ov[0];
+      me = ov[1];
+    }
+    if (prev != ms && ranges_add(out, prev, ms, 0)) return -1;
+    if (ranges_add(out, ms, me, 1)) return -1;
+    prev = me;
+    if (me == ms) { /* an empty match: step over one character */
+      int32_t cp;
+      int l = me < n ? tok_utf8_next((const unsigned char *)s + me, n - me, &cp) : 1;
+      at = me + (size_t)(l > 0 ? l : 1);
+    } else {
+      at = me;
+    }
+  }
+  if (prev != n && ranges_add(out, prev, n, 0)) return -1;
+  return 0;
+}
+
+/* Split s by the ranges with the delimiter behaviour (NormalizedString::split). */
+static int split_ranges(ranges *r, split_beh beh, const char *s, int first, tpieces *out) {
+  /* merge according to behaviour: kept ranges are written to r in place */
+  size_t k = 0;
+  int prevm = 0;
+  if (beh == SB_NEXT) { /* folded from the right */
+    range *tmp = malloc(sizeof(range) * (r->n ? r->n : 1));
+    if (!tmp) return -1;
+    size_t m = 0;
+    for (size_t i = r->n; i-- > 0;) {
+      range x = r->r[i];
+      if (x.m && !prevm && m) tmp[m - 1].a = x.a;
+      else tmp[m++] = (range){x.a, x.b, 0};
+      prevm = x.m;
+    }
+    for (size_t i = 0; i < m; i++) r->r[i] = tmp[m - 1 - i];
+    k = m;
+    free(tmp);
+  } else {
+    for (size_t i = 0; i < r->n; i++) {
+      range x = r->r[i];
+      switch (beh) {
+      case SB_ISOLATED: r->r[k++] = (range){x.a, x.b, 0}; break;
+      case SB_REMOVED: r->r[k++] = x; break;
+      case SB_CONTIGUOUS:
+        if (x.m == prevm && k) r->r[k - 1].b = x.b;
+        else r->r[k++] = (range){x.a, x.b, 0};
+        break;
+      case SB_PREV:
+        if (x.m && !prevm && k) r->r[k - 1].b = x.b;
+        else r->r[k++] = (range){x.a, x.b, 0};
+        break;
+      default: break;
+      }
+      prevm = x.m;
+    }
+  }
+  for (size_t i = 0; i < k; i++) {
+    if (r->r[i].m) continue; /* Removed */
+    if (tpieces_add(out, s + r->r[i].a, r->r[i].b - r->r[i].a, first && r->r[i].a == 0)) return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ normalizer */
+
+static int replace_all(const tok *t, const char *lit, const pcre2_code *re, const char *content,
+                       const char *s, size_t n, tbuf *out) {
+  ranges r = {0};
+  int rc = find_matches(t, re, lit, s, n, &r);
+  const size_t lc = strlen(content);
+  for (size_t i = 0; !rc && i < r.n; i++)
+    rc = r.r[i].m ? tbuf_put(out, content, lc) : tbuf_put(out, s + r.r[i].a, r.r[i].b - r.r[i].a);
+  if (!rc && !out->s) rc = tbuf_put(out, "", 0);
+  free(r.r);
+  return rc;
+}
+
+static ift_status normalize(const tok *t, const char *s, size_t n, tbuf *out) {
+  tbuf cur = {0};
+  if (tbuf_put(&cur, s, n)) return IFT_ERR_NOMEM;
+  for (int i = 0; i < t->nnm; i++) {
+    const nm_step *k = &t->nm[i];
+    tbuf nx = {0};
+    int rc = 0;
+    switch (k->k) {
+    case NM_NFC: case NM_NFKC: case NM_NFD: case NM_NFKD: {
+      int fl = UTF8PROC_STABLE;
+      fl |= (k->k == NM_NFC || k->k == NM_NFKC) ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE;
+      if (k->k == NM_NFKC || k->k == NM_NFKD) fl |= UTF8PROC_COMPAT;
+      utf8proc_uint8_t *o = NULL;
+      utf8proc_ssize_t l = cur.n ? utf8proc_map((const utf8proc_uint8_t *)cur.s, (utf8proc_ssize_t)cur.n, &o, (utf8proc_option_t)fl) : 0;
+      rc = l < 0 ? -1 : tbuf_put(&nx, o ? (const char *)o : "", (size_t)l);
+      free(o);
+      break;
+    }
+    case NM_PREPEND:
+      rc = (cur.n ? tbuf_put(&nx, k->a, strlen(k->a)) : 0) || tbuf_put(&nx, cur.s, cur.n);
+      break;
+    case NM_REPLACE:
+      rc = replace_all(t, k->a, k->re, k->b, cur.s, cur.n, &nx);
+      break;
+    }
+    tbuf_free(&cur);
+    if (rc) {
+      tbuf_free(&nx);
+      IFT_REQUIRE(0, IFT_ERR_NOMEM, NULL, "normalizing %zu bytes", n);
+    }
+    cur = nx;
+  }
+  *out = cur;
+  return IFT_OK;
+}
+
+/* ------------------------------------------------------------ pre-tokenizer */
+
+static int bytelevel_map(const tok *t, const char *s, size_t n, tbuf *out) {
+  for (size_t i = 0; i < n; i++) {
+    const unsigned char b = (unsigned char)s[i];
+    if (tbuf_put(out, t->bl_char[b], t->bl_len[b])) return -1;
+  }
+  return 0;
+}
+
+static int pretok_step(const tok *t, const pt_step *k, const tpieces *in, tpieces *out) {
+  ranges r = {0};
+  tbuf tmp = {0};
+  int rc = 0;
+  for (size_t i = 0; i < in->n && !rc; i++) {
+    const char *s = in->text.s + in->p[i].off;
+    const size_t n = in->p[i].len;
+    const int first = in->p[i].first;
+    tmp.n = 0;
+    switch (k->k) {
+    case PT_BYTELEVEL: {
+      if (k->add_prefix_space && (n == 0 || s[0] != ' ')) rc = tbuf_put(&tmp, " ", 1);
+      if (!rc) rc = tbuf_put(&tmp, s, n);
+      tpieces parts = {0};
+      if (!rc && k->use_regex) rc = find_matches(t, t->bl_re, NULL, tmp.s, tmp.n, &r) ||
+                                    split_ranges(&r, SB_ISOLATED, tmp.s, first, &parts);
+      else if (!rc) rc = tpieces_add(&parts, tmp.s, tmp.n, first);
+      tbuf mapped = {0};
+      for (size_t j = 0; j < parts.n && !rc; j++) {
+        mapped.n = 0;
+        rc = bytelevel_map(t, parts.text.s + parts.p[j].off, parts.p[j].len, &mapped) ||
+             tpieces_add(out, mapped.s, mapped.n, parts.p[j].first);
+      }
+      tbuf_free(&mapped);
+      tpieces_free(&parts);
+      break;
+    }
+    case PT_SPLIT:
+      rc = find_matches(t, k->re, k->lit, s, n, &r);
+      if (!rc && k->invert)
+        for (size_t j = 0; j < r.n; j++) r.r[j].m = !r.r[j].m;
+      if (!rc) rc = split_ranges(&r, k->beh, s, first, out);
+      break;
+    case PT_METASPACE: {
+      const size_t lr = strlen(k->repl);
+      /* ' ' -> replacement, then the prefix */
+      tbuf rep = {0};
+      for (size_t j = 0; j < n && !rc; j++) rc = s[j] == ' ' ? tbuf_put(&rep, k->repl, lr) : tbuf_put(&rep, s + j, 1);
+      const int starts_after = rep.n >= lr && !memcmp(rep.s, k->repl, lr);
+      if (!rc && !starts_after && (k->scheme == PS_ALWAYS || (k->scheme == PS_FIRST && first)))
+        rc = tbuf_put(&tmp, k->repl, lr);
+      if (!rc) rc = tbuf_put(&tmp, rep.s ? rep.s : "", rep.n);
+      tbuf_free(&rep);
+      if (!rc && k->split)
+        rc = find_matches(t, NULL, k->repl, tmp.s, tmp.n, &r) || split_ranges(&r, SB_NEXT, tmp.s, first, out);
+      else if (!rc)
+        rc = tpieces_add(out, tmp.s, tmp.n, first);
+      break;
+    }
+    case PT_DIGITS: {
+      r.n = 0;
+      size_t j = 0, prev = 0;
+      while (j < n && !rc) {
+        int32_t cp;
+        int l = tok_utf8_next((const unsigned char *)s + j, n - j, &cp);
+        if (l < 0) l = 1;
+        if (tok_is_numeric(cp)) {
+          if (prev != j) rc = ranges_add(&r, prev, j, 0);
+          if (!rc) rc = ranges_add(&r, j, j + (size_t)l, 1);
+          prev = j + (size_t)l;
+        }
+        j += (size_t)l;
+      }
+      if (!rc && prev != n) rc = ranges_add(&r, prev, n, 0);
+      if (!rc) rc = split_ranges(&r, k->individual ? SB_ISOLATED : SB_CONTIGUOUS, s, first, out);
+      break;
+    }
+    }
+  }
+  free(r.r);
+  tbuf_free(&tmp);
+  return rc;
+}
+
+/* ------------------------------------------------------------ encode */
+
+/* Leftmost-longest matches of the added tokens (normalized set or not) in
+ * s, with single_word / lstrip / rstrip, as AddedVocabulary::find_matches:
+ * appends pieces (ids[i] = token id or -1 for text) to out. */
+static int split_added(const tok *t, int normalized, const char *s, size_t n, int first,
+                       tpieces *out, tok_ids *kinds) {
+  size_t start_off = 0, i = 0;
+  while (i < n) {
+    if (!t->first_byte[normalized][(unsigned char)s[i]]) {
+      i++;
+      continue;
+    }
+    int best = -1;
+    size_t blen = 0;
+    for (int a = 0; a < t->nadded; a++) {
+      const added_tok *k = &t->added[a];
+      if (k->normalized != normalized) continue;
+      const char *c = normalized ? k->norm : k->content;
+      const size_t l = normalized ? k->norm_len : k->len;
+      if (l && l > blen && l <= n - i && !memcmp(s + i, c, l)) {
+        best = a;
+        blen = l;
+      }
+    }
+    if (best < 0) {
+      i++;
+      continue;
+    }
+    const added_tok *k = &t->added[best];
+    size_t ms = i, me = i + blen;
+    i = me; /* the next search starts after this match even when it is discarded */
+    if (k->single_word) {
+      int32_t cp;
+      int ok_l = 1, ok_r = 1;
+      if (ms > 0) { /* the character before */
+        size_t j = ms - 1;
+        while (j > 0 && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
+        if (tok_utf8_next((const unsigned char *)s + j, ms - j, &cp) > 0 && tok_is_word(cp)) ok_l = 0;
+      }
+      if (me < n && tok_utf8_next((const unsigned char *)s + me, n - me, &cp) > 0 && tok_is_word(cp)) ok_r = 0;
+      if (!ok_l || !ok_r) continue;
+    }
+    if (k->lstrip) {
+      size_t j = ms;
+      while (j > 0) {
+        size_t q = j - 1;
+        while (q > 0 && ((unsigned char)s[q] & 0xC0) == 0x80) q--;
+        int32_t cp;
+        if (tok_utf8_next((const unsigned char *)s + q, j - q, &cp) <= 0 || !tok_is_space(cp)) break;
+        j = q;
+      }
+      ms = j > start_off ? j : start_off;
+    }
+    if (k->rstrip) {
+      int32_t cp;
+      int l;
+      while (me < n && (l = tok_utf8_next((const unsigned char *)s + me, n - me, &cp)) > 0 && tok_is_space(cp))
+        me += (size_t)l;
+      i = me;
+    }
+    if (start_off < ms) {
+      if (tpieces_add(out, s + start_off, ms - start_off, first && start_off == 0) || tok_ids_push(kinds, -1))
+        return -1;
+    }
+    if (tpieces_add(out, s + ms, me - ms, 0) || tok_ids_push(kinds, k->id)) return -1;
+    start_off = me;
+  }
+  if (start_off < n || n == 0) {
+    if (n == 0) return 0;
+    if (tpieces_add(out, s + start_off, n - start_off, first && start_off == 0) || tok_ids_push(kinds, -1))
+      return -1;
+  }
+  return 0;
+}
+
+static int encode_text(tok *t, const char *s, size_t n, int first, tok_ids *out) {
+  /* normalize, then the normalized added tokens, then pre-tokenize + BPE */
+  tbuf norm = {0};
+  if (normalize(t, s, n, &norm) != IFT_OK) return -1;
+  tpieces segs = {0};
+  tok_ids kinds = {0};
+  int rc = split_added(t, 1, norm.s ? norm.s : "", norm.n, first, &segs, &kinds);
+  for (size_t i = 0; i < segs.n && !rc; i++) {
+    if (kinds.ids[i] >= 0) {
+      rc = tok_ids_push(out, kinds.ids[i]);
+      continue;
+    }
+    tpieces cur = {0};
+    rc = tpieces_add(&cur, segs.text.s + segs.p[i].off, segs.p[i].len, segs.p[i].first);
+    for (int k = 0; k < t->npt && !rc; k++) {
+      tpieces nx = {0};
+      rc = pretok_step(t, &t->pt[k], &cur, &nx);
+      tpieces_free(&cur);
+      cur = nx;
+    }
+    for (size_t j = 0; j < cur.n && !rc; j++)
+      rc = tok_bpe_encode(&t->bpe, cur.text.s + cur.p[j].off, cur.p[j].len, out);
+    tpieces_free(&cur);
+  }
+  tpieces_free(&segs);
+  tok_ids_free(&kinds);
+  tbuf_free(&norm);
+  return rc;
+}
+
+ift_status tok_encode(tok *t, const char *text, size_t len, int add_special, tok_ids *out) {
+  IFT_REQUIRE(utf8proc_decompose((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, NULL, 0, 0) >= 0 || len == 0,
+              IFT_ERR_ARG, "give UTF-8 text", "the text to encode is not valid UTF-8");
+  tok_ids seq = {0};
+  tpieces segs = {0};
+  tok_ids kinds = {0};
+  int rc = split_added(t, 0, text, len, 1, &segs, &kinds);
+  for (size_t i = 0; i < segs.n && !rc; i++)
+    rc = kinds.ids[i] >= 0 ? tok_ids_push(&seq, kinds.ids[i])
+                           : encode_text(t, segs.text.s + segs.p[i].off, segs.p[i].len, segs.p[i].first, &seq);
+  tpieces_free(&segs);
+  tok_ids_free(&kinds);
+  if (!rc) {
+    if (add_special && t->has_post) {
+      for (int i = 0; i < t->npost && !rc; i++)
+        if (t->post[i] < 0)
+          for (size_t j = 0; j < seq.n && !rc; j++) rc = tok_ids_push(out, seq.ids[j]);
+        else
+          rc = tok_ids_push(out, t->post[i]);
+    } else {
+      for (size_t j = 0; j < seq.n && !rc; j++) rc = tok_ids_push(out, seq.ids[j]);
+    }
+  }
+  tok_ids_free(&seq);
+  IFT_REQUIRE(!rc, IFT_ERR_NOMEM, NULL, "encoding %zu bytes", len);
+  return IFT_OK;
+}
+
+/* ------------------------------------------------------------ decode */
+
+typedef struct {
+  tbuf *v;
+  size_t n, cap;
+} tlist;
+
+static int tlist_add(tlist *l, const char *s, size_t n) {
+  if (l->n == l->cap) {
+    size_t c = l->cap ? 2 * l->cap : 64;
+    tbuf *q = realloc(l->v, c * sizeof *q);
+    if (!q) return -1;
+    l->v = q;
+    l->cap = c;
+  }
+  tbuf b = {0};
+  if (tbuf_put(&b, s, n)) return -1;
+  l->v[l->n++] = b;
+  return 0;
+}
+static void tlist_free(tlist *l) {
+  for (size_t i = 0; i < l->n; i++) tbuf_free(&l->v[i]);
+  free(l->v);
+  memset(l, 0, sizeof *l);
+}
+
+/* Rust's String::from_utf8_lossy: each maximal invalid subpart -> U+FFFD. */
+static int utf8_lossy(const unsigned char *s, size_t n, tbuf *out) {
+  static const char rep[] = "\xEF\xBF\xBD";
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char b = s[i];
+    int need = b < 0x80 ? 0 : b >= 0xC2 && b <= 0xDF ? 1 : b >= 0xE0 && b <= 0xEF ? 2 : b >= 0xF0 && b <= 0xF4 ? 3 : -1;
+    if (need == 0) {
+      if (tbuf_put(out, s + i, 1)) return -1;
+      i++;
+      continue;
+    }
+    size_t k = 1;
+    if (need > 0) {
+      unsigned char lo = 0x80, hi = 0xBF;
+      if (b == 0xE0) lo = 0xA0;
+      else if (b == 0xED) hi = 0x9F;
+      else if (b == 0xF0) lo = 0x90;
+      else if (b == 0xF4) hi = 0x8F;
+      while ((int)k <= need && i + k < n) {
+        const unsigned char c = s[i + k];
+        if (k == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF)) break;
+        k++;
+      }
+      if ((int)k == need + 1) {
+        if (tbuf_put(out, s + i, k)) return -1;
+        i += k;
+        continue;
+      }
+    }
+    if (tbuf_put(out, rep, 3)) return -1;
+    i += k;
+  }
+  return out->s ? 0 : tbuf_put(out, "", 0);
+}
+
+static int valid_utf8(const unsigned char *s, size_t n) {
+  tbuf b = {0};
+  int ok = utf8_lossy(s, n, &b) == 0 && b.n == n && (!n || !memcmp(b.s, s, n));
+  tbuf_free(&b);
+  return ok;
+}
+
+static int decode_step(const tok *t, const dc_step *k, tlist *in, tlist *out) {
+  int rc = 0;
+  switch (k->k) {
+  case DC_BYTELEVEL: {
+    tbuf bytes = {0}, s = {0};
+    for (size_t i = 0; i < in->n && !rc; i++) {
+      const tbuf *tk = &in->v[i];
+      /* every character must map to a byte, else the token's own bytes */
+      tbuf mapped = {0};
+      int all = 1;
+      for (size_t j = 0; j < tk->n && all && !rc;) {
+        int32_t cp;
+        int l = tok_utf8_next((const unsigned char *)tk->s + j, tk->n - j, &cp);
+        if (l < 0 || cp >= 512 || t->bl_byte[cp] < 0) {
+          all = 0;
+          break;
+        }
+        const char b = (char)t->bl_byte[cp];
+        rc = tbuf_put(&mapped, &b, 1);
+        j += (size_t)l;
+      }
+      if (!rc) rc = all ? tbuf_put(&bytes, mapped.s ? mapped.s : "", mapped.n) : tbuf_put(&bytes, tk->s, tk->n);
+      tbuf_free(&mapped);
+    }
+    if (!rc) rc = utf8_lossy((const unsigned char *)(bytes.s ? bytes.s : ""), bytes.n, &s);
+    if (!rc) rc = tlist_add(out, s.s, s.n);
+    tbuf_free(&bytes);
+    tbuf_free(&s);
+    break;
+  }
+  case DC_BYTEFALLBACK: {
+    tbuf pend = {0};
+    for (size_t i = 0; i <= in->n && !rc; i++) {
+      const tbuf *tk = i < in->n ? &in->v[i] : NULL;
+      unsigned v;
+      char hex[3];
+      int isbyte = tk && tk->n == 6 && !memcmp(tk->s, "<0x", 3) && tk->s[5] == '>' &&
+                   (memcpy(hex, tk->s + 3, 2), hex[2] = 0, sscanf(hex, "%2x", &v) == 1) &&
+                   strspn(hex, "0123456789abcdefABCDEF") == 2;
+      if (isbyte) {
+        const char b = (char)v;
+        rc = tbuf_put(&pend, &b, 1);
+        continue;
+      }
+      if (pend.n) {
+        if (valid_utf8((const unsigned char *)pend.s, pend.n)) rc = tlist_add(out, pend.s, pend.n);
+        else
+          for (size_t j = 0; j < pend.n && !rc; j++) rc = tlist_add(out, "\xEF\xBF\xBD", 3);
+        pend.n = 0;
+      }
+      if (tk && !rc) rc = tlist_add(out, tk->s, tk->n);
+    }
+    tbuf_free(&pend);
+    break;
+  }
+  case DC_FUSE: {
+    tbuf all = {0};
+    for (size_t i = 0; i < in->n && !rc; i++) rc = tbuf_put(&all, in->v[i].s, in->v[i].n);
+    if (!rc) rc = tlist_add(out, all.s ? all.s : "", all.n);
+    tbuf_free(&all);
+    break;
+  }
+  case DC_STRIP:
+    for (size_t i = 0; i < in->n && !rc; i++) {
+      const tbuf *tk = &in->v[i];
+      /* character positions */
+      size_t nc = 0, *pos = malloc(sizeof(size_t) * (tk->n + 1));
+      int32_t *cps = malloc(sizeof(int32_t) * (tk->n + 1));
+      if (!pos || !cps) rc = -1;
+      for (size_t j = 0; !rc && j < tk->n;) {
+        int l = tok_utf8_next((const unsigned char *)tk->s + j, tk->n - j, &cps[nc]);
+        if (l < 0) l = 1;
+        pos[nc++] = j;
+        j += (size_t)l;
+      }
+      if (!rc) {
+        pos[nc] = tk->n;
+        size_t a = 0, b = nc;
+        for (size_t j = 0; j < (size_t)k->start && j < nc && cps[j] == k->cp; j++) a = j + 1;
+        for (size_t j = 0; j < (size_t)k->stop && j < nc; j++) {
+          size_t q = nc - j - 1;
+          if (cps[q] != k->cp) break;
+          b = q;
+        }
+        if (b < a) b = a;
+        rc = tlist_add(out, tk->s + pos[a], pos[b] - pos[a]);
+      }
+      free(pos);
+      free(cps);
+    }
+    break;
+  case DC_REPLACE:
+    for (size_t i = 0; i < in->n && !rc; i++) {
+      tbuf o = {0};
+      rc = replace_all(t, k->lit, k->re, k->content, in->v[i].s ? in->v[i].s : "", in->v[i].n, &o) ||
+           tlist_add(out, o.s, o.n);
+      tbuf_free(&o);
+    }
+    break;
+  case DC_METASPACE:
+    for (size_t i = 0; i < in->n && !rc; i++) {
+      const tbuf *tk = &in->v[i];
+      tbuf o = {0};
+      for (size_t j = 0; j < tk->n && !rc;) {
+        int32_t cp;
+        int l = tok_utf8_next((const unsigned char *)tk->s + j, tk->n - j, &cp);
+        if (l < 0) l = 1;
+        if (l > 0 && cp == k->cp) {
+          if (!(i == 0 && k->scheme != PS_NEVER)) rc = tbuf_put(&o, " ", 1);
+        } else {
+          rc = tbuf_put(&o, tk->s + j, (size_t)l);
+        }
+        j += (size_t)l;
+      }
+      if (!rc) rc = tlist_add(out, o.s ? o.s : "", o.n);
+      tbuf_free(&o);
+    }
+    break;
+  }
+  return rc;
+}
+
+ift_status tok_decode(const tok *t, const int *ids, size_t n, int skip_special, char **text,
+                      size_t *len) {
+  *text = NULL;
+  *len = 0;
+  tlist cur = {0};
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    const char *s = tok_token(t, ids[i]);
+    if (!s) {
+      tlist_free(&cur);
+      IFT_REQUIRE(0, IFT_ERR_ARG, "ids must come from this tokenizer", "id %d is not in the vocabulary (size %d)",
+                  ids[i], t->nvocab);
+    }
+    if (skip_special && tok_is_special(t, ids[i])) continue;
+    rc = tlist_add(&cur, s, strlen(s));
+  }
+  for (int k = 0; k < t->ndc && !rc; k++) {
+    tlist nx = {0};
+    rc = decode_step(t, &t->dc[k], &cur, &nx);
+    tlist_free(&cur);
+    cur = nx;
+  }
+  tbuf all = {0};
+  for (size_t i = 0; i < cur.n && !rc; i++) {
+    if (!t->has_decoder && i && tbuf_put(&all, " ", 1)) rc = -1;
+    if (!rc) rc = tbuf_put(&all, cur.v[i].s, cur.v[i].n);
+  }
+  if (!rc && !all.s) rc = tbuf_put(&all, "", 0);
+  tlist_free(&cur);
+  if (rc) {
+    tbuf_free(&all);
+    IFT_REQUIRE(0, IFT_ERR_NOMEM, NULL, "decoding %zu ids", n);
+  }
+  *text = all.s;
+  *len = all.n;
+  return IFT_OK;
+}
