@@ -101,6 +101,7 @@ const CONVS = [
   ['c16', 'two user turns in a row (templates that demand alternation refuse)', [U('contractions', short), U('contractions', short), A('prose_man', para)]],
   ['c17', 'assistant content of whitespace only', [U('contractions', short), A('edge', (e) => e.text.length > 0 && !e.text.trim())]],
   ['c18', 'long assistant answer (a whole document)', [U('contractions', short), A('long', (e) => e.text.length < 17000)]],
+  ['c19', 'content starting with U+FEFF (Python strip keeps it, JavaScript trim removes it)', [U('contractions', short), A('unicode', (e) => e.text.startsWith('\ufeff'))]],
 ].map(([id, what, msgs]) => ({ id, what, messages: msgs.map(([role, e]) => ({ role, content: e.text })), corpus_lines: msgs.map(([, e]) => e.line) }));
 
 // ---------------------------------------------------------------- rendering

@@ -321,6 +321,7 @@ const scriptsPerLang = [];
     const p = `/usr/share/X11/locale/${f}/Compose`;
     const t = exists(p) && readText(p); if (t) for (const l of t.split('\n')) if (/[^\x00-\x7f]/.test(l)) pool.push([l, p]);
   }
+  for (const [p, t] of copyrights) for (const l of t.split('\n')) if (/[\ufeff\u0085\u2028\u2029]/.test(l)) pool.push([l, p]);
   for (const p of walk('/usr/share/vim/vim90/keymap', (p) => p.endsWith('utf-8.vim'))) { const t = readText(p); if (t) for (const l of t.split('\n')) if (/[^\x00-\x7f]/.test(l)) pool.push([l, p]); }
   const feats = [
     ['combining mark', /\p{Mn}/u, 40], ['ZWJ', /\u200d/, 12], ['ZWNJ', /\u200c/, 12], ['no-break space', /\u00a0/, 15],
