@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "iftrain/app.h"
+#include "iftrain/chat.h"
 #include "iftrain/tok.h"
 
 const char app_tokenize_help[] =
@@ -15,26 +16,85 @@ const char app_tokenize_help[] =
     "  iftrain tokenize --tokenizer HF_DIR|tokenizer.json [--add-special]\n"
     "                   < {\"text\": ...} lines  > {\"ids\": [...]} lines\n"
     "  iftrain tokenize --tokenizer ... --decode [--skip-special]\n"
-    "                   < {\"ids\": [...]} lines  > {\"text\": ...} lines\n\n"
+    "                   < {\"ids\": [...]} lines  > {\"text\": ...} lines\n"
+    "  iftrain tokenize --tokenizer HF_DIR --chat [--chat-template NAME]\n"
+    "                   [--add-generation-prompt]\n"
+    "                   < {\"messages\": [{\"role\", \"content\"}, ...]} lines\n"
+    "                   > {\"text\": rendered,\n"
+    "                      \"assistant\": [[content start, end, end-of-turn start, end], ...]}\n"
+    "                   (byte offsets), or {\"error\": ...} when the template refuses\n\n"
     "Ids are those of the Hugging Face tokenizers library (encode(text,\n"
     "add_special_tokens) and decode(ids, skip_special_tokens)). --add-special runs\n"
     "the post-processor (e.g. the BOS); special-token strings in the text are always\n"
     "encoded as their tokens. One output line per input line, in order; a bad line\n"
-    "stops with its line number (exit 2). Runs on one rank.\n";
+    "stops with its line number (exit 2). Runs on one rank.\n"
+    "--chat renders each conversation with the model's chat template (recognised\n"
+    "from HF_DIR/tokenizer_config.json, or --chat-template llama3, llama3-instruct,\n"
+    "llama3.1, chatml, qwen3, mistral, llama2, mixtral) exactly as transformers'\n"
+    "apply_chat_template does, with the byte ranges of each assistant turn's content\n"
+    "and end-of-turn token (what the assistant-only loss mask covers).\n";
 
 static int fail_line(long ln, const char *what) {
   fprintf(stderr, "iftrain tokenize: standard input line %ld: %s\n", ln, what);
   return APP_EXIT_USAGE;
 }
 
+/* One conversation: rendered, encoded, masked.  NULL with *rc set on a
+ * bad line. */
+static json_t *chat_line(tok *t, const chat_tmpl *ct, const json_t *o, int gen, long ln, int *rc) {
+  const json_t *ms = json_object_get(o, "messages");
+  if (!json_is_array(ms)) {
+    *rc = fail_line(ln, "no \"messages\" list");
+    return NULL;
+  }
+  const size_t n = json_array_size(ms);
+  chat_msg *m = calloc(n + 1, sizeof *m);
+  if (!m) {
+    *rc = 1;
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const json_t *e = json_array_get(ms, i);
+    m[i].role = json_string_value(json_object_get(e, "role"));
+    m[i].content = json_string_value(json_object_get(e, "content"));
+    if (!m[i].role || !m[i].content) {
+      free(m);
+      *rc = fail_line(ln, "a message without \"role\" and \"content\" strings");
+      return NULL;
+    }
+  }
+  chat_out co;
+  ift_error_quiet(1); /* a refusal is an output line, not an error of the run */
+  ift_status st = chat_render(ct, m, (int)n, gen, &co);
+  ift_error_quiet(0);
+  free(m);
+  if (st == IFT_ERR_FORMAT) return json_pack("{s:s}", "error", ift_error_last());
+  if (st != IFT_OK) {
+    *rc = app_exit_code(st);
+    return NULL;
+  }
+  json_t *sp = json_array();
+  for (int k = 0; k < co.nspans; k++)
+    json_array_append_new(sp, json_pack("[IIII]", (json_int_t)co.spans[k].content_a, (json_int_t)co.spans[k].content_b,
+                                        (json_int_t)co.spans[k].eot_a, (json_int_t)co.spans[k].eot_b));
+  json_t *res = json_pack("{s:s%,s:o}", "text", co.text, co.len, "assistant", sp);
+  (void)t;
+  chat_out_free(&co);
+  return res;
+}
+
 int app_tokenize(int argc, char **argv) {
   const char *path = NULL;
-  int add_special = 0, decode = 0, skip_special = 0;
+  int add_special = 0, decode = 0, skip_special = 0, chat = 0, gen = 0;
+  const char *force = NULL;
   for (int i = 1; i < argc; i++) {
     const char *v;
     if (!strcmp(argv[i], "--add-special")) add_special = 1;
     else if (!strcmp(argv[i], "--decode")) decode = 1;
     else if (!strcmp(argv[i], "--skip-special")) skip_special = 1;
+    else if (!strcmp(argv[i], "--chat")) chat = 1;
+    else if (!strcmp(argv[i], "--add-generation-prompt")) gen = 1;
+    else if ((v = app_opt(argc, argv, &i, "chat-template"))) chat = 1, force = v;
     else if ((v = app_opt(argc, argv, &i, "tokenizer"))) path = v;
     else {
       fprintf(stderr, "iftrain tokenize: unexpected argument '%s'\n  hint: iftrain tokenize --help\n", argv[i]);
@@ -48,6 +108,11 @@ int app_tokenize(int argc, char **argv) {
   tok *t;
   ift_status st = tok_load(&t, path);
   if (st != IFT_OK) return app_exit_code(st);
+  chat_tmpl ct;
+  if (chat && (st = chat_from_config(path, force, &ct)) != IFT_OK) {
+    tok_free(t);
+    return app_exit_code(st);
+  }
   char *line = NULL;
   size_t cap = 0;
   ssize_t n;
@@ -61,6 +126,8 @@ int app_tokenize(int argc, char **argv) {
     json_t *out = NULL;
     if (!json_is_object(o)) {
       rc = fail_line(ln, o ? "not a JSON object" : je.text);
+    } else if (chat) {
+      out = chat_line(t, &ct, o, gen, ln, &rc);
     } else if (!decode) {
       const json_t *tx = json_object_get(o, "text");
       if (!json_is_string(tx)) {
