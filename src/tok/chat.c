@@ -159,13 +159,7 @@ static void strip(const char **s, size_t *n, int left, int right, int only_nl) {
   *n = len;
 }
 
-/* An assistant turn: its content, then the end-of-turn string. */
-static void assistant(rctx *r, int msg, const char *c, size_t n, const char *eot) {
-  chat_span sp = {.message = msg, .content_a = r->b.n};
-  put(r, c, n);
-  sp.content_b = sp.eot_a = r->b.n;
-  puts_(r, eot);
-  sp.eot_b = r->b.n;
+static void add_span(rctx *r, chat_span sp) {
   chat_span *q = realloc(r->o->spans, sizeof *q * (size_t)(r->o->nspans + 1));
   if (!q) {
     r->oom = 1;
@@ -173,6 +167,23 @@ static void assistant(rctx *r, int msg, const char *c, size_t n, const char *eot
   }
   r->o->spans = q;
   r->o->spans[r->o->nspans++] = sp;
+}
+
+/* An assistant turn: its content, then the end-of-turn string. */
+static void assistant(rctx *r, int msg, const char *c, size_t n, const char *eot) {
+  chat_span sp = {.message = msg, .content_a = r->b.n};
+  put(r, c, n);
+  sp.content_b = sp.eot_a = r->b.n;
+  puts_(r, eot);
+  sp.eot_b = r->b.n;
+  add_span(r, sp);
+}
+
+/* A leading system message: its content (NULL without) and the index of
+ * the first other message. */
+static int leading_system(const chat_msg *m, int n, const char **sys) {
+  *sys = n && !strcmp(m[0].role, "system") ? m[0].content : NULL;
+  return *sys ? 1 : 0;
 }
 
 static ift_status refuse(const char *msg) {
@@ -356,12 +367,8 @@ static ift_status r_mistral(rctx *r, const chat_tmpl *t, const chat_msg *m, int 
  * <<SYS>> block; each user turn BOS + '[INST] ' + strip + ' [/INST]', each
  * answer ' ' + strip + ' ' + eos. */
 static ift_status r_llama2(rctx *r, const chat_tmpl *t, const chat_msg *m, int n) {
-  int i0 = 0;
-  const char *sys = NULL;
-  if (n && is(&m[0], "system")) {
-    sys = m[0].content;
-    i0 = 1;
-  }
+  const char *sys;
+  const int i0 = leading_system(m, n, &sys);
   tbuf tmp = {0};
   for (int i = i0; i < n; i++) {
     const int k = i - i0;
@@ -395,12 +402,7 @@ static ift_status r_llama2(rctx *r, const chat_tmpl *t, const chat_msg *m, int n
       sp.eot_a = r->b.n;
       puts_(r, t->eos);
       sp.eot_b = r->b.n;
-      chat_span *q = realloc(r->o->spans, sizeof *q * (size_t)(r->o->nspans + 1));
-      if (!q) r->oom = 1;
-      else {
-        r->o->spans = q;
-        r->o->spans[r->o->nspans++] = sp;
-      }
+      add_span(r, sp);
     }
   }
   tbuf_free(&tmp);
@@ -410,12 +412,8 @@ static ift_status r_llama2(rctx *r, const chat_tmpl *t, const chat_msg *m, int n
 /* Mixtral-Instruct: BOS, ' [INST] ' (+ system + '\n\n' in the first) +
  * user + ' [/INST]', ' ' + answer + eos. */
 static ift_status r_mixtral(rctx *r, const chat_tmpl *t, const chat_msg *m, int n) {
-  int i0 = 0;
-  const char *sys = NULL;
-  if (n && is(&m[0], "system")) {
-    sys = m[0].content;
-    i0 = 1;
-  }
+  const char *sys;
+  const int i0 = leading_system(m, n, &sys);
   puts_(r, t->bos);
   for (int i = i0; i < n; i++) {
     const int k = i - i0;
