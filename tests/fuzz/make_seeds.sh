@@ -4,10 +4,11 @@
 # `iftrain train --train.steps=0`, and two tiny Hugging Face model
 # directories (sharded with an index, and one file) from tests/hf/hfref.py
 # (needs python3-torch) packed as fuzz_hf's directory inputs, and fuzz_tok's
-# seeds (python3 alone): the real tokenizers of tests/tok/data cut to their
-# first 1000 merges (every component and added token kept; fuzz_tok encodes
-# with them), small handmade tokenizer.json files using every component,
-# lines of tests/tok/corpus.jsonl and id lists.
+# seeds (python3 alone): small handmade tokenizer.json files using every
+# component, lines of tests/tok/corpus.jsonl and id lists, and the
+# tokenizers fuzz_tok encodes with, tests/fuzz/tok/*.json: the real ones of
+# tests/tok/data cut to their first 1000 merges (every component and added
+# token kept).
 #   tests/fuzz/make_seeds.sh [IFTRAIN]     (default: ./iftrain of the build)
 #   SEEDS="hf" tests/fuzz/make_seeds.sh    only some of: dataset ckpt hf tok
 set -eu
@@ -53,9 +54,10 @@ ls -l "$s/hf" ;;
 esac
 case " $only " in *" tok "*)
 sh "$here/../tok/unpack.sh" "$tmp/tk" >/dev/null
-python3 - "$tmp/tk" "$here/../tok/corpus.jsonl" "$here/../tok/corpus.sources.tsv" "$s/tok" <<'PY'
+mkdir -p "$here/tok"
+python3 - "$tmp/tk" "$here/../tok/corpus.jsonl" "$here/../tok/corpus.sources.tsv" "$s/tok" "$here/tok" <<'PY'
 import csv, json, os, sys
-tk, corpus, sources, out = sys.argv[1:]
+tk, corpus, sources, out, real = sys.argv[1:]
 def put(name, mode, data):
     open(os.path.join(out, name), "wb").write(bytes([mode]) + data)
 def dump(d):
@@ -93,7 +95,7 @@ def trim(src, nmerges=1000):
     m["vocab"], m["merges"] = ids, merges
     return d
 for name, src in (("gpt2", "gpt2"), ("llama3", "llama3_instruct"), ("mistral", "mistral"), ("qwen3", "qwen3")):
-    put("load_" + name, 0, dump(trim(os.path.join(tk, src, "tokenizer.json"))))
+    open(os.path.join(real, name + ".json"), "wb").write(dump(trim(os.path.join(tk, src, "tokenizer.json"))))
 
 # Small handmade files with every component
 def tok(vocab, merges, added=(), nm=None, pt=None, post=None, dc=None, **model):
@@ -186,5 +188,5 @@ ids("first", list(range(4, 80)))
 ids("bytes", [4 + 3 + b for b in range(256)])
 ids("mixed", [5, 300, 1000, 1050, 1200, 1260, 4300, 4350, 0, 1, 2, 3, 70000, 16777215])
 PY
-ls -l "$s/tok" | head -40 ;;
+ls -l "$s/tok" "$here/tok" ;;
 esac
