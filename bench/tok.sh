@@ -21,6 +21,7 @@
 # Needs: a built iftrain, tests/tok/node_modules (cd tests/tok && npm ci), python3.
 set -eu
 cd "$(dirname "$0")/.."
+args="$*"
 rounds=3 passes=5 big_mb=20 big_rounds=1 big_passes=1 out=bench/results/tok-$(date +%F) names=
 for a in "$@"; do
     case $a in
@@ -65,7 +66,7 @@ raw=$out.jsonl
 meta() { # one JSON line: what ran, where, the load
     printf '{"meta":"%s","date":"%s","loadavg":"%s"%s}\n' "$1" "$(date -Iseconds)" "$(cut -d' ' -f1-3 /proc/loadavg)" "${2:-}" >> "$raw"
 }
-meta start ",\"host\":\"$(uname -n)\",\"cpu\":\"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)\",\"nproc\":$(nproc),\"iftrain\":\"$($IFTRAIN --version | cut -d' ' -f2) $(git describe --always --dirty 2>/dev/null || echo ?)\",\"node\":\"$($NODE --version)\",\"pinned\":\"${TOK_BENCH_CPU:-}\",\"rounds\":$rounds,\"passes\":$passes,\"big_rounds\":$big_rounds,\"big_passes\":$big_passes"
+meta start ",\"host\":\"$(uname -n)\",\"cpu\":\"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)\",\"nproc\":$(nproc),\"iftrain\":\"$($IFTRAIN --version | cut -d' ' -f2) $(git describe --always --dirty 2>/dev/null || echo ?)\",\"node\":\"$($NODE --version)\",\"pinned\":\"${TOK_BENCH_CPU:-}\",\"rounds\":$rounds,\"passes\":$passes,\"big_rounds\":$big_rounds,\"big_passes\":$big_passes,\"args\":\"$args\""
 
 run_c() { # tokenizer corpus passes warmup
     meta run
@@ -116,6 +117,7 @@ def ratio(a, b):
     return '     -' if a is None or b is None else f'{a / b:6.2f}'
 L = []
 L.append(f"# Tokenizer encode throughput, iftrain (C, src/tok) vs Hugging Face tokenizers, one core: bench/tok.sh")
+L.append(f"# bench/tok.sh {start.get('args', '')}".rstrip())
 L.append(f"# {start['date']} .. {end['date']}; host {start['host']}: {start['cpu']}, {start['nproc']} cores (shared)"
          + (f", pinned to CPU {start['pinned']}" if start['pinned'] else ", not pinned"))
 L.append(f"# iftrain {start['iftrain']}; HF {lib} via node {start['node']}, TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1")
