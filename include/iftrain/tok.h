@@ -5,7 +5,7 @@
  * (those with normalized = false on the raw text, then the others on the
  * normalized pieces; leftmost-longest matches, lstrip / rstrip /
  * single_word), the normalizer (NFC, NFKC, NFD, NFKD, Prepend, Replace,
- * Lowercase, Sequence), the pre-tokenizer (ByteLevel, Split with the file's
+ * Sequence), the pre-tokenizer (ByteLevel, Split with the file's
  * own regex compiled by PCRE2 with Unicode properties, Metaspace, Digits,
  * Sequence), the BPE model (merges by rank, ignore_merges, byte_fallback,
  * unk / fuse_unk) and with add_special the post-processor
@@ -14,8 +14,8 @@
  * A component the file names but this module does not implement is refused
  * at load with its name: nothing is approximated.
  *
- * A tok is read-only after load except for its BPE cache: use one per
- * thread. */
+ * A tok is read-only after load except for its BPE cache and its regex
+ * match data (encode and decode): use one per thread. */
 #ifndef IFTRAIN_TOK_H
 #define IFTRAIN_TOK_H
 
@@ -31,7 +31,9 @@ typedef struct tok tok;
 
 /* Load PATH: a tokenizer.json, or a directory holding one.  IFT_ERR_IO when
  * it cannot be read, IFT_ERR_FORMAT (naming the file and the JSON path) when
- * it is malformed, IFT_ERR_UNIMPL naming an unsupported component. */
+ * it is malformed or its ids are not those the library would give (added
+ * tokens numbered otherwise, two tokens with one id, template ids outside
+ * the vocabulary), IFT_ERR_UNIMPL naming an unsupported component. */
 ift_status tok_load(tok **out, const char *path);
 void tok_free(tok *t);
 
@@ -56,12 +58,15 @@ void tok_ids_free(tok_ids *v);
 int tok_ids_push(tok_ids *v, int id);
 
 /* Append the ids of TEXT (LEN bytes of UTF-8) to OUT; add_special runs the
- * post-processor (e.g. the BOS of TemplateProcessing).  IFT_ERR_ARG when
- * TEXT is not valid UTF-8. */
+ * post-processor (e.g. the BOS of TemplateProcessing).  Every id is below
+ * tok_vocab_size and decodable.  IFT_ERR_ARG when TEXT is not valid UTF-8,
+ * or when a regex of the file exceeds PCRE2's match limit on it (a
+ * catastrophically backtracking pattern: the error names the component). */
 ift_status tok_encode(tok *t, const char *text, size_t len, int add_special, tok_ids *out);
 /* The text of N ids (malloc'd, NUL-terminated, *len bytes) as the
  * library's decode(ids, skip_special_tokens) gives it.  IFT_ERR_ARG for an
- * id outside the vocabulary. */
+ * id outside the vocabulary or of a hole in it (the library decodes those
+ * to nothing), or a decoder regex over its match limit. */
 ift_status tok_decode(const tok *t, const int *ids, size_t n, int skip_special, char **text,
                       size_t *len);
 

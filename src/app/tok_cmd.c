@@ -136,6 +136,7 @@ int app_tokenize(int argc, char **argv) {
         ids.n = 0;
         st = tok_encode(t, json_string_value(tx), json_string_length(tx), add_special, &ids);
         if (st != IFT_OK) {
+          fprintf(stderr, "iftrain tokenize: standard input line %ld: cannot encode the text\n", ln);
           rc = app_exit_code(st);
         } else {
           json_t *a = json_array();
@@ -157,8 +158,12 @@ int app_tokenize(int argc, char **argv) {
       size_t len = 0;
       if (rc == APP_EXIT_OK) {
         st = tok_decode(t, ids.ids, ids.n, skip_special, &text, &len);
-        if (st != IFT_OK) rc = app_exit_code(st);
-        else out = json_pack("{s:s%}", "text", text, len);
+        if (st != IFT_OK) {
+          fprintf(stderr, "iftrain tokenize: standard input line %ld: cannot decode the ids\n", ln);
+          rc = app_exit_code(st);
+        } else {
+          out = json_pack("{s:s%}", "text", text, len);
+        }
       }
       free(text);
     }

@@ -150,7 +150,7 @@ int tok_bpe_encode(tok_bpe *m, const char *s, size_t n, tok_ids *out) {
     }
     if (smap_put(&m->cache, s, n, (int)m->cache_n) == 0) {
       m->cache_ids[m->cache_n] = (int)k;
-      memcpy(m->cache_ids + m->cache_n + 1, out->ids + before, k * sizeof(int));
+      if (k) memcpy(m->cache_ids + m->cache_n + 1, out->ids + before, k * sizeof(int)); /* k = 0: out->ids may be NULL */
       m->cache_n += k + 1;
     }
   }

@@ -74,10 +74,16 @@ struct tok {
   char sha[65];
   pcre2_code *bl_re; /* ByteLevel's GPT-2 split */
   pcre2_match_data *md;
+  pcre2_match_context *mc; /* the match limit of every regex match (find_matches) */
   char bl_char[256][3];
   unsigned char bl_len[256];
   int16_t bl_byte[512]; /* code point -> byte, -1 */
 };
+
+/* Return codes of the matching, normalizing, encoding and decoding steps:
+ * 0, E_MEM (out of memory, reported at the top) or E_RE (a regex failed,
+ * already reported by find_matches). */
+enum { E_MEM = -1, E_RE = -2 };
 
 /* ------------------------------------------------------------ load errors */
 
@@ -102,16 +108,24 @@ static const char HINT_UNSUP[] =
     "ByteFallback, Fuse, Strip, Replace, Metaspace decoders)";
 
 static const char *jstr(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
-static int jbool(const json_t *o, const char *k, int def) {
+/* o[k] as a boolean (def when absent or null); another type is recorded in
+ * x->st (the first error wins) and checked by the caller through jdone. */
+static int jbool(ldctx *x, const json_t *o, const char *where, const char *k, int def) {
   const json_t *v = json_object_get(o, k);
+  if (v && !json_is_boolean(v) && !json_is_null(v) && x->st == IFT_OK) {
+    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "tokenizer.json", HINT_BAD, "%s: %s: \"%s\" is not true or false",
+                  x->file, where, k);
+    x->st = IFT_ERR_FORMAT;
+  }
   return json_is_boolean(v) ? json_is_true(v) : def;
 }
 
 static pcre2_code *compile_re(ldctx *x, const char *pat, const char *where) {
   int err;
   PCRE2_SIZE off;
-  pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP,
-                                 &err, &off, NULL);
+  /* \C (one byte) could split a character: never */
+  pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                                 PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &err, &off, NULL);
   if (!re) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
@@ -143,10 +157,17 @@ static ift_status load_pattern(ldctx *x, const json_t *p, const char *where, cha
         x->file, where);
 }
 
-static prepend_scheme load_scheme(const json_t *o) {
+static ift_status load_scheme(ldctx *x, const json_t *o, const char *where, prepend_scheme *ps) {
   const char *s = jstr(o, "prepend_scheme");
-  if (s) return !strcmp(s, "first") ? PS_FIRST : !strcmp(s, "never") ? PS_NEVER : PS_ALWAYS;
-  return jbool(o, "add_prefix_space", 1) ? PS_ALWAYS : PS_NEVER; /* older files */
+  if (s) {
+    if (!strcmp(s, "first")) *ps = PS_FIRST;
+    else if (!strcmp(s, "never")) *ps = PS_NEVER;
+    else if (!strcmp(s, "always")) *ps = PS_ALWAYS;
+    else LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: %s: unknown prepend_scheme %.40s (always, first, never)", x->file, where, s);
+    return IFT_OK;
+  }
+  *ps = jbool(x, o, where, "add_prefix_space", 1) ? PS_ALWAYS : PS_NEVER; /* older files */
+  return x->st;
 }
 
 static ift_status load_replacement(ldctx *x, const json_t *o, const char *where, int32_t *cp,
@@ -217,8 +238,8 @@ static ift_status load_pt(tok *t, ldctx *x, const json_t *n) {
   pt_step s = {0};
   if (!strcmp(ty, "ByteLevel")) {
     s.k = PT_BYTELEVEL;
-    s.add_prefix_space = jbool(n, "add_prefix_space", 1);
-    s.use_regex = jbool(n, "use_regex", 1);
+    s.add_prefix_space = jbool(x, n, "pre_tokenizer ByteLevel", "add_prefix_space", 1);
+    s.use_regex = jbool(x, n, "pre_tokenizer ByteLevel", "use_regex", 1);
   } else if (!strcmp(ty, "Split")) {
     s.k = PT_SPLIT;
     const char *b = jstr(n, "behavior");
@@ -229,19 +250,21 @@ static ift_status load_pt(tok *t, ldctx *x, const json_t *n) {
     else if (!strcmp(b, "MergedWithNext")) s.beh = SB_NEXT;
     else if (!strcmp(b, "Contiguous")) s.beh = SB_CONTIGUOUS;
     else LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer Split: unknown behavior %s", x->file, b);
-    s.invert = jbool(n, "invert", 0);
+    s.invert = jbool(x, n, "pre_tokenizer Split", "invert", 0);
+    if (x->st) return x->st;
     if (load_pattern(x, json_object_get(n, "pattern"), "pre_tokenizer Split", &s.lit, &s.re)) return x->st;
   } else if (!strcmp(ty, "Metaspace")) {
     s.k = PT_METASPACE;
     IFT_TRY(load_replacement(x, n, "pre_tokenizer Metaspace", &s.repl_cp, s.repl));
-    s.scheme = load_scheme(n);
-    s.split = jbool(n, "split", 1);
+    IFT_TRY(load_scheme(x, n, "pre_tokenizer Metaspace", &s.scheme));
+    s.split = jbool(x, n, "pre_tokenizer Metaspace", "split", 1);
   } else if (!strcmp(ty, "Digits")) {
     s.k = PT_DIGITS;
-    s.individual = jbool(n, "individual_digits", 0);
+    s.individual = jbool(x, n, "pre_tokenizer Digits", "individual_digits", 0);
   } else {
     LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: pre_tokenizer %s is not supported", x->file, ty);
   }
+  if (x->st) return x->st; /* a bad boolean; nothing allocated */
   pt_step *q = realloc(t->pt, sizeof *q * (size_t)(t->npt + 1));
   if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "pre_tokenizer");
   t->pt = q;
@@ -287,7 +310,7 @@ static ift_status load_dc(tok *t, ldctx *x, const json_t *n) {
   } else if (!strcmp(ty, "Metaspace")) {
     s.k = DC_METASPACE;
     IFT_TRY(load_replacement(x, n, "decoder Metaspace", &s.cp, NULL));
-    s.scheme = load_scheme(n);
+    IFT_TRY(load_scheme(x, n, "decoder Metaspace", &s.scheme));
   } else {
     LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: decoder %s is not supported", x->file, ty);
   }
@@ -372,9 +395,10 @@ static ift_status load_model(tok *t, ldctx *x, const json_t *m) {
   if ((pre && *pre) || (suf && *suf))
     LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: BPE continuing_subword_prefix / end_of_word_suffix are not supported",
           x->file);
-  b->fuse_unk = jbool(m, "fuse_unk", 0);
-  b->byte_fallback = jbool(m, "byte_fallback", 0);
-  b->ignore_merges = jbool(m, "ignore_merges", 0);
+  b->fuse_unk = jbool(x, m, "model", "fuse_unk", 0);
+  b->byte_fallback = jbool(x, m, "model", "byte_fallback", 0);
+  b->ignore_merges = jbool(x, m, "model", "ignore_merges", 0);
+  if (x->st) return x->st;
   const char *k;
   const json_t *v;
   int maxid = -1;
@@ -385,7 +409,19 @@ static ift_status load_model(tok *t, ldctx *x, const json_t *m) {
     if (smap_put(&b->vocab, k, strlen(k), id)) LFAIL(x, IFT_ERR_NOMEM, NULL, "vocab");
     if (id > maxid) maxid = id;
   }
-  t->nvocab = maxid + 1;
+  /* id -> token; two tokens with one id would decode differently from run
+   * to run in the library (its reverse map is built from a hash map) */
+  t->nvocab = b->nvocab = maxid + 1;
+  b->vocab_r = calloc((size_t)b->nvocab + 1, sizeof(char *));
+  if (!b->vocab_r) LFAIL(x, IFT_ERR_NOMEM, NULL, "reverse vocabulary");
+  for (size_t j = 0; j < b->vocab.cap; j++) {
+    if (!b->vocab.keys[j]) continue;
+    const int id = b->vocab.vals[j];
+    if (b->vocab_r[id])
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model.vocab gives id %d to both \"%.40s\" and \"%.40s\"", x->file, id,
+            b->vocab_r[id], b->vocab.keys[j]);
+    if (!(b->vocab_r[id] = strdup(b->vocab.keys[j]))) LFAIL(x, IFT_ERR_NOMEM, NULL, "reverse vocabulary");
+  }
   const char *unk = jstr(m, "unk_token");
   b->unk = -1;
   if (unk && !smap_get(&b->vocab, unk, strlen(unk), &b->unk))
@@ -435,37 +471,76 @@ static ift_status load_model(tok *t, ldctx *x, const json_t *m) {
 
 /* ---- added tokens */
 
-static ift_status normalize(const tok *t, const char *s, size_t n, tbuf *out);
+static int normalize(const tok *t, const char *s, size_t n, tbuf *out);
+
+/* The library does not take the ids of added_tokens from the file: it
+ * numbers each token (in file order) with its id in model.vocab, else with
+ * the next id after the vocabulary's entries and the added tokens before it,
+ * and skips empty and repeated contents.  A file whose ids differ from that
+ * numbering (which the library never writes) is refused: its ids would not
+ * be the library's. */
+static ift_status load_added_list(tok *t, ldctx *x, const json_t *a, smap *seen) {
+  const tok_bpe *b = &t->bpe;
+  const int vlen = (int)b->vocab.n;
+  int maxadded = -1;
+  size_t i;
+  const json_t *v;
+  json_array_foreach(a, i, v) {
+    const char *c = jstr(v, "content");
+    const json_t *jid = json_object_get(v, "id");
+    if (!c) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] has no \"content\" string", x->file, i);
+    if (!*c)
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] has an empty content (the tokenizers library ignores it)",
+            x->file, i);
+    if (!json_is_integer(jid) || json_integer_value(jid) < 0 || json_integer_value(jid) >= 1 << 24)
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] \"%.40s\" has no id in [0, 2^24)", x->file, i, c);
+    const size_t len = strlen(c);
+    const int id = (int)json_integer_value(jid);
+    int j, vid;
+    if (smap_get(seen, c, len, &j))
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] repeats \"%.40s\" of added_tokens[%d]", x->file, i, c, j);
+    if (smap_put(seen, c, len, (int)i)) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+    const int in_vocab = smap_get(&b->vocab, c, len, &vid);
+    const int expect = in_vocab ? vid : maxadded >= vlen ? maxadded + 1 : vlen;
+    if (id != expect)
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD,
+            "%s: added_tokens[%zu] \"%.40s\" has id %d but the tokenizers library gives it id %d (%s)", x->file, i, c,
+            id, expect, in_vocab ? "its id in model.vocab" : "the next id after model.vocab and the added tokens before it");
+    if (!in_vocab && id < b->nvocab && b->vocab_r[id])
+      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] \"%.40s\" has id %d, the id of model.vocab's \"%.40s\"",
+            x->file, i, c, id, b->vocab_r[id]);
+    if (id > maxadded) maxadded = id;
+    char where[40];
+    snprintf(where, sizeof where, "added_tokens[%zu]", i);
+    added_tok *k = &t->added[t->nadded++];
+    k->content = strdup(c);
+    if (!k->content) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+    k->len = len;
+    k->id = id;
+    k->special = jbool(x, v, where, "special", 0);
+    k->lstrip = jbool(x, v, where, "lstrip", 0);
+    k->rstrip = jbool(x, v, where, "rstrip", 0);
+    k->single_word = jbool(x, v, where, "single_word", 0);
+    k->normalized = jbool(x, v, where, "normalized", !k->special);
+    if (x->st) return x->st;
+    if (k->id + 1 > t->nvocab) t->nvocab = k->id + 1;
+  }
+  return IFT_OK;
+}
 
 static ift_status load_added(tok *t, ldctx *x, const json_t *a) {
   if (!a || json_is_null(a)) return IFT_OK;
   if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens is not a list", x->file);
   t->added = calloc(json_array_size(a) + 1, sizeof *t->added);
   if (!t->added) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
-  size_t i;
-  const json_t *v;
-  json_array_foreach(a, i, v) {
-    const char *c = jstr(v, "content");
-    const json_t *id = json_object_get(v, "id");
-    if (!c || !*c || !json_is_integer(id) || json_integer_value(id) < 0 || json_integer_value(id) >= 1 << 24)
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] needs a content and an id in [0, 2^24)", x->file, i);
-    added_tok *k = &t->added[t->nadded++];
-    k->content = strdup(c);
-    if (!k->content) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
-    k->len = strlen(c);
-    k->id = (int)json_integer_value(id);
-    k->special = jbool(v, "special", 0);
-    k->lstrip = jbool(v, "lstrip", 0);
-    k->rstrip = jbool(v, "rstrip", 0);
-    k->single_word = jbool(v, "single_word", 0);
-    k->normalized = jbool(v, "normalized", !k->special);
-    if (k->id + 1 > t->nvocab) t->nvocab = k->id + 1;
-  }
-  return IFT_OK;
+  smap seen = {0};
+  const ift_status st = load_added_list(t, x, a, &seen);
+  smap_free(&seen);
+  return st;
 }
 
 static ift_status finish_added(tok *t, ldctx *x) {
-  t->added_of_id = malloc(sizeof(int) * (size_t)(t->nvocab ? t->nvocab : 1));
+  t->added_of_id = malloc(sizeof(int) * ((size_t)t->nvocab + 1));
   if (!t->added_of_id) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
   for (int i = 0; i < t->nvocab; i++) t->added_of_id[i] = -1;
   for (int i = 0; i < t->nadded; i++) {
@@ -474,8 +549,9 @@ static ift_status finish_added(tok *t, ldctx *x) {
     t->first_byte[0][(unsigned char)k->content[0]] |= !k->normalized;
     if (k->normalized) { /* matched in normalized text: in its normalized form */
       tbuf b = {0};
-      ift_status st = normalize(t, k->content, k->len, &b);
-      if (st != IFT_OK) LFAIL(x, st, NULL, "%s: normalizing added token %s", x->file, k->content);
+      const int rc = normalize(t, k->content, k->len, &b);
+      if (rc == E_RE) return x->st = ift_error_last_status(); /* reported */
+      if (rc) LFAIL(x, IFT_ERR_NOMEM, NULL, "%s: normalizing added token %s", x->file, k->content);
       k->norm = b.s ? b.s : strdup("");
       k->norm_len = b.n;
       if (!k->norm) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
@@ -527,8 +603,28 @@ ift_status tok_load(tok **out, const char *path) {
   }
   memcpy(t->sha, sha, sizeof sha);
   bytelevel_tables(t);
-  ift_status st = json_is_object(root) ? IFT_OK : IFT_ERR_FORMAT;
-  if (st) ift_error_set(st, __FILE__, __LINE__, "tokenizer.json", HINT_BAD, "%s: not a JSON object", file);
+  ift_status st = IFT_OK;
+  {
+    /* first: finish_added normalizes the added tokens, maybe with a regex */
+    int err;
+    PCRE2_SIZE off;
+    static const char gpt2[] =
+        "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+    t->bl_re = pcre2_compile((PCRE2_SPTR)gpt2, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
+    if (t->bl_re) pcre2_jit_compile(t->bl_re, PCRE2_JIT_COMPLETE);
+    t->md = pcre2_match_data_create(16, NULL);
+    t->mc = pcre2_match_context_create(NULL);
+    /* the interpreter's backtracking memory (the JIT has its own stack) */
+    if (t->mc) pcre2_set_heap_limit(t->mc, 256 * 1024); /* KiB */
+    if (!t->bl_re || !t->md || !t->mc) {
+      st = IFT_ERR_NOMEM;
+      ift_error_set(st, __FILE__, __LINE__, "pcre2", NULL, "ByteLevel regex");
+    }
+  }
+  if (!st && !json_is_object(root)) {
+    st = IFT_ERR_FORMAT;
+    ift_error_set(st, __FILE__, __LINE__, "tokenizer.json", HINT_BAD, "%s: not a JSON object", file);
+  }
   const json_t *tr = json_object_get(root, "truncation");
   if (!st && tr && !json_is_null(tr)) {
     ift_error_set(IFT_ERR_UNIMPL, __FILE__, __LINE__, "tokenizer.json",
@@ -544,28 +640,14 @@ ift_status tok_load(tok **out, const char *path) {
   if (!st) st = load_added(t, &x, json_object_get(root, "added_tokens"));
   if (!st) st = finish_added(t, &x);
   json_decref(root);
-  if (!st) {
-    t->bpe.nvocab = t->nvocab;
-    t->bpe.vocab_r = calloc((size_t)t->nvocab, sizeof(char *));
-    if (!t->bpe.vocab_r) st = IFT_ERR_NOMEM;
-    for (size_t i = 0; !st && i < t->bpe.vocab.cap; i++)
-      if (t->bpe.vocab.keys[i] && !t->bpe.vocab_r[t->bpe.vocab.vals[i]])
-        if (!(t->bpe.vocab_r[t->bpe.vocab.vals[i]] = strdup(t->bpe.vocab.keys[i]))) st = IFT_ERR_NOMEM;
-    if (st) ift_error_set(st, __FILE__, __LINE__, "vocab", NULL, "reverse vocabulary");
-  }
-  if (!st) {
-    int err;
-    PCRE2_SIZE off;
-    static const char gpt2[] =
-        "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-    t->bl_re = pcre2_compile((PCRE2_SPTR)gpt2, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &off, NULL);
-    if (t->bl_re) pcre2_jit_compile(t->bl_re, PCRE2_JIT_COMPLETE);
-    t->md = pcre2_match_data_create(16, NULL);
-    if (!t->bl_re || !t->md) {
-      st = IFT_ERR_NOMEM;
-      ift_error_set(st, __FILE__, __LINE__, "pcre2", NULL, "ByteLevel regex");
+  /* every id encode gives is decodable: the template's too */
+  for (int i = 0; !st && i < t->npost; i++)
+    if (t->post[i] >= 0 && !tok_token(t, t->post[i])) {
+      st = IFT_ERR_FORMAT;
+      ift_error_set(st, __FILE__, __LINE__, "tokenizer.json", HINT_BAD,
+                    "%s: post_processor TemplateProcessing: id %d is not in the vocabulary (size %d)", file, t->post[i],
+                    t->nvocab);
     }
-  }
   if (st) {
     tok_free(t);
     return st;
@@ -603,6 +685,7 @@ void tok_free(tok *t) {
   free(t->post);
   pcre2_code_free(t->bl_re);
   pcre2_match_data_free(t->md);
+  pcre2_match_context_free(t->mc);
   free(t);
 }
 
@@ -620,7 +703,7 @@ int tok_id(const tok *t, const char *s) {
 const char *tok_token(const tok *t, int id) {
   if (id < 0 || id >= t->nvocab) return NULL;
   if (t->added_of_id[id] >= 0) return t->added[t->added_of_id[id]].content;
-  return t->bpe.vocab_r[id];
+  return id < t->bpe.nvocab ? t->bpe.vocab_r[id] : NULL;
 }
 
 int tok_is_special(const tok *t, int id) {
@@ -652,12 +735,29 @@ static int ranges_add(ranges *l, size_t a, size_t b, int m) {
   return 0;
 }
 
-static int find_matches(const tok *t, const pcre2_code *re, const char *lit, const char *s, size_t n,
-                        ranges *out) {
+/* PCRE2's match limit (backtracking steps from one start position): the
+ * library's default plus two per byte of the subject.  The real split
+ * patterns take at most about one step per byte (a long whitespace run under
+ * \s*[\r\n]+); a catastrophically backtracking pattern stops at the limit
+ * with an error instead of running for hours, and the piece is never split
+ * silently wrong. */
+#define RE_LIMIT_BASE 10000000u
+static uint32_t re_limit(size_t n) {
+  const uint64_t l = RE_LIMIT_BASE + 2 * (uint64_t)n;
+  return l > UINT32_MAX ? UINT32_MAX : (uint32_t)l;
+}
+
+static int find_matches(const tok *t, const pcre2_code *re, const char *lit, const char *where, const char *s,
+                        size_t n, ranges *out) {
   out->n = 0;
-  if (!n) return ranges_add(out, 0, 0, 0);
+  if (!n) return ranges_add(out, 0, 0, 0) ? E_MEM : 0;
   size_t prev = 0, at = 0;
   const size_t ll = lit ? strlen(lit) : 0;
+  if (re) pcre2_set_match_limit(t->mc, re_limit(n));
+  /* PCRE2 checks the UTF-8 of the subject from the start offset to its end
+   * on every call: once is enough (quadratic time on a long text otherwise;
+   * every later start offset is a character boundary: no \C) */
+  uint32_t opt = 0;
   while (at <= n) {
     size_t ms, me;
     if (lit) {
@@ -671,14 +771,26 @@ static int find_matches(const tok *t, const pcre2_code *re, const char *lit, con
       ms = (size_t)(f - s);
       me = ms + ll;
     } else {
-      int rc = pcre2_match(re, (PCRE2_SPTR)s, n, at, 0, t->md, NULL);
-      if (rc < 0) break;
+      int rc = pcre2_match(re, (PCRE2_SPTR)s, n, at, opt, t->md, t->mc);
+      /* JIT's stack is small: the interpreter, with its heap, takes over */
+      if (rc == PCRE2_ERROR_JIT_STACKLIMIT) rc = pcre2_match(re, (PCRE2_SPTR)s, n, at, opt | PCRE2_NO_JIT, t->md, t->mc);
+      opt = PCRE2_NO_UTF_CHECK;
+      if (rc == PCRE2_ERROR_NOMATCH) break;
+      if (rc < 0) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(rc, msg, sizeof msg);
+        ift_error_set(IFT_ERR_ARG, __FILE__, __LINE__, "pcre2",
+                      "a regex that backtracks this much is not one of a real tokenizer: check the file's patterns",
+                      "tokenizer.json %s: the regex failed at byte %zu of a %zu-byte piece of text (PCRE2: %s; "
+                      "match limit %u)", where, at, n, (const char *)msg, (unsigned)re_limit(n));
+        return E_RE;
+      }
       PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
       ms = ov[0];
       me = ov[1];
     }
-    if (prev != ms && ranges_add(out, prev, ms, 0)) return -1;
-    if (ranges_add(out, ms, me, 1)) return -1;
+    if (prev != ms && ranges_add(out, prev, ms, 0)) return E_MEM;
+    if (ranges_add(out, ms, me, 1)) return E_MEM;
     prev = me;
     if (me == ms) { /* an empty match: step over one character */
       int32_t cp;
@@ -688,7 +800,7 @@ static int find_matches(const tok *t, const pcre2_code *re, const char *lit, con
       at = me;
     }
   }
-  if (prev != n && ranges_add(out, prev, n, 0)) return -1;
+  if (prev != n && ranges_add(out, prev, n, 0)) return E_MEM;
   return 0;
 }
 
@@ -738,10 +850,10 @@ static int split_ranges(ranges *r, split_beh beh, const char *s, int first, tpie
 
 /* ------------------------------------------------------------ normalizer */
 
-static int replace_all(const tok *t, const char *lit, const pcre2_code *re, const char *content,
-                       const char *s, size_t n, tbuf *out) {
+static int replace_all(const tok *t, const char *lit, const pcre2_code *re, const char *where,
+                       const char *content, const char *s, size_t n, tbuf *out) {
   ranges r = {0};
-  int rc = find_matches(t, re, lit, s, n, &r);
+  int rc = find_matches(t, re, lit, where, s, n, &r);
   const size_t lc = strlen(content);
   for (size_t i = 0; !rc && i < r.n; i++)
     rc = r.r[i].m ? tbuf_put(out, content, lc) : tbuf_put(out, s + r.r[i].a, r.r[i].b - r.r[i].a);
@@ -750,9 +862,10 @@ static int replace_all(const tok *t, const char *lit, const pcre2_code *re, cons
   return rc;
 }
 
-static ift_status normalize(const tok *t, const char *s, size_t n, tbuf *out) {
+/* 0, E_MEM or E_RE */
+static int normalize(const tok *t, const char *s, size_t n, tbuf *out) {
   tbuf cur = {0};
-  if (tbuf_put(&cur, s, n)) return IFT_ERR_NOMEM;
+  if (tbuf_put(&cur, s, n)) return E_MEM;
   for (int i = 0; i < t->nnm; i++) {
     const nm_step *k = &t->nm[i];
     tbuf nx = {0};
@@ -764,26 +877,27 @@ static ift_status normalize(const tok *t, const char *s, size_t n, tbuf *out) {
       if (k->k == NM_NFKC || k->k == NM_NFKD) fl |= UTF8PROC_COMPAT;
       utf8proc_uint8_t *o = NULL;
       utf8proc_ssize_t l = cur.n ? utf8proc_map((const utf8proc_uint8_t *)cur.s, (utf8proc_ssize_t)cur.n, &o, (utf8proc_option_t)fl) : 0;
-      rc = l < 0 ? -1 : tbuf_put(&nx, o ? (const char *)o : "", (size_t)l);
+      rc = l < 0 ? E_MEM : tbuf_put(&nx, o ? (const char *)o : "", (size_t)l);
       free(o);
       break;
     }
     case NM_PREPEND:
-      rc = (cur.n ? tbuf_put(&nx, k->a, strlen(k->a)) : 0) || tbuf_put(&nx, cur.s, cur.n);
+      rc = cur.n ? tbuf_put(&nx, k->a, strlen(k->a)) : 0;
+      if (!rc) rc = tbuf_put(&nx, cur.s, cur.n);
       break;
     case NM_REPLACE:
-      rc = replace_all(t, k->a, k->re, k->b, cur.s, cur.n, &nx);
+      rc = replace_all(t, k->a, k->re, "normalizer Replace", k->b, cur.s, cur.n, &nx);
       break;
     }
     tbuf_free(&cur);
     if (rc) {
       tbuf_free(&nx);
-      IFT_REQUIRE(0, IFT_ERR_NOMEM, NULL, "normalizing %zu bytes", n);
+      return rc;
     }
     cur = nx;
   }
   *out = cur;
-  return IFT_OK;
+  return 0;
 }
 
 /* ------------------------------------------------------------ pre-tokenizer */
@@ -810,21 +924,24 @@ static int pretok_step(const tok *t, const pt_step *k, const tpieces *in, tpiece
       if (k->add_prefix_space && (n == 0 || s[0] != ' ')) rc = tbuf_put(&tmp, " ", 1);
       if (!rc) rc = tbuf_put(&tmp, s, n);
       tpieces parts = {0};
-      if (!rc && k->use_regex) rc = find_matches(t, t->bl_re, NULL, tmp.s, tmp.n, &r) ||
-                                    split_ranges(&r, SB_ISOLATED, tmp.s, first, &parts);
-      else if (!rc) rc = tpieces_add(&parts, tmp.s, tmp.n, first);
+      if (!rc && k->use_regex) {
+        rc = find_matches(t, t->bl_re, NULL, "pre_tokenizer ByteLevel", tmp.s, tmp.n, &r);
+        if (!rc) rc = split_ranges(&r, SB_ISOLATED, tmp.s, first, &parts);
+      } else if (!rc) {
+        rc = tpieces_add(&parts, tmp.s, tmp.n, first);
+      }
       tbuf mapped = {0};
       for (size_t j = 0; j < parts.n && !rc; j++) {
         mapped.n = 0;
-        rc = bytelevel_map(t, parts.text.s + parts.p[j].off, parts.p[j].len, &mapped) ||
-             tpieces_add(out, mapped.s, mapped.n, parts.p[j].first);
+        rc = bytelevel_map(t, parts.text.s + parts.p[j].off, parts.p[j].len, &mapped);
+        if (!rc) rc = tpieces_add(out, mapped.s, mapped.n, parts.p[j].first);
       }
       tbuf_free(&mapped);
       tpieces_free(&parts);
       break;
     }
     case PT_SPLIT:
-      rc = find_matches(t, k->re, k->lit, s, n, &r);
+      rc = find_matches(t, k->re, k->lit, "pre_tokenizer Split", s, n, &r);
       if (!rc && k->invert)
         for (size_t j = 0; j < r.n; j++) r.r[j].m = !r.r[j].m;
       if (!rc) rc = split_ranges(&r, k->beh, s, first, out);
@@ -839,10 +956,12 @@ static int pretok_step(const tok *t, const pt_step *k, const tpieces *in, tpiece
         rc = tbuf_put(&tmp, k->repl, lr);
       if (!rc) rc = tbuf_put(&tmp, rep.s ? rep.s : "", rep.n);
       tbuf_free(&rep);
-      if (!rc && k->split)
-        rc = find_matches(t, NULL, k->repl, tmp.s, tmp.n, &r) || split_ranges(&r, SB_NEXT, tmp.s, first, out);
-      else if (!rc)
+      if (!rc && k->split) {
+        rc = find_matches(t, NULL, k->repl, "pre_tokenizer Metaspace", tmp.s, tmp.n, &r);
+        if (!rc) rc = split_ranges(&r, SB_NEXT, tmp.s, first, out);
+      } else if (!rc) {
         rc = tpieces_add(out, tmp.s, tmp.n, first);
+      }
       break;
     }
     case PT_DIGITS: {
@@ -949,10 +1068,11 @@ static int split_added(const tok *t, int normalized, const char *s, size_t n, in
 static int encode_text(tok *t, const char *s, size_t n, int first, tok_ids *out) {
   /* normalize, then the normalized added tokens, then pre-tokenize + BPE */
   tbuf norm = {0};
-  if (normalize(t, s, n, &norm) != IFT_OK) return -1;
+  int rc = normalize(t, s, n, &norm);
+  if (rc) return rc;
   tpieces segs = {0};
   tok_ids kinds = {0};
-  int rc = split_added(t, 1, norm.s ? norm.s : "", norm.n, first, &segs, &kinds);
+  rc = split_added(t, 1, norm.s ? norm.s : "", norm.n, first, &segs, &kinds);
   for (size_t i = 0; i < segs.n && !rc; i++) {
     if (kinds.ids[i] >= 0) {
       rc = tok_ids_push(out, kinds.ids[i]);
@@ -1000,6 +1120,7 @@ ift_status tok_encode(tok *t, const char *text, size_t len, int add_special, tok
     }
   }
   tok_ids_free(&seq);
+  if (rc == E_RE) return IFT_ERR_ARG; /* reported by find_matches */
   IFT_REQUIRE(!rc, IFT_ERR_NOMEM, NULL, "encoding %zu bytes", len);
   return IFT_OK;
 }
@@ -1167,8 +1288,8 @@ static int decode_step(const tok *t, const dc_step *k, tlist *in, tlist *out) {
   case DC_REPLACE:
     for (size_t i = 0; i < in->n && !rc; i++) {
       tbuf o = {0};
-      rc = replace_all(t, k->lit, k->re, k->content, in->v[i].s ? in->v[i].s : "", in->v[i].n, &o) ||
-           tlist_add(out, o.s, o.n);
+      rc = replace_all(t, k->lit, k->re, "decoder Replace", k->content, in->v[i].s ? in->v[i].s : "", in->v[i].n, &o);
+      if (!rc) rc = tlist_add(out, o.s, o.n);
       tbuf_free(&o);
     }
     break;
@@ -1205,8 +1326,9 @@ ift_status tok_decode(const tok *t, const int *ids, size_t n, int skip_special, 
     const char *s = tok_token(t, ids[i]);
     if (!s) {
       tlist_free(&cur);
-      IFT_REQUIRE(0, IFT_ERR_ARG, "ids must come from this tokenizer", "id %d is not in the vocabulary (size %d)",
-                  ids[i], t->nvocab);
+      IFT_REQUIRE(0, IFT_ERR_ARG, "ids must come from this tokenizer",
+                  "id %d is not in the vocabulary (size %d%s)", ids[i], t->nvocab,
+                  ids[i] >= 0 && ids[i] < t->nvocab ? ", and no token has this id" : "");
     }
     if (skip_special && tok_is_special(t, ids[i])) continue;
     rc = tlist_add(&cur, s, strlen(s));
@@ -1226,6 +1348,7 @@ ift_status tok_decode(const tok *t, const int *ids, size_t n, int skip_special, 
   tlist_free(&cur);
   if (rc) {
     tbuf_free(&all);
+    if (rc == E_RE) return IFT_ERR_ARG; /* reported by find_matches */
     IFT_REQUIRE(0, IFT_ERR_NOMEM, NULL, "decoding %zu ids", n);
   }
   *text = all.s;
