@@ -3,7 +3,7 @@
 # on 2 tensor-parallel ranks, beside `dd` of the same safetensors files.
 #
 #   bench/import.sh [--dir DIR] [--reuse] [--reps N] [--dtypes f32,bf16]
-#                   [--layouts 1,tp2[,dp2]] [--no-cold] [--keep] [--out FILE]
+#                   [--layouts 1,tp2[,tp2sep,dp2,dp2sep]] [--no-cold] [--keep] [--out FILE]
 #                   [--bin LABEL=PATH]...  (compare binaries, interleaved)
 #                   [--shape "HFREF MAKE ARGS"]  (another model, e.g. a small one to test)
 #
@@ -75,7 +75,7 @@ for dt in ${dtypes//,/ }; do
     echo "reusing $dir/$dt" >&2
   else
     echo "making $dir/$dt ($stamp)" >&2
-    rm -rf "${dir:?}/$dt"
+    rm -rf "${dir:?}/$dt" "${dir:?}/$dt.copy"
     "$PY" "$top/tests/hf/hfref.py" make "$dir/$dt" "${shape[@]}" --dtype "$dt"
     echo "$stamp" > "$dir/$dt/.bench-stamp"
   fi
