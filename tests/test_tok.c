@@ -453,6 +453,14 @@ static void test_empty_matches(void) {
   t = load_ok(r);
   CU_ASSERT(enc(t, "abbc", 0, IDS(0, 2)));
   tok_free(t);
+  /* no empty match right where the previous match ended (onig's find_iter):
+   * "a*" on "cab" matches at 0, "a", 3 -- not at 2, which once split "ab" */
+  r = base();
+  set(r, "pre_tokenizer", "{'type': 'Split', 'pattern': {'Regex': 'a*'}, 'behavior': 'MergedWithNext', 'invert': false}");
+  t = load_ok(r);
+  CU_ASSERT(enc(t, "cab", 0, IDS(2, 3)));
+  CU_ASSERT(enc(t, "cabcab", 0, IDS(2, 3, 2, 3)));
+  tok_free(t);
 }
 
 /* A catastrophically backtracking Split regex stops at PCRE2's match limit

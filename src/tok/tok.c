@@ -751,7 +751,7 @@ static int find_matches(const tok *t, const pcre2_code *re, const char *lit, con
                         size_t n, ranges *out) {
   out->n = 0;
   if (!n) return ranges_add(out, 0, 0, 0) ? E_MEM : 0;
-  size_t prev = 0, at = 0;
+  size_t prev = 0, at = 0, nmatch = 0;
   const size_t ll = lit ? strlen(lit) : 0;
   if (re) pcre2_set_match_limit(t->mc, re_limit(n));
   /* PCRE2 checks the UTF-8 of the subject from the start offset to its end
@@ -789,9 +789,15 @@ static int find_matches(const tok *t, const pcre2_code *re, const char *lit, con
       ms = ov[0];
       me = ov[1];
     }
-    if (prev != ms && ranges_add(out, prev, ms, 0)) return E_MEM;
-    if (ranges_add(out, ms, me, 1)) return E_MEM;
-    prev = me;
+    /* the library's regex iterator (onig's find_iter) skips an empty match
+     * at the end of the previous match */
+    const int skip = me == ms && me == prev && nmatch;
+    if (!skip) {
+      if (prev != ms && ranges_add(out, prev, ms, 0)) return E_MEM;
+      if (ranges_add(out, ms, me, 1)) return E_MEM;
+      prev = me;
+      nmatch++;
+    }
     if (me == ms) { /* an empty match: step over one character */
       int32_t cp;
       int l = me < n ? tok_utf8_next((const unsigned char *)s + me, n - me, &cp) : 1;

@@ -3,7 +3,8 @@
 # time.  Called by the Makefile (see "fuzzing" in Makefile.am) with
 #   fuzz.sh SRCDIR OUTDIR
 # and FUZZ_CC, MPICC, FUZZ_CPPFLAGS, FUZZ_PKGDATADIR, FUZZ_LIBS, FUZZ_SOURCES, FUZZ_SECONDS,
-# FUZZ_TARGETS in the environment.  Objects go to OUTDIR/build (rebuilt when a
+# FUZZ_TARGETS in the environment (the targets find files of the source tree
+# through IFT_FUZZ_SRCDIR).  Objects go to OUTDIR/build (rebuilt when a
 # source or header is newer), the growing corpus to OUTDIR/corpus/TARGET,
 # crash inputs to OUTDIR/crashes/TARGET/ (with a .report each).  Extra
 # libFuzzer flags: FUZZ_FLAGS.  Exit status: 0 when no crash input fails in
@@ -11,7 +12,9 @@
 # FUZZ_STRICT=1 fails on them too).
 set -eu
 srcdir=$1 out=$2
-: "${FUZZ_SECONDS:=60}" "${FUZZ_TARGETS:=prep config dataset ckpt hf}" "${FUZZ_FLAGS:=}"
+: "${FUZZ_SECONDS:=60}" "${FUZZ_TARGETS:=prep config dataset ckpt hf tok}" "${FUZZ_FLAGS:=}"
+IFT_FUZZ_SRCDIR=$(cd "$srcdir" && pwd)
+export IFT_FUZZ_SRCDIR
 if [ -z "${FUZZ_CC:-}" ] || ! command -v "$FUZZ_CC" >/dev/null 2>&1; then
   echo "make fuzz: needs clang with libFuzzer (apt-get install clang libclang-rt-dev; FUZZ_CC=clang-14)" >&2
   exit 1
@@ -38,7 +41,7 @@ for t in $FUZZ_TARGETS; do
   $MPICC $CFL -fsanitize=fuzzer "$@" -I"$srcdir/tests/fuzz" \
     "$srcdir/tests/fuzz/fuzz_$t.c" $objs $FUZZ_LIBS -lm -o "$out/build/fuzz_$t"
 done
-dict_of() { case $1 in prep) echo prep.dict ;; hf) echo hf.dict ;; config) echo config.dict ;; *) echo hdf5.dict ;; esac; }
+dict_of() { case $1 in prep) echo prep.dict ;; hf) echo hf.dict ;; config) echo config.dict ;; tok) echo tok.dict ;; *) echo hdf5.dict ;; esac; }
 # Open MPI's own allocations in MPI_Init are never freed: no leak checks.
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"

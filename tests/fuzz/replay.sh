@@ -8,8 +8,11 @@ bin=${FUZZ_BUILDDIR:-$here}
 # --enable-sanitizers (make check): LeakSanitizer on, Open MPI's leaks
 # suppressed (Makefile.am, tests/lsan-mpi.supp)
 [ -z "${IFT_LSAN_MPI:-}" ] || export $IFT_LSAN_MPI
+# the source tree, where fuzz_tok finds its tokenizers
+IFT_FUZZ_SRCDIR=$(cd "$here/../.." && pwd)
+export IFT_FUZZ_SRCDIR
 fail=0
-for t in prep config dataset ckpt hf; do
+for t in prep config dataset ckpt hf tok; do
   if "$bin/replay_$t" "$here/seeds/$t" > "${TMPDIR:-/tmp}/iftrain-replay.$$" 2>&1; then
     echo "PASS: fuzz replay $t ($(tail -n 1 "${TMPDIR:-/tmp}/iftrain-replay.$$"))"
   else
