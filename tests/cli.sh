@@ -145,6 +145,27 @@ check "eval: --max-new-tokens 5x is refused" refused "--max-new-tokens = '5x'" "
 check "generate: --temperature nan is refused" refused "--temperature = 'nan' is not a finite number" "$IFTRAIN" generate --ckpt $w/none.h5 --prompt x --temperature nan
 check "bench gemm: --reps=0 is refused" refused "--reps = 0 is out of range" "$IFTRAIN" bench gemm --reps=0
 check "bench scaling: a layout beyond int is refused" refused "bad option '--layouts=1x99999999999'" "$IFTRAIN" bench scaling --layouts=1x99999999999
+here=$(cd "$(dirname "$0")" && pwd)
+gzip -dc "$here/tok/data/gpt2/tokenizer.json.gz" > $w/gpt2-tokenizer.json
+printf '{"text": "Hello, world!"}\n{"text": "caf\\u00e9 42 <|endoftext|>"}\n{"text": ""}\n' > $w/tok.jsonl
+check "bench tok --json has the contract fields, both modes" sh -c "
+  $IFTRAIN bench tok --no-mpi --json --tokenizer $w/gpt2-tokenizer.json --corpus $w/tok.jsonl --repeat 2 --chunk 30 > /tmp/iftrain-bench.$$ &&
+  python3 - /tmp/iftrain-bench.$$ <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert [r['mode'] for r in rows] == ['lines', 'chunks'], rows
+for r in rows:
+    for k in ('bench', 'tokenizer', 'sha256', 'corpus', 'calls', 'bytes', 'tokens', 'passes', 'load_s', 'mb_per_s',
+              'median_mb_per_s', 'tokens_per_s', 'cpu_mb_per_s', 'cpu_over_wall', 'cold_mb_per_s'):
+        assert k in r, (k, r)
+    assert r['bench'] == 'tok' and r['mb_per_s'] > 0 and r['tokens'] > 0 and r['passes'] == 2, r
+l, c = rows
+assert l['calls'] == 3 and l['bytes'] == 13 + 22 and c['calls'] == 2 and c['bytes'] == l['bytes'] + 1, rows
+assert l['cold_mb_per_s'] is not None and c['cold_mb_per_s'] is None, rows
+PY"
+check "bench tok: --repeat=0 is refused" refused "--repeat = 0 is out of range" "$IFTRAIN" bench tok --tokenizer $w/gpt2-tokenizer.json --repeat=0
+check "bench tok: an unknown mode is refused" refused "'words' is not lines or chunks" "$IFTRAIN" bench tok --tokenizer $w/gpt2-tokenizer.json --modes=lines,words
+check "bench tok: a corpus line without text is refused" refused "no \"text\" string" "$IFTRAIN" bench tok --no-mpi --tokenizer $w/gpt2-tokenizer.json --corpus $w/bad.jsonl
 check "train.steps = 0 writes the initial checkpoint" sh -c "$IFTRAIN train $tiny --train.steps=0 --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/c0 && test -f $w/c0/step_0.h5 && grep -q step_0.h5 $w/c0/latest"
 printf '\357\273\277[train]\r\nsteps = 0\r\n' > $w/bom.ini
 check "train: a config file with a UTF-8 BOM and CRLF lines is read" sh -c "$IFTRAIN train $tiny --config=$w/bom.ini --data.train=$w/a.h5 --data.eval= --ckpt.dir=$w/bom && test -f $w/bom/step_0.h5"

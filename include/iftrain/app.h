@@ -115,6 +115,7 @@ int app_bench_step(int argc, char **argv);
 int app_bench_ckpt(int argc, char **argv);
 int app_bench_scaling(int argc, char **argv);
 int app_bench_comm(int argc, char **argv);
+int app_bench_tok(int argc, char **argv);
 int app_unimplemented(int argc, char **argv);
 int app_train(int argc, char **argv);
 int app_prep(int argc, char **argv);

@@ -13,6 +13,7 @@ static const struct {
     {"ckpt", app_bench_ckpt, "checkpoint write/read GB/s beside dd"},
     {"scaling", app_bench_scaling, "tokens/s per DP x TP layout, strong and weak, time split"},
     {"step", app_bench_step, "SFT and IFT optimizer step: tokens/s, GFLOP/s, MFU, memory"},
+    {"tok", app_bench_tok, "tokenizer.json encode MB/s and tokens/s on one core"},
 };
 
 int app_bench(int argc, char **argv) {

@@ -42,6 +42,9 @@ static const char bench_help[] =
     "                                  weak, compute/comm/idle split, CSV (mpirun -n P)\n"
     "  iftrain bench comm [options]    MPI ping-pong and all-reduce sweeps (mpirun -n 2)\n"
     "  iftrain bench ckpt [options]    checkpoint write/read GB/s beside dd (mpirun -n P)\n"
+    "  iftrain bench tok --tokenizer HF_DIR [options]\n"
+    "                                  tokenizer encode MB/s and tokens/s on one core, one\n"
+    "                                  call per corpus line and per 64 KB chunk\n"
     "Run 'iftrain bench NAME --help' for a benchmark's options.\n";
 static const char info_help[] =
     "Print versions of iftrain and its libraries, the BLIS kernel set in use and\n"
