@@ -157,6 +157,14 @@ put("load_small_bytelevel", 0, dump(tok(BV, BM, [add(len(BV), "<|end|>"), add(le
     pt={"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
     post={"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
     dc={"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True})))
+put("load_small_split_bytelevel", 0, dump(tok(BV, BM, [add(len(BV), "<|begin|>"), add(len(BV) + 1, "<|eot|>")],
+    pt={"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex":
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+        "behavior": "Isolated", "invert": False}, {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+        "use_regex": False}]},
+    post={"type": "Sequence", "processors": [{"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False,
+          "use_regex": True}, template(len(BV), "<|begin|>")]},
+    dc={"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}, ignore_merges=True)))
 SV = {"<unk>": 0, "<s>": 1, "</s>": 2}
 for b in range(256): SV["<0x%02X>" % b] = len(SV)
 for c in chars: SV.setdefault(c, len(SV))
