@@ -26,9 +26,11 @@ CFL="-std=c11 -g -O1 $SAN"
 mkdir -p "$out/build" "$out/corpus" "$out/crashes"
 # the preprocessor flags of Makefile.am's AM_CPPFLAGS, as separate words
 set -- $FUZZ_CPPFLAGS "-DIFT_PKGDATADIR=\"${FUZZ_PKGDATADIR:-/usr/local/share/iftrain}\""
-newest_header=$(ls -t "$srcdir"/include/iftrain/*.h | head -n 1)
+# the public headers and the private ones listed among the sources
+newest_header=$(ls -t "$srcdir"/include/iftrain/*.h $(for s in $FUZZ_SOURCES; do case $s in *.h) echo "$srcdir/$s" ;; esac; done) | head -n 1)
 objs=
 for s in $FUZZ_SOURCES; do
+  case $s in *.c) ;; *) continue ;; esac # the headers listed for the tarball
   o="$out/build/$(echo "$s" | tr / _ | sed 's/\.c$/.o/')"
   if [ ! -f "$o" ] || [ "$srcdir/$s" -nt "$o" ] || [ "$newest_header" -nt "$o" ] || [ "$0" -nt "$o" ]; then
     echo "  FUZZCC   $s"
