@@ -316,6 +316,24 @@ static void test_unsupported(void) {
   r = base();
   set(r, "pre_tokenizer", "{'type': 'Split', 'pattern': {'Regex': '\\\\C'}, 'behavior': 'Isolated'}");
   CU_ASSERT(refused(r, IFT_ERR_UNIMPL, "regex /\\C/ does not compile"));
+  /* constructs the library's regex dialect (Oniguruma, Ruby syntax) reads
+   * otherwise than PCRE2: refused, not matched differently */
+  static const char *const traps[][2] = {
+      {"\\\\h+", "\\h or \\H"},         {"a(?m).b", "the option m or s"},
+      {"(?s:a.b)", "the option m or s"},    {"[a[b]c]", "a [ inside a character class"},
+      {"[a-c&&[^b]]", "&& in a character"}, {"\\\\Qa.b\\\\E", "\\Q...\\E"},
+      {"(*UTF)a", "(*VERB)"}};
+  for (size_t i = 0; i < sizeof traps / sizeof *traps; i++) {
+    char pt[256];
+    snprintf(pt, sizeof pt, "{'type': 'Split', 'pattern': {'Regex': '%s'}, 'behavior': 'Isolated'}", traps[i][0]);
+    r = base();
+    set(r, "pre_tokenizer", pt);
+    CU_ASSERT(refused(r, IFT_ERR_UNIMPL, traps[i][1]));
+  }
+  /* and what reads alike stays: [:alpha:], [\]], (?i), escaped brackets */
+  r = base();
+  set(r, "pre_tokenizer", "{'type': 'Split', 'pattern': {'Regex': '(?i:[[:alpha:]\\\\]]|\\\\[x)'}, 'behavior': 'Isolated'}");
+  tok_free(load_ok(r));
 }
 
 /* ------------------------------------------------------------ ids */
@@ -485,6 +503,17 @@ static void test_regex_limit(void) {
   CU_ASSERT_EQUAL(v.n, 0);
   CU_ASSERT(enc(t, "ab c", 0, IDS(3, 5, 2)));
   tok_ids_free(&v);
+  tok_free(t);
+}
+
+/* ^ and $ are line anchors in the library's regex dialect (PCRE2_MULTILINE):
+ * "^a|c$" Removed takes both lines' a and c. */
+static void test_line_anchors(void) {
+  json_t *r = base();
+  set(r, "pre_tokenizer", "{'type': 'Split', 'pattern': {'Regex': '^a|c$'}, 'behavior': 'Removed', 'invert': false}");
+  tok *t = load_ok(r);
+  CU_ASSERT(enc(t, "abc\nabc", 0, IDS(1, 1)));
+  CU_ASSERT(enc(t, "xabc abc", 0, IDS(7, 4, 5, 3)));
   tok_free(t);
 }
 
@@ -663,6 +692,7 @@ static CU_TestInfo tests[] = {
     {"template ids must be tokens", test_template_ids},
     {"a regex that matches the empty string", test_empty_matches},
     {"a catastrophically backtracking regex stops with an error", test_regex_limit},
+    {"^ and $ match at line ends, as in the library", test_line_anchors},
     {"1 MB of text with many regex matches in linear time", test_long_text},
     {"normalized added tokens under a regex Replace normalizer", test_normalized_added},
     {"Strip with start and stop larger than the token", test_strip},

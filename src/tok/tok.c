@@ -120,12 +120,65 @@ static int jbool(ldctx *x, const json_t *o, const char *where, const char *k, in
   return json_is_boolean(v) ? json_is_true(v) : def;
 }
 
+/* The library compiles the file's regexes with Oniguruma (Ruby syntax).
+ * PCRE2 reads the constructs of real tokenizers alike (checked against the
+ * library: \p{..}, \s \d \w with Unicode, lookarounds, (?i), possessive and
+ * atomic groups, ^ $ as line anchors with MULTILINE), but some read
+ * otherwise: those are refused rather than matched differently.  NULL, or
+ * the construct. */
+static const char *dialect_trap(const char *p) {
+  int cls = 0; /* depth of [...] (Ruby nests them) */
+  for (size_t i = 0; p[i]; i++) {
+    const char c = p[i];
+    if (c == '\\') {
+      const char e = p[i + 1];
+      if (e == 'h' || e == 'H') return "\\h or \\H (a hex digit in Ruby syntax, horizontal space in PCRE2)";
+      if (e == 'Q' || e == 'E') return "\\Q...\\E (no quoting in Ruby syntax)";
+      if (e) i++;
+      continue;
+    }
+    if (cls) {
+      if (c == '[' && p[i + 1] == ':') { /* [:alpha:] */
+        const char *q = strstr(p + i + 2, ":]");
+        if (q) i = (size_t)(q - p) + 1;
+      } else if (c == '[') {
+        return "a [ inside a character class (a nested class in Ruby syntax, a literal [ in PCRE2)";
+      } else if (c == '&' && p[i + 1] == '&') {
+        return "&& in a character class (an intersection in Ruby syntax, literal in PCRE2)";
+      } else if (c == ']') {
+        cls--;
+      }
+      continue;
+    }
+    if (c == '[') {
+      cls = 1;
+      if (p[i + 1] == '^') i++;
+      if (p[i + 1] == ']') i++; /* a leading ] is literal */
+    } else if (c == '(' && p[i + 1] == '*') {
+      return "(*VERB) (PCRE2 only)";
+    } else if (c == '(' && p[i + 1] == '?') {
+      for (size_t j = i + 2; (p[j] >= 'a' && p[j] <= 'z') || (p[j] >= 'A' && p[j] <= 'Z') || p[j] == '-'; j++)
+        if (p[j] == 'm' || p[j] == 's') return "the option m or s (m is dot-all in Ruby syntax, s does not exist)";
+    }
+  }
+  return NULL;
+}
+
 static pcre2_code *compile_re(ldctx *x, const char *pat, const char *where) {
   int err;
   PCRE2_SIZE off;
-  /* \C (one byte) could split a character: never */
+  const char *trap = dialect_trap(pat);
+  if (trap) {
+    ift_error_set(IFT_ERR_UNIMPL, __FILE__, __LINE__, "tokenizer.json", HINT_UNSUP,
+                  "%s: %s: regex /%.200s/ uses %s, which the tokenizers library's regex dialect (Oniguruma, Ruby "
+                  "syntax) reads otherwise than PCRE2", x->file, where, pat, trap);
+    x->st = IFT_ERR_UNIMPL;
+    return NULL;
+  }
+  /* \C (one byte) could split a character: never.  ^ and $ are line anchors
+   * in the library's regex dialect (Oniguruma, Ruby syntax): MULTILINE. */
   pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
-                                 PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &err, &off, NULL);
+                                 PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C | PCRE2_MULTILINE, &err, &off, NULL);
   if (!re) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
