@@ -13,7 +13,10 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "iftrain/core.h"
+#include "iftrain/tok.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -75,6 +78,17 @@ void chat_out_free(chat_out *o);
  * system message where none is allowed, an unknown role). */
 ift_status chat_render(const chat_tmpl *t, const chat_msg *m, int n, int add_generation_prompt,
                        chat_out *out);
+
+/* The ids of a rendered conversation R (encoded without the
+ * post-processor: the template writes its own BOS) and its assistant-only
+ * loss mask, as transformers' apply_chat_template(tokenize=True,
+ * return_assistant_tokens_mask=True) makes it: for each span in order, 1 on
+ * the tokens from the one holding the first byte of the content to the one
+ * holding the last character of the end-of-turn token (of the content when
+ * the turn has none), found with char_to_token (tok_offs_find); a span whose
+ * first byte no token holds ends the marking.  *mask is malloc'd, ids->n
+ * bytes (0 / 1); ids is appended to (start from an empty list). */
+ift_status chat_encode(tok *t, const chat_out *r, tok_ids *ids, uint8_t **mask);
 
 #ifdef __cplusplus
 }

@@ -150,6 +150,17 @@ void data_writer_attr_int(data_writer *w, const char *name, long value);
 ift_status data_writer_close(data_writer *w);
 /* Free without writing. */
 void data_writer_discard(data_writer *w);
+/* A writer over the ranks of COMM (every rank calls create, the attribute
+ * setters with the same values, and close or discard): each rank adds its
+ * own rows in order, and data_writer_close writes all of them collectively
+ * with parallel HDF5 into one file, rank 0's rows first, then rank 1's, ...
+ * The file equals the one a single writer given every row in that order
+ * writes (the same datasets and content_sha256).  A rank may have no rows.
+ * Close fails on every rank when it fails on one, and then nothing is
+ * written (PATH.tmp, renamed by rank 0 when complete).  Decide together
+ * (dist_agree) whether to close or discard. */
+ift_status data_writer_create_comm(data_writer **w, const char *path, int vocab_size, int pairs,
+                                   MPI_Comm comm);
 
 /* 1 when a and b name the same existing file (same st_dev and st_ino, so
  * also through links or another spelling of the path), else 0.  Writers use

@@ -63,6 +63,28 @@ int tok_ids_push(tok_ids *v, int id);
  * or when a regex of the file exceeds PCRE2's match limit on it (a
  * catastrophically backtracking pattern: the error names the component). */
 ift_status tok_encode(tok *t, const char *text, size_t len, int add_special, tok_ids *out);
+/* Byte ranges of the text, one per id: o[2*i], o[2*i+1] for the i-th id
+ * appended by tok_encode_offsets. */
+typedef struct {
+  size_t *o;
+  size_t n, cap; /* n ranges (2*n values) */
+} tok_offs;
+void tok_offs_free(tok_offs *v);
+/* tok_encode that also appends, for every id it appends, the byte range
+ * [a, b) of TEXT the id comes from: the library's Encoding offsets in bytes
+ * (its char offsets widened to whole characters).  An added token covers
+ * its match with the whitespace lstrip / rstrip took; a token of part of a
+ * character (byte-level, <0xNN>) covers the character; a character a
+ * normalizer or pre-tokenizer inserted (Prepend, Metaspace's or ByteLevel's
+ * prefix) belongs to the character it precedes; a replaced run (Replace, a
+ * changed NFC cluster) covers the run; ids the post-processor adds are
+ * (0, 0).  ByteLevel's trim_offsets is applied as the library applies it. */
+ift_status tok_encode_offsets(tok *t, const char *text, size_t len, int add_special, tok_ids *out,
+                              tok_offs *offs);
+/* The first id (from index 0) whose range holds byte x, -1 when none: the
+ * library's Encoding.char_to_token. */
+long tok_offs_find(const tok_offs *v, size_t x);
+
 /* The text of N ids (malloc'd, NUL-terminated, *len bytes) as the
  * library's decode(ids, skip_special_tokens) gives it.  IFT_ERR_ARG for an
  * id outside the vocabulary or of a hole in it (the library decodes those
