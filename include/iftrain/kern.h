@@ -123,6 +123,20 @@ void kern_softmax_forward(float *p, const float *s, int rows, int cols, int ld,
 void kern_softmax_backward(float *ds, const float *dp, const float *p, int rows,
                            int cols, int ld, float scale, int valid0);
 
+/* Tiled (online-softmax) attention, one block of scores s [rows, cols]
+ * (leading dimension ld) of query rows against a block of keys; row r sees
+ * the first n_valid = valid0 + r + 1 columns (all when that exceeds cols).
+ * Forward: with the running row max m and sum l of the earlier key blocks
+ * (m = -inf, l = 0 before the first), s becomes p = exp(scale*s - m_new)
+ * (0 past the valid columns), corr[r] = exp(m_old - m_new) is the factor the
+ * output accumulated so far must be multiplied by, and m, l are updated. */
+void kern_attn_block_forward(float *s, int rows, int cols, int ld, float scale, int valid0,
+                             float *m, float *l, float *corr);
+/* Backward: p = exp(scale*s - lse[r]) into s (0 past the valid columns),
+ * and dp becomes ds = scale * p * (dp - delta[r]) (delta = rowsum(dO * O)). */
+void kern_attn_block_backward(float *s, float *dp, int rows, int cols, int ld, float scale,
+                              int valid0, const float *lse, const float *delta);
+
 /* ---------------------------------------------------------------- cross-entropy */
 
 /* Per-row statistics of a (possibly vocab-sharded) logits block holding vocab

@@ -427,6 +427,39 @@ static void softmax_bwd_row_inplace(float *restrict g, const float *restrict p, 
   for (; j < n; j++) g[j] = scale * p[j] * (g[j] - dot);
 }
 
+void kern_attn_block_forward(float *s, int rows, int cols, int ld, float scale, int valid0,
+                             float *m, float *l, float *corr) {
+  for (int r = 0; r < rows; r++) {
+    float *sr = s + (size_t)r * ld;
+    const int nv = n_valid(r, cols, valid0);
+    const float mb = nv > 0 ? max_scaled(sr, nv, scale) : -INFINITY;
+    const float mn = mb > m[r] ? mb : m[r];
+    if (mn == -INFINITY) { /* nothing seen yet (cannot happen with valid0 >= 0) */
+      corr[r] = 1.0f;
+      for (int j = 0; j < cols; j++) sr[j] = 0.0f;
+      continue;
+    }
+    corr[r] = m[r] == -INFINITY ? 0.0f : exp_fast(m[r] - mn);
+    const double tot = nv > 0 ? exp_row_inplace(sr, nv, scale, mn, 1.0f) : 0.0;
+    for (int j = nv; j < cols; j++) sr[j] = 0.0f;
+    l[r] = l[r] * corr[r] + (float)tot;
+    m[r] = mn;
+  }
+}
+
+void kern_attn_block_backward(float *s, float *dp, int rows, int cols, int ld, float scale,
+                              int valid0, const float *lse, const float *delta) {
+  for (int r = 0; r < rows; r++) {
+    float *sr = s + (size_t)r * ld, *dr = dp + (size_t)r * ld;
+    const int nv = n_valid(r, cols, valid0);
+    if (nv > 0) {
+      exp_row_inplace(sr, nv, scale, lse[r], 1.0f);
+      softmax_bwd_row_inplace(dr, sr, nv, scale, delta[r]);
+    }
+    for (int j = nv > 0 ? nv : 0; j < cols; j++) sr[j] = dr[j] = 0.0f;
+  }
+}
+
 void kern_softmax_backward(float *ds, const float *dp, const float *p, int rows, int cols, int ld,
                            float scale, int valid0) {
   for (int r = 0; r < rows; r++) {

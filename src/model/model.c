@@ -14,11 +14,12 @@
 #include "iftrain/dist.h"
 #include "iftrain/kern.h"
 #include "iftrain/scalapack.h"
+#include "attn.h"
 
-enum { ATT_BLOCK = 64, HEAD_CHUNK = 256 };
+enum { HEAD_CHUNK = 256 };
 
 typedef struct {
-  float *x_mid, *rstd1, *xn1, *qkv, *P, *att, *rstd2, *xn2, *gu, *h;
+  float *x_mid, *rstd1, *xn1, *qkv, *alse, *att, *rstd2, *xn2, *gu, *h; /* alse: [B, Hl, T] log-sum-exp */
 } layer_acts;
 
 struct model {
@@ -42,7 +43,7 @@ struct model {
   float *cosv, *sinv;
   /* scratch */
   float *logits;    /* [HEAD_CHUNK, Vl] */
-  float *g, *dtmp, *dxn, *dqkv, *datt, *dP, *dgu, *dh;
+  float *g, *dtmp, *dxn, *dqkv, *datt, *ascr, *dgu, *dh; /* ascr: attention scratch */
   float *rowstats;  /* [4 N] for TP cross-entropy */
   size_t act_bytes;
   /* 2D mode (pr > 0): BLACS grids over the TP group — ctx2d pr x pc for the
@@ -424,7 +425,6 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
 
   /* One activation arena, sized once from the shapes. */
   const size_t N = (size_t)B * T, C = (size_t)m->C, Q3 = (size_t)m->Q3, HD = (size_t)m->Hl * m->D;
-  const size_t TT = (size_t)T * T;
   /* [N, Fl] in 1D; in 2D the F x N block of this rank (tokens in ceil(N/pc) blocks) */
   const size_t tokb = pr ? (N + (size_t)pc - 1) / (size_t)pc : 0;
   size_t fcap = N * (size_t)m->Fl;
@@ -432,11 +432,11 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   m->fcap = fcap;
   const size_t CH = C > (size_t)m->H * m->D ? C : (size_t)m->H * m->D; /* widest of C, H*D */
   const size_t scap = pr ? (3 * CH / (size_t)pr + 2 * (size_t)m->K * m->D / (size_t)pr) * tokb : 0;
-  size_t per_layer = N * C /* x_mid */ + N + N * C + N * Q3 + (size_t)B * m->Hl * TT + N * HD +
+  size_t per_layer = N * C /* x_mid */ + N + N * C + N * Q3 + (size_t)B * m->Hl * T + N * HD +
                      N + N * C + 2 * fcap + fcap + 16 * 11;
   size_t total = (size_t)(m->L + 1) * N * C + (size_t)m->L * per_layer + N + N * C + N +
                  (size_t)T * m->D + (size_t)HEAD_CHUNK * m->Vl +
-                 /* scratch */ 3 * N * C + N * Q3 + N * HD + TT + 2 * fcap + fcap + scap +
+                 /* scratch */ 3 * N * C + N * Q3 + N * HD + attn_scratch_floats() + 2 * fcap + fcap + scap +
                  4 * N + 16 * 42;
   total += N; /* targets (int, same size as float) */
   float *arena = core_alloc(sizeof(float) * total);
@@ -454,7 +454,7 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
     a->rstd1 = arena_take(&cur, N);
     a->xn1 = arena_take(&cur, N * C);
     a->qkv = arena_take(&cur, N * Q3);
-    a->P = arena_take(&cur, (size_t)B * m->Hl * TT);
+    a->alse = arena_take(&cur, (size_t)B * m->Hl * T);
     a->att = arena_take(&cur, N * HD);
     a->rstd2 = arena_take(&cur, N);
     a->xn2 = arena_take(&cur, N * C);
@@ -473,7 +473,7 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   m->dxn = arena_take(&cur, N * C);
   m->dqkv = arena_take(&cur, N * Q3);
   m->datt = arena_take(&cur, N * HD);
-  m->dP = arena_take(&cur, TT);
+  m->ascr = arena_take(&cur, attn_scratch_floats());
   m->dgu = arena_take(&cur, 2 * fcap);
   m->dh = arena_take(&cur, fcap);
   m->s2d = arena_take(&cur, scap);
@@ -708,25 +708,18 @@ static void embed_forward(model *m, float *x0, const model_input *in, int N) {
   }
 }
 
+/* The attention core of every local head (attn.c): q, k, v of head h and
+ * its key/value head h / G in the fused qkv rows. */
 static void attention_forward(model *m, layer_acts *a, int B, int T) {
   const int D = m->D, Q3 = m->Q3, HD = m->Hl * m->D, G = m->Hl / m->Kl;
   const float scale = 1.0f / sqrtf((float)D);
   for (int b = 0; b < B; b++)
     for (int h = 0; h < m->Hl; h++) {
       const int g = h / G;
-      const float *q = a->qkv + (size_t)b * T * Q3 + (size_t)h * D;
-      const float *k = a->qkv + (size_t)b * T * Q3 + (size_t)(m->Hl + g) * D;
-      const float *v = a->qkv + (size_t)b * T * Q3 + (size_t)(m->Hl + m->Kl + g) * D;
-      float *P = a->P + ((size_t)b * m->Hl + h) * T * T;
-      float *o = a->att + (size_t)b * T * HD + (size_t)h * D;
-      /* Causal tiles: query rows [r0, r1) only see keys [0, r1). */
-      for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-        int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rb = r1 - r0;
-        float *Pb = P + (size_t)r0 * T;
-        kern_sgemm(0, 1, rb, r1, D, 1.0f, q + (size_t)r0 * Q3, Q3, k, Q3, 0.0f, Pb, T);
-        kern_softmax_forward(Pb, Pb, rb, r1, T, scale, r0);
-        kern_sgemm(0, 0, rb, D, r1, 1.0f, Pb, T, v, Q3, 0.0f, o + (size_t)r0 * HD, HD);
-      }
+      const float *qkv = a->qkv + (size_t)b * T * Q3;
+      attn_forward(qkv + (size_t)h * D, qkv + (size_t)(m->Hl + g) * D, qkv + (size_t)(m->Hl + m->Kl + g) * D, Q3,
+                   a->att + (size_t)b * T * HD + (size_t)h * D, HD, a->alse + ((size_t)b * m->Hl + h) * T, T, D,
+                   scale, m->ascr);
     }
 }
 
@@ -902,24 +895,12 @@ static void attention_backward(model *m, layer_acts *a, int B, int T) {
     for (int h = 0; h < m->Hl; h++) {
       const int g = h / G;
       const size_t rowb = (size_t)b * T * Q3;
-      const float *q = a->qkv + rowb + (size_t)h * D;
-      const float *k = a->qkv + rowb + (size_t)(m->Hl + g) * D;
-      const float *v = a->qkv + rowb + (size_t)(m->Hl + m->Kl + g) * D;
-      float *dq = m->dqkv + rowb + (size_t)h * D;
-      float *dk = m->dqkv + rowb + (size_t)(m->Hl + g) * D;
-      float *dv = m->dqkv + rowb + (size_t)(m->Hl + m->Kl + g) * D;
-      const float *P = a->P + ((size_t)b * m->Hl + h) * T * T;
-      const float *dO = m->datt + (size_t)b * T * HD + (size_t)h * D;
-      for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-        int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rb = r1 - r0;
-        const float *Pb = P + (size_t)r0 * T;
-        float *dS = m->dP + (size_t)r0 * T;
-        kern_sgemm(0, 1, rb, r1, D, 1.0f, dO + (size_t)r0 * HD, HD, v, Q3, 0.0f, dS, T);
-        kern_sgemm(1, 0, r1, D, rb, 1.0f, Pb, T, dO + (size_t)r0 * HD, HD, 1.0f, dv, Q3);
-        kern_softmax_backward(dS, dS, Pb, rb, r1, T, scale, r0);
-        kern_sgemm(0, 0, rb, D, r1, 1.0f, dS, T, k, Q3, 0.0f, dq + (size_t)r0 * Q3, Q3);
-        kern_sgemm(1, 0, r1, D, rb, 1.0f, dS, T, q + (size_t)r0 * Q3, Q3, 1.0f, dk, Q3);
-      }
+      const float *qkv = a->qkv + rowb;
+      float *d = m->dqkv + rowb;
+      const size_t oq = (size_t)h * D, ok = (size_t)(m->Hl + g) * D, ov = (size_t)(m->Hl + m->Kl + g) * D;
+      attn_backward(qkv + oq, qkv + ok, qkv + ov, Q3, a->att + (size_t)b * T * HD + (size_t)h * D,
+                    m->datt + (size_t)b * T * HD + (size_t)h * D, HD, a->alse + ((size_t)b * m->Hl + h) * T,
+                    d + oq, d + ok, d + ov, T, D, scale, m->ascr);
     }
 }
 
