@@ -332,6 +332,41 @@ static void test_alloc_failures(void) {
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
 
+/* train.recompute = layer: the same log-probs and gradients, bit for bit,
+ * as keeping every layer's activations (3 layers, sequences across two
+ * attention blocks, an IFT blend), and less activation memory. */
+static void test_recompute_layer(void) {
+  const int B = 2, T = 70;
+  model_config cfg = tiny(0, 2);
+  cfg.num_hidden_layers = 3;
+  cfg.max_position_embeddings = 128;
+  model *a, *b;
+  CU_ASSERT_EQUAL_FATAL(model_create_opt(&a, &cfg, MPI_COMM_NULL, 0, 0, 0, B, T, MODEL_RECOMPUTE_NONE), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(model_create_opt(&b, &cfg, MPI_COMM_NULL, 0, 0, 0, B, T, MODEL_RECOMPUTE_LAYER), IFT_OK);
+  CU_ASSERT(model_activation_bytes(b) < model_activation_bytes(a));
+  model_init_weights(a, 5);
+  model_init_weights(b, 5);
+  int tok[B * T], alt[B * T];
+  fill_tokens(tok, B * T, cfg.vocab_size, 1);
+  fill_tokens(alt, B * T, cfg.vocab_size, 2);
+  model_input in = {.tokens = tok, .alt = alt, .lambda = 0.3f, .embed_grad = 1};
+  float c[B * T], la[B * T], lb[B * T];
+  for (int i = 0; i < B * T; i++) c[i] = (i % T) ? (float)rng_normal(4, 0, (uint64_t)i) : 0.0f;
+  for (int rep = 0; rep < 2; rep++) { /* twice: gradients accumulate alike */
+    CU_ASSERT_EQUAL_FATAL(model_forward(a, la, NULL, &in, B, T, 1), IFT_OK);
+    CU_ASSERT_EQUAL_FATAL(model_backward(a, c, B, T), IFT_OK);
+    CU_ASSERT_EQUAL_FATAL(model_forward(b, lb, NULL, &in, B, T, 1), IFT_OK);
+    CU_ASSERT_EQUAL_FATAL(model_backward(b, c, B, T), IFT_OK);
+    CU_ASSERT_EQUAL(memcmp(la, lb, sizeof la), 0);
+    CU_ASSERT_EQUAL(memcmp(model_grads(a), model_grads(b), model_nparams(a) * sizeof(float)), 0);
+  }
+  double gn = 0;
+  for (size_t i = 0; i < model_nparams(a); i++) gn += fabs(model_grads(a)[i]);
+  CU_ASSERT(gn > 0); /* a gradient to compare */
+  model_destroy(a);
+  model_destroy(b);
+}
+
 static CU_TestInfo tests[] = {
     {"allocation failures return IFT_ERR_NOMEM", test_alloc_failures},
     {"tensor names and parameter count", test_names_and_sizes},
@@ -345,6 +380,7 @@ static CU_TestInfo tests[] = {
     {"finite differences: IFT blend, frozen input table", test_fd_blend_frozen},
     {"causal and row-independent", test_causal_and_row_independent},
     {"greedy argmax and lambda = 1 blend", test_argmax_and_blend},
+    {"recompute = layer: bit-identical log-probs and gradients", test_recompute_layer},
     CU_TEST_INFO_NULL};
 
 int main(void) {

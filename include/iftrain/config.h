@@ -33,6 +33,7 @@ typedef struct {
     int micro_batch;  /* sequences per forward/backward on one rank */
     int seq_len;
     long seed;
+    int recompute;    /* model_recompute: 0 none, 1 layer */
   } train;
   struct {
     double lambda, gamma;

@@ -133,6 +133,14 @@ ift_status model_create(model **out, const model_config *cfg, MPI_Comm tp, int B
  * embedding and LM head vocab-parallel, as in 1D. */
 ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, int pr, int pc,
                              int nb, int B, int T);
+/* Activation recomputation (train.recompute): NONE keeps every layer's
+ * activations from forward to backward; LAYER keeps only each layer's input
+ * (the residual stream) and one layer's activations, and recomputes each
+ * layer's forward just before its backward (the same arithmetic, so the
+ * same gradients bit for bit, at about one more forward of the layers). */
+typedef enum { MODEL_RECOMPUTE_NONE, MODEL_RECOMPUTE_LAYER } model_recompute;
+ift_status model_create_opt(model **out, const model_config *cfg, MPI_Comm tp, int pr, int pc, int nb,
+                            int B, int T, model_recompute rc);
 /* nb = 0: one block per process (block = extent / grid dimension, the
  * fastest here); nb > 0: weights block-cyclic in nb x nb blocks (activations
  * keep one block per process).  Grid dimensions (times nb) must divide

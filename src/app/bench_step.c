@@ -32,7 +32,7 @@ static ift_status run_one(const app_config *c, loss_kind kind, int steps, step_r
                           size_t *mem) {
   const int B = c->train.micro_batch, T = c->train.seq_len;
   model *m;
-  IFT_TRY(model_create(&m, &c->model, MPI_COMM_NULL, B, T));
+  IFT_TRY(model_create_opt(&m, &c->model, MPI_COMM_NULL, 0, 0, 0, B, T, (model_recompute)c->train.recompute));
   model_init_weights(m, c->model.init_seed);
   step_ws w;
   optim_state os;

@@ -62,6 +62,7 @@ static const key_def keys[] = {
     KINT("train.micro_batch", train.micro_batch, APP_GE(1), "sequences per forward/backward on one rank (<= 256 for preference losses)"),
     KINT("train.seq_len", train.seq_len, APP_GE(2), "tokens per sequence, <= model.max_position_embeddings (longer are truncated, shorter padded)"),
     KLONG("train.seed", train.seed, APP_GE(0), "seed of shuffling and lambda noise"),
+    KENUM("train.recompute", train.recompute, "none|layer", "activation recomputation: layer keeps only each layer's input and recomputes the layer in backward (same gradients, less memory, ~1/3 more compute)"),
     KDBL("ift.lambda", ift.lambda, APP_IN(0, 1), "blend weight of the model's own predictions (IFT.md step 4)"),
     KDBL("ift.gamma", ift.gamma, APP_IN(0, 1), "discount of the token weights; 0 = uniform (SFT weighting)"),
     KENUM("ift.side", ift.side, "left|right", "left: suffix sums (default); right: prefix sums"),

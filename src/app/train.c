@@ -307,7 +307,8 @@ ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train
   dist_set_pblas_block(cfg->dist.pblas_block ? cfg->dist.pblas_block
                                              : dist_pblas_block_for(cfg->model.hidden_size));
   /* no collectives from here on: local failures (memory) are agreed at the end */
-  st = model_create_grid(&tc->m, &cfg->model, tc->grid.tp, pr, pc, cfg->dist.tp_block, R, T);
+  st = model_create_opt(&tc->m, &cfg->model, tc->grid.tp, pr, pc, cfg->dist.tp_block, R, T,
+                        (model_recompute)cfg->train.recompute);
   if (st == IFT_OK) {
     model_init_weights(tc->m, cfg->model.init_seed);
     st = step_ws_create(&tc->ws, R, T);

@@ -55,6 +55,7 @@ struct model {
   float *s2d;       /* 2D GEMM operands and results */
   int *cnts, *dspl; /* all-gather of token blocks */
   int fwd_B, fwd_T, fwd_kept;
+  model_recompute recompute; /* LAYER: one set of layer activations, acts[l] all alias it */
   model_input fwd_in;
 };
 
@@ -355,6 +356,11 @@ static ift_status grid_setup(model *m, MPI_Comm tp, int pr, int pc) {
 
 ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, int pr, int pc,
                              int nb, int B, int T) {
+  return model_create_opt(out, cfg, tp, pr, pc, nb, B, T, MODEL_RECOMPUTE_NONE);
+}
+
+ift_status model_create_opt(model **out, const model_config *cfg, MPI_Comm tp, int pr, int pc, int nb,
+                            int B, int T, model_recompute rc) {
   *out = NULL;
   int tps = 1, tpr = 0;
   if (tp != MPI_COMM_NULL) {
@@ -399,6 +405,7 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   m->Q3 = (m->Hl + 2 * m->Kl) * m->D;
   m->Bmax = B;
   m->Tmax = T;
+  m->recompute = rc;
   m->ctx2d = m->ctxh = m->ctxt = -1;
   m->nb = pr ? nb : 0;
   if (pr) {
@@ -434,7 +441,8 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   const size_t scap = pr ? (3 * CH / (size_t)pr + 2 * (size_t)m->K * m->D / (size_t)pr) * tokb : 0;
   size_t per_layer = N * C /* x_mid */ + N + N * C + N * Q3 + (size_t)B * m->Hl * T + N * HD +
                      N + N * C + 2 * fcap + fcap + 16 * 11;
-  size_t total = (size_t)(m->L + 1) * N * C + (size_t)m->L * per_layer + N + N * C + N +
+  const size_t nsets = rc == MODEL_RECOMPUTE_LAYER ? 1 : (size_t)m->L; /* sets of layer activations */
+  size_t total = (size_t)(m->L + 1) * N * C + nsets * per_layer + N + N * C + N +
                  (size_t)T * m->D + (size_t)HEAD_CHUNK * m->Vl +
                  /* scratch */ 3 * N * C + N * Q3 + N * HD + attn_scratch_floats() + 2 * fcap + fcap + scap +
                  4 * N + 16 * 42;
@@ -450,6 +458,10 @@ ift_status model_create_grid(model **out, const model_config *cfg, MPI_Comm tp, 
   m->xs = arena_take(&cur, (size_t)(m->L + 1) * N * C);
   for (int l = 0; l < m->L; l++) {
     layer_acts *a = &m->acts[l];
+    if ((size_t)l >= nsets) {
+      *a = m->acts[0];
+      continue;
+    }
     a->x_mid = arena_take(&cur, N * C);
     a->rstd1 = arena_take(&cur, N);
     a->xn1 = arena_take(&cur, N * C);
@@ -1003,7 +1015,13 @@ ift_status model_backward(model *m, const float *dlogp, int B, int T) {
   IFT_TRY(tp_sum(m, m->dxn, (size_t)N * C));
   kern_rmsnorm_backward(m->g, m->gv.norm, m->dxn, m->xs + (size_t)m->L * N * C, m->pv.norm,
                         m->rstdf, N, C);
-  for (int l = m->L - 1; l >= 0; l--) IFT_TRY(layer_backward(m, l, m->xs + (size_t)l * N * C, m->g, B, T));
+  for (int l = m->L - 1; l >= 0; l--) {
+    const float *x = m->xs + (size_t)l * N * C;
+    /* recompute: the layer's activations again, from its kept input (its
+     * output, rewritten, is the same bits) */
+    if (m->recompute == MODEL_RECOMPUTE_LAYER && l < m->L - 1) IFT_TRY(layer_forward(m, l, x, m->xs + (size_t)(l + 1) * N * C, B, T));
+    IFT_TRY(layer_backward(m, l, x, m->g, B, T));
+  }
   /* Embedding (vocab-parallel: each shard takes the rows of its ids). */
   const model_input *in = &m->fwd_in;
   if (in->alt && !in->embed_grad) return IFT_OK; /* reference IFT: frozen input table */
