@@ -146,7 +146,8 @@ ift_status data_writer_add(data_writer *w, const int *tok, const uint8_t *mask, 
 void data_writer_attr_str(data_writer *w, const char *name, const char *value);
 void data_writer_attr_int(data_writer *w, const char *name, long value);
 /* Write everything (serial HDF5 calls on the calling rank; to PATH.tmp, then
- * renamed) and free. */
+ * renamed) and free.  On a writer of data_writer_create_comm: collective,
+ * below. */
 ift_status data_writer_close(data_writer *w);
 /* Free without writing. */
 void data_writer_discard(data_writer *w);

@@ -1,5 +1,6 @@
-/* h5attr — the one HDF5 string-attribute writer shared by the data set
- * writer (data) and the checkpoint writer (ckpt). */
+/* h5attr — the HDF5 and file helpers shared by the data set writer (data)
+ * and the checkpoint writer (ckpt): the one string-attribute writer, and the
+ * space reservation made before a collective (parallel HDF5) write. */
 #ifndef IFTRAIN_H5ATTR_H
 #define IFTRAIN_H5ATTR_H
 
@@ -12,6 +13,18 @@ extern "C" {
 /* Scalar string attribute `name` = v on obj (an existing one is replaced);
  * negative on failure. */
 herr_t ift_h5_attr_str(hid_t obj, const char *name, const char *v);
+
+/* Make sure the file system will take `need` bytes at `path` before a
+ * parallel HDF5 file is written there: a parallel file whose writes fail
+ * with ENOSPC or EDQUOT cannot be closed reliably (its ranks leave the
+ * close's internal collectives at different points and wait for each other
+ * forever).  Creates `path` (an existing file or link there is removed
+ * first: it is the caller's own temporary name), takes the space with
+ * fallocate (which also meets quotas), and removes the file again; where
+ * fallocate is not supported the free space is compared instead.  Returns 0
+ * or the errno of the failure; *cannot_create is set to 1 when `path`
+ * itself could not be created (missing or read-only directory), else 0. */
+int ift_fs_reserve(const char *path, double need, int *cannot_create);
 
 #ifdef __cplusplus
 }

@@ -412,31 +412,15 @@ static void prune(const char *dir, long step, int keep, const char *run_id) {
   free(steps);
 }
 
-/* Make sure the file system will take `need` bytes before HDF5 writes: a
- * parallel HDF5 file whose writes fail with ENOSPC or EDQUOT cannot be
- * closed reliably (its ranks leave the close's internal collectives at
- * different points and wait for each other forever).  The space is taken
- * with fallocate (which also meets quotas) in `path` and given back at once;
- * where fallocate is not supported the free space is compared instead. */
+/* Make sure the file system will take `need` bytes before HDF5 writes
+ * (ift_fs_reserve: a parallel HDF5 file whose writes fail with ENOSPC or
+ * EDQUOT cannot be closed reliably). */
 static ift_status reserve_space(const char *path, double need) {
   if (core_fault("ckpt_no_reserve")) return IFT_OK; /* tests reach the close watchdog */
-  /* path is this code's own temporary name: never follow a link planted
-   * there (O_TRUNC would empty its target) */
-  unlink(path);
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
-  IFT_REQUIRE(fd >= 0, IFT_ERR_WRITE, "check the permissions of ckpt.dir", "cannot create %s: %s",
-              path, strerror(errno));
-  int e = need > 9e18 ? EFBIG : fallocate(fd, 0, 0, (off_t)need) ? errno : 0;
-  close(fd);
-  unlink(path);
-  if (e == EOPNOTSUPP || e == ENOSYS) {
-    struct statvfs v;
-    char dir[1200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    e = statvfs(slash ? dir : ".", &v) == 0 && (double)v.f_bavail * v.f_frsize < need ? ENOSPC : 0;
-  }
+  int cannot_create = 0;
+  const int e = ift_fs_reserve(path, need, &cannot_create);
+  IFT_REQUIRE(!cannot_create, IFT_ERR_WRITE, "check the permissions of ckpt.dir", "cannot create %s: %s",
+              path, strerror(e));
   IFT_REQUIRE(!e, IFT_ERR_WRITE,
               "free space (or raise the quota) in ckpt.dir, or lower ckpt.keep; the previous checkpoint is intact",
               "ckpt.dir cannot take the %.1f MiB of %s: %s", need / 1048576.0, path, strerror(e));

@@ -1,6 +1,7 @@
 /* data: tokenizer, prep round trips for the three line formats, every
- * malformed-input message, generator determinism and correctness, and
- * ranks reading disjoint rows of a shared file. */
+ * malformed-input message, generator determinism and correctness, ranks
+ * reading disjoint rows of a shared file, and the collective writer
+ * (data_writer_create_comm) against the serial one. */
 #define _POSIX_C_SOURCE 200809L
 #include <hdf5.h>
 #include <stdarg.h>
@@ -606,6 +607,370 @@ static void test_disjoint_reads(void) {
   data_close(&d);
 }
 
+/* ---- the collective writer (data_writer_create_comm) */
+
+enum { ROW_MAX = 300 };
+/* Row i of group grp (0 main, 1 chosen, 2 rejected) of a random set: about
+ * one row in six empty, ids over the whole vocabulary, random masks. */
+static int gen_row(uint64_t seed, long i, int grp, int *tok, uint8_t *m) {
+  const double u = rng_uniform(seed, (uint64_t)grp, (uint64_t)i);
+  const int len = u < 1.0 / 6 ? 0 : 1 + (int)(rng_uniform(seed, 3 + (uint64_t)grp, (uint64_t)i) * (ROW_MAX - 1));
+  for (int j = 0; j < len; j++) {
+    const uint64_t at = (uint64_t)i * ROW_MAX + (uint64_t)j;
+    tok[j] = (int)(rng_uniform(seed, 6 + (uint64_t)grp, at) * TOK_VOCAB);
+    m[j] = rng_uniform(seed, 9 + (uint64_t)grp, at) < 0.5;
+  }
+  return len;
+}
+
+/* Add rows [a, b) of the random set to w. */
+static ift_status add_rows(data_writer *w, uint64_t seed, long a, long b, int pairs) {
+  int t[3][ROW_MAX], len[3];
+  uint8_t m[3][ROW_MAX];
+  for (long i = a; i < b; i++) {
+    for (int g = 0; g < (pairs ? 3 : 1); g++) len[g] = gen_row(seed, i, g, t[g], m[g]);
+    ift_status s = data_writer_add(w, t[0], m[0], len[0], t[1], m[1], pairs ? len[1] : 0, t[2], m[2],
+                                   pairs ? len[2] : 0);
+    if (s != IFT_OK) return s;
+  }
+  return IFT_OK;
+}
+
+static void set_user_attrs(data_writer *w) {
+  data_writer_attr_str(w, "source", "collective-test.jsonl");
+  data_writer_attr_int(w, "seed", 1234567890123L);
+}
+
+/* The random set of sum(counts) rows: rank r adds counts[r] of them in
+ * order to a collective writer of `pc`; rank 0 alone writes them all with
+ * the serial writer to `ps`.  Returns the collective close's status. */
+static ift_status write_both(const char *ps, const char *pc, uint64_t seed, int pairs, const long *counts) {
+  int r, P;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  long base = 0, total = 0;
+  for (int k = 0; k < P; k++) {
+    if (k < r) base += counts[k];
+    total += counts[k];
+  }
+  if (rank0() && ps) {
+    data_writer *w;
+    CU_ASSERT_EQUAL_FATAL(data_writer_create(&w, ps, TOK_VOCAB, pairs), IFT_OK);
+    CU_ASSERT_EQUAL(add_rows(w, seed, 0, total, pairs), IFT_OK);
+    set_user_attrs(w);
+    CU_ASSERT_EQUAL(data_writer_close(w), IFT_OK);
+  }
+  data_writer *w;
+  CU_ASSERT_EQUAL_FATAL(data_writer_create_comm(&w, pc, TOK_VOCAB, pairs, MPI_COMM_WORLD), IFT_OK);
+  CU_ASSERT_EQUAL(add_rows(w, seed, base, base + counts[r], pairs), IFT_OK);
+  set_user_attrs(w);
+  ift_status s = data_writer_close(w);
+  MPI_Barrier(MPI_COMM_WORLD);
+  return s;
+}
+
+static void read_attr_str(hid_t f, const char *name, char *out, size_t n) {
+  out[0] = 0;
+  hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+  if (a < 0) return;
+  hid_t t = H5Aget_type(a);
+  char buf[1024] = "";
+  if (H5Tget_size(t) < sizeof buf) H5Aread(a, t, buf);
+  snprintf(out, n, "%s", buf);
+  H5Tclose(t);
+  H5Aclose(a);
+}
+
+/* Rank 0: the two files have the same root attributes, and every dataset
+ * the same type, size and creation properties (chunk, filters). */
+static void same_layout(const char *a, const char *b, int pairs) {
+  hid_t fa = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(b, H5F_ACC_RDONLY, H5P_DEFAULT);
+  CU_ASSERT_FATAL(fa >= 0 && fb >= 0);
+  static const char *const names[9] = {"/tokens", "/offsets", "/loss_mask",
+                                       "/chosen/tokens", "/chosen/offsets", "/chosen/loss_mask",
+                                       "/rejected/tokens", "/rejected/offsets", "/rejected/loss_mask"};
+  for (int k = 0; k < 9; k++) {
+    const int want = k < 3 || pairs;
+    CU_ASSERT_EQUAL(H5Lexists(fa, "/chosen", H5P_DEFAULT) > 0, pairs);
+    CU_ASSERT_EQUAL(H5Lexists(fb, "/chosen", H5P_DEFAULT) > 0, pairs);
+    if (!want) continue;
+    hid_t da = H5Dopen2(fa, names[k], H5P_DEFAULT), db = H5Dopen2(fb, names[k], H5P_DEFAULT);
+    CU_ASSERT_FATAL(da >= 0 && db >= 0);
+    hid_t ta = H5Dget_type(da), tb = H5Dget_type(db);
+    CU_ASSERT(H5Tequal(ta, tb) > 0);
+    hid_t sa = H5Dget_space(da), sb = H5Dget_space(db);
+    hsize_t na = 0, nb = 0;
+    H5Sget_simple_extent_dims(sa, &na, NULL);
+    H5Sget_simple_extent_dims(sb, &nb, NULL);
+    CU_ASSERT_EQUAL(na, nb);
+    hid_t pa = H5Dget_create_plist(da), pb = H5Dget_create_plist(db);
+    CU_ASSERT_EQUAL(H5Pget_layout(pa), H5Pget_layout(pb));
+    CU_ASSERT_EQUAL(H5Pget_nfilters(pa), H5Pget_nfilters(pb));
+    if (H5Pget_layout(pa) == H5D_CHUNKED && H5Pget_layout(pb) == H5D_CHUNKED) {
+      hsize_t ca = 0, cb = 0;
+      H5Pget_chunk(pa, 1, &ca);
+      H5Pget_chunk(pb, 1, &cb);
+      CU_ASSERT_EQUAL(ca, cb);
+    }
+    H5Pclose(pa);
+    H5Pclose(pb);
+    H5Sclose(sa);
+    H5Sclose(sb);
+    H5Tclose(ta);
+    H5Tclose(tb);
+    H5Dclose(da);
+    H5Dclose(db);
+  }
+  static const char *const attrs[5] = {"tokenizer", "content_sha256", "source", "format_version", "vocab_size"};
+  for (int k = 0; k < 5; k++) {
+    char va[128], vb[128];
+    if (k < 3) {
+      read_attr_str(fa, attrs[k], va, sizeof va);
+      read_attr_str(fb, attrs[k], vb, sizeof vb);
+      CU_ASSERT(va[0] != 0);
+      CU_ASSERT_STRING_EQUAL(va, vb);
+    }
+  }
+  long sa = 0, sb = 0;
+  hid_t aa = H5Aopen(fa, "seed", H5P_DEFAULT), ab = H5Aopen(fb, "seed", H5P_DEFAULT);
+  CU_ASSERT_FATAL(aa >= 0 && ab >= 0);
+  H5Aread(aa, H5T_NATIVE_LONG, &sa);
+  H5Aread(ab, H5T_NATIVE_LONG, &sb);
+  CU_ASSERT_EQUAL(sa, 1234567890123L);
+  CU_ASSERT_EQUAL(sb, 1234567890123L);
+  H5Aclose(aa);
+  H5Aclose(ab);
+  H5Fclose(fa);
+  H5Fclose(fb);
+}
+
+/* The collective file pc holds exactly the random set (compared with the
+ * generator, not with the other file), verifies, opens, and equals the
+ * serial file ps: same content_sha256, offsets, layout and attributes. */
+static void expect_same(const char *ps, const char *pc, uint64_t seed, int pairs, long total) {
+  char hs[65] = "", hc[65] = "";
+  if (rank0()) {
+    CU_ASSERT_EQUAL(data_verify_content(ps, hs), IFT_OK);
+    CU_ASSERT_EQUAL(data_verify_content(pc, hc), IFT_OK);
+    CU_ASSERT_EQUAL(strlen(hc), 64);
+    CU_ASSERT_STRING_EQUAL(hs, hc);
+    same_layout(ps, pc, pairs);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  data_set s, c;
+  CU_ASSERT_EQUAL_FATAL(data_open(&s, ps, MPI_COMM_WORLD, 0), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(data_open(&c, pc, MPI_COMM_WORLD, 0), IFT_OK);
+  CU_ASSERT_STRING_EQUAL(s.content_sha256, c.content_sha256);
+  CU_ASSERT_EQUAL(c.n, total);
+  CU_ASSERT_EQUAL(c.n, s.n);
+  CU_ASSERT_EQUAL(c.ntokens, s.ntokens);
+  CU_ASSERT_EQUAL(c.ntrainable, s.ntrainable);
+  CU_ASSERT_EQUAL(c.has_pairs, pairs);
+  CU_ASSERT_EQUAL(c.vocab_size, TOK_VOCAB);
+  CU_ASSERT(c.n == s.n && !memcmp(c.offsets, s.offsets, sizeof(int64_t) * (size_t)(c.n + 1)));
+  if (pairs && c.has_pairs && s.has_pairs && c.n == s.n) {
+    CU_ASSERT(!memcmp(c.ch_offsets, s.ch_offsets, sizeof(int64_t) * (size_t)(c.n + 1)));
+    CU_ASSERT(!memcmp(c.rj_offsets, s.rj_offsets, sizeof(int64_t) * (size_t)(c.n + 1)));
+  }
+  static const char *const groups[3] = {NULL, "chosen", "rejected"};
+  long bad = 0, empty = 0;
+  for (long i = 0; i < c.n; i++)
+    for (int g = 0; g < (pairs ? 3 : 1); g++) {
+      int want[ROW_MAX], got[ROW_MAX], len = -1;
+      uint8_t wm[ROW_MAX], gm[ROW_MAX];
+      const int n = gen_row(seed, i, g, want, wm);
+      empty += n == 0;
+      if (data_read_row(&c, groups[g], i, got, gm, ROW_MAX, &len) != IFT_OK || len != n ||
+          memcmp(want, got, sizeof(int) * (size_t)n) || memcmp(wm, gm, (size_t)n))
+        bad++;
+    }
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT(c.n < 50 || empty > 0); /* a set of many rows has empty ones */
+  data_close(&s);
+  data_close(&c);
+}
+
+static void gone(const char *p) {
+  char tmp[600];
+  snprintf(tmp, sizeof tmp, "%s.tmp", p);
+  if (rank0()) {
+    CU_ASSERT_EQUAL(access(p, F_OK), -1);
+    CU_ASSERT_EQUAL(access(tmp, F_OK), -1);
+  }
+}
+
+/* Rows spread unevenly over the ranks, several chunks of 64 Ki tokens (so
+ * chunks are shared by ranks), the last rank (without pairs) or rank 0
+ * (with pairs) holding no row at all. */
+static void test_comm_writer_equals_serial(void) {
+  int P;
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  long counts[16] = {0}, total = 0;
+  for (int pairs = 0; pairs < 2; pairs++) {
+    for (int k = 0; k < P; k++) counts[k] = 150 + 211 * k;
+    counts[pairs ? 0 : P - 1] = 0;
+    total = 0;
+    for (int k = 0; k < P; k++) total += counts[k];
+    char ps[512], pc[512];
+    path(ps, pairs ? "cw_s_pairs.h5" : "cw_s.h5");
+    path(pc, pairs ? "cw_c_pairs.h5" : "cw_c.h5");
+    CU_ASSERT_EQUAL(write_both(ps, pc, 11 + (uint64_t)pairs, pairs, counts), IFT_OK);
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", pc);
+    if (rank0()) CU_ASSERT_EQUAL(access(tmp, F_OK), -1);
+    expect_same(ps, pc, 11 + (uint64_t)pairs, pairs, total);
+  }
+}
+
+/* A few rows per rank written in rounds of 7 elements (many collective
+ * H5Dwrite calls per dataset, ranks running out of rounds at different
+ * times); a set with one row on one rank only; a set with no rows at all
+ * (the file is not trainable, but it is written and hashes alike). */
+static void test_comm_writer_rounds_and_edges(void) {
+  int P, r;
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  long counts[16] = {0};
+  char ps[512], pc[512];
+  for (int k = 0; k < P; k++) counts[k] = 1 + 3 * k;
+  path(ps, "cr_s.h5");
+  path(pc, "cr_c.h5");
+  setenv("IFT_DATA_WRITE_ROUND", "7", 1);
+  ift_status s = write_both(ps, pc, 21, 1, counts);
+  unsetenv("IFT_DATA_WRITE_ROUND");
+  CU_ASSERT_EQUAL(s, IFT_OK);
+  long total = 0;
+  for (int k = 0; k < P; k++) total += counts[k];
+  /* seed 21's rows must have a trainable token for data_open */
+  expect_same(ps, pc, 21, 1, total);
+  /* one row, on the last rank; seed 5's row 0 is long and has a 1 */
+  memset(counts, 0, sizeof counts);
+  counts[P - 1] = 1;
+  path(ps, "c1_s.h5");
+  path(pc, "c1_c.h5");
+  CU_ASSERT_EQUAL(write_both(ps, pc, 5, 0, counts), IFT_OK);
+  expect_same(ps, pc, 5, 0, 1);
+  /* nothing anywhere */
+  memset(counts, 0, sizeof counts);
+  path(ps, "c0_s.h5");
+  path(pc, "c0_c.h5");
+  CU_ASSERT_EQUAL(write_both(ps, pc, 5, 1, counts), IFT_OK);
+  if (rank0()) {
+    char hs[65], hc[65];
+    CU_ASSERT_EQUAL(data_verify_content(ps, hs), IFT_OK);
+    CU_ASSERT_EQUAL(data_verify_content(pc, hc), IFT_OK);
+    CU_ASSERT_STRING_EQUAL(hs, hc);
+    same_layout(ps, pc, 1);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+/* MPI_COMM_SELF: every rank writes its own file alone with the collective
+ * writer, and it equals the serial writer's, byte for byte of content. */
+static void test_comm_writer_self(void) {
+  int r;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  char ps[512], pc[512], name[64];
+  snprintf(name, sizeof name, "self_s_%d.h5", r);
+  path(ps, name);
+  snprintf(name, sizeof name, "self_c_%d.h5", r);
+  path(pc, name);
+  const uint64_t seed = 31 + (uint64_t)r;
+  data_writer *w;
+  CU_ASSERT_EQUAL_FATAL(data_writer_create(&w, ps, TOK_VOCAB, 1), IFT_OK);
+  CU_ASSERT_EQUAL(add_rows(w, seed, 0, 40, 1), IFT_OK);
+  set_user_attrs(w);
+  CU_ASSERT_EQUAL(data_writer_close(w), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(data_writer_create_comm(&w, pc, TOK_VOCAB, 1, MPI_COMM_SELF), IFT_OK);
+  CU_ASSERT_EQUAL(add_rows(w, seed, 0, 40, 1), IFT_OK);
+  set_user_attrs(w);
+  CU_ASSERT_EQUAL(data_writer_close(w), IFT_OK);
+  char hs[65], hc[65];
+  CU_ASSERT_EQUAL(data_verify_content(ps, hs), IFT_OK);
+  CU_ASSERT_EQUAL(data_verify_content(pc, hc), IFT_OK);
+  CU_ASSERT_STRING_EQUAL(hs, hc);
+  same_layout(ps, pc, 1);
+  data_set s, c;
+  CU_ASSERT_EQUAL_FATAL(data_open(&s, ps, MPI_COMM_SELF, 0), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(data_open(&c, pc, MPI_COMM_SELF, 0), IFT_OK);
+  CU_ASSERT_EQUAL(c.n, 40);
+  CU_ASSERT(!memcmp(c.offsets, s.offsets, sizeof(int64_t) * 41));
+  CU_ASSERT(!memcmp(c.rj_offsets, s.rj_offsets, sizeof(int64_t) * 41));
+  data_close(&s);
+  data_close(&c);
+  MPI_Barrier(MPI_COMM_WORLD);
+}
+
+/* Every rank returns the same error and message; nothing is written (no
+ * PATH, no PATH.tmp), an older PATH is kept, and nobody hangs. */
+static void expect_all_fail(ift_status s, ift_status want, const char *needle) {
+  CU_ASSERT_EQUAL(s, want);
+  if (!strstr(ift_error_last(), needle)) fprintf(stderr, "\n  message '%s' lacks '%s'", ift_error_last(), needle);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), needle));
+  char first[1024];
+  snprintf(first, sizeof first, "%s", ift_error_last());
+  MPI_Bcast(first, sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
+  CU_ASSERT_STRING_EQUAL(ift_error_last(), first);
+}
+
+static void test_comm_writer_failures(void) {
+  int P, r;
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  long counts[16];
+  for (int k = 0; k < P; k++) counts[k] = 20 + k;
+  char p[512], tmp[600];
+  /* a directory that does not exist */
+  path(p, "no/such/dir/x.h5");
+  ift_error_quiet(1);
+  expect_all_fail(write_both(NULL, p, 3, 1, counts), IFT_ERR_IO, "cannot create");
+  ift_error_quiet(0);
+  gone(p);
+  /* one rank's write fails (the last rank's, injected after its part of a
+   * collective H5Dwrite): an older file at PATH stays as it was */
+  path(p, "fail.h5");
+  CU_ASSERT_EQUAL(write_both(NULL, p, 3, 0, counts), IFT_OK);
+  char before[65] = "", after[65] = "";
+  if (rank0()) CU_ASSERT_EQUAL(data_verify_content(p, before), IFT_OK);
+  char fault[64];
+  snprintf(fault, sizeof fault, "data_write@%d", P - 1);
+  setenv("IFT_FAULT", fault, 1);
+  ift_error_quiet(1);
+  expect_all_fail(write_both(NULL, p, 4, 1, counts), IFT_ERR_WRITE, "fail.h5.tmp failed");
+  ift_error_quiet(0);
+  unsetenv("IFT_FAULT");
+  snprintf(tmp, sizeof tmp, "%s.tmp", p);
+  if (rank0()) {
+    CU_ASSERT_EQUAL(access(tmp, F_OK), -1);
+    CU_ASSERT_EQUAL(data_verify_content(p, after), IFT_OK);
+    CU_ASSERT_STRING_EQUAL(before, after);
+  }
+  /* ranks that disagree on the attributes (they would make different
+   * collective HDF5 calls): refused on every rank before any file */
+  path(p, "mismatch.h5");
+  data_writer *w;
+  CU_ASSERT_EQUAL_FATAL(data_writer_create_comm(&w, p, TOK_VOCAB, 0, MPI_COMM_WORLD), IFT_OK);
+  CU_ASSERT_EQUAL(add_rows(w, 3, r, r + 1, 0), IFT_OK);
+  if (r == P - 1) data_writer_attr_int(w, "extra", 1);
+  ift_error_quiet(1);
+  expect_all_fail(data_writer_close(w), IFT_ERR_ARG, "root attributes than rank 0's");
+  ift_error_quiet(0);
+  MPI_Barrier(MPI_COMM_WORLD);
+  gone(p);
+  /* a discarded collective writer writes nothing, and the communicator
+   * still works afterwards (a good write) */
+  CU_ASSERT_EQUAL_FATAL(data_writer_create_comm(&w, p, TOK_VOCAB, 0, MPI_COMM_WORLD), IFT_OK);
+  data_writer_discard(w);
+  MPI_Barrier(MPI_COMM_WORLD);
+  gone(p);
+  CU_ASSERT_EQUAL(write_both(NULL, p, 3, 0, counts), IFT_OK);
+  if (rank0()) CU_ASSERT_EQUAL(data_verify_content(p, after), IFT_OK);
+  ift_error_quiet(1);
+  CU_ASSERT_EQUAL(data_writer_create_comm(&w, p, TOK_VOCAB, 0, MPI_COMM_NULL), IFT_ERR_ARG);
+  ift_error_quiet(0);
+  CU_ASSERT_PTR_NULL(w);
+}
+
 static CU_TestInfo tests[] = {{"tokenizer round trip", test_tokenizer},
                               {"prep prompt/response round trip", test_prep_prompt_response},
                               {"prep preference pairs round trip", test_prep_pairs},
@@ -620,6 +985,10 @@ static CU_TestInfo tests[] = {{"tokenizer round trip", test_tokenizer},
                               {"prep refuses in-place and foreign outputs, keeps old output", test_prep_refuses_overwrite},
                               {"arith generator deterministic and correct", test_generator},
                               {"ranks read disjoint rows of one file", test_disjoint_reads},
+                              {"collective writer: same file as the serial writer", test_comm_writer_equals_serial},
+                              {"collective writer: many write rounds, one row, no rows", test_comm_writer_rounds_and_edges},
+                              {"collective writer on MPI_COMM_SELF equals the serial writer", test_comm_writer_self},
+                              {"collective writer: failures on every rank, nothing left", test_comm_writer_failures},
                               CU_TEST_INFO_NULL};
 
 int main(int argc, char **argv) {
