@@ -620,6 +620,16 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       IFT_LOG0("initial weights from %s", ipath);
     }
     const int resumed = rpath[0] != 0;
+    /* the data's tokenizer must be the model's (its origin; none: a model
+     * iftrain built, bytes-v1): the same attributes and origin on every rank */
+    {
+      char model[1200];
+      if (rpath[0]) snprintf(model, sizeof model, "%s", rpath);
+      else if (cfg->ckpt.init[0]) snprintf(model, sizeof model, "%s", cfg->ckpt.init);
+      else snprintf(model, sizeof model, "built from the model.* settings");
+      if (tc.have_train && (st = data_check_tokenizer(&tc.train, origin, model, rank == 0)) != IFT_OK) goto out;
+      if (tc.have_eval && (st = data_check_tokenizer(&tc.eval, origin, model, rank == 0)) != IFT_OK) goto out;
+    }
     if (!run_id[0]) {
       /* a new run (or one resumed from a checkpoint that predates run ids) */
       if (rank == 0) ckpt_new_run_id(run_id);
