@@ -185,10 +185,12 @@ int data_file_is_data_set(const char *path);
  * NULL: a model iftrain built, tokenizer bytes-v1) is given; MODEL names it
  * in messages.  IFT_ERR_CONFIG naming both tokenizers (hashes, the data
  * set's tokenizer_source, the model's source directory) when they differ;
- * a Hugging Face model without a recorded tokenizer is accepted with a
- * warning on stderr (when warn), its vocab_size having been checked by
- * data_open. */
-ift_status data_check_tokenizer(const data_set *d, const char *origin, const char *model, int warn);
+ * then IFT_ERR_FORMAT when the set's vocab_size exceeds model_vocab (> 0;
+ * data_open's check, made here after the tokenizer's, whose message says
+ * more).  A Hugging Face model without a recorded tokenizer is accepted
+ * when the vocabulary fits, with a warning on stderr (when warn). */
+ift_status data_check_tokenizer(const data_set *d, const char *origin, const char *model, int model_vocab,
+                                int warn);
 
 /* ---- iftrain prep */
 typedef struct {

@@ -89,7 +89,7 @@ static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_dat
   /* the data's tokenizer must be the checkpoint's */
   char *origin = NULL;
   IFT_TRY(ckpt_origin_shared(ckpt, &origin, tc->grid.world));
-  st = tc->have_eval ? data_check_tokenizer(&tc->eval, origin, ckpt, core_rank() == 0) : IFT_OK;
+  st = tc->have_eval ? data_check_tokenizer(&tc->eval, origin, ckpt, c.model.vocab_size, core_rank() == 0) : IFT_OK;
   free(origin);
   return st;
 }

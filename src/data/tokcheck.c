@@ -6,7 +6,8 @@
 
 #include "iftrain/data.h"
 
-ift_status data_check_tokenizer(const data_set *d, const char *origin, const char *model, int warn) {
+ift_status data_check_tokenizer(const data_set *d, const char *origin, const char *model, int model_vocab,
+                                int warn) {
   /* the model's tokenizer: bytes-v1 for a model iftrain built (no origin),
    * "hf:" + sha256 for a Hugging Face directory (or a checkpoint imported
    * from one) whose tokenizer.json was recorded, "" when none was */
@@ -24,7 +25,13 @@ ift_status data_check_tokenizer(const data_set *d, const char *origin, const cha
   const int dhf = !strncmp(d->tokenizer, "hf:", 3);
   char dsrc[1100] = "";
   if (dhf) snprintf(dsrc, sizeof dsrc, " (prepared with --tokenizer %s)", d->tokenizer_source);
+  /* after the tokenizer check, whose message says more than the vocab's */
+  const int fits = model_vocab <= 0 || d->vocab_size <= model_vocab;
+#define VOCAB_FITS()                                                                              \
+  IFT_REQUIRE(fits, IFT_ERR_FORMAT, "set model.vocab_size to at least the data set's vocab_size", \
+              "%s: vocab_size %d exceeds the model's vocab_size %d", d->path, d->vocab_size, model_vocab)
   if (!mtok[0]) {
+    VOCAB_FITS();
     if (warn)
       fprintf(stderr,
               "iftrain: warning: the model %s (from %s) records no tokenizer (its directory had no "
@@ -32,7 +39,11 @@ ift_status data_check_tokenizer(const data_set *d, const char *origin, const cha
               model, msrc, d->path, dsrc, d->vocab_size);
     return IFT_OK;
   }
-  if (!strcmp(mtok, d->tokenizer)) return IFT_OK;
+  if (!strcmp(mtok, d->tokenizer)) {
+    VOCAB_FITS();
+    return IFT_OK;
+  }
+#undef VOCAB_FITS
   const int mhf = !strncmp(mtok, "hf:", 3);
   if (mhf && dhf) {
     ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "tokenizer",
