@@ -14,25 +14,34 @@
 const char app_tokenize_help[] =
     "Encode or decode JSONL lines with a Hugging Face tokenizer.json.\n"
     "  iftrain tokenize --tokenizer HF_DIR|tokenizer.json [--add-special]\n"
-    "                   < {\"text\": ...} lines  > {\"ids\": [...]} lines\n"
+    "                   [--offsets] < {\"text\": ...} lines\n"
+    "                   > {\"ids\": [...], \"offsets\": [[start, end], ...]} lines\n"
     "  iftrain tokenize --tokenizer ... --decode [--skip-special]\n"
     "                   < {\"ids\": [...]} lines  > {\"text\": ...} lines\n"
     "  iftrain tokenize --tokenizer HF_DIR --chat [--chat-template NAME]\n"
     "                   [--add-generation-prompt]\n"
     "                   < {\"messages\": [{\"role\", \"content\"}, ...]} lines\n"
     "                   > {\"text\": rendered,\n"
-    "                      \"assistant\": [[content start, end, end-of-turn start, end], ...]}\n"
-    "                   (byte offsets), or {\"error\": ...} when the template refuses\n\n"
+    "                      \"assistant\": [[content start, end, end-of-turn start, end], ...],\n"
+    "                      \"ids\": [...], \"mask\": \"0011..\"}\n"
+    "                   (byte offsets; ids of the rendering without the post-processor,\n"
+    "                   mask: the assistant-only loss mask, one digit per id), or\n"
+    "                   {\"error\": ...} when the template refuses\n\n"
     "Ids are those of the Hugging Face tokenizers library (encode(text,\n"
     "add_special_tokens) and decode(ids, skip_special_tokens)). --add-special runs\n"
     "the post-processor (e.g. the BOS); special-token strings in the text are always\n"
-    "encoded as their tokens. One output line per input line, in order; a bad line\n"
+    "encoded as their tokens. --offsets adds each id's byte range of the text (the\n"
+    "library's offsets, in bytes; (0, 0) for tokens the post-processor adds).\n"
+    "One output line per input line, in order; a bad line\n"
     "stops with its line number (exit 2). Runs on one rank.\n"
     "--chat renders each conversation with the model's chat template (recognised\n"
     "from HF_DIR/tokenizer_config.json, or --chat-template llama3, llama3-instruct,\n"
     "llama3.1, chatml, qwen3, mistral, llama2, mixtral) exactly as transformers'\n"
     "apply_chat_template does, with the byte ranges of each assistant turn's content\n"
-    "and end-of-turn token (what the assistant-only loss mask covers).\n";
+    "and end-of-turn token, its ids, and the assistant-only loss mask: the tokens\n"
+    "from the one holding an assistant turn's first byte to the one holding the last\n"
+    "character of its end-of-turn token (transformers' return_assistant_tokens_mask,\n"
+    "TRL's assistant_only_loss).\n";
 
 static int fail_line(long ln, const char *what) {
   fprintf(stderr, "iftrain tokenize: standard input line %ld: %s\n", ln, what);
@@ -77,15 +86,39 @@ static json_t *chat_line(tok *t, const chat_tmpl *ct, const json_t *o, int gen, 
   for (int k = 0; k < co.nspans; k++)
     json_array_append_new(sp, json_pack("[IIII]", (json_int_t)co.spans[k].content_a, (json_int_t)co.spans[k].content_b,
                                         (json_int_t)co.spans[k].eot_a, (json_int_t)co.spans[k].eot_b));
-  json_t *res = json_pack("{s:s%,s:o}", "text", co.text, co.len, "assistant", sp);
-  (void)t;
+  tok_ids ids = {0};
+  uint8_t *mask = NULL;
+  st = chat_encode(t, &co, &ids, &mask);
+  if (st != IFT_OK) {
+    json_decref(sp);
+    chat_out_free(&co);
+    tok_ids_free(&ids);
+    *rc = app_exit_code(st);
+    return NULL;
+  }
+  json_t *ja = json_array();
+  char *mk = malloc(ids.n + 1);
+  for (size_t k = 0; mk && k < ids.n; k++) {
+    json_array_append_new(ja, json_integer(ids.ids[k]));
+    mk[k] = (char)('0' + mask[k]);
+  }
+  if (mk) mk[ids.n] = 0;
+  json_t *res = mk ? json_pack("{s:s%,s:o,s:o,s:s}", "text", co.text, co.len, "assistant", sp, "ids", ja, "mask", mk) : NULL;
+  if (!mk) {
+    json_decref(sp);
+    json_decref(ja);
+    *rc = 1;
+  }
+  free(mk);
+  free(mask);
+  tok_ids_free(&ids);
   chat_out_free(&co);
   return res;
 }
 
 int app_tokenize(int argc, char **argv) {
   const char *path = NULL;
-  int add_special = 0, decode = 0, skip_special = 0, chat = 0, gen = 0;
+  int add_special = 0, decode = 0, skip_special = 0, chat = 0, gen = 0, offsets = 0;
   const char *force = NULL;
   for (int i = 1; i < argc; i++) {
     const char *v;
@@ -94,6 +127,7 @@ int app_tokenize(int argc, char **argv) {
     else if (!strcmp(argv[i], "--skip-special")) skip_special = 1;
     else if (!strcmp(argv[i], "--chat")) chat = 1;
     else if (!strcmp(argv[i], "--add-generation-prompt")) gen = 1;
+    else if (!strcmp(argv[i], "--offsets")) offsets = 1;
     else if ((v = app_opt(argc, argv, &i, "chat-template"))) chat = 1, force = v;
     else if ((v = app_opt(argc, argv, &i, "tokenizer"))) path = v;
     else {
@@ -119,6 +153,7 @@ int app_tokenize(int argc, char **argv) {
   long ln = 0;
   int rc = APP_EXIT_OK;
   tok_ids ids = {0};
+  tok_offs of = {0};
   while (rc == APP_EXIT_OK && (n = getline(&line, &cap, stdin)) >= 0) {
     ln++;
     json_error_t je;
@@ -134,7 +169,9 @@ int app_tokenize(int argc, char **argv) {
         rc = fail_line(ln, "no \"text\" string");
       } else {
         ids.n = 0;
-        st = tok_encode(t, json_string_value(tx), json_string_length(tx), add_special, &ids);
+        of.n = 0;
+        st = offsets ? tok_encode_offsets(t, json_string_value(tx), json_string_length(tx), add_special, &ids, &of)
+                     : tok_encode(t, json_string_value(tx), json_string_length(tx), add_special, &ids);
         if (st != IFT_OK) {
           fprintf(stderr, "iftrain tokenize: standard input line %ld: cannot encode the text\n", ln);
           rc = app_exit_code(st);
@@ -142,6 +179,12 @@ int app_tokenize(int argc, char **argv) {
           json_t *a = json_array();
           for (size_t i = 0; i < ids.n; i++) json_array_append_new(a, json_integer(ids.ids[i]));
           out = json_pack("{s:o}", "ids", a);
+          if (offsets) {
+            json_t *b = json_array();
+            for (size_t i = 0; i < of.n; i++)
+              json_array_append_new(b, json_pack("[II]", (json_int_t)of.o[2 * i], (json_int_t)of.o[2 * i + 1]));
+            json_object_set_new(out, "offsets", b);
+          }
         }
       }
     } else {
@@ -180,6 +223,7 @@ int app_tokenize(int argc, char **argv) {
   }
   free(line);
   tok_ids_free(&ids);
+  tok_offs_free(&of);
   tok_free(t);
   if (fflush(stdout) != 0) rc = 1;
   return rc;

@@ -9,7 +9,7 @@
 #include "tok_int.h"
 
 typedef struct {
-  int c, prev, next, alive;
+  int c, prev, next, alive, len; /* len: bytes of the word the symbol covers */
 } sym;
 
 typedef struct {
@@ -51,7 +51,7 @@ static cand heap_pop(cand *h, int *n) {
 
 /* The symbols of a word before merging (model.rs merge_word). */
 static int initial_symbols(const tok_bpe *m, const char *s, size_t n, sym *out, int *ns) {
-  int k = 0, unk = -1;
+  int k = 0, unk = -1, unk_len = 0;
   size_t i = 0;
   while (i < n) {
     int32_t cp;
@@ -60,23 +60,28 @@ static int initial_symbols(const tok_bpe *m, const char *s, size_t n, sym *out, 
     int id;
     if (smap_get(&m->vocab, s + i, (size_t)l, &id)) {
       if (unk >= 0) {
-        out[k++] = (sym){unk, 0, 0, 1};
+        out[k++] = (sym){unk, 0, 0, 1, unk_len};
         unk = -1;
+        unk_len = 0;
       }
-      out[k++] = (sym){id, 0, 0, 1};
+      out[k++] = (sym){id, 0, 0, 1, l};
     } else {
       int ok = m->byte_fallback;
       for (int b = 0; ok && b < l; b++) ok = m->byte_id[(unsigned char)s[i + b]] >= 0;
       if (ok) {
-        for (int b = 0; b < l; b++) out[k++] = (sym){m->byte_id[(unsigned char)s[i + b]], 0, 0, 1};
+        for (int b = 0; b < l; b++) out[k++] = (sym){m->byte_id[(unsigned char)s[i + b]], 0, 0, 1, 1};
       } else if (m->unk >= 0) {
-        if (unk >= 0 && !m->fuse_unk) out[k++] = (sym){unk, 0, 0, 1};
+        if (unk >= 0 && !m->fuse_unk) {
+          out[k++] = (sym){unk, 0, 0, 1, unk_len};
+          unk_len = 0;
+        }
         unk = m->unk;
+        unk_len += l; /* fused: the run of unknown characters */
       }
     }
     i += (size_t)l;
   }
-  if (unk >= 0) out[k++] = (sym){unk, 0, 0, 1};
+  if (unk >= 0) out[k++] = (sym){unk, 0, 0, 1, unk_len};
   for (int j = 0; j < k; j++) {
     out[j].prev = j - 1;
     out[j].next = j + 1 < k ? j + 1 : -1;
@@ -85,7 +90,7 @@ static int initial_symbols(const tok_bpe *m, const char *s, size_t n, sym *out, 
   return 0;
 }
 
-static int merge_word(const tok_bpe *m, const char *s, size_t n, tok_ids *out) {
+static int merge_word(const tok_bpe *m, const char *s, size_t n, tok_ids *out, tok_ids *lens) {
   sym *w = malloc(sizeof(sym) * (n + 1)); /* at most one symbol per byte */
   cand *h = malloc(sizeof(cand) * (3 * n + 3)); /* pairs at start + two per merge */
   if (!w || !h) {
@@ -108,6 +113,7 @@ static int merge_word(const tok_bpe *m, const char *s, size_t n, tok_ids *out) {
     /* an entry made stale by an earlier merge */
     if (!pmap_get(&m->merges, a->c, b->c, &r, &id) || id != t.id) continue;
     a->c = t.id;
+    a->len += b->len;
     b->alive = 0;
     a->next = b->next;
     if (b->next >= 0) w[b->next].prev = t.pos;
@@ -118,7 +124,7 @@ static int merge_word(const tok_bpe *m, const char *s, size_t n, tok_ids *out) {
   }
   int rc = 0;
   for (int i = 0; i < ns && !rc; i++)
-    if (w[i].alive) rc = tok_ids_push(out, w[i].c);
+    if (w[i].alive) rc = tok_ids_push(out, w[i].c) || (lens && tok_ids_push(lens, w[i].len));
   free(w);
   free(h);
   return rc;
@@ -126,37 +132,54 @@ static int merge_word(const tok_bpe *m, const char *s, size_t n, tok_ids *out) {
 
 enum { CACHE_MAX_ENTRIES = 1 << 17, CACHE_MAX_LEN = 256 };
 
-int tok_bpe_encode(tok_bpe *m, const char *s, size_t n, tok_ids *out) {
+/* The cache holds runs [k, id_1 .. id_k, len_1 .. len_k] (the bytes each id
+ * covers, for offsets). */
+int tok_bpe_encode(tok_bpe *m, const char *s, size_t n, tok_ids *out, tok_ids *lens) {
   if (!n) return 0;
   int id;
-  if (m->ignore_merges && smap_get(&m->vocab, s, n, &id)) return tok_ids_push(out, id);
+  if (m->ignore_merges && smap_get(&m->vocab, s, n, &id))
+    return tok_ids_push(out, id) || (lens && tok_ids_push(lens, (int)n)) ? -1 : 0;
   int at;
   if (smap_get(&m->cache, s, n, &at)) {
-    for (int i = 0; i < m->cache_ids[at]; i++)
-      if (tok_ids_push(out, m->cache_ids[at + 1 + i])) return -1;
+    const int k = m->cache_ids[at];
+    for (int i = 0; i < k; i++)
+      if (tok_ids_push(out, m->cache_ids[at + 1 + i]) || (lens && tok_ids_push(lens, m->cache_ids[at + 1 + k + i])))
+        return -1;
     return 0;
   }
   const size_t before = out->n;
-  if (merge_word(m, s, n, out)) return -1;
+  tok_ids own = {0}; /* the lengths, for the cache, when the caller wants none */
+  tok_ids *ls = lens ? lens : &own;
+  const size_t lbefore = ls->n;
+  if (merge_word(m, s, n, out, ls)) {
+    tok_ids_free(&own);
+    return -1;
+  }
   const size_t k = out->n - before;
   if (n < CACHE_MAX_LEN && m->cache.n < CACHE_MAX_ENTRIES) {
-    if (m->cache_n + k + 1 > m->cache_cap) {
+    if (m->cache_n + 2 * k + 1 > m->cache_cap) {
       size_t c = m->cache_cap ? m->cache_cap * 2 : 1 << 16;
-      while (c < m->cache_n + k + 1) c *= 2;
+      while (c < m->cache_n + 2 * k + 1) c *= 2;
       int *q = realloc(m->cache_ids, c * sizeof *q);
-      if (!q) return 0; /* no cache: still correct */
+      if (!q) {
+        tok_ids_free(&own);
+        return 0; /* no cache: still correct */
+      }
       m->cache_ids = q;
       m->cache_cap = c;
     }
     if (smap_put(&m->cache, s, n, (int)m->cache_n) == 0) {
       m->cache_ids[m->cache_n] = (int)k;
-      if (k) memcpy(m->cache_ids + m->cache_n + 1, out->ids + before, k * sizeof(int)); /* k = 0: out->ids may be NULL */
-      m->cache_n += k + 1;
+      if (k) { /* k = 0: out->ids may be NULL */
+        memcpy(m->cache_ids + m->cache_n + 1, out->ids + before, k * sizeof(int));
+        memcpy(m->cache_ids + m->cache_n + 1 + k, ls->ids + lbefore, k * sizeof(int));
+      }
+      m->cache_n += 2 * k + 1;
     }
   }
+  tok_ids_free(&own);
   return 0;
 }
-
 void tok_bpe_free(tok_bpe *m) {
   smap_free(&m->vocab);
   if (m->vocab_r)

@@ -470,3 +470,33 @@ ift_status chat_render(const chat_tmpl *t, const chat_msg *m, int n, int gen, ch
   out->len = r.b.n;
   return IFT_OK;
 }
+
+ift_status chat_encode(tok *t, const chat_out *r, tok_ids *ids, uint8_t **mask) {
+  *mask = NULL;
+  tok_offs of = {0};
+  const size_t base = ids->n;
+  IFT_TRY(tok_encode_offsets(t, r->text, r->len, 0, ids, &of));
+  const size_t n = ids->n;
+  uint8_t *m = calloc(n ? n : 1, 1);
+  if (!m) {
+    tok_offs_free(&of);
+    IFT_REQUIRE(0, IFT_ERR_NOMEM, NULL, "a mask of %zu tokens", n);
+  }
+  for (int i = 0; i < r->nspans; i++) {
+    const chat_span *s = &r->spans[i];
+    const size_t a = s->content_a, b = s->eot_b > s->eot_a ? s->eot_b : s->content_b;
+    if (b <= a) continue;
+    /* transformers: char_to_token(start) .. char_to_token(end - 1), the
+     * last character's token; no token at the start ends the marking */
+    const long t0 = tok_offs_find(&of, a);
+    if (t0 < 0) break;
+    size_t x = b - 1;
+    while (x > a && ((unsigned char)r->text[x] & 0xC0) == 0x80) x--;
+    const long t1 = tok_offs_find(&of, x);
+    const size_t end = t1 > 0 ? (size_t)t1 + 1 : of.n; /* `end_token + 1 if end_token else len` */
+    for (size_t k = (size_t)t0; k < end; k++) m[base + k] = 1;
+  }
+  tok_offs_free(&of);
+  *mask = m;
+  return IFT_OK;
+}

@@ -70,6 +70,7 @@ struct tok {
   int has_decoder;
   int *post; /* TemplateProcessing single: ids, -1 for the sequence */
   int npost, has_post;
+  int post_trim, post_trim_aps; /* ByteLevel post-processor: trim_offsets, its add_prefix_space */
   int nvocab;
   char sha[65];
   pcre2_code *bl_re; /* ByteLevel's GPT-2 split */
@@ -388,7 +389,11 @@ static ift_status load_post(tok *t, ldctx *x, const json_t *n) {
     json_array_foreach(a, i, v) IFT_TRY(load_post(t, x, v));
     return IFT_OK;
   }
-  if (!strcmp(ty, "ByteLevel")) return IFT_OK; /* offsets only: ids unchanged */
+  if (!strcmp(ty, "ByteLevel")) { /* offsets only: ids unchanged */
+    t->post_trim = jbool(x, n, "post_processor ByteLevel", "trim_offsets", 1);
+    t->post_trim_aps = jbool(x, n, "post_processor ByteLevel", "add_prefix_space", 1);
+    return x->st;
+  }
   if (strcmp(ty, "TemplateProcessing"))
     LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: post_processor %s is not supported", x->file, ty);
   if (t->has_post)
@@ -524,7 +529,7 @@ static ift_status load_model(tok *t, ldctx *x, const json_t *m) {
 
 /* ---- added tokens */
 
-static int normalize(const tok *t, const char *s, size_t n, tbuf *out);
+static int normalize(const tok *t, const char *s, size_t n, const tspan *org, tbuf *out, tspans *oorg);
 
 /* The library does not take the ids of added_tokens from the file: it
  * numbers each token (in file order) with its id in model.vocab, else with
@@ -602,7 +607,7 @@ static ift_status finish_added(tok *t, ldctx *x) {
     t->first_byte[0][(unsigned char)k->content[0]] |= !k->normalized;
     if (k->normalized) { /* matched in normalized text: in its normalized form */
       tbuf b = {0};
-      const int rc = normalize(t, k->content, k->len, &b);
+      const int rc = normalize(t, k->content, k->len, NULL, &b, NULL);
       if (rc == E_RE) return x->st = ift_error_last_status(); /* reported */
       if (rc) LFAIL(x, IFT_ERR_NOMEM, NULL, "%s: normalizing added token %s", x->file, k->content);
       k->norm = b.s ? b.s : strdup("");
@@ -864,7 +869,7 @@ static int find_matches(const tok *t, const pcre2_code *re, const char *lit, con
 }
 
 /* Split s by the ranges with the delimiter behaviour (NormalizedString::split). */
-static int split_ranges(ranges *r, split_beh beh, const char *s, int first, tpieces *out) {
+static int split_ranges(ranges *r, split_beh beh, const char *s, const tspan *org, int first, tpieces *out) {
   /* merge according to behaviour: kept ranges are written to r in place */
   size_t k = 0;
   int prevm = 0;
@@ -902,32 +907,168 @@ static int split_ranges(ranges *r, split_beh beh, const char *s, int first, tpie
   }
   for (size_t i = 0; i < k; i++) {
     if (r->r[i].m) continue; /* Removed */
-    if (tpieces_add(out, s + r->r[i].a, r->r[i].b - r->r[i].a, first && r->r[i].a == 0)) return -1;
+    if (tpieces_add(out, s + r->r[i].a, r->r[i].b - r->r[i].a, first && r->r[i].a == 0, org ? org + r->r[i].a : NULL))
+      return -1;
   }
   return 0;
 }
 
 /* ------------------------------------------------------------ normalizer */
 
+/* Replace every match by content; with org (origins of s), the origins of
+ * the result in oorg: a replacement covers the characters it replaced (an
+ * empty match: the character after it, or before it at the end). */
 static int replace_all(const tok *t, const char *lit, const pcre2_code *re, const char *where,
-                       const char *content, const char *s, size_t n, tbuf *out) {
+                       const char *content, const char *s, size_t n, const tspan *org, tbuf *out,
+                       tspans *oorg) {
   ranges r = {0};
   int rc = find_matches(t, re, lit, where, s, n, &r);
   const size_t lc = strlen(content);
-  for (size_t i = 0; !rc && i < r.n; i++)
-    rc = r.r[i].m ? tbuf_put(out, content, lc) : tbuf_put(out, s + r.r[i].a, r.r[i].b - r.r[i].a);
+  for (size_t i = 0; !rc && i < r.n; i++) {
+    const range x = r.r[i];
+    rc = x.m ? tbuf_put(out, content, lc) : tbuf_put(out, s + x.a, x.b - x.a);
+    if (rc || !org || !n) continue;
+    if (!x.m) {
+      rc = tspans_put(oorg, org + x.a, NULL, x.b - x.a);
+    } else {
+      const tspan sp = x.b > x.a ? (tspan){org[x.a].a, org[x.b - 1].b} : org[x.a < n ? x.a : n - 1];
+      rc = tspans_put(oorg, NULL, &sp, lc);
+    }
+  }
   if (!rc && !out->s) rc = tbuf_put(out, "", 0);
   free(r.r);
   return rc;
 }
 
-/* 0, E_MEM or E_RE */
-static int normalize(const tok *t, const char *s, size_t n, tbuf *out) {
+/* utf8proc_map of s[0..n) with options fl: its length, the result in *o
+ * (malloc'd), or -1. */
+static long nf_map(const char *s, size_t n, int fl, utf8proc_uint8_t **o) {
+  *o = NULL;
+  const utf8proc_ssize_t l = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, o, (utf8proc_option_t)fl);
+  if (l < 0) {
+    free(*o);
+    *o = NULL;
+  }
+  return (long)l;
+}
+
+static size_t count_chars(const char *s, size_t n) {
+  size_t c = 0;
+  for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+  return c;
+}
+
+/* The origins of one piece's normalization o[0..l) (the piece: one starter
+ * and the non-starters after it), as the library aligns its
+ * normalization's output (unicode-normalization-alignments): when every
+ * character normalizes alone to its part of o (unchanged, a singleton, a
+ * decomposition), each output character belongs to the character it came
+ * from; else (a composition) the first output character belongs to the
+ * starter, the composed characters lose theirs, and the rest follow by
+ * position from the end; else the whole piece. */
+static int unicode_piece_org(const char *s, size_t n, const tspan *org, int fl, const char *o, size_t l,
+                             tspans *oorg) {
+  const size_t start = oorg->n;
+  size_t i = 0, got = 0;
+  while (i < n) {
+    int32_t cp;
+    int cl = tok_utf8_next((const unsigned char *)s + i, n - i, &cp);
+    if (cl <= 0) cl = 1;
+    utf8proc_uint8_t *c;
+    const long m = nf_map(s + i, (size_t)cl, fl, &c);
+    if (m < 0) return -1;
+    const int same = got + (size_t)m <= l && !memcmp(o + got, c, (size_t)m);
+    free(c);
+    if (!same) break;
+    if (tspans_put(oorg, NULL, &org[i], (size_t)m)) return -1;
+    got += (size_t)m;
+    i += (size_t)cl;
+  }
+  if (i == n && got == l) return 0;
+  oorg->n = start;
+  const size_t ni = count_chars(s, n), no = count_chars(o, l);
+  if (no > ni) {
+    const tspan all = {org[0].a, org[n - 1].b};
+    return tspans_put(oorg, NULL, &all, l);
+  }
+  /* output character q (q >= 1) <- input character q + (ni - no) */
+  size_t in_at = 0, q = 0;
+  for (size_t j = 0; j < l; q++) {
+    int32_t cp;
+    int ol = tok_utf8_next((const unsigned char *)o + j, l - j, &cp);
+    if (ol <= 0) ol = 1;
+    if (q == 1)
+      for (size_t skip = 0; skip < ni - no; skip++) /* the characters composed into the starter */
+        in_at += (size_t)tok_utf8_next((const unsigned char *)s + in_at, n - in_at, &cp);
+    if (tspans_put(oorg, NULL, &org[in_at], (size_t)ol)) return -1;
+    if (in_at < n) {
+      int il = tok_utf8_next((const unsigned char *)s + in_at, n - in_at, &cp);
+      if (q + 1 < no) in_at += (size_t)(il > 0 ? il : 1);
+    }
+    j += (size_t)ol;
+  }
+  return 0;
+}
+
+/* The origins of a Unicode normalization's result res[0..rn): the text is
+ * cut before every starter (combining class 0) and each piece normalized
+ * alone (unicode_piece_org); when the pieces' results do not make the whole
+ * result (a composition across the cut), every byte covers the whole text. */
+static int unicode_org(const char *s, size_t n, const tspan *org, int fl, const char *res, size_t rn,
+                       tspans *oorg) {
+  const size_t start = oorg->n;
+  size_t i = 0, got = 0;
+  int ok = 1;
+  while (i < n && ok) {
+    size_t j = i;
+    utf8proc_uint8_t *o = NULL;
+    long l = 0;
+    /* a piece, or a few (a Hangul syllable composes from three starters) */
+    for (int pieces = 0; pieces < 8 && j < n; pieces++) {
+      do { /* one starter and the non-starters after it */
+        int32_t cp;
+        int cl = tok_utf8_next((const unsigned char *)s + j, n - j, &cp);
+        j += (size_t)(cl > 0 ? cl : 1);
+        if (j < n && tok_utf8_next((const unsigned char *)s + j, n - j, &cp) > 0 &&
+            utf8proc_get_property(cp)->combining_class == 0)
+          break;
+      } while (j < n);
+      free(o);
+      l = nf_map(s + i, j - i, fl, &o);
+      if (l < 0) return -1;
+      ok = got + (size_t)l <= rn && !memcmp(res + got, o, (size_t)l);
+      if (ok) break;
+    }
+    int rc = 0;
+    if (ok) {
+      if ((size_t)l == j - i && !memcmp(o, s + i, j - i)) rc = tspans_put(oorg, org + i, NULL, j - i);
+      else rc = unicode_piece_org(s + i, j - i, org + i, fl, (const char *)o, (size_t)l, oorg);
+    }
+    free(o);
+    if (rc) return -1;
+    got += (size_t)l;
+    i = j;
+  }
+  if (ok && got == rn) return 0;
+  oorg->n = start;
+  const tspan all = {org[0].a, org[n - 1].b};
+  return tspans_put(oorg, NULL, &all, rn);
+}
+
+/* 0, E_MEM or E_RE.  With org (the origins of s), the origins of out in
+ * oorg. */
+static int normalize(const tok *t, const char *s, size_t n, const tspan *org, tbuf *out, tspans *oorg) {
   tbuf cur = {0};
-  if (tbuf_put(&cur, s, n)) return E_MEM;
+  tspans co = {0};
+  if (tbuf_put(&cur, s, n) || (org && tspans_put(&co, org, NULL, n))) {
+    tbuf_free(&cur);
+    tspans_free(&co);
+    return E_MEM;
+  }
   for (int i = 0; i < t->nnm; i++) {
     const nm_step *k = &t->nm[i];
     tbuf nx = {0};
+    tspans no = {0};
     int rc = 0;
     switch (k->k) {
     case NM_NFC: case NM_NFKC: case NM_NFD: case NM_NFKD: {
@@ -937,65 +1078,95 @@ static int normalize(const tok *t, const char *s, size_t n, tbuf *out) {
       utf8proc_uint8_t *o = NULL;
       utf8proc_ssize_t l = cur.n ? utf8proc_map((const utf8proc_uint8_t *)cur.s, (utf8proc_ssize_t)cur.n, &o, (utf8proc_option_t)fl) : 0;
       rc = l < 0 ? E_MEM : tbuf_put(&nx, o ? (const char *)o : "", (size_t)l);
+      if (!rc && org && cur.n) {
+        if ((size_t)l == cur.n && !memcmp(o, cur.s, cur.n)) rc = tspans_put(&no, co.v, NULL, cur.n);
+        else rc = unicode_org(cur.s, cur.n, co.v, fl, nx.s, nx.n, &no) ? E_MEM : 0;
+      }
       free(o);
       break;
     }
-    case NM_PREPEND:
+    case NM_PREPEND: /* the prefix belongs to the first character (NormalizedString::prepend) */
       rc = cur.n ? tbuf_put(&nx, k->a, strlen(k->a)) : 0;
+      if (!rc && org && cur.n) rc = tspans_put(&no, NULL, &co.v[0], strlen(k->a));
       if (!rc) rc = tbuf_put(&nx, cur.s, cur.n);
+      if (!rc && org) rc = tspans_put(&no, co.v, NULL, cur.n);
       break;
     case NM_REPLACE:
-      rc = replace_all(t, k->a, k->re, "normalizer Replace", k->b, cur.s, cur.n, &nx);
+      rc = replace_all(t, k->a, k->re, "normalizer Replace", k->b, cur.s, cur.n, org ? co.v : NULL, &nx, &no);
       break;
     }
     tbuf_free(&cur);
+    tspans_free(&co);
     if (rc) {
       tbuf_free(&nx);
+      tspans_free(&no);
       return rc;
     }
     cur = nx;
+    co = no;
   }
   *out = cur;
+  if (oorg) *oorg = co;
+  else tspans_free(&co);
   return 0;
 }
 
 /* ------------------------------------------------------------ pre-tokenizer */
 
-static int bytelevel_map(const tok *t, const char *s, size_t n, tbuf *out) {
+/* Each byte as its ByteLevel character; with org, every byte of a character
+ * has the origin of the byte it stands for. */
+static int bytelevel_map(const tok *t, const char *s, size_t n, const tspan *org, tbuf *out, tspans *oorg) {
   for (size_t i = 0; i < n; i++) {
     const unsigned char b = (unsigned char)s[i];
     if (tbuf_put(out, t->bl_char[b], t->bl_len[b])) return -1;
+    if (org && tspans_put(oorg, NULL, &org[i], t->bl_len[b])) return -1;
   }
   return 0;
 }
 
+/* One pre-tokenizer over the pieces of in, into out (origins carried when
+ * in tracks them: a prefix a step inserts belongs to the piece's first
+ * character, as NormalizedString::prepend aligns it). */
 static int pretok_step(const tok *t, const pt_step *k, const tpieces *in, tpieces *out) {
   ranges r = {0};
   tbuf tmp = {0};
+  tspans to = {0};
+  const int track = in->org.v != NULL;
   int rc = 0;
   for (size_t i = 0; i < in->n && !rc; i++) {
     const char *s = in->text.s + in->p[i].off;
+    const tspan *o = track ? in->org.v + in->p[i].off : NULL;
     const size_t n = in->p[i].len;
     const int first = in->p[i].first;
     tmp.n = 0;
+    to.n = 0;
     switch (k->k) {
     case PT_BYTELEVEL: {
-      if (k->add_prefix_space && (n == 0 || s[0] != ' ')) rc = tbuf_put(&tmp, " ", 1);
+      if (k->add_prefix_space && (n == 0 || s[0] != ' ')) {
+        rc = tbuf_put(&tmp, " ", 1);
+        if (!rc && o && n) rc = tspans_put(&to, NULL, &o[0], 1);
+      }
       if (!rc) rc = tbuf_put(&tmp, s, n);
+      if (!rc && o) rc = tspans_put(&to, o, NULL, n);
+      const tspan *tor = o && to.n == tmp.n ? to.v : NULL;
       tpieces parts = {0};
       if (!rc && k->use_regex) {
         rc = find_matches(t, t->bl_re, NULL, "pre_tokenizer ByteLevel", tmp.s, tmp.n, &r);
-        if (!rc) rc = split_ranges(&r, SB_ISOLATED, tmp.s, first, &parts);
+        if (!rc) rc = split_ranges(&r, SB_ISOLATED, tmp.s, tor, first, &parts);
       } else if (!rc) {
-        rc = tpieces_add(&parts, tmp.s, tmp.n, first);
+        rc = tpieces_add(&parts, tmp.s, tmp.n, first, tor);
       }
       tbuf mapped = {0};
+      tspans mo = {0};
       for (size_t j = 0; j < parts.n && !rc; j++) {
         mapped.n = 0;
-        rc = bytelevel_map(t, parts.text.s + parts.p[j].off, parts.p[j].len, &mapped);
-        if (!rc) rc = tpieces_add(out, mapped.s, mapped.n, parts.p[j].first);
+        mo.n = 0;
+        rc = bytelevel_map(t, parts.text.s + parts.p[j].off, parts.p[j].len, tor ? parts.org.v + parts.p[j].off : NULL,
+                           &mapped, &mo);
+        if (!rc) rc = tpieces_add(out, mapped.s, mapped.n, parts.p[j].first, tor ? mo.v : NULL);
       }
       tbuf_free(&mapped);
+      tspans_free(&mo);
       tpieces_free(&parts);
       break;
     }
@@ -1003,23 +1174,32 @@ static int pretok_step(const tok *t, const pt_step *k, const tpieces *in, tpiece
       rc = find_matches(t, k->re, k->lit, "pre_tokenizer Split", s, n, &r);
       if (!rc && k->invert)
         for (size_t j = 0; j < r.n; j++) r.r[j].m = !r.r[j].m;
-      if (!rc) rc = split_ranges(&r, k->beh, s, first, out);
+      if (!rc) rc = split_ranges(&r, k->beh, s, o, first, out);
       break;
     case PT_METASPACE: {
       const size_t lr = strlen(k->repl);
       /* ' ' -> replacement, then the prefix */
       tbuf rep = {0};
-      for (size_t j = 0; j < n && !rc; j++) rc = s[j] == ' ' ? tbuf_put(&rep, k->repl, lr) : tbuf_put(&rep, s + j, 1);
+      tspans ro = {0};
+      for (size_t j = 0; j < n && !rc; j++) {
+        rc = s[j] == ' ' ? tbuf_put(&rep, k->repl, lr) : tbuf_put(&rep, s + j, 1);
+        if (!rc && o) rc = tspans_put(&ro, NULL, &o[j], s[j] == ' ' ? lr : 1);
+      }
       const int starts_after = rep.n >= lr && !memcmp(rep.s, k->repl, lr);
-      if (!rc && !starts_after && (k->scheme == PS_ALWAYS || (k->scheme == PS_FIRST && first)))
+      if (!rc && !starts_after && (k->scheme == PS_ALWAYS || (k->scheme == PS_FIRST && first))) {
         rc = tbuf_put(&tmp, k->repl, lr);
+        if (!rc && o && n) rc = tspans_put(&to, NULL, &o[0], lr);
+      }
       if (!rc) rc = tbuf_put(&tmp, rep.s ? rep.s : "", rep.n);
+      if (!rc && o) rc = tspans_put(&to, ro.v, NULL, ro.n);
       tbuf_free(&rep);
+      tspans_free(&ro);
+      const tspan *tor = o && to.n == tmp.n ? to.v : NULL;
       if (!rc && k->split) {
         rc = find_matches(t, NULL, k->repl, "pre_tokenizer Metaspace", tmp.s, tmp.n, &r);
-        if (!rc) rc = split_ranges(&r, SB_NEXT, tmp.s, first, out);
+        if (!rc) rc = split_ranges(&r, SB_NEXT, tmp.s, tor, first, out);
       } else if (!rc) {
-        rc = tpieces_add(out, tmp.s, tmp.n, first);
+        rc = tpieces_add(out, tmp.s, tmp.n, first, tor);
       }
       break;
     }
@@ -1038,13 +1218,14 @@ static int pretok_step(const tok *t, const pt_step *k, const tpieces *in, tpiece
         j += (size_t)l;
       }
       if (!rc && prev != n) rc = ranges_add(&r, prev, n, 0);
-      if (!rc) rc = split_ranges(&r, k->individual ? SB_ISOLATED : SB_CONTIGUOUS, s, first, out);
+      if (!rc) rc = split_ranges(&r, k->individual ? SB_ISOLATED : SB_CONTIGUOUS, s, o, first, out);
       break;
     }
     }
   }
   free(r.r);
   tbuf_free(&tmp);
+  tspans_free(&to);
   return rc;
 }
 
@@ -1053,7 +1234,7 @@ static int pretok_step(const tok *t, const pt_step *k, const tpieces *in, tpiece
 /* Leftmost-longest matches of the added tokens (normalized set or not) in
  * s, with single_word / lstrip / rstrip, as AddedVocabulary::find_matches:
  * appends pieces (ids[i] = token id or -1 for text) to out. */
-static int split_added(const tok *t, int normalized, const char *s, size_t n, int first,
+static int split_added(const tok *t, int normalized, const char *s, size_t n, const tspan *org, int first,
                        tpieces *out, tok_ids *kinds) {
   size_t start_off = 0, i = 0;
   while (i < n) {
@@ -1110,78 +1291,199 @@ static int split_added(const tok *t, int normalized, const char *s, size_t n, in
       i = me;
     }
     if (start_off < ms) {
-      if (tpieces_add(out, s + start_off, ms - start_off, first && start_off == 0) || tok_ids_push(kinds, -1))
+      if (tpieces_add(out, s + start_off, ms - start_off, first && start_off == 0, org ? org + start_off : NULL) ||
+          tok_ids_push(kinds, -1))
         return -1;
     }
-    if (tpieces_add(out, s + ms, me - ms, 0) || tok_ids_push(kinds, k->id)) return -1;
+    if (tpieces_add(out, s + ms, me - ms, 0, org ? org + ms : NULL) || tok_ids_push(kinds, k->id)) return -1;
     start_off = me;
   }
   if (start_off < n || n == 0) {
     if (n == 0) return 0;
-    if (tpieces_add(out, s + start_off, n - start_off, first && start_off == 0) || tok_ids_push(kinds, -1))
+    if (tpieces_add(out, s + start_off, n - start_off, first && start_off == 0, org ? org + start_off : NULL) ||
+        tok_ids_push(kinds, -1))
       return -1;
   }
   return 0;
 }
 
-static int encode_text(tok *t, const char *s, size_t n, int first, tok_ids *out) {
+/* Append the origin of a token covering bytes [a, b) of a tracked piece. */
+static int offs_push(tspans *offs, const tspan *org, size_t a, size_t b) {
+  const tspan sp = b > a ? (tspan){org[a].a, org[b - 1].b} : (tspan){0, 0};
+  return tspans_put(offs, NULL, &sp, 1);
+}
+
+/* The ids of one text piece between raw added tokens (with their origins in
+ * offs when org is given). */
+static int encode_text(tok *t, const char *s, size_t n, const tspan *org, int first, tok_ids *out, tspans *offs) {
   /* normalize, then the normalized added tokens, then pre-tokenize + BPE */
   tbuf norm = {0};
-  int rc = normalize(t, s, n, &norm);
+  tspans norg = {0};
+  int rc = normalize(t, s, n, org, &norm, org ? &norg : NULL);
   if (rc) return rc;
   tpieces segs = {0};
-  tok_ids kinds = {0};
-  rc = split_added(t, 1, norm.s ? norm.s : "", norm.n, first, &segs, &kinds);
+  tok_ids kinds = {0}, lens = {0};
+  rc = split_added(t, 1, norm.s ? norm.s : "", norm.n, org ? norg.v : NULL, first, &segs, &kinds);
   for (size_t i = 0; i < segs.n && !rc; i++) {
+    const tspan *so = org ? segs.org.v + segs.p[i].off : NULL;
     if (kinds.ids[i] >= 0) {
       rc = tok_ids_push(out, kinds.ids[i]);
+      if (!rc && org) rc = offs_push(offs, so, 0, segs.p[i].len);
       continue;
     }
     tpieces cur = {0};
-    rc = tpieces_add(&cur, segs.text.s + segs.p[i].off, segs.p[i].len, segs.p[i].first);
+    rc = tpieces_add(&cur, segs.text.s + segs.p[i].off, segs.p[i].len, segs.p[i].first, so);
     for (int k = 0; k < t->npt && !rc; k++) {
       tpieces nx = {0};
       rc = pretok_step(t, &t->pt[k], &cur, &nx);
       tpieces_free(&cur);
       cur = nx;
     }
-    for (size_t j = 0; j < cur.n && !rc; j++)
-      rc = tok_bpe_encode(&t->bpe, cur.text.s + cur.p[j].off, cur.p[j].len, out);
+    for (size_t j = 0; j < cur.n && !rc; j++) {
+      lens.n = 0;
+      rc = tok_bpe_encode(&t->bpe, cur.text.s + cur.p[j].off, cur.p[j].len, out, org ? &lens : NULL);
+      for (size_t q = 0, at = cur.p[j].off; org && !rc && q < lens.n; at += (size_t)lens.ids[q++])
+        rc = offs_push(offs, cur.org.v, at, at + (size_t)lens.ids[q]);
+    }
     tpieces_free(&cur);
   }
   tpieces_free(&segs);
   tok_ids_free(&kinds);
+  tok_ids_free(&lens);
   tbuf_free(&norm);
+  tspans_free(&norg);
   return rc;
 }
 
-ift_status tok_encode(tok *t, const char *text, size_t len, int add_special, tok_ids *out) {
+/* ByteLevel's trim_offsets (process_offsets): a token's leading and
+ * trailing spaces (Ġ or white space) are taken out of its range, except the
+ * one space add_prefix_space put before the first token. */
+static void trim_offsets(const tok *t, const int *ids, tspan *o, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const char *s = tok_token(t, ids[i]);
+    if (!s) continue;
+    const size_t len = strlen(s);
+    size_t lead = 0, trail = 0, j = 0;
+    int32_t cp;
+    int l;
+    int all = 1;
+    while (j < len && (l = tok_utf8_next((const unsigned char *)s + j, len - j, &cp)) > 0) {
+      if (cp == 0x120 || tok_is_space(cp)) {
+        if (all) lead++;
+        trail++;
+      } else {
+        all = 0;
+        trail = 0;
+      }
+      j += (size_t)l;
+    }
+    if (lead && (i == 0 || o[i].a == 0) && t->post_trim_aps && lead == 1) lead = 0;
+    if (lead) o[i].a = o[i].a + lead < o[i].b ? o[i].a + lead : o[i].b;
+    if (trail && o[i].b >= trail) o[i].b = o[i].b - trail > o[i].a ? o[i].b - trail : o[i].a;
+  }
+}
+
+/* Encode; origins of the ids in offs when offs is not NULL. */
+static ift_status encode(tok *t, const char *text, size_t len, int add_special, tok_ids *out, tspans *offs) {
   IFT_REQUIRE(utf8proc_decompose((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, NULL, 0, 0) >= 0 || len == 0,
               IFT_ERR_ARG, "give UTF-8 text", "the text to encode is not valid UTF-8");
   tok_ids seq = {0};
   tpieces segs = {0};
   tok_ids kinds = {0};
-  int rc = split_added(t, 0, text, len, 1, &segs, &kinds);
-  for (size_t i = 0; i < segs.n && !rc; i++)
-    rc = kinds.ids[i] >= 0 ? tok_ids_push(&seq, kinds.ids[i])
-                           : encode_text(t, segs.text.s + segs.p[i].off, segs.p[i].len, segs.p[i].first, &seq);
+  tspans org = {0}, so = {0};
+  int rc = 0;
+  /* every byte starts as the character it is part of */
+  for (size_t i = 0; offs && i < len && !rc;) {
+    int32_t cp;
+    int l = tok_utf8_next((const unsigned char *)text + i, len - i, &cp);
+    if (l <= 0) l = 1;
+    const tspan sp = {i, i + (size_t)l};
+    rc = tspans_put(&org, NULL, &sp, (size_t)l);
+    i += (size_t)l;
+  }
+  if (!rc) rc = split_added(t, 0, text, len, offs ? org.v : NULL, 1, &segs, &kinds);
+  for (size_t i = 0; i < segs.n && !rc; i++) {
+    const tspan *po = offs ? segs.org.v + segs.p[i].off : NULL;
+    if (kinds.ids[i] >= 0) {
+      rc = tok_ids_push(&seq, kinds.ids[i]);
+      if (!rc && offs) rc = offs_push(&so, po, 0, segs.p[i].len);
+    } else {
+      rc = encode_text(t, segs.text.s + segs.p[i].off, segs.p[i].len, po, segs.p[i].first, &seq, offs ? &so : NULL);
+    }
+  }
   tpieces_free(&segs);
   tok_ids_free(&kinds);
+  tspans_free(&org);
+  if (!rc && offs && t->post_trim) trim_offsets(t, seq.ids, so.v, seq.n);
+  static const tspan none = {0, 0};
   if (!rc) {
     if (add_special && t->has_post) {
       for (int i = 0; i < t->npost && !rc; i++)
-        if (t->post[i] < 0)
+        if (t->post[i] < 0) {
           for (size_t j = 0; j < seq.n && !rc; j++) rc = tok_ids_push(out, seq.ids[j]);
-        else
+          if (!rc && offs) rc = tspans_put(offs, so.v, NULL, seq.n);
+        } else {
           rc = tok_ids_push(out, t->post[i]);
+          if (!rc && offs) rc = tspans_put(offs, NULL, &none, 1);
+        }
     } else {
       for (size_t j = 0; j < seq.n && !rc; j++) rc = tok_ids_push(out, seq.ids[j]);
+      if (!rc && offs) rc = tspans_put(offs, so.v, NULL, seq.n);
     }
   }
   tok_ids_free(&seq);
+  tspans_free(&so);
   if (rc == E_RE) return IFT_ERR_ARG; /* reported by find_matches */
   IFT_REQUIRE(!rc, IFT_ERR_NOMEM, NULL, "encoding %zu bytes", len);
   return IFT_OK;
+}
+
+ift_status tok_encode(tok *t, const char *text, size_t len, int add_special, tok_ids *out) {
+  return encode(t, text, len, add_special, out, NULL);
+}
+
+ift_status tok_encode_offsets(tok *t, const char *text, size_t len, int add_special, tok_ids *out,
+                              tok_offs *offs) {
+  tspans o = {0};
+  const size_t before = out->n;
+  ift_status st = encode(t, text, len, add_special, out, &o);
+  if (st == IFT_OK && o.n != out->n - before) { /* a step lost track: a bug, never silently wrong offsets */
+    ift_error_set(IFT_ERR_INTERNAL, __FILE__, __LINE__, "tokenizer offsets", "report this with the text",
+                  "%zu offsets for %zu ids", o.n, out->n - before);
+    st = IFT_ERR_INTERNAL;
+  }
+  if (st == IFT_OK) {
+    size_t need = 2 * (offs->n + o.n);
+    if (need > offs->cap) {
+      size_t c = offs->cap ? offs->cap : 64;
+      while (c < need) c *= 2;
+      size_t *q = realloc(offs->o, c * sizeof *q);
+      if (!q) {
+        tspans_free(&o);
+        IFT_REQUIRE(0, IFT_ERR_NOMEM, NULL, "offsets of %zu ids", o.n);
+      }
+      offs->o = q;
+      offs->cap = c;
+    }
+    for (size_t i = 0; i < o.n; i++) {
+      offs->o[2 * (offs->n + i)] = o.v[i].a;
+      offs->o[2 * (offs->n + i) + 1] = o.v[i].b;
+    }
+    offs->n += o.n;
+  }
+  tspans_free(&o);
+  return st;
+}
+
+void tok_offs_free(tok_offs *v) {
+  free(v->o);
+  memset(v, 0, sizeof *v);
+}
+
+long tok_offs_find(const tok_offs *v, size_t x) {
+  for (size_t i = 0; i < v->n; i++)
+    if (v->o[2 * i] <= x && x < v->o[2 * i + 1]) return (long)i;
+  return -1;
 }
 
 /* ------------------------------------------------------------ decode */
@@ -1347,7 +1649,8 @@ static int decode_step(const tok *t, const dc_step *k, tlist *in, tlist *out) {
   case DC_REPLACE:
     for (size_t i = 0; i < in->n && !rc; i++) {
       tbuf o = {0};
-      rc = replace_all(t, k->lit, k->re, "decoder Replace", k->content, in->v[i].s ? in->v[i].s : "", in->v[i].n, &o);
+      rc = replace_all(t, k->lit, k->re, "decoder Replace", k->content, in->v[i].s ? in->v[i].s : "", in->v[i].n,
+                       NULL, &o, NULL);
       if (!rc) rc = tlist_add(out, o.s, o.n);
       tbuf_free(&o);
     }

@@ -19,19 +19,36 @@ typedef struct {
 int tbuf_put(tbuf *b, const void *p, size_t n); /* 0, or -1 when out of memory */
 void tbuf_free(tbuf *b);
 
+/* The origin of one byte of a working string: the byte range [a, b) of
+ * the original text it comes from (whole characters: the library's
+ * alignments).  Tracked only when offsets are asked for (tok_encode_offsets). */
+typedef struct {
+  size_t a, b;
+} tspan;
+typedef struct {
+  tspan *v;
+  size_t n, cap;
+} tspans;
+/* Append n spans: copies of p[0..n), or n copies of *one when p is NULL. */
+int tspans_put(tspans *b, const tspan *p, const tspan *one, size_t n);
+void tspans_free(tspans *b);
+
 /* A list of pieces: each a byte range of one shared buffer, with a flag
  * saying whether the piece starts at offset 0 of the original text (for
- * Metaspace's prepend_scheme "first"). */
+ * Metaspace's prepend_scheme "first"), and when tracked (org non-NULL on
+ * adding) the origin of every byte in org, parallel to text. */
 typedef struct {
   size_t off, len;
   int first;
 } tpiece;
 typedef struct {
   tbuf text;
+  tspans org;
   tpiece *p;
   size_t n, cap;
 } tpieces;
-int tpieces_add(tpieces *l, const char *s, size_t n, int first);
+/* org: the origins of s[0..n), or NULL when untracked. */
+int tpieces_add(tpieces *l, const char *s, size_t n, int first, const tspan *org);
 void tpieces_free(tpieces *l);
 
 /* ------------------------------------------------------------ hash maps */
@@ -85,8 +102,9 @@ typedef struct {
   size_t cache_n, cache_cap;
 } tok_bpe;
 
-/* Append the ids of one pre-token (a UTF-8 piece) to out; 0 or -1 (memory). */
-int tok_bpe_encode(tok_bpe *m, const char *s, size_t n, tok_ids *out);
+/* Append the ids of one pre-token (a UTF-8 piece) to out, and when lens is
+ * not NULL the bytes of the piece each id covers; 0 or -1 (memory). */
+int tok_bpe_encode(tok_bpe *m, const char *s, size_t n, tok_ids *out, tok_ids *lens);
 void tok_bpe_free(tok_bpe *m);
 
 

@@ -30,16 +30,29 @@ void tbuf_free(tbuf *b) {
   memset(b, 0, sizeof *b);
 }
 
-int tpieces_add(tpieces *l, const char *s, size_t n, int first) {
+int tspans_put(tspans *b, const tspan *p, const tspan *one, size_t n) {
+  if (grow((void **)&b->v, &b->cap, b->n + n + 1, sizeof *b->v)) return -1;
+  for (size_t i = 0; i < n; i++) b->v[b->n + i] = p ? p[i] : *one;
+  b->n += n;
+  return 0;
+}
+void tspans_free(tspans *b) {
+  free(b->v);
+  memset(b, 0, sizeof *b);
+}
+
+int tpieces_add(tpieces *l, const char *s, size_t n, int first, const tspan *org) {
   if (!n) return 0; /* the library drops empty pieces */
   if (grow((void **)&l->p, &l->cap, l->n + 1, sizeof *l->p)) return -1;
   const size_t off = l->text.n;
   if (tbuf_put(&l->text, s, n)) return -1;
+  if (org && tspans_put(&l->org, org, NULL, n)) return -1;
   l->p[l->n++] = (tpiece){off, n, first};
   return 0;
 }
 void tpieces_free(tpieces *l) {
   tbuf_free(&l->text);
+  tspans_free(&l->org);
   free(l->p);
   memset(l, 0, sizeof *l);
 }

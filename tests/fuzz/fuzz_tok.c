@@ -96,6 +96,21 @@ static void encode(tok *t, const char *text, size_t n, int must_work, const char
     if (tok_encode(t, text, n, special, &v) == IFT_OK) {
       check_ids(t, &v, name);
       decode(t, v.ids, v.n, must_work, name);
+      /* with offsets: the same ids, one range per id, inside the text, on
+       * character boundaries */
+      tok_ids w = {0};
+      tok_offs o = {0};
+      if (tok_encode_offsets(t, text, n, special, &w, &o) != IFT_OK) die("encode with offsets failed", name);
+      if (w.n != v.n || o.n != w.n || (w.n && memcmp(w.ids, v.ids, w.n * sizeof *w.ids)))
+        die("encode with offsets gave other ids", name);
+      for (size_t i = 0; i < o.n; i++) {
+        const size_t a = o.o[2 * i], b = o.o[2 * i + 1];
+        if (a > b || b > n || (a < n && ((unsigned char)text[a] & 0xC0) == 0x80) ||
+            (b < n && ((unsigned char)text[b] & 0xC0) == 0x80))
+          die("an offset outside the text or inside a character", name);
+      }
+      tok_ids_free(&w);
+      tok_offs_free(&o);
     } else {
       fail(must_work, "encode failed", name);
     }

@@ -4,8 +4,11 @@
 # template (recognised from the stored tokenizer_config.json where the model
 # ships one, named otherwise) must equal the rendering of Python jinja2 in
 # transformers' settings, stored by tests/tok/make_chat.js, byte for byte,
-# with the same assistant content and end-of-turn byte ranges; a
-# conversation the template refuses must be refused with its message.
+# with the same assistant content and end-of-turn byte ranges, and the same
+# ids and assistant-only loss mask token by token as the tokenizers library
+# and transformers' return_assistant_tokens_mask computation give (stored by
+# make_chat.js); a conversation the template refuses must be refused with
+# its message.
 # Env: IFTRAIN; KEEP=1 keeps the work directory.
 set -u
 : "${IFTRAIN:?IFTRAIN must point at the binary}"
@@ -38,7 +41,7 @@ want = [r for r in map(json.loads, open(sys.argv[1], encoding="utf-8"))
         if r["template"] == sys.argv[2] and int(r["add_generation_prompt"]) == int(sys.argv[3])]
 got = [json.loads(l) for l in open(sys.argv[4], encoding="utf-8")]
 assert len(want) == len(got), (len(want), len(got))
-bad = 0
+bad = ntok = nmask = 0
 for w, g in zip(want, got):
     if w["error"]:
         if "error" not in g or w["error"] not in g["error"]:
@@ -54,8 +57,16 @@ for w, g in zip(want, got):
         continue
     spans = [[a["content_bytes"][0], a["content_bytes"][1], a["eot_bytes"][0], a["eot_bytes"][1]] for a in w["assistant"]]
     if spans != g["assistant"]:
-        bad += 1; print("  %s: assistant spans %s, expected %s" % (w["conv"], g["assistant"], spans))
-print("    %d conversations%s" % (len(want), ", all equal" if not bad else ", %d differ" % bad))
+        bad += 1; print("  %s: assistant spans %s, expected %s" % (w["conv"], g["assistant"], spans)); continue
+    ids = w["ids"] if isinstance(w["ids"], list) else json.loads(w["ids"])
+    if g["ids"] != ids:
+        k = next((i for i in range(min(len(ids), len(g["ids"]))) if ids[i] != g["ids"][i]), min(len(ids), len(g["ids"])))
+        bad += 1; print("  %s: ids differ at token %d" % (w["conv"], k)); continue
+    if g["mask"] != w["mask"]:
+        d = [i for i in range(len(ids)) if g["mask"][i] != w["mask"][i]]
+        bad += 1; print("  %s: assistant-only mask differs at tokens %s" % (w["conv"], d[:8]))
+    ntok += len(ids); nmask += w["mask"].count("1")
+print("    %d conversations, %d tokens (%d in the assistant mask)%s" % (len(want), ntok, nmask, ", all equal" if not bad else ", %d differ" % bad))
 sys.exit(1 if bad else 0)
 PY
     then echo "PASS: $tpl (add_generation_prompt $gen)"; else echo "FAIL: $tpl (add_generation_prompt $gen)"; fail=$((fail+1)); fi
