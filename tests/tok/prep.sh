@@ -84,6 +84,8 @@ def chat_select(path, tpl):
         r = json.loads(l)
         if (r["template"] == tpl and not r["add_generation_prompt"] and r["error"] is None
                 and any(m["role"] == "assistant" for m in r["messages"])):
+            if isinstance(r["mask"], str):  # stored as a string of 0 and 1
+                r["mask"] = [int(c) for c in r["mask"]]
             out.append(r)
     return out
 
@@ -139,11 +141,14 @@ def cmd_splitcheck(chat, tpl, h5, kind):
         ch, rj = rows(f, "/chosen"), rows(f, "/rejected")
         if ch != got:
             bad.append("/chosen differs from the main rows")
-        for (t, m), (rt, rm) in zip(ch, rj):
+        for r, (t, m), (rt, rm) in zip(rs, ch, rj):
+            # the rejected row: the chosen row's prompt (up to a token merged
+            # with the answer's first characters; Qwen3 moves a <think> block
+            # of the answer before it), then one answer run
             a, b = m.index(1), rm.index(1)
-            if t[:a] != rt[:b] or rm != last_run(rm) or sum(rm) == 0:
-                bad.append("a rejected row does not share its chosen row's prompt or has no single answer run")
-                break
+            lcp = next((j for j in range(min(len(t), len(rt))) if t[j] != rt[j]), min(len(t), len(rt)))
+            if (lcp < min(a, b) - 1 and "<think>" not in r["messages"][-1]["content"]) or rm != last_run(rm) or sum(rm) == 0:
+                bad.append("%s: the rejected row does not share its chosen row's prompt or has no single answer run" % r["conv"])
     print("    %d rows" % len(got))
     return bad
 
