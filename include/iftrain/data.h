@@ -10,13 +10,21 @@
  *   /ref_logp   float32 [n, 2]          optional cached reference log-probs
  *                                       (chosen, rejected), attribute "fingerprint"
  *   /prompt_len int32 [n]               optional: tokens of the prompt part of row i
- *   root attributes: format_version (int, 1), tokenizer (string, "bytes-v1"),
- *   vocab_size (int), content_sha256 (string, the content hash below),
+ *   root attributes: format_version (int, 1), tokenizer (string: "bytes-v1",
+ *   the byte tokenizer below, or "hf:" + the SHA-256 of a Hugging Face
+ *   tokenizer.json), vocab_size (int: TOK_VOCAB, or the tokenizer's
+ *   tok_vocab_size), content_sha256 (string, the content hash below),
  *   and from iftrain prep: source (string, path of the JSONL), sha256 (string:
  *   the SOURCE hash, of the JSONL bytes as read), utf8_replaced (int: invalid
  *   UTF-8 sequences, lone surrogates and NULs replaced by U+FFFD under
- *   --replace-invalid, 0 otherwise), and for generated sets: generator
+ *   --replace-invalid, 0 otherwise); with prep --tokenizer also
+ *   tokenizer_sha256 (string: SHA-256 of tokenizer.json, 64 hex digits),
+ *   chat_template (string: the chat_kind_name the conversational lines were
+ *   rendered with, "none" when no line was), tokenizer_source (string: the
+ *   --tokenizer path as given); and for generated sets: generator
  *   (string), seed (int).
+ *   Training refuses a set whose tokenizer is not the model's (train, eval,
+ *   prep --ref-logp: data_check_tokenizer).
  *
  * Content hash ("content_sha256", SHA-256 as 64 hex digits): the data as
  * trained on, independent of HDF5 layout and compression.  Bytes hashed, for
@@ -79,7 +87,10 @@ typedef struct {
   long ntokens;
   int vocab_size;
   int format_version;
-  char tokenizer[32];
+  char tokenizer[80];  /* "bytes-v1" or "hf:" + tokenizer_sha256 */
+  char tokenizer_sha256[65]; /* hf sets: SHA-256 of tokenizer.json ("" otherwise) */
+  char chat_template[32];    /* hf sets: chat_kind_name or "none" ("" otherwise) */
+  char tokenizer_source[1024]; /* hf sets: the --tokenizer path given to prep */
   int has_pairs;       /* /chosen and /rejected present */
   int has_ref_logp;
   int64_t *offsets;    /* n + 1, read at open (small) */
@@ -171,16 +182,52 @@ int data_same_file(const char *a, const char *b);
  * iftrain data set (tokenizer, format_version, /tokens, /offsets). */
 int data_file_is_data_set(const char *path);
 
+/* The data set at d may train the model whose origin (ckpt_origin JSON,
+ * NULL: a model iftrain built, tokenizer bytes-v1) is given; MODEL names it
+ * in messages.  IFT_ERR_CONFIG naming both tokenizers (hashes, the data
+ * set's tokenizer_source, the model's source directory) when they differ;
+ * then IFT_ERR_FORMAT when the set's vocab_size exceeds model_vocab (> 0;
+ * data_open's check, made here after the tokenizer's, whose message says
+ * more).  A Hugging Face model without a recorded tokenizer is accepted
+ * when the vocabulary fits, with a warning on stderr (when warn). */
+ift_status data_check_tokenizer(const data_set *d, const char *origin, const char *model, int model_vocab,
+                                int warn);
+
 /* ---- iftrain prep */
 typedef struct {
   int max_len;      /* truncate rows longer than this (0 = no limit) */
   int skip_bad;     /* skip malformed lines instead of stopping */
   int replace_invalid; /* replace bad UTF-8 / lone surrogates / NUL by U+FFFD */
+  const char *tokenizer;     /* NULL: bytes-v1; else a Hugging Face directory or tokenizer.json */
+  const char *chat_template; /* NULL: recognised from tokenizer_config.json; else a chat_kind_name */
+  int progress;     /* print progress to stderr (at most every 2 s) */
   long n_read, n_written, n_truncated, n_skipped;
   long n_replaced;  /* sequences replaced under replace_invalid (written rows) */
+  long n_tokens;    /* tokens of the main rows written */
+  long n_straddle;  /* plain prompt/completion rows with a token across the boundary */
+  long long bytes;  /* input bytes read */
+  double seconds;   /* time reading and converting */
+  char used_template[32]; /* --tokenizer: the chat template used, or "none" */
 } data_prep_stats;
-/* JSONL -> HDF5.  Line formats: {"prompt","response"}, {"prompt","chosen",
- * "rejected"} (main rows = prompt + chosen), {"messages":[{"role","content"}]}.
+/* JSONL -> HDF5.  Without a tokenizer (bytes-v1), line formats:
+ * {"prompt","response"} and {"prompt","completion"}, {"prompt","chosen",
+ * "rejected"} (main rows = prompt + chosen), {"messages":[{"role","content"}]},
+ * the conversational forms of the first two (message lists: the layout of
+ * "messages", loss on the answer's assistant contents), and {"text"}
+ * (<bos> TEXT <eos>, loss on TEXT <eos>).
+ * With st->tokenizer, the ids are the Hugging Face tokenizer's:
+ *   {"messages"}: chat_render with the model's template, chat_encode's
+ *     ids and assistant-only mask;
+ *   {"prompt", "completion"|"response"} and {"prompt","chosen","rejected"}
+ *     as message lists: prompt + answer messages rendered as one
+ *     conversation, loss on the answer's assistant turns only;
+ *   the same as strings (no template, as TRL): tok_encode(prompt + answer,
+ *     add_special) + the EOS of tokenizer_config.json when there is one;
+ *     loss on the tokens starting at or after the prompt's end (a token
+ *     across the boundary is prompt, counted in n_straddle) and the EOS;
+ *   {"text"}: tok_encode(text, add_special) + EOS, loss on all but what the
+ *     post-processor puts before the text (the BOS: never a target).
+ *   A conversation the template refuses is a bad line.
  * Every string must be valid UTF-8: invalid byte sequences, overlong forms,
  * encoded surrogates, code points past U+10FFFF, lone \uD800-\uDFFF escapes
  * and NUL (raw or \u0000) are errors (or, with replace_invalid, each is

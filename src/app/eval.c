@@ -86,7 +86,12 @@ static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_dat
   c.train.batch_size = mb * size;
   IFT_TRY(train_ctx_create(tc, &c, 0, MPI_COMM_WORLD));
   IFT_TRY(ckpt_load(ckpt, tc->m, NULL, NULL, tc->grid.world, verify ? CKPT_VERIFY : 0));
-  return IFT_OK;
+  /* the data's tokenizer must be the checkpoint's */
+  char *origin = NULL;
+  IFT_TRY(ckpt_origin_shared(ckpt, &origin, tc->grid.world));
+  st = tc->have_eval ? data_check_tokenizer(&tc->eval, origin, ckpt, c.model.vocab_size, core_rank() == 0) : IFT_OK;
+  free(origin);
+  return st;
 }
 
 int app_eval(int argc, char **argv) {

@@ -11,16 +11,39 @@
 
 const char app_prep_help[] =
     "iftrain prep — make an iftrain HDF5 data set\n\n"
-    "  iftrain prep INPUT.jsonl -o OUTPUT.h5 [--max-len N] [--skip-bad] [--replace-invalid]\n"
+    "  iftrain prep INPUT.jsonl -o OUTPUT.h5 [--tokenizer HF_DIR [--chat-template NAME]]\n"
+    "               [--max-len N] [--skip-bad] [--replace-invalid] [--quiet]\n"
     "  iftrain prep --verify FILE.h5\n"
     "  iftrain prep --generate arith [--seed S] [-n N] -o OUTPUT.h5 [--jsonl FILE]\n"
     "  iftrain prep --ref-logp CKPT --data FILE.h5 [--micro-batch N]   (any number of ranks)\n\n"
-    "Line formats: {\"prompt\",\"response\"}; {\"prompt\",\"chosen\",\"rejected\"} (preference\n"
-    "pairs; IFT and SFT train on prompt+chosen); {\"messages\":[{\"role\",\"content\"},...]}\n"
-    "with roles system|user|assistant. Chat template (byte tokenizer bytes-v1, ids\n"
-    "0-255 bytes, 256 <pad> 257 <bos> 258 <eos> 259 <system> 260 <user> 261 <assistant>):\n"
+    "Line formats (one JSON object per line; blank lines are skipped; preference\n"
+    "lines cannot be mixed with others in one file):\n"
+    "  {\"messages\":[{\"role\",\"content\"},...]}   roles system|user|assistant, multi-turn\n"
+    "  {\"prompt\",\"completion\"} or {\"prompt\",\"response\"}   strings, or message lists\n"
+    "                                (conversational: loss on the answer's assistant turns)\n"
+    "  {\"prompt\",\"chosen\",\"rejected\"}   preference pairs, strings or message lists (the\n"
+    "                                prompt's messages, then the answer's); IFT and SFT\n"
+    "                                train on prompt+chosen. Whole conversations in\n"
+    "                                chosen/rejected without \"prompt\" are refused\n"
+    "  {\"text\"}                      plain language modelling: loss on every token\n\n"
+    "Without --tokenizer: the byte tokenizer bytes-v1 (ids 0-255 bytes, 256 <pad> 257\n"
+    "<bos> 258 <eos> 259 <system> 260 <user> 261 <assistant>) and its layouts:\n"
     "  <bos> PROMPT <assistant> RESPONSE <eos>           loss on RESPONSE <eos>\n"
-    "  <bos> <role> CONTENT ... <eos>                    loss on assistant content, <eos>\n\n"
+    "  <bos> <role> CONTENT ... <eos>                    loss on assistant content, <eos>\n"
+    "  <bos> TEXT <eos>                                  loss on TEXT <eos>\n"
+    "With --tokenizer HF_DIR: the ids of the model's Hugging Face tokenizer.json.\n"
+    "  messages and message lists: rendered with the model's chat template (as\n"
+    "    transformers' apply_chat_template), loss on the assistant turns' content and\n"
+    "    end-of-turn token (TRL's assistant-only loss); a conversation the template\n"
+    "    refuses is a malformed line\n"
+    "  prompt + answer strings: no template (as TRL): the ids of PROMPT+ANSWER with the\n"
+    "    tokenizer's special tokens (BOS), then the EOS (tokenizer_config.json's\n"
+    "    eos_token; none without that file); loss on the tokens that start at or after\n"
+    "    the end of PROMPT, and the EOS. A token that spans the boundary (the prompt's\n"
+    "    last characters merged with the answer's first) counts as prompt: no loss;\n"
+    "    such rows are counted in the report\n"
+    "  text: its ids with the special tokens, then the EOS; loss on all but a leading\n"
+    "    BOS (the first token is never predicted, as in HF language modelling)\n\n"
     "Text must be UTF-8: invalid byte sequences, overlong forms, encoded or lone\n"
     "surrogates (\\uD800-\\uDFFF without its pair) and NUL (raw or \\u0000) stop prep\n"
     "naming FILE:LINE:COLUMN (byte column); escaped surrogate pairs are decoded; a\n"
@@ -29,12 +52,25 @@ const char app_prep_help[] =
     "                 leaves an old FILE as it was). Refused (exit 2): FILE being the\n"
     "                 input itself (any path or link to it), or an existing file that\n"
     "                 is not an iftrain data set\n"
+    "  --tokenizer HF_DIR  the model's directory (tokenizer.json, and tokenizer_config.json\n"
+    "                 for the chat template and EOS), or a tokenizer.json when no line is\n"
+    "                 conversational. The data set records it: attributes tokenizer =\n"
+    "                 hf:SHA256, tokenizer_sha256 (of tokenizer.json), chat_template (the\n"
+    "                 template used, or none), tokenizer_source (HF_DIR as given),\n"
+    "                 vocab_size (the tokenizer's); without it tokenizer = bytes-v1.\n"
+    "                 train, eval and --ref-logp refuse a data set whose tokenizer is\n"
+    "                 not the model's\n"
+    "  --chat-template NAME  the template instead of the one recognised from\n"
+    "                 tokenizer_config.json: llama3, llama3-instruct, llama3.1, chatml,\n"
+    "                 qwen3, mistral, llama2, mixtral\n"
     "  --max-len N    truncate longer rows to N tokens (counted in the report); a set\n"
     "                 left without any answer token is refused (nothing to train on)\n"
     "  --skip-bad     skip malformed lines (counted) instead of stopping at the first\n"
     "  --replace-invalid  replace each invalid UTF-8 sequence, lone surrogate and NUL\n"
     "                 by U+FFFD instead of stopping; the count is reported and stored\n"
     "                 as the data set attribute utf8_replaced\n"
+    "  --quiet        no progress lines (otherwise printed to stderr at most every 2 s\n"
+    "                 on long inputs: rows, rows/s, MB/s, percent of the input read)\n"
     "  --verify FILE  recompute the content hash of data set FILE (tokens, offsets,\n"
     "                 loss masks, pair groups) and compare it with its content_sha256\n"
     "                 attribute (written by prep; sha256 is the hash of the source\n"
@@ -54,7 +90,7 @@ int app_prep(int argc, char **argv) {
   long n = 1000, seed = 1;
   int mb = 8;
   const char *ref_ckpt = NULL, *data = NULL;
-  int bad = 0;
+  int bad = 0, quiet = 0;
   data_prep_stats st = {0};
   ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
   for (int i = 1; i < argc && num == IFT_OK; i++) {
@@ -64,6 +100,9 @@ int app_prep(int argc, char **argv) {
     else if ((v = app_opt(argc, argv, &i, "max-len"))) num = app_opt_int("--max-len", v, APP_GE(0), &st.max_len);
     else if (!strcmp(argv[i], "--skip-bad")) st.skip_bad = 1;
     else if (!strcmp(argv[i], "--replace-invalid")) st.replace_invalid = 1;
+    else if (!strcmp(argv[i], "--quiet")) quiet = 1;
+    else if ((v = app_opt(argc, argv, &i, "tokenizer"))) st.tokenizer = v;
+    else if ((v = app_opt(argc, argv, &i, "chat-template"))) st.chat_template = v;
     else if ((v = app_opt(argc, argv, &i, "generate"))) gen = v;
     else if ((v = app_opt(argc, argv, &i, "seed"))) num = app_opt_long("--seed", v, APP_GE(0), &seed);
     else if (!strcmp(argv[i], "-n") && i + 1 < argc) num = app_opt_long("-n", argv[++i], APP_GE(1), &n);
@@ -80,6 +119,10 @@ int app_prep(int argc, char **argv) {
     }
   }
   if (num != IFT_OK || bad) return APP_EXIT_USAGE;
+  if ((st.tokenizer || st.chat_template) && (ref_ckpt || data || verify)) {
+    if (core_rank() == 0) fprintf(stderr, "iftrain prep: --tokenizer and --chat-template go with INPUT.jsonl or --generate\n");
+    return APP_EXIT_USAGE;
+  }
   if (ref_ckpt || data) {
     if (!ref_ckpt || !data || in || gen || out || verify) {
       if (core_rank() == 0)
@@ -125,11 +168,20 @@ int app_prep(int argc, char **argv) {
     }
     in = jsonl;
   }
+  st.progress = !quiet;
   ift_status s = data_prep_jsonl(in, out, &st);
   if (gen && jsonl == tmp) unlink(tmp);
   if (s != IFT_OK) return app_exit_code(s);
-  printf("prep: %ld lines read, %ld rows written, %ld truncated at --max-len, %ld malformed skipped -> %s\n",
-         st.n_read, st.n_written, st.n_truncated, st.n_skipped, out);
+  printf("prep: %ld lines read, %ld rows written, %ld truncated at --max-len, %ld malformed skipped, "
+         "%ld tokens, %.1f MB in %.1f s (%.1f MB/s) -> %s\n",
+         st.n_read, st.n_written, st.n_truncated, st.n_skipped, st.n_tokens, st.bytes / 1e6, st.seconds,
+         st.seconds > 0 ? st.bytes / 1e6 / st.seconds : 0.0, out);
+  if (st.tokenizer)
+    printf("prep: tokenizer %s, chat template %s%s\n", st.tokenizer, st.used_template,
+           st.chat_template ? " (--chat-template)" : "");
+  if (st.n_straddle)
+    printf("prep: %ld rows have a token across the prompt/completion boundary (trained as prompt)\n",
+           st.n_straddle);
   if (st.replace_invalid)
     printf("prep: %ld invalid UTF-8 sequences, lone surrogates or NULs replaced by U+FFFD "
            "(attribute utf8_replaced)\n", st.n_replaced);

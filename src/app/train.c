@@ -282,11 +282,12 @@ ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train
   IFT_TRY(dist_grid_create(&tc->grid, comm, cfg->dist.tp));
   IFT_TRY(app_config_check(cfg, tc->grid.dp_size, tc->grid.tp_size));
   if (need_train_data) {
-    IFT_TRY(data_open(&tc->train, cfg->data.train, tc->grid.world, cfg->model.vocab_size));
+    /* the vocab is checked with the tokenizer (data_check_tokenizer) */
+    IFT_TRY(data_open(&tc->train, cfg->data.train, tc->grid.world, 0));
     tc->have_train = 1;
   }
   if (cfg->data.eval[0]) {
-    IFT_TRY(data_open(&tc->eval, cfg->data.eval, tc->grid.world, cfg->model.vocab_size));
+    IFT_TRY(data_open(&tc->eval, cfg->data.eval, tc->grid.world, 0));
     tc->have_eval = 1;
   }
   /* check_pref_data reads the reference checkpoint on each rank: agree
@@ -621,6 +622,17 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       IFT_LOG0("initial weights from %s", ipath);
     }
     const int resumed = rpath[0] != 0;
+    /* the data's tokenizer must be the model's (its origin; none: a model
+     * iftrain built, bytes-v1): the same attributes and origin on every rank */
+    {
+      char model[1200];
+      if (rpath[0]) snprintf(model, sizeof model, "%s", rpath);
+      else if (cfg->ckpt.init[0]) snprintf(model, sizeof model, "%s", cfg->ckpt.init);
+      else snprintf(model, sizeof model, "built from the model.* settings");
+      const int V = cfg->model.vocab_size;
+      if (tc.have_train && (st = data_check_tokenizer(&tc.train, origin, model, V, rank == 0)) != IFT_OK) goto out;
+      if (tc.have_eval && (st = data_check_tokenizer(&tc.eval, origin, model, V, rank == 0)) != IFT_OK) goto out;
+    }
     if (!run_id[0]) {
       /* a new run (or one resumed from a checkpoint that predates run ids) */
       if (rank == 0) ckpt_new_run_id(run_id);

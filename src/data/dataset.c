@@ -293,9 +293,21 @@ static ift_status read_header(data_set *d, hid_t f, const char *path, int expect
   d->vocab_size = (int)v;
   if (attr_string(f, "tokenizer", d->tokenizer, sizeof d->tokenizer))
     FAIL(IFT_ERR_FORMAT, REGEN, "%s: tokenizer attribute missing", path);
-  if (strcmp(d->tokenizer, DATA_TOKENIZER))
-    FAIL(IFT_ERR_FORMAT, "prepare the data with this build's tokenizer (iftrain prep)",
-         "%s: tokenizer '%s' is not known to this build (it has %s)", path, d->tokenizer, DATA_TOKENIZER);
+  /* "bytes-v1", or "hf:" + tokenizer_sha256 with the prep --tokenizer attributes */
+  const int hf = !strncmp(d->tokenizer, "hf:", 3) && strlen(d->tokenizer) == 67 &&
+                 strspn(d->tokenizer + 3, "0123456789abcdef") == 64;
+  if (strcmp(d->tokenizer, DATA_TOKENIZER) && !hf)
+    FAIL(IFT_ERR_FORMAT, "prepare the data with iftrain prep (--tokenizer HF_DIR for a Hugging Face model)",
+         "%s: tokenizer '%s' is not known to this build (it has %s and hf:SHA256)", path, d->tokenizer,
+         DATA_TOKENIZER);
+  if (hf) {
+    attr_string(f, "tokenizer_sha256", d->tokenizer_sha256, sizeof d->tokenizer_sha256);
+    attr_string(f, "chat_template", d->chat_template, sizeof d->chat_template);
+    attr_string(f, "tokenizer_source", d->tokenizer_source, sizeof d->tokenizer_source);
+    if (strcmp(d->tokenizer_sha256, d->tokenizer + 3))
+      FAIL(IFT_ERR_FORMAT, REGEN, "%s: tokenizer_sha256 attribute '%s' does not match tokenizer '%s'", path,
+           d->tokenizer_sha256, d->tokenizer);
+  }
   if (expect_vocab > 0 && d->vocab_size > expect_vocab)
     FAIL(IFT_ERR_FORMAT, "set model.vocab_size to at least the data set's vocab_size",
          "%s: vocab_size %d exceeds the model's vocab_size %d", path, d->vocab_size, expect_vocab);
