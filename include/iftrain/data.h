@@ -241,6 +241,14 @@ typedef struct {
  * No trainable token in the result (every answer truncated away by max_len)
  * is IFT_ERR_FORMAT. */
 ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st);
+/* The same on every rank of comm (collective): the file is cut into one
+ * byte range per rank (a line belongs to the rank where it starts), each
+ * rank converts its lines, and the rows are written collectively
+ * (data_writer_create_comm) in file order: the same data set as one rank
+ * writes.  The first bad line of the file is the one reported; st's counts
+ * are the totals over the ranks; progress is printed by rank 0 for its
+ * share.  data_prep_jsonl is this on MPI_COMM_SELF. */
+ift_status data_prep_jsonl_comm(const char *in, const char *out, data_prep_stats *st, MPI_Comm comm);
 
 /* ---- the shipped task generator */
 /* Write JSONL of `n` examples of task `name` ("arith": multi-digit addition

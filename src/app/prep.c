@@ -13,6 +13,8 @@ const char app_prep_help[] =
     "iftrain prep — make an iftrain HDF5 data set\n\n"
     "  iftrain prep INPUT.jsonl -o OUTPUT.h5 [--tokenizer HF_DIR [--chat-template NAME]]\n"
     "               [--max-len N] [--skip-bad] [--replace-invalid] [--quiet]\n"
+    "                                                   (any number of ranks: mpirun -n P\n"
+    "                                                   splits the lines and writes together)\n"
     "  iftrain prep --verify FILE.h5\n"
     "  iftrain prep --generate arith [--seed S] [-n N] -o OUTPUT.h5 [--jsonl FILE]\n"
     "  iftrain prep --ref-logp CKPT --data FILE.h5 [--micro-batch N]   (any number of ranks)\n\n"
@@ -148,7 +150,9 @@ int app_prep(int argc, char **argv) {
       fprintf(stderr, "iftrain prep: give INPUT.jsonl or --generate NAME, and -o OUTPUT.h5\n\n%s", app_prep_help);
     return APP_EXIT_USAGE;
   }
-  if (core_rank() != 0) return APP_EXIT_OK; /* a serial tool: rank 0 writes */
+  /* JSONL: every rank converts its share of the lines and the rows are
+   * written collectively; --generate: rank 0 alone */
+  if (gen && core_rank() != 0) return APP_EXIT_OK;
   if (gen && jsonl && (!strcmp(jsonl, out) || data_same_file(jsonl, out))) {
     /* the generator would overwrite OUTPUT with JSONL before prep reads it */
     fprintf(stderr, "iftrain prep: --jsonl %s and -o %s are the same file\n"
@@ -169,9 +173,10 @@ int app_prep(int argc, char **argv) {
     in = jsonl;
   }
   st.progress = !quiet;
-  ift_status s = data_prep_jsonl(in, out, &st);
+  ift_status s = gen ? data_prep_jsonl(in, out, &st) : data_prep_jsonl_comm(in, out, &st, MPI_COMM_WORLD);
   if (gen && jsonl == tmp) unlink(tmp);
   if (s != IFT_OK) return app_exit_code(s);
+  if (core_rank() != 0) return APP_EXIT_OK;
   printf("prep: %ld lines read, %ld rows written, %ld truncated at --max-len, %ld malformed skipped, "
          "%ld tokens, %.1f MB in %.1f s (%.1f MB/s) -> %s\n",
          st.n_read, st.n_written, st.n_truncated, st.n_skipped, st.n_tokens, st.bytes / 1e6, st.seconds,

@@ -755,9 +755,14 @@ static herr_t write_root_attrs(hid_t f, const data_writer *w) {
   herr_t r = 0;
   long fv = DATA_FORMAT_VERSION, vs = w->vocab;
   hid_t sc = H5Screate(H5S_SCALAR);
+  /* "tokenizer" is bytes-v1 unless set (prep --tokenizer: hf:SHA256) */
+  const char *tk = DATA_TOKENIZER;
+  for (int i = 0; i < w->nattr; i++)
+    if (!strcmp(w->attr_names[i], "tokenizer") && w->attr_str[i]) tk = w->attr_str[i];
   for (int i = -3; i < w->nattr; i++) {
+    if (i >= 0 && !strcmp(w->attr_names[i], "tokenizer")) continue;
     const char *name = i == -3 ? "format_version" : i == -2 ? "vocab_size" : i == -1 ? "tokenizer" : w->attr_names[i];
-    const char *s = i == -1 ? DATA_TOKENIZER : i >= 0 ? w->attr_str[i] : NULL;
+    const char *s = i == -1 ? tk : i >= 0 ? w->attr_str[i] : NULL;
     long v = i == -3 ? fv : i == -2 ? vs : i >= 0 ? w->attr_int[i] : 0;
     hid_t t = s ? H5Tcopy(H5T_C_S1) : H5Tcopy(H5T_STD_I64LE);
     if (s) H5Tset_size(t, strlen(s) + 1);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 
 #include "iftrain/chat.h"
 #include "iftrain/data.h"
+#include "iftrain/dist.h"
 #include "iftrain/h5attr.h"
 #include "iftrain/tok.h"
 
@@ -640,12 +642,12 @@ static ift_status config_eos(const char *dir, tok *t, int *eos) {
 
 /* Refuse an output that would destroy something: the input itself (compared
  * by device and inode, so another spelling of the path or a hard or symbolic
- * link is caught too; also as a file written first: OUT.tmp, OUT.part and
- * OUT.part.tmp), or an existing file that is not an iftrain data set (a
+ * link is caught too; also as the file written first, OUT.tmp), or an
+ * existing file that is not an iftrain data set (a
  * JSONL, a checkpoint). */
 static ift_status check_output(const char *in, const char *out) {
-  static const char *const SUFFIX[] = {"", ".tmp", ".part", ".part.tmp"};
-  for (int i = 0; i < 4; i++) {
+  static const char *const SUFFIX[] = {"", ".tmp"};
+  for (int i = 0; i < 2; i++) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s%s", out, SUFFIX[i]);
     IFT_REQUIRE(!data_same_file(in, tmp), IFT_ERR_ARG,
@@ -699,107 +701,210 @@ static void ctx_close(prep_ctx *c) {
   free(c->scan.b);
 }
 
-/* Stamp the tokenizer's identity on a complete data set PART (the writer
- * writes tokenizer = bytes-v1) and rename it to OUT. */
-static ift_status stamp_tokenizer(const char *part, const char *out, const char *ident) {
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  hid_t f = H5Fopen(part, H5F_ACC_RDWR, H5P_DEFAULT);
-  herr_t r = f < 0 ? -1 : ift_h5_attr_str(f, "tokenizer", ident);
-  if (f >= 0 && H5Fclose(f) < 0) r = -1;
-  if (r < 0) {
-    unlink(part);
-    IFT_REQUIRE(0, IFT_ERR_IO, "check free disk space", "writing the tokenizer attribute of '%s' failed", part);
-  }
-  if (rename(part, out) != 0) {
-    unlink(part);
-    IFT_REQUIRE(0, IFT_ERR_IO, "check permissions of the output directory", "cannot rename %s to %s: %s", part,
-                out, strerror(errno));
+/* The first byte of the first line starting at or after `at` (a line starts
+ * at 0 or after a '\n'). */
+static ift_status line_start(FILE *f, const char *in, long long at, long long size, long long *out) {
+  *out = at <= 0 ? 0 : size;
+  if (at <= 0 || at >= size) return IFT_OK;
+  IFT_REQUIRE(fseeko(f, (off_t)(at - 1), SEEK_SET) == 0, IFT_ERR_IO, "check the input file", "cannot seek in '%s': %s",
+              in, strerror(errno));
+  int ch;
+  for (long long p = at - 1; (ch = getc(f)) != EOF; p++)
+    if (ch == '\n') {
+      *out = p + 1;
+      break;
+    }
+  return IFT_OK;
+}
+
+/* '\n' in bytes [a, b) of f. */
+static ift_status count_lines(FILE *f, const char *in, long long a, long long b, long *n) {
+  *n = 0;
+  IFT_REQUIRE(fseeko(f, (off_t)a, SEEK_SET) == 0, IFT_ERR_IO, "check the input file", "cannot seek in '%s': %s", in,
+              strerror(errno));
+  char buf[1 << 16];
+  while (a < b) {
+    const size_t want = b - a < (long long)sizeof buf ? (size_t)(b - a) : sizeof buf;
+    const size_t got = fread(buf, 1, want, f);
+    IFT_REQUIRE(got > 0, IFT_ERR_IO, "check the input file (did it change while being read?)",
+                "cannot read '%s' at byte %lld", in, a);
+    for (const char *p = buf, *e = buf + got; (p = memchr(p, '\n', (size_t)(e - p))); p++) (*n)++;
+    a += (long long)got;
   }
   return IFT_OK;
 }
 
-ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st) {
+/* SHA-256 of the whole file (the source hash). */
+static ift_status hash_file(const char *in, char hex[65]) {
+  FILE *f = fopen(in, "rb");
+  IFT_REQUIRE(f, IFT_ERR_IO, "check the input path", "cannot open '%s': %s", in, strerror(errno));
+  core_sha256 *h = NULL;
+  ift_status st = core_sha256_begin(&h);
+  char buf[1 << 16];
+  size_t got;
+  while (st == IFT_OK && (got = fread(buf, 1, sizeof buf, f)) > 0) core_sha256_update(h, buf, got);
+  if (st == IFT_OK) {
+    core_sha256_end(h, hex);
+    if (ferror(f)) {
+      ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, in, "check the input file", "reading '%s' failed", in);
+      st = IFT_ERR_IO;
+    }
+  }
+  fclose(f);
+  return st;
+}
+
+/* The first bad line of a rank: reported by the rank holding the first one
+ * in the file, after the ranks agreed (so one message, the serial one). */
+typedef struct {
+  long ln; /* 0: none */
+  const char *hint;
+  char msg[1400];
+} bad_line;
+
+/* Reduce a long over comm. */
+static ift_status sum_long(long *v, int n, MPI_Comm comm) {
+  IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_LONG, MPI_SUM, comm), "a peer rank failed");
+  return IFT_OK;
+}
+
+ift_status data_prep_jsonl_comm(const char *in, const char *out, data_prep_stats *st, MPI_Comm comm) {
+  int rank = 0, P = 1;
+  IFT_MPI_CHECK(MPI_Comm_rank(comm, &rank), NULL);
+  IFT_MPI_CHECK(MPI_Comm_size(comm, &P), NULL);
   st->n_read = st->n_written = st->n_truncated = st->n_skipped = st->n_replaced = 0;
   st->n_tokens = st->n_straddle = 0;
   st->bytes = 0;
   st->seconds = 0;
   st->used_template[0] = 0;
-  IFT_TRY(check_output(in, out));
+  ift_status status = rank == 0 ? check_output(in, out) : IFT_OK;
+  IFT_TRY(dist_agree(status, comm));
   FILE *f = fopen(in, "rb");
-  IFT_REQUIRE(f, IFT_ERR_IO, "check the input path", "cannot open '%s': %s", in, strerror(errno));
+  status = f ? IFT_OK : IFT_ERR_IO;
+  if (!f) ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, in, "check the input path", "cannot open '%s': %s", in, strerror(errno));
+  IFT_TRY(dist_agree(status, comm));
   prep_ctx c;
-  ift_status status = ctx_open(&c, st);
+  status = ctx_open(&c, st);
+  /* this rank's lines: those starting in [size r / P, size (r + 1) / P) */
+  struct stat sb;
+  const long long size = fstat(fileno(f), &sb) == 0 ? (long long)sb.st_size : 0;
+  long long a = 0, b = size;
+  long before = 0; /* lines before a */
+  if (status == IFT_OK) status = line_start(f, in, size * rank / P, size, &a);
+  if (status == IFT_OK) status = line_start(f, in, size * (rank + 1) / P, size, &b);
+  if (status == IFT_OK && P > 1) status = count_lines(f, in, a, b, &before);
+  if (status == IFT_OK && fseeko(f, (off_t)a, SEEK_SET) != 0) {
+    ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, in, "check the input file", "cannot seek in '%s'", in);
+    status = IFT_ERR_IO;
+  }
+  status = dist_agree(status, comm);
+  if (status == IFT_OK && P > 1) {
+    long n = before;
+    before = 0;
+    if (MPI_Exscan(&n, &before, 1, MPI_LONG, MPI_SUM, comm) != MPI_SUCCESS) status = IFT_ERR_MPI;
+    if (rank == 0) before = 0; /* undefined on rank 0 */
+  }
   if (status != IFT_OK) {
     ctx_close(&c);
     fclose(f);
     return status;
   }
-  struct stat sb;
-  const double size = fstat(fileno(f), &sb) == 0 && sb.st_size > 0 ? (double)sb.st_size : 0;
   const double t0 = now_s();
   double last = t0;
-  char part[1100];
-  snprintf(part, sizeof part, "%s.part", out);
-  data_writer *w = NULL;
-  int pairs = -1, templated = 0;
   prep_out o;
   memset(&o, 0, sizeof o);
+  bad_line bad = {0};
   char *line = NULL;
   size_t cap = 0;
   ssize_t len;
-  long ln = 0, trainable = 0;
-  core_sha256 *sh = NULL;
-  if (status == IFT_OK) status = core_sha256_begin(&sh);
-  while (status == IFT_OK && (len = getline(&line, &cap, f)) >= 0) {
-    ln++;
-    core_sha256_update(sh, line, (size_t)len);
-    st->bytes += len;
-    if (st->progress && (ln & 255) == 0) {
-      const double t = now_s();
-      if (t - last >= 2) {
-        last = t;
-        fprintf(stderr, "prep: %ld rows, %.0f rows/s, %.1f MB/s, %.0f%% of %s\n", st->n_written,
-                st->n_written / (t - t0), st->bytes / 1e6 / (t - t0), size > 0 ? 100.0 * st->bytes / size : 0.0, in);
-      }
-    }
-    int blank;
-    if ((status = prep_line(&c, line, (size_t)len, ln, &o, &blank)) != IFT_OK) break;
-    if (blank) continue;
-    st->n_read++;
-    if (!o.err[0] && pairs >= 0 && pairs != o.pairs)
-      snprintf(o.err, sizeof o.err,
-               "preference lines (prompt/chosen/rejected) cannot be mixed with other lines in one file");
-    if (o.err[0]) {
-      if (st->skip_bad) {
-        st->n_skipped++;
-        continue;
-      }
-      char where[32] = "";
-      if (o.col) snprintf(where, sizeof where, ":%ld", o.col);
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "JSONL line",
-                    o.encoding ? "fix the text (it must be valid UTF-8 without NUL), pass "
-                                 "--replace-invalid to replace it by U+FFFD, or --skip-bad to skip the line"
-                               : "fix the line, or pass --skip-bad to skip malformed lines",
-                    "%s:%ld%s: %s", in, ln, where, o.err);
-      status = IFT_ERR_FORMAT;
-      break;
-    }
-    if (pairs < 0) {
-      pairs = o.pairs;
-      if ((status = data_writer_create(&w, c.t ? part : out, c.t ? tok_vocab_size(c.t) : TOK_VOCAB, pairs)) !=
-          IFT_OK)
+  long ln = before, trainable = 0, good_ln = 0;
+  int templated = 0, have = 0; /* have: o holds this rank's first good line, not yet added */
+  long long pos = a;
+  int kind = -1; /* pairs of the file: of its first good line */
+  data_writer *w = NULL;
+  /* two phases: up to this rank's first good line, then (the file's kind
+   * agreed and the writer created on every rank) the rest */
+  for (int phase = 0; phase < 2 && status == IFT_OK; phase++) {
+    if (phase == 1) {
+      /* the kind of the file's first good line: of the lowest rank that has one */
+      struct {
+        long ln;
+        int rank;
+      } mine = {have ? good_ln : LONG_MAX, rank}, first;
+      if (MPI_Allreduce(&mine, &first, 1, MPI_LONG_INT, MPI_MINLOC, comm) != MPI_SUCCESS) {
+        status = IFT_ERR_MPI;
         break;
+      }
+      kind = have ? o.pairs : -1;
+      if (MPI_Bcast(&kind, 1, MPI_INT, first.rank, comm) != MPI_SUCCESS) {
+        status = IFT_ERR_MPI;
+        break;
+      }
+      if (first.ln == LONG_MAX) break; /* no usable line anywhere */
+      status = data_writer_create_comm(&w, out, c.t ? tok_vocab_size(c.t) : TOK_VOCAB, kind, comm);
+      if (status != IFT_OK) break;
     }
-    int t = truncate_row(&o.r, st->max_len);
-    if (o.pairs) t |= truncate_row(&o.rc, st->max_len) | truncate_row(&o.rr, st->max_len);
-    st->n_truncated += t;
-    for (int k = 0; k < o.r.n; k++) trainable += o.r.mask[k];
-    st->n_replaced += o.nrep;
-    st->n_straddle += o.straddle;
-    st->n_tokens += o.r.n;
-    templated |= o.templated;
-    status = data_writer_add(w, o.r.tok, o.r.mask, o.r.n, o.rc.tok, o.rc.mask, o.rc.n, o.rr.tok, o.rr.mask, o.rr.n);
-    st->n_written++;
+    while (status == IFT_OK && !bad.ln) {
+      int got;
+      if (phase == 1 && have) { /* the line read in phase 0 */
+        have = 0;
+        got = 1;
+      } else {
+        got = 0;
+        if (pos >= b || (len = getline(&line, &cap, f)) < 0) break;
+        pos += len;
+        ln++;
+        st->bytes += len;
+        if (st->progress && rank == 0 && (ln & 255) == 0) {
+          const double t = now_s();
+          if (t - last >= 2) {
+            last = t;
+            fprintf(stderr, "prep: %ld rows, %.0f rows/s, %.1f MB/s, %.0f%% of %s%s\n", st->n_written,
+                    st->n_written / (t - t0), st->bytes / 1e6 / (t - t0),
+                    b > a ? 100.0 * (double)(pos - a) / (double)(b - a) : 100.0, P > 1 ? "rank 0's share of " : "",
+                    in);
+          }
+        }
+        int blank;
+        if ((status = prep_line(&c, line, (size_t)len, ln, &o, &blank)) != IFT_OK) break;
+        if (blank) continue;
+        st->n_read++;
+        got = 1;
+      }
+      if (!o.err[0] && kind >= 0 && kind != o.pairs)
+        snprintf(o.err, sizeof o.err,
+                 "preference lines (prompt/chosen/rejected) cannot be mixed with other lines in one file");
+      if (o.err[0]) {
+        if (st->skip_bad) {
+          st->n_skipped++;
+          continue;
+        }
+        char where[32] = "";
+        if (o.col) snprintf(where, sizeof where, ":%ld", o.col);
+        bad.ln = ln;
+        bad.hint = o.encoding ? "fix the text (it must be valid UTF-8 without NUL), pass "
+                                "--replace-invalid to replace it by U+FFFD, or --skip-bad to skip the line"
+                              : "fix the line, or pass --skip-bad to skip malformed lines";
+        snprintf(bad.msg, sizeof bad.msg, "%s:%ld%s: %s", in, ln, where, o.err);
+        break;
+      }
+      if (phase == 0) { /* keep it for phase 1 */
+        have = got;
+        good_ln = ln;
+        break;
+      }
+      int t = truncate_row(&o.r, st->max_len);
+      if (o.pairs) t |= truncate_row(&o.rc, st->max_len) | truncate_row(&o.rr, st->max_len);
+      st->n_truncated += t;
+      for (int k = 0; k < o.r.n; k++) trainable += o.r.mask[k];
+      st->n_replaced += o.nrep;
+      st->n_straddle += o.straddle;
+      st->n_tokens += o.r.n;
+      templated |= o.templated;
+      status = data_writer_add(w, o.r.tok, o.r.mask, o.r.n, o.rc.tok, o.rc.mask, o.rc.n, o.rr.tok, o.rr.mask, o.rr.n);
+      st->n_written++;
+    }
+    status = dist_agree(status, comm);
   }
   st->seconds = now_s() - t0;
   fclose(f);
@@ -807,6 +912,28 @@ ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st)
   row_free(&o.r);
   row_free(&o.rc);
   row_free(&o.rr);
+  /* the first bad line of the file: the lowest rank with one */
+  if (status == IFT_OK) {
+    struct {
+      long ln;
+      int rank;
+    } mine = {bad.ln ? bad.ln : LONG_MAX, rank}, first;
+    if (MPI_Allreduce(&mine, &first, 1, MPI_LONG_INT, MPI_MINLOC, comm) != MPI_SUCCESS) status = IFT_ERR_MPI;
+    else if (first.ln != LONG_MAX) {
+      if (rank == first.rank) ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "JSONL line", bad.hint, "%s", bad.msg);
+      else ift_error_quiet_set(IFT_ERR_FORMAT, "%s: line %ld is malformed (rank %d reported it)", in, first.ln, first.rank);
+      status = IFT_ERR_FORMAT;
+    }
+  }
+  long sums[9] = {st->n_read, st->n_written, st->n_truncated, st->n_skipped, st->n_replaced,
+                  st->n_tokens, st->n_straddle, trainable, templated};
+  if (status == IFT_OK && P > 1 && (status = sum_long(sums, 9, comm)) == IFT_OK) {
+    st->n_read = sums[0], st->n_written = sums[1], st->n_truncated = sums[2], st->n_skipped = sums[3];
+    st->n_replaced = sums[4], st->n_tokens = sums[5], st->n_straddle = sums[6], trainable = sums[7];
+    templated = sums[8] > 0;
+    long long by = st->bytes;
+    if (MPI_Allreduce(&by, &st->bytes, 1, MPI_LONG_LONG, MPI_SUM, comm) != MPI_SUCCESS) status = IFT_ERR_MPI;
+  }
   if (status == IFT_OK && !w) {
     ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "input", "give a JSONL file with one example per line",
                   "%s has no usable examples", in);
@@ -820,8 +947,12 @@ ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st)
                   in, st->n_written, st->n_truncated, st->max_len);
     status = IFT_ERR_FORMAT;
   }
-  char hex[65];
-  if (sh) core_sha256_end(sh, hex);
+  char hex[65] = "";
+  if (status == IFT_OK) {
+    status = rank == 0 ? hash_file(in, hex) : IFT_OK;
+    status = dist_agree(status, comm);
+    if (status == IFT_OK && P > 1 && MPI_Bcast(hex, 65, MPI_CHAR, 0, comm) != MPI_SUCCESS) status = IFT_ERR_MPI;
+  }
   if (status != IFT_OK) {
     data_writer_discard(w); /* nothing is written: the output stays as it was */
     ctx_close(&c);
@@ -830,16 +961,22 @@ ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st)
   data_writer_attr_str(w, "source", in);
   data_writer_attr_str(w, "sha256", hex); /* the source hash; the writer adds content_sha256 */
   data_writer_attr_int(w, "utf8_replaced", st->n_replaced);
-  char ident[80] = DATA_TOKENIZER;
   if (c.t) {
+    char ident[80];
     snprintf(ident, sizeof ident, "hf:%s", tok_sha256(c.t));
     snprintf(st->used_template, sizeof st->used_template, "%s", templated ? chat_kind_name(c.tmpl.kind) : "none");
+    data_writer_attr_str(w, "tokenizer", ident);
     data_writer_attr_str(w, "tokenizer_sha256", tok_sha256(c.t));
     data_writer_attr_str(w, "chat_template", st->used_template);
     data_writer_attr_str(w, "tokenizer_source", st->tokenizer);
   }
   ctx_close(&c);
+  const double tw = now_s();
   status = data_writer_close(w);
-  if (status == IFT_OK && strcmp(ident, DATA_TOKENIZER)) status = stamp_tokenizer(part, out, ident);
+  st->seconds += now_s() - tw;
   return status;
+}
+
+ift_status data_prep_jsonl(const char *in, const char *out, data_prep_stats *st) {
+  return data_prep_jsonl_comm(in, out, st, MPI_COMM_SELF);
 }

@@ -346,6 +346,39 @@ assert f.attrs[\"tokenizer\"] in (b\"bytes-v1\", \"bytes-v1\")
 assert f[\"tokens\"][...].tolist() == [257, 97, 98, 258, 257, 112, 261, 99, 258]
 assert f[\"loss_mask\"][...].tolist() == [0, 1, 1, 1, 0, 0, 0, 1, 1]' $w/b.h5"
 
+# ---- many ranks: each converts its share of the lines, the rows are written together
+cat > $w/same.sh <<'SH'
+# same.sh A.h5 B.h5 [other-source]: the same rows and attributes (content_sha256, the
+# source hash unless the sources differ, tokenizer)
+/usr/bin/python3 - "$@" <<'PY'
+import h5py, sys
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+for k in ("content_sha256", "tokenizer", "chat_template", "vocab_size") + (("sha256",) if len(sys.argv) < 4 else ()):
+    assert (a.attrs.get(k) == b.attrs.get(k)), (k, a.attrs.get(k), b.attrs.get(k))
+for d in ("tokens", "offsets", "loss_mask"):
+    assert (a[d][...] == b[d][...]).all(), d
+print("FIG %s: %d rows, content_sha256 %s" % (sys.argv[2].rsplit("/", 1)[-1], a["offsets"].shape[0] - 1, str(a.attrs["content_sha256"])[:18]))
+PY
+SH
+check "2 and 3 ranks write the data set 1 rank writes (Qwen3 chat, preference pairs)" sh -c "
+  for f in qwen3.m qwen3.pp; do
+    for i in 1 2 3 4 5 6; do cat $w/\$f.jsonl; done > $w/\$f.x6.jsonl &&
+    $IFTRAIN prep $w/\$f.x6.jsonl --tokenizer $w/tk/qwen3 -o $w/\$f.r1.h5 --quiet > /dev/null &&
+    for P in 2 3; do
+      $MPIRUN_WRAP \$P $IFTRAIN prep $w/\$f.x6.jsonl --tokenizer $w/tk/qwen3 -o $w/\$f.r\$P.h5 --quiet > /dev/null &&
+      sh $w/same.sh $w/\$f.r1.h5 $w/\$f.r\$P.h5 || exit 1
+    done
+  done"
+check "on 2 ranks the file's first bad line is the one reported; --skip-bad skips the same lines" sh -c "
+  n=\$(wc -l < $w/qwen3.m.x6.jsonl) &&
+  awk -v n=\$n '{print} NR==5{print \"{not json\"} NR==n-3{print \"[1]\"}' $w/qwen3.m.x6.jsonl > $w/bad2.jsonl &&
+  $EXPECT 2 'bad2.jsonl:6:2: ' $MPIRUN_WRAP 2 $IFTRAIN prep $w/bad2.jsonl --tokenizer $w/tk/qwen3 -o $w/bad2.h5 &&
+  awk -v n=\$n '{print} NR==n-3{print \"[1]\"}' $w/qwen3.m.x6.jsonl > $w/bad3.jsonl &&
+  $EXPECT 2 \"bad3.jsonl:\$((n-2)): each line must be a JSON object\" $MPIRUN_WRAP 2 $IFTRAIN prep $w/bad3.jsonl --tokenizer $w/tk/qwen3 -o $w/bad3.h5 &&
+  test ! -e $w/bad2.h5 && test ! -e $w/bad3.h5 &&
+  $MPIRUN_WRAP 2 $IFTRAIN prep $w/bad2.jsonl --tokenizer $w/tk/qwen3 -o $w/skip2.h5 --skip-bad --quiet | grep -q ', 2 malformed skipped' &&
+  sh $w/same.sh $w/qwen3.m.r1.h5 $w/skip2.h5 other-source"
+
 # ---- train and eval: the tokenizer must be the model's; end to end
 V=$(/usr/bin/python3 -c "import sys; sys.path.insert(0, '$w'); import check; print(check.tok_info('$w/tk/qwen3')[0])")
 $REF make $w/hfq --seed 5 --vocab $V --hidden 16 --layers 1 --heads 2 --intermediate 32 --max-pos 128 > /dev/null &&
