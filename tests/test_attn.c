@@ -1,7 +1,8 @@
 /* Tiled causal attention (src/model/attn.c) against a float64 reference of
  * the textbook formula: the output, the log-sum-exp and the gradients of
  * q, k, v, for sequence lengths below, at and across the block size (1,
- * 5, 64, 65, 130, 200) and head widths 8 and 64; the gradients also by
+ * 5, 64, 65, 130, 200, 300, 600: one to several query and key blocks) and
+ * head widths 8 and 64; the gradients also by
  * finite differences of the float64 reference (which checks the
  * reference).  Kept: only the output and one log-sum-exp per row; dk and dv
  * are added to, as heads sharing a key/value head need. */
@@ -161,7 +162,7 @@ static void one(int T, int D) {
 }
 
 static void test_attn(void) {
-  static const int Ts[] = {1, 5, 64, 65, 130, 200};
+  static const int Ts[] = {1, 5, 64, 65, 130, 200, 300, 600};
   for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++) {
     one(Ts[i], 8);
     one(Ts[i], 64);

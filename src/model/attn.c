@@ -17,7 +17,13 @@
 
 #include "iftrain/kern.h"
 
-enum { BQ = ATTN_BLOCK, BK = ATTN_BLOCK };
+#ifndef ATTN_BQ /* -D for block-size experiments */
+#define ATTN_BQ ATTN_BQ_DEFAULT
+#endif
+#ifndef ATTN_BK
+#define ATTN_BK ATTN_BK_DEFAULT
+#endif
+enum { BQ = ATTN_BQ, BK = ATTN_BK };
 
 size_t attn_scratch_floats(void) { return 2 * (size_t)BQ * BK + 4 * (size_t)BQ; }
 
