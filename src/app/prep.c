@@ -172,7 +172,7 @@ int app_prep(int argc, char **argv) {
     }
     in = jsonl;
   }
-  st.progress = !quiet;
+  st.progress = !quiet && !app_g.quiet; /* --quiet is also the global option */
   ift_status s = gen ? data_prep_jsonl(in, out, &st) : data_prep_jsonl_comm(in, out, &st, MPI_COMM_WORLD);
   if (gen && jsonl == tmp) unlink(tmp);
   if (s != IFT_OK) return app_exit_code(s);

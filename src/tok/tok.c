@@ -651,8 +651,24 @@ ift_status tok_load(tok **out, const char *path) {
   ldctx x = {file, IFT_OK};
   char sha[65];
   IFT_TRY(core_sha256_file(file, sha));
+  /* read whole, then parse from memory: json_load_file reads a character
+   * at a time (a third of the load time of a 9 MB file) */
+  FILE *fp = fopen(file, "rb");
+  IFT_REQUIRE(fp, IFT_ERR_IO, "check the path", "cannot open '%s': %s", file, strerror(errno));
+  tbuf raw = {0};
+  char chunk[1 << 16];
+  size_t got;
+  int rd = 0;
+  while (!rd && (got = fread(chunk, 1, sizeof chunk, fp)) > 0) rd = tbuf_put(&raw, chunk, got);
+  const int ioerr = ferror(fp);
+  fclose(fp);
+  if (rd || ioerr) {
+    tbuf_free(&raw);
+    IFT_REQUIRE(0, rd ? IFT_ERR_NOMEM : IFT_ERR_IO, "check the file", "reading '%s' failed", file);
+  }
   json_error_t je;
-  json_t *root = json_load_file(file, 0, &je);
+  json_t *root = json_loadb(raw.s ? raw.s : "", raw.n, 0, &je);
+  tbuf_free(&raw);
   IFT_REQUIRE(root, IFT_ERR_FORMAT, HINT_BAD, "%s: line %d column %d: %s", file, je.line, je.column, je.text);
   tok *t = calloc(1, sizeof *t);
   if (!t) {
