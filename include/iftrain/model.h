@@ -192,6 +192,22 @@ ift_status model_forward(model *m, float *logp, int *argmax, const model_input *
  * ACCUMULATES into the gradient buffer. */
 ift_status model_backward(model *m, const float *dlogp, int B, int T);
 
+/* ---- generation with a key/value cache (1D layouts: TP 1 and 1D TP)
+ * model_kv_enable allocates the cache (layers x B x T x key/value heads x
+ * head width, twice) for the model's planned B x T; IFT_ERR_UNIMPL in the 2D
+ * mode (generation then runs full forwards).  While enabled, every
+ * model_forward also stores each layer's keys (after RoPE) and values of
+ * all its positions (the prefill).  model_decode then runs one new token
+ * per row: row b's token tok[b] at position pos[b] (< T; the cache holds
+ * that row's positions 0 .. pos[b] - 1 from the prefill or earlier decodes),
+ * its keys and values go into the cache at pos[b], and next[b] is the
+ * greedy next token (ties -> lowest id; under TP the global argmax), the
+ * same as model_forward's argmax at that position up to float rounding. */
+ift_status model_kv_enable(model *m);
+/* 1 when model_kv_enable can work in this layout (not the 2D mode). */
+int model_kv_supported(const model *m);
+ift_status model_decode(model *m, const int *tok, const int *pos, int B, int *next);
+
 void model_zero_grads(model *m);
 
 #ifdef __cplusplus

@@ -227,10 +227,17 @@ int app_generate(int argc, char **argv) {
    * as the next token: V forwards of one short row, fine for the byte-level
    * vocabulary of this build. */
   float *scores = malloc(sizeof(float) * (size_t)V);
+  const int kv = o.temperature <= 0 && model_kv_supported(tc.m); /* 2D mode: full forwards */
+  if (kv) st = model_kv_enable(tc.m);
   for (int step = 0; step < o.max_new && n < Tm && st == IFT_OK; step++) {
     int next;
     int T = n + 1 > 2 ? n + 1 : 2;
-    if (o.temperature <= 0) {
+    if (o.temperature <= 0 && kv && step > 0) {
+      /* the key/value cache holds positions 0 .. n - 2: decode the last token */
+      const int p = n - 1;
+      st = model_decode(tc.m, &seq[p], &p, 1, &next);
+    } else if (o.temperature <= 0) {
+      /* a full forward (the prompt's, which fills the cache when kv) */
       seq[n] = TOK_PAD;
       model_input in = {.tokens = seq};
       st = model_forward(tc.m, tc.ws.logp, tc.ws.argmax, &in, 1, T, 0);

@@ -197,6 +197,12 @@ static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int ma
   long ntok = 0;
   /* the replica's ranks agree on its reads before the forward's collectives */
   IFT_TRY(dist_agree(load_rows(d, rows, nb, Tm, tc->tok, tc->mask, &T, &ntok), tc->grid.tp));
+  /* With the key/value cache (1D layouts) the held-out forward below also
+   * fills the cache: every prompt position's keys and values are those of
+   * the prompt alone (causal attention), and generation then runs one token
+   * per row and step (model_decode); else a full forward per step. */
+  int kv = model_kv_supported(tc->m);
+  if (kv) IFT_TRY(model_kv_enable(tc->m));
   loss_metrics met = {0};
   IFT_TRY(step_microbatch(tc->m, &tc->ws, &met, tc->tok, tc->mask, nb, T, 1.0, 0.0f, &sft, 0));
   sums[0] += met.nll_sum;
@@ -216,6 +222,7 @@ static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int ma
     memcpy(tc->gen + (size_t)j * Tm, tc->tok + (size_t)j * T, sizeof(int) * (size_t)p);
   }
   int Tg = maxp + max_new < Tm ? maxp + max_new : Tm;
+  int nexts[512], dtok[512], dpos[512];
   for (int step = 0; step < max_new; step++) {
     int cur = 0, active = 0;
     for (int j = 0; j < nb; j++)
@@ -225,16 +232,28 @@ static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int ma
       }
     if (!active || cur > Tg) break;
     if (cur < 2) cur = 2;
-    for (int j = 0; j < nb; j++)
-      for (int t = pos[j]; t < cur; t++) tc->gen[(size_t)j * Tm + t] = TOK_PAD;
-    /* pack rows of stride Tm into [nb, cur] */
-    for (int j = 0; j < nb; j++)
-      memmove(tc->gtok + (size_t)j * cur, tc->gen + (size_t)j * Tm, sizeof(int) * (size_t)cur);
-    model_input in = {.tokens = tc->gtok};
-    IFT_TRY(model_forward(tc->m, tc->ws.logp, tc->ws.argmax, &in, nb, cur, 0));
+    if (!kv) {
+      for (int j = 0; j < nb; j++)
+        for (int t = pos[j]; t < cur; t++) tc->gen[(size_t)j * Tm + t] = TOK_PAD;
+      /* pack rows of stride Tm into [nb, cur] */
+      for (int j = 0; j < nb; j++)
+        memmove(tc->gtok + (size_t)j * cur, tc->gen + (size_t)j * Tm, sizeof(int) * (size_t)cur);
+      model_input in = {.tokens = tc->gtok};
+      IFT_TRY(model_forward(tc->m, tc->ws.logp, tc->ws.argmax, &in, nb, cur, 0));
+      for (int j = 0; j < nb; j++) nexts[j] = tc->ws.argmax[(size_t)j * cur + pos[j] - 1];
+    } else {
+      /* each row's last token (the prompt's at step 0, then the one it
+       * took) at its position; the cache holds the positions before it.
+       * Finished rows decode a pad in place: their results are not used. */
+      for (int j = 0; j < nb; j++) {
+        dpos[j] = pos[j] - 1 < Tm - 1 ? pos[j] - 1 : Tm - 1;
+        dtok[j] = done[j] ? TOK_PAD : tc->gen[(size_t)j * Tm + pos[j] - 1];
+      }
+      IFT_TRY(model_decode(tc->m, dtok, dpos, nb, nexts));
+    }
     for (int j = 0; j < nb; j++) {
       if (done[j]) continue;
-      int next = tc->ws.argmax[(size_t)j * cur + pos[j] - 1];
+      int next = nexts[j];
       tc->gen[(size_t)j * Tm + pos[j]] = next;
       /* compare with the reference answer token at this position */
       const int *ref = tc->tok + (size_t)j * T;

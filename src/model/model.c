@@ -56,6 +56,8 @@ struct model {
   int *cnts, *dspl; /* all-gather of token blocks */
   int fwd_B, fwd_T, fwd_kept;
   model_recompute recompute; /* LAYER: one set of layer activations, acts[l] all alias it */
+  float *kv;        /* key/value cache [L][2][Bmax][Tmax][Kl D], NULL when not enabled */
+  float *kvs;       /* decode scratch: scores of one query [Tmax] */
   model_input fwd_in;
 };
 
@@ -518,6 +520,8 @@ void model_destroy(model *m) {
   free(m->gl);
   free(m->acts);
   free(m->cnts);
+  core_free(m->kv);
+  free(m->kvs);
   if (m->ctx2d >= 0) Cblacs_gridexit(m->ctx2d);
   if (m->ctxh >= 0) Cblacs_gridexit(m->ctxh);
   if (m->ctxt >= 0) Cblacs_gridexit(m->ctxt);
@@ -867,6 +871,141 @@ static ift_status head_forward(model *m, float *logp, int *argmax, int B, int T)
   return IFT_OK;
 }
 
+/* ------------------------------------------------------------ KV cache */
+
+static size_t kv_row(const model *m) { return (size_t)m->Kl * m->D; }
+/* keys (kind 0) or values (1) of layer l, row b, position t */
+static float *kv_at(const model *m, int l, int kind, int b, int t) {
+  return m->kv + ((((size_t)l * 2 + kind) * m->Bmax + b) * m->Tmax + t) * kv_row(m);
+}
+
+/* The keys (after RoPE) and values of layer l's last forward into the cache. */
+static void kv_store(model *m, int l, int B, int T) {
+  const layer_acts *a = &m->acts[l];
+  const size_t kd = kv_row(m);
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const float *row = a->qkv + ((size_t)b * T + t) * m->Q3;
+      memcpy(kv_at(m, l, 0, b, t), row + (size_t)m->Hl * m->D, sizeof(float) * kd);
+      memcpy(kv_at(m, l, 1, b, t), row + (size_t)(m->Hl + m->Kl) * m->D, sizeof(float) * kd);
+    }
+}
+
+int model_kv_supported(const model *m) { return !m->pr; }
+
+ift_status model_kv_enable(model *m) {
+  if (m->kv) return IFT_OK;
+  IFT_REQUIRE(!m->pr, IFT_ERR_UNIMPL, "generation runs full forwards in the 2D mode",
+              "the key/value cache is implemented for the 1D layouts only");
+  const size_t n = (size_t)m->L * 2 * m->Bmax * m->Tmax * kv_row(m);
+  m->kv = core_alloc(sizeof(float) * n);
+  m->kvs = malloc(sizeof(float) * (size_t)m->Tmax);
+  if (!m->kv || !m->kvs) {
+    core_free(m->kv);
+    free(m->kvs);
+    m->kv = NULL;
+    m->kvs = NULL;
+    IFT_REQUIRE(0, IFT_ERR_NOMEM, "generate with a smaller micro-batch or sequence length",
+                "cannot allocate a key/value cache of %.1f MiB", n * 4.0 / 1048576);
+  }
+  return IFT_OK;
+}
+
+/* One decoder layer for B single tokens at positions pos (1D layouts):
+ * the layer's activation buffers serve as scratch. */
+static ift_status layer_decode(model *m, int l, const float *x, float *y, const int *pos, int B) {
+  const int C = m->C, Q3 = m->Q3, D = m->D, HD = m->Hl * D, Fl = m->Fl, G = m->Hl / m->Kl, h2 = D / 2;
+  const model_layer_view *w = &m->pl[l];
+  layer_acts *a = &m->acts[l];
+  const float eps = (float)m->cfg.rms_norm_eps, scale = 1.0f / sqrtf((float)D);
+  kern_rmsnorm_forward(a->xn1, a->rstd1, x, w->ln1, B, C, eps);
+  kern_sgemm(0, 1, B, Q3, C, 1.0f, a->xn1, C, w->qkv, C, 0.0f, a->qkv, Q3);
+  for (int b = 0; b < B; b++) {
+    float *q = a->qkv + (size_t)b * Q3;
+    const int p = pos[b];
+    kern_rope_forward(q, m->cosv + (size_t)p * h2, m->sinv + (size_t)p * h2, 1, 1, m->Hl + m->Kl, D, Q3);
+    memcpy(kv_at(m, l, 0, b, p), q + HD, sizeof(float) * kv_row(m));
+    memcpy(kv_at(m, l, 1, b, p), q + HD + (size_t)m->Kl * D, sizeof(float) * kv_row(m));
+    const int n = p + 1, ldk = (int)kv_row(m);
+    /* one query against n cached keys: loops, not GEMM calls (a BLIS call
+     * costs more than these few thousand flops) */
+    for (int h = 0; h < m->Hl; h++) {
+      const int g = h / G;
+      const float *qh = q + (size_t)h * D, *K = kv_at(m, l, 0, b, 0) + (size_t)g * D,
+                  *V = kv_at(m, l, 1, b, 0) + (size_t)g * D;
+      for (int j = 0; j < n; j++) {
+        const float *kj = K + (size_t)j * ldk;
+        float acc = 0.0f;
+        for (int d = 0; d < D; d++) acc += qh[d] * kj[d];
+        m->kvs[j] = acc;
+      }
+      kern_softmax_forward(m->kvs, m->kvs, 1, n, n, scale, n - 1);
+      float *o = a->att + (size_t)b * HD + (size_t)h * D;
+      for (int d = 0; d < D; d++) o[d] = 0.0f;
+      for (int j = 0; j < n; j++) {
+        const float pj = m->kvs[j], *vj = V + (size_t)j * ldk;
+        for (int d = 0; d < D; d++) o[d] += pj * vj[d];
+      }
+    }
+  }
+  kern_sgemm(0, 1, B, C, HD, 1.0f, a->att, HD, w->o, HD, 0.0f, a->x_mid, C);
+  IFT_TRY(tp_sum(m, a->x_mid, (size_t)B * C));
+  for (size_t i = 0; i < (size_t)B * C; i++) a->x_mid[i] += x[i];
+  kern_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ln2, B, C, eps);
+  kern_sgemm(0, 1, B, 2 * Fl, C, 1.0f, a->xn2, C, w->gu, C, 0.0f, a->gu, 2 * Fl);
+  kern_swiglu_forward(a->h, a->gu, a->gu + Fl, B, Fl, 2 * Fl);
+  kern_sgemm(0, 1, B, C, Fl, 1.0f, a->h, Fl, w->down, Fl, 0.0f, y, C);
+  IFT_TRY(tp_sum(m, y, (size_t)B * C));
+  for (size_t i = 0; i < (size_t)B * C; i++) y[i] += a->x_mid[i];
+  return IFT_OK;
+}
+
+ift_status model_decode(model *m, const int *tok, const int *pos, int B, int *next) {
+  IFT_REQUIRE(m->kv, IFT_ERR_INTERNAL, "call model_kv_enable and a prefill forward first",
+              "model_decode without a key/value cache");
+  IFT_REQUIRE(B >= 1 && B <= m->Bmax, IFT_ERR_ARG, "decode at most the planned micro-batch",
+              "decode of %d rows exceeds the planned %d", B, m->Bmax);
+  const int C = m->C, Vl = m->Vl;
+  for (int b = 0; b < B; b++) {
+    IFT_REQUIRE(pos[b] >= 0 && pos[b] < m->Tmax, IFT_ERR_ARG, "generate within the planned sequence length",
+                "decode position %d of row %d is outside [0, %d)", pos[b], b, m->Tmax);
+    IFT_REQUIRE(tok[b] >= 0 && tok[b] < m->V, IFT_ERR_FORMAT, "the tokens must be in the vocabulary",
+                "token id %d of row %d is outside the vocabulary [0, %d)", tok[b], b, m->V);
+  }
+  /* the residual stream of B tokens in two [B, C] buffers of the arena */
+  float *x = m->g, *y = m->dtmp;
+  model_input in = {.tokens = tok};
+  embed_forward(m, x, &in, B);
+  IFT_TRY(tp_sum(m, x, (size_t)B * C));
+  for (int l = 0; l < m->L; l++) {
+    IFT_TRY(layer_decode(m, l, x, y, pos, B));
+    float *t = x;
+    x = y;
+    y = t;
+  }
+  kern_rmsnorm_forward(m->xnf, m->rstdf, x, m->pv.norm, B, C, (float)m->cfg.rms_norm_eps);
+  /* greedy: the largest logit, the lowest id on ties (as kern_ce_stats) */
+  struct {
+    float v;
+    int i;
+  } *best = (void *)m->dxn;
+  for (int b0 = 0; b0 < B; b0 += HEAD_CHUNK) {
+    const int nc = b0 + HEAD_CHUNK < B ? HEAD_CHUNK : B - b0;
+    kern_sgemm(0, 1, nc, Vl, C, 1.0f, m->xnf + (size_t)b0 * C, C, m->pv.head, C, 0.0f, m->logits, Vl);
+    for (int r = 0; r < nc; r++) {
+      const float *lg = m->logits + (size_t)r * Vl;
+      int k = 0;
+      for (int v = 1; v < Vl; v++)
+        if (lg[v] > lg[k]) k = v;
+      best[b0 + r].v = lg[k];
+      best[b0 + r].i = m->v0 + k;
+    }
+  }
+  if (m->tp != MPI_COMM_NULL) IFT_TRY(dist_allreduce(best, B, MPI_FLOAT_INT, MPI_MAXLOC, m->tp));
+  for (int b = 0; b < B; b++) next[b] = best[b].i;
+  return IFT_OK;
+}
+
 ift_status model_forward(model *m, float *logp, int *argmax, const model_input *in, int B, int T,
                          int keep) {
   IFT_REQUIRE(B >= 1 && B <= m->Bmax && T >= 2 && T <= m->Tmax, IFT_ERR_ARG,
@@ -882,8 +1021,10 @@ ift_status model_forward(model *m, float *logp, int *argmax, const model_input *
   }
   embed_forward(m, m->xs, in, N);
   IFT_TRY(tp_sum(m, m->xs, (size_t)N * C));
-  for (int l = 0; l < m->L; l++)
+  for (int l = 0; l < m->L; l++) {
     IFT_TRY(layer_forward(m, l, m->xs + (size_t)l * N * C, m->xs + (size_t)(l + 1) * N * C, B, T));
+    if (m->kv) kv_store(m, l, B, T);
+  }
   kern_rmsnorm_forward(m->xnf, m->rstdf, m->xs + (size_t)m->L * N * C, m->pv.norm, N, C,
                        (float)m->cfg.rms_norm_eps);
   IFT_TRY(head_forward(m, logp, argmax, B, T));
