@@ -947,6 +947,9 @@ ift_status data_prep_jsonl_comm(const char *in, const char *out, data_prep_stats
                   in, st->n_written, st->n_truncated, st->max_len);
     status = IFT_ERR_FORMAT;
   }
+  /* a rank whose lines needed no template has not read it: the
+   * attributes must be the same on every rank */
+  if (status == IFT_OK && c.t && templated) status = dist_agree(need_template(&c), comm);
   char hex[65] = "";
   if (status == IFT_OK) {
     status = rank == 0 ? hash_file(in, hex) : IFT_OK;
