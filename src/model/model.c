@@ -804,16 +804,14 @@ static ift_status layer_forward_2d(model *m, int l, const float *x, float *y, in
   return IFT_OK;
 }
 
-static ift_status layer_forward(model *m, int l, const float *x, float *y, int B, int T) {
-  if (m->pr) return layer_forward_2d(m, l, x, y, B, T);
-  const int N = B * T, C = m->C, Q3 = m->Q3, HD = m->Hl * m->D, Fl = m->Fl;
+/* The rest of a 1D layer after attention, for N tokens: output projection
+ * (row-parallel: all-reduce), residual, RMSNorm, SwiGLU MLP, residual.
+ * a->att holds the attention output; y receives the layer's output. */
+static ift_status layer_tail_1d(model *m, int l, const float *x, float *y, int N) {
+  const int C = m->C, HD = m->Hl * m->D, Fl = m->Fl;
   const model_layer_view *w = &m->pl[l];
   layer_acts *a = &m->acts[l];
   const float eps = (float)m->cfg.rms_norm_eps;
-  kern_rmsnorm_forward(a->xn1, a->rstd1, x, w->ln1, N, C, eps);
-  kern_sgemm(0, 1, N, Q3, C, 1.0f, a->xn1, C, w->qkv, C, 0.0f, a->qkv, Q3);
-  kern_rope_forward(a->qkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, Q3);
-  attention_forward(m, a, B, T);
   kern_sgemm(0, 1, N, C, HD, 1.0f, a->att, HD, w->o, HD, 0.0f, a->x_mid, C);
   IFT_TRY(tp_sum(m, a->x_mid, (size_t)N * C));
   for (size_t i = 0; i < (size_t)N * C; i++) a->x_mid[i] += x[i];
@@ -824,6 +822,19 @@ static ift_status layer_forward(model *m, int l, const float *x, float *y, int B
   IFT_TRY(tp_sum(m, y, (size_t)N * C));
   for (size_t i = 0; i < (size_t)N * C; i++) y[i] += a->x_mid[i];
   return IFT_OK;
+}
+
+static ift_status layer_forward(model *m, int l, const float *x, float *y, int B, int T) {
+  if (m->pr) return layer_forward_2d(m, l, x, y, B, T);
+  const int N = B * T, C = m->C, Q3 = m->Q3;
+  const model_layer_view *w = &m->pl[l];
+  layer_acts *a = &m->acts[l];
+  const float eps = (float)m->cfg.rms_norm_eps;
+  kern_rmsnorm_forward(a->xn1, a->rstd1, x, w->ln1, N, C, eps);
+  kern_sgemm(0, 1, N, Q3, C, 1.0f, a->xn1, C, w->qkv, C, 0.0f, a->qkv, Q3);
+  kern_rope_forward(a->qkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, Q3);
+  attention_forward(m, a, B, T);
+  return layer_tail_1d(m, l, x, y, N);
 }
 
 /* Log-probs (and argmax) of the LM head in chunks of rows, so the full
@@ -914,7 +925,7 @@ ift_status model_kv_enable(model *m) {
 /* One decoder layer for B single tokens at positions pos (1D layouts):
  * the layer's activation buffers serve as scratch. */
 static ift_status layer_decode(model *m, int l, const float *x, float *y, const int *pos, int B) {
-  const int C = m->C, Q3 = m->Q3, D = m->D, HD = m->Hl * D, Fl = m->Fl, G = m->Hl / m->Kl, h2 = D / 2;
+  const int C = m->C, Q3 = m->Q3, D = m->D, HD = m->Hl * D, G = m->Hl / m->Kl, h2 = D / 2;
   const model_layer_view *w = &m->pl[l];
   layer_acts *a = &m->acts[l];
   const float eps = (float)m->cfg.rms_norm_eps, scale = 1.0f / sqrtf((float)D);
@@ -948,16 +959,7 @@ static ift_status layer_decode(model *m, int l, const float *x, float *y, const 
       }
     }
   }
-  kern_sgemm(0, 1, B, C, HD, 1.0f, a->att, HD, w->o, HD, 0.0f, a->x_mid, C);
-  IFT_TRY(tp_sum(m, a->x_mid, (size_t)B * C));
-  for (size_t i = 0; i < (size_t)B * C; i++) a->x_mid[i] += x[i];
-  kern_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ln2, B, C, eps);
-  kern_sgemm(0, 1, B, 2 * Fl, C, 1.0f, a->xn2, C, w->gu, C, 0.0f, a->gu, 2 * Fl);
-  kern_swiglu_forward(a->h, a->gu, a->gu + Fl, B, Fl, 2 * Fl);
-  kern_sgemm(0, 1, B, C, Fl, 1.0f, a->h, Fl, w->down, Fl, 0.0f, y, C);
-  IFT_TRY(tp_sum(m, y, (size_t)B * C));
-  for (size_t i = 0; i < (size_t)B * C; i++) y[i] += a->x_mid[i];
-  return IFT_OK;
+  return layer_tail_1d(m, l, x, y, B);
 }
 
 ift_status model_decode(model *m, const int *tok, const int *pos, int B, int *next) {
