@@ -441,10 +441,13 @@ ift_status model_create_opt(model **out, const model_config *cfg, MPI_Comm tp, i
   m->fcap = fcap;
   const size_t CH = C > (size_t)m->H * m->D ? C : (size_t)m->H * m->D; /* widest of C, H*D */
   const size_t scap = pr ? (3 * CH / (size_t)pr + 2 * (size_t)m->K * m->D / (size_t)pr) * tokb : 0;
-  size_t per_layer = N * C /* x_mid */ + N + N * C + N * Q3 + (size_t)B * m->Hl * T + N * HD +
-                     N + N * C + 2 * fcap + fcap + 16 * 11;
+  /* per layer: x_mid, rstd1, qkv, the attention's log-sum-exp, att, rstd2,
+   * gate/up; the normalised inputs xn1, xn2 and the SwiGLU product h are
+   * recomputed in backward (cheap), so one set serves every layer */
+  size_t per_layer = N * C /* x_mid */ + N + N * Q3 + (size_t)B * m->Hl * T + N * HD + N + 2 * fcap + 16 * 8;
+  const size_t shared = 2 * N * C + fcap + 16 * 3;
   const size_t nsets = rc == MODEL_RECOMPUTE_LAYER ? 1 : (size_t)m->L; /* sets of layer activations */
-  size_t total = (size_t)(m->L + 1) * N * C + nsets * per_layer + N + N * C + N +
+  size_t total = (size_t)(m->L + 1) * N * C + nsets * per_layer + shared + N + N * C + N +
                  (size_t)T * m->D + (size_t)HEAD_CHUNK * m->Vl +
                  /* scratch */ 3 * N * C + N * Q3 + N * HD + attn_scratch_floats() + 2 * fcap + fcap + scap +
                  4 * N + 16 * 42;
@@ -458,6 +461,7 @@ ift_status model_create_opt(model **out, const model_config *cfg, MPI_Comm tp, i
   m->act_bytes = total * sizeof(float);
   float *cur = arena;
   m->xs = arena_take(&cur, (size_t)(m->L + 1) * N * C);
+  float *xn1 = arena_take(&cur, N * C), *xn2 = arena_take(&cur, N * C), *h = arena_take(&cur, fcap);
   for (int l = 0; l < m->L; l++) {
     layer_acts *a = &m->acts[l];
     if ((size_t)l >= nsets) {
@@ -466,14 +470,14 @@ ift_status model_create_opt(model **out, const model_config *cfg, MPI_Comm tp, i
     }
     a->x_mid = arena_take(&cur, N * C);
     a->rstd1 = arena_take(&cur, N);
-    a->xn1 = arena_take(&cur, N * C);
+    a->xn1 = xn1;
     a->qkv = arena_take(&cur, N * Q3);
     a->alse = arena_take(&cur, (size_t)B * m->Hl * T);
     a->att = arena_take(&cur, N * HD);
     a->rstd2 = arena_take(&cur, N);
-    a->xn2 = arena_take(&cur, N * C);
+    a->xn2 = xn2;
     a->gu = arena_take(&cur, 2 * fcap);
-    a->h = arena_take(&cur, fcap);
+    a->h = h;
   }
   m->rstdf = arena_take(&cur, N);
   m->xnf = arena_take(&cur, N * C);
@@ -1073,12 +1077,17 @@ static ift_status layer_backward_2d(model *m, int l, const float *x, float *g, i
   /* s2d holds two operands one after the other: the first of up to max(C, H*D) rows */
   const size_t capC = (size_t)((C > HD ? C : HD) / m->pr) * tok_block(m, N);
   const float *gv = act_view(m, g, C, N); /* dL/dy, this rank's 2D block */
+  /* the normalised inputs and the SwiGLU product again (one set serves all layers) */
+  const float eps = (float)m->cfg.rms_norm_eps;
+  kern_rmsnorm_forward(a->xn1, a->rstd1, x, w->ln1, N, C, eps);
+  kern_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ln2, N, C, eps);
   /* MLP */
   const float *xv2 = act_view(m, a->xn2, C, N);
   const float *G = a->gu, *U = a->gu + m->fcap;
+  const int nl = F / m->pr * tok_local(m, N);
+  if (nl) kern_swiglu_forward(a->h, G, U, 1, nl, nl);
   float *dG = m->dgu, *dU = m->dgu + m->fcap, *dx = m->s2d;
   mm2d_backward(m, &t[8], a->h, dF, gv, dXr, m->dh, dF, 0.0f, N);
-  const int nl = F / m->pr * tok_local(m, N);
   if (nl) kern_swiglu_backward(dG, dU, m->dh, G, U, 1, nl, nl);
   mm2d_backward(m, &t[6], xv2, dXr, dG, dF, dx, dZ, 0.0f, N);
   mm2d_backward(m, &t[7], xv2, dXr, dU, dF, dx, dZ, 1.0f, N);
@@ -1114,6 +1123,12 @@ static ift_status layer_backward(model *m, int l, const float *x, float *g, int 
   const int N = B * T, C = m->C, Q3 = m->Q3, HD = m->Hl * m->D, Fl = m->Fl;
   const model_layer_view *w = &m->pl[l], *dw = &m->gl[l];
   layer_acts *a = &m->acts[l];
+  /* the normalised inputs and the SwiGLU product again (one set serves all
+   * layers): the same arithmetic, the same bits */
+  const float eps = (float)m->cfg.rms_norm_eps;
+  kern_rmsnorm_forward(a->xn1, a->rstd1, x, w->ln1, N, C, eps);
+  kern_rmsnorm_forward(a->xn2, a->rstd2, a->x_mid, w->ln2, N, C, eps);
+  kern_swiglu_forward(a->h, a->gu, a->gu + Fl, N, Fl, 2 * Fl);
   /* MLP: y = x_mid + down(swiglu(gu(norm(x_mid)))) */
   kern_sgemm(0, 0, N, Fl, C, 1.0f, g, C, w->down, Fl, 0.0f, m->dh, Fl);
   kern_sgemm(1, 0, C, Fl, N, 1.0f, g, C, a->h, Fl, 1.0f, dw->down, Fl);
