@@ -115,7 +115,7 @@ static void one(int T, int D) {
     }
   ref(q, k, v, T, D, scale, o, lse, dO, dq, dk, dv);
   attn_forward(qkv, qkv + D, qkv + 2 * D + 1, ld, fo, ldo, flse, T, D, (float)scale, scr);
-  float *of = malloc(sizeof(float) * n);
+  float *of = calloc(n, sizeof(float));
   for (int t = 0; t < T; t++)
     for (int d = 0; d < D; d++) of[t * D + d] = fo[t * ldo + d];
   const double eo = maxrel(of, o, n), el = maxrel(flse, lse, (size_t)T);
@@ -124,7 +124,7 @@ static void one(int T, int D) {
     for (int d = 0; d < D; d++) g[t * ld + D + d] = g[t * ld + 2 * D + 1 + d] = 1.0f;
   attn_backward(qkv, qkv + D, qkv + 2 * D + 1, ld, fo, fdO, ldo, flse, g, g + D, g + 2 * D + 1, T, D,
                 (float)scale, scr);
-  float *gq = malloc(sizeof(float) * n * 3), *gk = gq + n, *gv = gk + n;
+  float *gq = calloc(n * 3, sizeof(float)), *gk = gq + n, *gv = gk + n;
   for (int t = 0; t < T; t++)
     for (int d = 0; d < D; d++) {
       gq[t * D + d] = g[t * ld + d];
