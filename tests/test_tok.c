@@ -20,22 +20,11 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "tmpdir.h"
 #include "iftrain/core.h"
 #include "iftrain/tok.h"
 
-static char g_dir[64];
-
-static const char *tmp_path(const char *name) {
-  static char buf[4][256];
-  static int k;
-  if (!g_dir[0]) {
-    strcpy(g_dir, "/tmp/ift_test_tok_XXXXXX");
-    if (!mkdtemp(g_dir)) abort();
-  }
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-  return buf[k];
-}
+static const char *tmp_path(const char *name) { return ift_tmp_path("/tmp/ift_test_tok_XXXXXX", name); }
 
 static int has(const char *needle) {
   int ok = strstr(ift_error_last(), needle) != NULL;
