@@ -83,7 +83,7 @@ static void test_rope(void) {
   kern_rope_table(cs, sn, T, D, inv);
   for (int i = 0; i < B * T * LD; i++) x[i] = (float)rnd(4, i);
   memcpy(y, x, sizeof x);
-  kern_rope_forward(y, cs, sn, B, T, H, D, LD);
+  kern_rope_forward(y, cs, sn, B, T, H, D, LD, NULL);
   /* position 0 is the identity; columns past H*D untouched */
   for (int i = 0; i < H * D; i++) CU_ASSERT_EQUAL(y[i], x[i]);
   for (int r = 0; r < B * T; r++)
@@ -93,7 +93,22 @@ static void test_rope(void) {
   IFT_ASSERT_CLOSE(y[3 * LD + D + 2], x1 * cos(a) - x2 * sin(a), 0, 1e-5);
   IFT_ASSERT_CLOSE(y[3 * LD + D + 2 + D / 2], x2 * cos(a) + x1 * sin(a), 0, 1e-5);
   /* backward is the adjoint = inverse of an orthogonal map */
-  kern_rope_backward(y, cs, sn, B, T, H, D, LD);
+  kern_rope_backward(y, cs, sn, B, T, H, D, LD, NULL);
+  for (int i = 0; i < B * T * LD; i++) IFT_ASSERT_CLOSE(y[i], x[i], 0, 1e-5);
+  /* explicit positions (packed documents restart at 0): row r rotates as
+   * position pos[r] does without them */
+  const int pos[B * T] = {0, 1, 2, 0, 1, 4, 3, 0, 1, 2};
+  float z[B * T * LD];
+  memcpy(y, x, sizeof x);
+  kern_rope_forward(y, cs, sn, B, T, H, D, LD, pos);
+  for (int r = 0; r < B * T; r++) {
+    const int src = (r / T) * T + pos[r]; /* the row of this batch row at that position */
+    memcpy(z, x, sizeof x);
+    memcpy(z + src * LD, x + r * LD, sizeof(float) * LD);
+    kern_rope_forward(z, cs, sn, B, T, H, D, LD, NULL);
+    for (int i = 0; i < LD; i++) CU_ASSERT_EQUAL(y[r * LD + i], z[src * LD + i]);
+  }
+  kern_rope_backward(y, cs, sn, B, T, H, D, LD, pos);
   for (int i = 0; i < B * T * LD; i++) IFT_ASSERT_CLOSE(y[i], x[i], 0, 1e-5);
 }
 

@@ -101,12 +101,13 @@ void kern_rmsnorm_backward(float *dx /* N,C */, float *dw /* C */,
 void kern_rope_table(float *cosv /* T,D/2 */, float *sinv /* T,D/2 */, int T, int D,
                      const float *inv_freq /* D/2 */);
 /* Rotate in place H heads of dim D in each of B*T rows; head h of row r starts
- * at x + r*ld + h*D.  Position of row r is r % T. */
+ * at x + r*ld + h*D.  Position of row r is pos[r] (< the table's T), or r % T
+ * when pos is NULL (packed sequences restart positions per document). */
 void kern_rope_forward(float *x, const float *cosv, const float *sinv, int B, int T,
-                       int H, int D, int ld);
+                       int H, int D, int ld, const int *pos);
 /* Adjoint (inverse rotation) in place: turns d(out) into d(in). */
 void kern_rope_backward(float *dx, const float *cosv, const float *sinv, int B, int T,
-                        int H, int D, int ld);
+                        int H, int D, int ld, const int *pos);
 
 /* ---------------------------------------------------------------- SwiGLU */
 

@@ -180,6 +180,10 @@ typedef struct {
   float lambda;       /* blend weight of alt */
   int embed_grad;     /* 0: no gradient into the input lookups (IFT
                          reference: frozen copy of the table) */
+  const int *pos;     /* B,T or NULL: packed rows — position of each token in
+                         its document (0 starts a document; a document
+                         attends only to itself); NULL: t.  Must stay valid
+                         until model_backward. */
 } model_input;
 
 /* Forward.  logp (B,T) receives per-token target log-probs (see top).

@@ -22,12 +22,35 @@ typedef struct {
   loss_pref_opts pref; /* DPO, IPO, ORPO, SimPO */
 } step_cfg;
 
-/* Scratch of one micro-batch, allocated once. */
+/* Scratch of one micro-batch, allocated once (the packed losses' document
+ * view grows on demand). */
 typedef struct {
   int B, T;
   float *logp, *dlogp;
   int *argmax, *alt;
+  size_t vcap;           /* floats of the document view */
+  float *vlogp, *vdlogp; /* [documents, longest document] */
+  uint8_t *vmask;
 } step_ws;
+
+/* One document of a packed micro-batch: tokens [start, start + len) of row
+ * `row`. */
+typedef struct {
+  int row, start, len;
+} step_doc;
+
+/* A packed micro-batch (train.packing): several documents per row, each
+ * with positions restarting at 0 (model_input.pos) and attending only to
+ * itself.  The losses see the documents as the rows they would be
+ * unpacked, in the order of docs: for SFT and IFT one per sequence, for the
+ * preference losses the n chosen answers then the n rejected ones (pair i =
+ * docs i and n + i).  Every per-sequence quantity of IFT.md (λ blend, token
+ * weights, normalisation) is per document. */
+typedef struct {
+  const int *pos; /* B,T */
+  const step_doc *docs;
+  int ndocs;
+} step_pack;
 
 ift_status step_ws_create(step_ws *w, int B, int T);
 void step_ws_destroy(step_ws *w);
@@ -45,6 +68,10 @@ void step_replace_answers(int *alt /* B,T */, const int *tokens, const int *argm
 ift_status step_microbatch(model *m, step_ws *w, loss_metrics *met, const int *tokens,
                            const uint8_t *mask, int B, int T, double n_global, float lambda,
                            const step_cfg *cfg, int backward);
+/* The same on packed rows (pk NULL: unpacked, = step_microbatch). */
+ift_status step_microbatch_packed(model *m, step_ws *w, loss_metrics *met, const int *tokens,
+                                  const uint8_t *mask, int B, int T, const step_pack *pk,
+                                  double n_global, float lambda, const step_cfg *cfg, int backward);
 
 /* Preference objectives on B pairs: tokens and mask are [2B, T] (rows
  * 0..B-1 prompt + chosen answer, rows B..2B-1 prompt + rejected answer),
@@ -54,6 +81,11 @@ ift_status step_microbatch(model *m, step_ws *w, loss_metrics *met, const int *t
 ift_status step_pairs(model *m, step_ws *w, loss_metrics *met, const int *tokens,
                       const uint8_t *mask, int B, int T, const float *ref, double n_global,
                       const step_cfg *cfg, int backward);
+/* The same on R packed rows holding 2 * pk->ndocs / 2 documents (pk NULL:
+ * unpacked, R = 2B). */
+ift_status step_pairs_packed(model *m, step_ws *w, loss_metrics *met, const int *tokens,
+                             const uint8_t *mask, int R, int T, const step_pack *pk, const float *ref,
+                             double n_global, const step_cfg *cfg, int backward);
 
 /* Forward only: the summed answer log-prob of each of R rows (out[R]). */
 ift_status step_answer_logp(model *m, step_ws *w, double *out, const int *tokens,

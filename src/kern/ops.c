@@ -322,25 +322,25 @@ static inline void rope_head(float *restrict x1, float *restrict x2, const float
 }
 
 static inline void rope_rows(float *x, const float *cosv, const float *sinv, int B, int T, int H,
-                             int D, int ld, float sgn) {
+                             int D, int ld, const int *pos, float sgn) {
   const int h = D / 2;
   for (int b = 0; b < B; b++)
     for (int t = 0; t < T; t++) {
       float *row = x + ((size_t)b * T + t) * ld;
+      const size_t p = (size_t)(pos ? pos[(size_t)b * T + t] : t) * h;
       for (int hd = 0; hd < H; hd++)
-        rope_head(row + (size_t)hd * D, row + (size_t)hd * D + h, cosv + (size_t)t * h,
-                  sinv + (size_t)t * h, h, sgn);
+        rope_head(row + (size_t)hd * D, row + (size_t)hd * D + h, cosv + p, sinv + p, h, sgn);
     }
 }
 
 void kern_rope_forward(float *x, const float *cosv, const float *sinv, int B, int T, int H, int D,
-                       int ld) {
-  rope_rows(x, cosv, sinv, B, T, H, D, ld, 1.0f);
+                       int ld, const int *pos) {
+  rope_rows(x, cosv, sinv, B, T, H, D, ld, pos, 1.0f);
 }
 
 void kern_rope_backward(float *dx, const float *cosv, const float *sinv, int B, int T, int H,
-                        int D, int ld) {
-  rope_rows(dx, cosv, sinv, B, T, H, D, ld, -1.0f);
+                        int D, int ld, const int *pos) {
+  rope_rows(dx, cosv, sinv, B, T, H, D, ld, pos, -1.0f);
 }
 
 /* ---------------------------------------------------------------- SwiGLU */

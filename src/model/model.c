@@ -59,6 +59,7 @@ struct model {
   float *kv;        /* key/value cache [L][2][Bmax][Tmax][Kl D], NULL when not enabled */
   float *kvs;       /* decode scratch: scores of one query [Tmax] */
   model_input fwd_in;
+  const int *pos;   /* the current forward's positions (model_input.pos), NULL: t */
 };
 
 model_config model_config_default(void) {
@@ -730,17 +731,35 @@ static void embed_forward(model *m, float *x0, const model_input *in, int N) {
 
 /* The attention core of every local head (attn.c): q, k, v of head h and
  * its key/value head h / G in the fused qkv rows. */
+/* The next document of a row: [*t0, return) with positions restarting at 0
+ * (packed sequences); the whole row when pos is NULL. */
+static int doc_end(const int *pos, int T, int t0) {
+  int t1 = t0 + 1;
+  if (pos)
+    while (t1 < T && pos[t1] != 0) t1++;
+  else
+    t1 = T;
+  return t1;
+}
+
+/* Every document of every row attends only to itself: attention runs per
+ * document (its causal blocks only; nothing across documents is computed). */
 static void attention_forward(model *m, layer_acts *a, int B, int T) {
   const int D = m->D, Q3 = m->Q3, HD = m->Hl * m->D, G = m->Hl / m->Kl;
   const float scale = 1.0f / sqrtf((float)D);
-  for (int b = 0; b < B; b++)
-    for (int h = 0; h < m->Hl; h++) {
-      const int g = h / G;
-      const float *qkv = a->qkv + (size_t)b * T * Q3;
-      attn_forward(qkv + (size_t)h * D, qkv + (size_t)(m->Hl + g) * D, qkv + (size_t)(m->Hl + m->Kl + g) * D, Q3,
-                   a->att + (size_t)b * T * HD + (size_t)h * D, HD, a->alse + ((size_t)b * m->Hl + h) * T, T, D,
-                   scale, m->ascr);
+  for (int b = 0; b < B; b++) {
+    const int *pos = m->pos ? m->pos + (size_t)b * T : NULL;
+    for (int t0 = 0, t1; t0 < T; t0 = t1) {
+      t1 = doc_end(pos, T, t0);
+      const float *qkv = a->qkv + ((size_t)b * T + t0) * Q3;
+      for (int h = 0; h < m->Hl; h++) {
+        const int g = h / G;
+        attn_forward(qkv + (size_t)h * D, qkv + (size_t)(m->Hl + g) * D, qkv + (size_t)(m->Hl + m->Kl + g) * D,
+                     Q3, a->att + ((size_t)b * T + t0) * HD + (size_t)h * D, HD,
+                     a->alse + ((size_t)b * m->Hl + h) * T + t0, t1 - t0, D, scale, m->ascr);
+      }
     }
+  }
 }
 
 
@@ -786,7 +805,7 @@ static ift_status layer_forward_2d(model *m, int l, const float *x, float *y, in
     desc_head(m, dH, M[j], N, mb[j], m->Q3);
     redist(m, M[j], N, m->s2d, dY, a->qkv + off[j], dH);
   }
-  kern_rope_forward(a->qkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, m->Q3);
+  kern_rope_forward(a->qkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, m->Q3, m->pos);
   attention_forward(m, a, B, T);
   float *att2 = m->s2d, *z2 = m->s2d + (size_t)(HD / m->pr) * tok_block(m, N);
   desc_head(m, dH, HD, N, m->Hl * m->D, m->Hl * m->D);
@@ -836,7 +855,7 @@ static ift_status layer_forward(model *m, int l, const float *x, float *y, int B
   const float eps = (float)m->cfg.rms_norm_eps;
   kern_rmsnorm_forward(a->xn1, a->rstd1, x, w->ln1, N, C, eps);
   kern_sgemm(0, 1, N, Q3, C, 1.0f, a->xn1, C, w->qkv, C, 0.0f, a->qkv, Q3);
-  kern_rope_forward(a->qkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, Q3);
+  kern_rope_forward(a->qkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, Q3, m->pos);
   attention_forward(m, a, B, T);
   return layer_tail_1d(m, l, x, y, N);
 }
@@ -938,7 +957,7 @@ static ift_status layer_decode(model *m, int l, const float *x, float *y, const 
   for (int b = 0; b < B; b++) {
     float *q = a->qkv + (size_t)b * Q3;
     const int p = pos[b];
-    kern_rope_forward(q, m->cosv + (size_t)p * h2, m->sinv + (size_t)p * h2, 1, 1, m->Hl + m->Kl, D, Q3);
+    kern_rope_forward(q, m->cosv + (size_t)p * h2, m->sinv + (size_t)p * h2, 1, 1, m->Hl + m->Kl, D, Q3, NULL);
     memcpy(kv_at(m, l, 0, b, p), q + HD, sizeof(float) * kv_row(m));
     memcpy(kv_at(m, l, 1, b, p), q + HD + (size_t)m->Kl * D, sizeof(float) * kv_row(m));
     const int n = p + 1, ldk = (int)kv_row(m);
@@ -1025,6 +1044,18 @@ ift_status model_forward(model *m, float *logp, int *argmax, const model_input *
                 m->V);
     m->targets[n] = (n % T) + 1 < T ? in->tokens[n + 1] : -1;
   }
+  if (in->pos) {
+    /* packed documents: each starts at position 0 and counts up by one */
+    IFT_REQUIRE(!m->kv, IFT_ERR_ARG, "generate from unpacked rows",
+                "the key/value cache holds whole rows, not packed documents");
+    for (int n = 0; n < N; n++)
+      IFT_REQUIRE(in->pos[n] == (n % T == 0 ? 0 : in->pos[n]) &&
+                      (in->pos[n] == 0 || in->pos[n] == in->pos[n - 1] + 1),
+                  IFT_ERR_INTERNAL, "report this as a bug",
+                  "packed position %d at token %d of row %d: documents start at 0 and count up by one",
+                  in->pos[n], n % T, n / T);
+  }
+  m->pos = in->pos;
   embed_forward(m, m->xs, in, N);
   IFT_TRY(tp_sum(m, m->xs, (size_t)N * C));
   for (int l = 0; l < m->L; l++) {
@@ -1050,17 +1081,22 @@ static void attention_backward(model *m, layer_acts *a, int B, int T) {
   /* K and V gradients accumulate over the G query heads sharing them. */
   for (int n = 0; n < N; n++)
     memset(m->dqkv + (size_t)n * Q3 + (size_t)m->Hl * D, 0, sizeof(float) * 2 * m->Kl * D);
-  for (int b = 0; b < B; b++)
-    for (int h = 0; h < m->Hl; h++) {
-      const int g = h / G;
-      const size_t rowb = (size_t)b * T * Q3;
+  for (int b = 0; b < B; b++) {
+    const int *pos = m->pos ? m->pos + (size_t)b * T : NULL;
+    for (int t0 = 0, t1; t0 < T; t0 = t1) {
+      t1 = doc_end(pos, T, t0);
+      const size_t rowb = ((size_t)b * T + t0) * Q3, rowa = ((size_t)b * T + t0) * HD;
       const float *qkv = a->qkv + rowb;
       float *d = m->dqkv + rowb;
-      const size_t oq = (size_t)h * D, ok = (size_t)(m->Hl + g) * D, ov = (size_t)(m->Hl + m->Kl + g) * D;
-      attn_backward(qkv + oq, qkv + ok, qkv + ov, Q3, a->att + (size_t)b * T * HD + (size_t)h * D,
-                    m->datt + (size_t)b * T * HD + (size_t)h * D, HD, a->alse + ((size_t)b * m->Hl + h) * T,
-                    d + oq, d + ok, d + ov, T, D, scale, m->ascr);
+      for (int h = 0; h < m->Hl; h++) {
+        const int g = h / G;
+        const size_t oq = (size_t)h * D, ok = (size_t)(m->Hl + g) * D, ov = (size_t)(m->Hl + m->Kl + g) * D;
+        attn_backward(qkv + oq, qkv + ok, qkv + ov, Q3, a->att + rowa + oq, m->datt + rowa + oq, HD,
+                      a->alse + ((size_t)b * m->Hl + h) * T + t0, d + oq, d + ok, d + ov, t1 - t0, D, scale,
+                      m->ascr);
+      }
     }
+  }
 }
 
 
@@ -1102,7 +1138,7 @@ static ift_status layer_backward_2d(model *m, int l, const float *x, float *g, i
   mm2d_backward(m, &t[4], att2, dA, gv, dXr, datt2, dA, 0.0f, N);
   redist(m, HD, N, datt2, dA, m->datt, dH);
   attention_backward(m, a, B, T);
-  kern_rope_backward(m->dqkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, m->Q3);
+  kern_rope_backward(m->dqkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, m->Q3, m->pos);
   const float *xv = act_view(m, a->xn1, C, N);
   float *dy = m->s2d + capC;
   for (int j = 0; j < 3; j++) {
@@ -1142,7 +1178,7 @@ static ift_status layer_backward(model *m, int l, const float *x, float *g, int 
   kern_sgemm(0, 0, N, HD, C, 1.0f, g, C, w->o, HD, 0.0f, m->datt, HD);
   kern_sgemm(1, 0, C, HD, N, 1.0f, g, C, a->att, HD, 1.0f, dw->o, HD);
   attention_backward(m, a, B, T);
-  kern_rope_backward(m->dqkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, Q3);
+  kern_rope_backward(m->dqkv, m->cosv, m->sinv, B, T, m->Hl + m->Kl, m->D, Q3, m->pos);
   kern_sgemm(0, 0, N, C, Q3, 1.0f, m->dqkv, Q3, w->qkv, C, 0.0f, m->dxn, C);
   kern_sgemm(1, 0, Q3, C, N, 1.0f, m->dqkv, Q3, a->xn1, C, 1.0f, dw->qkv, C);
   IFT_TRY(tp_sum(m, m->dxn, (size_t)N * C));

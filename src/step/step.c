@@ -17,6 +17,9 @@ ift_status step_ws_create(step_ws *w, int B, int T) {
 }
 
 void step_ws_destroy(step_ws *w) {
+  core_free(w->vlogp);
+  core_free(w->vdlogp);
+  core_free(w->vmask);
   core_free(w->logp);
   core_free(w->dlogp);
   core_free(w->argmax);
@@ -33,41 +36,118 @@ void step_replace_answers(int *alt, const int *tokens, const int *argmax, const 
   }
 }
 
+/* What a loss reads and writes: the micro-batch's rows, or (packed) its
+ * documents gathered into rows of their own, so every loss runs unchanged
+ * and a packed document is the row it would be unpacked. */
+typedef struct {
+  const float *logp;
+  const uint8_t *mask;
+  float *dlogp; /* NULL: forward only */
+  int B, T;
+} loss_view;
+
+static ift_status view_open(step_ws *w, const step_pack *pk, const uint8_t *mask, int B, int T,
+                            int backward, loss_view *v) {
+  if (!pk) {
+    *v = (loss_view){w->logp, mask, backward ? w->dlogp : NULL, B, T};
+    return IFT_OK;
+  }
+  int L = 2;
+  for (int d = 0; d < pk->ndocs; d++) {
+    const step_doc *dc = &pk->docs[d];
+    IFT_REQUIRE(dc->row >= 0 && dc->row < B && dc->start >= 0 && dc->len >= 1 && dc->start + dc->len <= T &&
+                    pk->pos[(size_t)dc->row * T + dc->start] == 0,
+                IFT_ERR_INTERNAL, "report this as a bug",
+                "packed document %d (row %d, tokens %d + %d) is not a document of the %d x %d micro-batch", d,
+                dc->row, dc->start, dc->len, B, T);
+    if (dc->len > L) L = dc->len;
+  }
+  const size_t need = (size_t)pk->ndocs * L;
+  if (need > w->vcap) {
+    core_free(w->vlogp);
+    core_free(w->vdlogp);
+    core_free(w->vmask);
+    w->vlogp = core_alloc(need * sizeof(float));
+    w->vdlogp = core_alloc(need * sizeof(float));
+    w->vmask = core_alloc(need);
+    w->vcap = w->vlogp && w->vdlogp && w->vmask ? need : 0;
+    IFT_REQUIRE(w->vcap, IFT_ERR_NOMEM, NULL, "the packed documents' loss view (%d x %d)", pk->ndocs, L);
+  }
+  for (int d = 0; d < pk->ndocs; d++) {
+    const step_doc *dc = &pk->docs[d];
+    const size_t src = (size_t)dc->row * T + dc->start, dst = (size_t)d * L;
+    memcpy(w->vlogp + dst, w->logp + src, sizeof(float) * dc->len);
+    memcpy(w->vmask + dst, mask + src, dc->len);
+    w->vmask[dst] = 0; /* a document's first token has no prediction */
+    memset(w->vlogp + dst + dc->len, 0, sizeof(float) * (size_t)(L - dc->len));
+    memset(w->vmask + dst + dc->len, 0, (size_t)(L - dc->len));
+  }
+  *v = (loss_view){w->vlogp, w->vmask, backward ? w->vdlogp : NULL, pk->ndocs, L};
+  return IFT_OK;
+}
+
+/* The loss's gradient back to the packed rows (nothing to do unpacked). */
+static void view_close(step_ws *w, const step_pack *pk, const loss_view *v, int B, int T) {
+  if (!pk || !v->dlogp) return;
+  memset(w->dlogp, 0, sizeof(float) * (size_t)B * T);
+  for (int d = 0; d < pk->ndocs; d++) {
+    const step_doc *dc = &pk->docs[d];
+    memcpy(w->dlogp + (size_t)dc->row * T + dc->start, v->dlogp + (size_t)d * v->T, sizeof(float) * dc->len);
+  }
+}
+
+static void metrics_add(loss_metrics *met, const loss_metrics *mb) {
+  if (!met) return;
+  met->loss_sum += mb->loss_sum;
+  met->nll_sum += mb->nll_sum;
+  met->tokens += mb->tokens;
+  met->rows += mb->rows;
+  met->pref_correct += mb->pref_correct;
+  met->margin_sum += mb->margin_sum;
+}
+
 ift_status step_microbatch(model *m, step_ws *w, loss_metrics *met, const int *tokens,
                            const uint8_t *mask, int B, int T, double n_global, float lambda,
                            const step_cfg *cfg, int backward) {
+  return step_microbatch_packed(m, w, met, tokens, mask, B, T, NULL, n_global, lambda, cfg, backward);
+}
+
+ift_status step_microbatch_packed(model *m, step_ws *w, loss_metrics *met, const int *tokens,
+                                  const uint8_t *mask, int B, int T, const step_pack *pk,
+                                  double n_global, float lambda, const step_cfg *cfg, int backward) {
   IFT_REQUIRE(B <= w->B && T <= w->T, IFT_ERR_INTERNAL, "report this as a bug",
               "micro-batch %d x %d exceeds its scratch %d x %d", B, T, w->B, w->T);
-  model_input in = {.tokens = tokens, .alt = NULL, .lambda = 0.0f, .embed_grad = 1};
+  const int *pos = pk ? pk->pos : NULL;
+  model_input in = {.tokens = tokens, .alt = NULL, .lambda = 0.0f, .embed_grad = 1, .pos = pos};
   loss_metrics mb = {0};
+  loss_view v;
   if (cfg->kind == LOSS_IFT) {
     in.alt = w->alt;
     in.lambda = lambda;
     in.embed_grad = cfg->embed_grad;
     if (lambda > 0.0f) {
       /* Intuition pass: no gradient, no activations kept. */
-      model_input plain = {.tokens = tokens, .alt = NULL, .lambda = 0.0f, .embed_grad = 1};
+      model_input plain = {.tokens = tokens, .alt = NULL, .lambda = 0.0f, .embed_grad = 1, .pos = pos};
       IFT_TRY(model_forward(m, w->logp, w->argmax, &plain, B, T, 0));
+      /* a packed document's first token has mask 0: it keeps its token */
       step_replace_answers(w->alt, tokens, w->argmax, mask, B, T);
     } else {
       /* λ = 0 blends nothing in: skip the pass, x~ = x. */
       memcpy(w->alt, tokens, sizeof(int) * (size_t)B * T);
     }
     IFT_TRY(model_forward(m, w->logp, NULL, &in, B, T, backward));
-    loss_ift(backward ? w->dlogp : NULL, NULL, &mb, w->logp, mask, B, T, n_global, &cfg->ift);
+    IFT_TRY(view_open(w, pk, mask, B, T, backward, &v));
+    loss_ift(v.dlogp, NULL, &mb, v.logp, v.mask, v.B, v.T, n_global, &cfg->ift);
   } else {
     IFT_REQUIRE(cfg->kind == LOSS_SFT, IFT_ERR_ARG,
                 "preference losses train on /chosen and /rejected pairs (train.loss = dpo|ipo|orpo|simpo)",
                 "step_microbatch handles sft and ift, not %s", loss_kind_name(cfg->kind));
     IFT_TRY(model_forward(m, w->logp, NULL, &in, B, T, backward));
-    loss_sft(backward ? w->dlogp : NULL, &mb, w->logp, mask, B, T, n_global);
+    IFT_TRY(view_open(w, pk, mask, B, T, backward, &v));
+    loss_sft(v.dlogp, &mb, v.logp, v.mask, v.B, v.T, n_global);
   }
-  if (met) {
-    met->loss_sum += mb.loss_sum;
-    met->nll_sum += mb.nll_sum;
-    met->tokens += mb.tokens;
-    met->rows += mb.rows;
-  }
+  view_close(w, pk, &v, B, T);
+  metrics_add(met, &mb);
   if (backward) IFT_TRY(model_backward(m, w->dlogp, B, T));
   return IFT_OK;
 }
@@ -75,26 +155,30 @@ ift_status step_microbatch(model *m, step_ws *w, loss_metrics *met, const int *t
 ift_status step_pairs(model *m, step_ws *w, loss_metrics *met, const int *tokens,
                       const uint8_t *mask, int B, int T, const float *ref, double n_global,
                       const step_cfg *cfg, int backward) {
-  IFT_REQUIRE(2 * B <= w->B && T <= w->T, IFT_ERR_INTERNAL, "report this as a bug",
-              "%d pairs x %d tokens exceed the scratch %d x %d", B, T, w->B, w->T);
+  return step_pairs_packed(m, w, met, tokens, mask, 2 * B, T, NULL, ref, n_global, cfg, backward);
+}
+
+ift_status step_pairs_packed(model *m, step_ws *w, loss_metrics *met, const int *tokens,
+                             const uint8_t *mask, int R, int T, const step_pack *pk, const float *ref,
+                             double n_global, const step_cfg *cfg, int backward) {
+  IFT_REQUIRE(R <= w->B && T <= w->T, IFT_ERR_INTERNAL, "report this as a bug",
+              "%d rows x %d tokens exceed the scratch %d x %d", R, T, w->B, w->T);
   IFT_REQUIRE(loss_is_pref(cfg->kind), IFT_ERR_ARG, "report this as a bug",
               "step_pairs handles preference losses, not %s", loss_kind_name(cfg->kind));
   IFT_REQUIRE(ref || !loss_pref_needs_ref(cfg->kind), IFT_ERR_ARG,
               "compute them with iftrain prep --ref-logp CKPT --data FILE",
               "train.loss = %s needs reference log-probs", loss_kind_name(cfg->kind));
-  model_input in = {.tokens = tokens, .alt = NULL, .lambda = 0.0f, .embed_grad = 1};
-  IFT_TRY(model_forward(m, w->logp, NULL, &in, 2 * B, T, backward));
+  IFT_REQUIRE(pk ? pk->ndocs % 2 == 0 : R % 2 == 0, IFT_ERR_INTERNAL, "report this as a bug",
+              "pairs need an even number of answers, not %d", pk ? pk->ndocs : R);
+  model_input in = {.tokens = tokens, .alt = NULL, .lambda = 0.0f, .embed_grad = 1, .pos = pk ? pk->pos : NULL};
+  IFT_TRY(model_forward(m, w->logp, NULL, &in, R, T, backward));
+  loss_view v;
+  IFT_TRY(view_open(w, pk, mask, R, T, backward, &v));
   loss_metrics mb = {0};
-  loss_pref(backward ? w->dlogp : NULL, &mb, w->logp, mask, B, T, ref, n_global, cfg->kind, &cfg->pref);
-  if (met) {
-    met->loss_sum += mb.loss_sum;
-    met->nll_sum += mb.nll_sum;
-    met->tokens += mb.tokens;
-    met->rows += mb.rows;
-    met->pref_correct += mb.pref_correct;
-    met->margin_sum += mb.margin_sum;
-  }
-  if (backward) IFT_TRY(model_backward(m, w->dlogp, 2 * B, T));
+  loss_pref(v.dlogp, &mb, v.logp, v.mask, v.B / 2, v.T, ref, n_global, cfg->kind, &cfg->pref);
+  view_close(w, pk, &v, R, T);
+  metrics_add(met, &mb);
+  if (backward) IFT_TRY(model_backward(m, w->dlogp, R, T));
   return IFT_OK;
 }
 
