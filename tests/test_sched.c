@@ -108,8 +108,83 @@ static void test_lambda(void) {
   CU_ASSERT_NOT_EQUAL(sched_lambda(&no, 9, 123), sched_lambda(&no, 10, 123));
 }
 
+/* Packing: every item once, each pack row within the length, the same packs
+ * for DP 1, 2, 4 (the plan depends only on the batch), ranks balanced. */
+static int part_cb(const void *ctx, long i, int part) {
+  (void)ctx;
+  return part ? lens[i] / 2 + 3 : lens[i];
+}
+static void test_packing(void) {
+  for (int i = 0; i < 1000; i++) lens[i] = 20 + (int)(rng_uniform(9, 0, (uint64_t)i) * 1980);
+  lens[17] = 5000; /* longer than a pack: truncated, alone */
+  enum { BATCH = 32, CAP = 2048 };
+  for (int parts = 1; parts <= 2; parts++) {
+    long ref[20][BATCH + 1];
+    const int dps[3] = {1, 2, 4};
+    for (int k = 0; k < 3; k++) {
+      sched s;
+      sched_plan p;
+      CU_ASSERT_EQUAL_FATAL(sched_create(&s, 1000, BATCH, dps[k], 5, 1), IFT_OK);
+      sched_pack_cfg pc = {CAP, parts, part_cb};
+      sched_set_packing(&s, &pc);
+      CU_ASSERT_EQUAL_FATAL(sched_plan_alloc(&p, BATCH, dps[k]), IFT_OK);
+      sched_lambda_cfg lc = {SCHED_LAMBDA_STATIC, 0.2, 0};
+      for (int step = 0; step < 20; step++) {
+        CU_ASSERT_EQUAL_FATAL(sched_next(&s, &p, &lc, len_cb, NULL, MPI_COMM_NULL), IFT_OK);
+        CU_ASSERT(p.npacks >= 1 && p.npacks < BATCH);
+        CU_ASSERT_EQUAL(p.pack_first[0], 0);
+        CU_ASSERT_EQUAL(p.pack_first[p.npacks], BATCH);
+        CU_ASSERT_EQUAL(p.rank_first[0], 0);
+        CU_ASSERT_EQUAL(p.rank_first[dps[k]], p.npacks);
+        long tot = 0, lo = 1L << 40, hi = 0, biggest = 0, sig = 0;
+        for (int q = 0; q < p.npacks; q++) {
+          long used[2] = {0, 0}, h = 0;
+          for (int j = p.pack_first[q]; j < p.pack_first[q + 1]; j++) {
+            for (int t = 0; t < parts; t++) {
+              int l = part_cb(NULL, p.rows[j], t);
+              used[t] += l < CAP ? l : CAP;
+            }
+            h = h * 1000003 + p.rows[j] + 1; /* the pack's items, in order */
+          }
+          for (int t = 0; t < parts; t++) CU_ASSERT(used[t] <= CAP);
+          biggest = used[0] + used[1] > biggest ? used[0] + used[1] : biggest;
+          sig += h * h; /* order-free signature of the set of packs */
+          tot += p.pack_first[q + 1] - p.pack_first[q];
+        }
+        CU_ASSERT_EQUAL(tot, BATCH);
+        long sorted[BATCH];
+        memcpy(sorted, p.rows, sizeof sorted);
+        qsort(sorted, BATCH, sizeof(long), cmp_long);
+        for (int j = 1; j < BATCH; j++) CU_ASSERT(sorted[j] != sorted[j - 1]);
+        for (int r = 0; r < dps[k]; r++) {
+          long load = 0;
+          for (int q = p.rank_first[r]; q < p.rank_first[r + 1]; q++)
+            for (int j = p.pack_first[q]; j < p.pack_first[q + 1]; j++)
+              for (int t = 0; t < parts; t++) {
+                int l = part_cb(NULL, p.rows[j], t);
+                load += l < CAP ? l : CAP;
+              }
+          lo = load < lo ? load : lo;
+          hi = load > hi ? load : hi;
+        }
+        CU_ASSERT(hi - lo <= biggest); /* LPT: within one pack */
+        if (k == 0) {
+          memcpy(ref[step], sorted, sizeof sorted);
+          ref[step][BATCH] = sig;
+        } else {
+          CU_ASSERT_EQUAL(memcmp(ref[step], sorted, sizeof sorted), 0);
+          CU_ASSERT_EQUAL(ref[step][BATCH], sig);
+        }
+      }
+      sched_plan_free(&p);
+      sched_destroy(&s);
+    }
+  }
+}
+
 static CU_TestInfo tests[] = {{"same global batches for DP 1, 2, 4; balanced", test_same_batches_any_dp},
                               {"file order, epochs, shuffle permutation", test_epochs_and_order},
                               {"lambda schedules static, linear, noise", test_lambda},
+                              {"packing: items once, rows within length, same packs for any DP", test_packing},
                               CU_TEST_INFO_NULL};
 IFT_TEST_MAIN("sched", tests)

@@ -34,6 +34,7 @@ typedef struct {
     int seq_len;
     long seed;
     int recompute;    /* model_recompute: 0 none, 1 layer */
+    int packing;      /* 1: several rows per sequence of seq_len (sched_pack_cfg) */
   } train;
   struct {
     double lambda, gamma;

@@ -33,6 +33,18 @@ typedef struct {
  *   noise:  clamp(λ·(1 + 0.5·z_step), 0, 1), z ~ N(0,1) from (seed, step). */
 double sched_lambda(const sched_lambda_cfg *c, uint64_t seed, long step);
 
+/* Packing (train.packing): rank 0 puts the global batch's items into packs
+ * of at most len tokens per part, first fit by decreasing length, and
+ * spreads the packs over the DP ranks by tokens (longest first to the least
+ * loaded rank).  An item is one row (parts 1) or a preference pair (parts
+ * 2: chosen and rejected; a pack then has a chosen and a rejected row).
+ * The packs depend only on the batch, never on the DP size. */
+typedef struct {
+  int len;   /* tokens per pack row (train.seq_len); 0: no packing */
+  int parts; /* 1 or 2 */
+  int (*part_len)(const void *ctx, long i, int part); /* item i's part, uncapped */
+} sched_pack_cfg;
+
 typedef struct {
   long n;          /* sequences in the data set */
   int batch;       /* global batch (sequences per optimizer step) */
@@ -43,6 +55,7 @@ typedef struct {
   long step, epoch, cursor;
   /* the current epoch's order */
   long *perm;
+  sched_pack_cfg pack;
 } sched;
 
 typedef struct {
@@ -51,11 +64,19 @@ typedef struct {
   float lambda;
   int per_rank;     /* batch / dp */
   long *rows;       /* [batch]: rows[r * per_rank + j] = j-th sequence of DP rank r,
-                       sorted by decreasing length within a rank */
+                       sorted by decreasing length within a rank (packing:
+                       the items of pack k are rows[pack_first[k] ..
+                       pack_first[k + 1]), packs in rank order) */
+  int npacks;       /* unpacked: batch (one row per pack) */
+  int *pack_first;  /* [batch + 1] */
+  int *rank_first;  /* [dp + 1]: DP rank r has packs rank_first[r] .. rank_first[r + 1],
+                       longest first (unpacked: per_rank each) */
 } sched_plan;
 
 ift_status sched_create(sched *s, long n, int batch, int dp, uint64_t seed, int shuffle);
 void sched_destroy(sched *s);
+/* Pack the batches from now on (sched_create: no packing). */
+void sched_set_packing(sched *s, const sched_pack_cfg *pc);
 /* Continue from a checkpointed position (the epoch's order is recomputed). */
 void sched_restore(sched *s, long step, long epoch, long cursor);
 ift_status sched_plan_alloc(sched_plan *p, int batch, int dp);
@@ -65,11 +86,6 @@ void sched_plan_free(sched_plan *p);
  * (len(i) for i < n) and broadcasts it; every rank advances its state. */
 ift_status sched_next(sched *s, sched_plan *p, const sched_lambda_cfg *lc,
                       int (*len)(const void *ctx, long i), const void *ctx, MPI_Comm comm);
-
-/* Split one rank's rows (sorted by decreasing length) into micro-batches of
- * at most mb rows: returns the count; starts[k] is the first row of
- * micro-batch k (starts has room for per_rank/mb + 2 entries). */
-int sched_microbatches(int *starts, int per_rank, int mb);
 
 #ifdef __cplusplus
 }

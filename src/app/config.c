@@ -63,6 +63,7 @@ static const key_def keys[] = {
     KINT("train.seq_len", train.seq_len, APP_GE(2), "tokens per sequence, <= model.max_position_embeddings (longer are truncated, shorter padded)"),
     KLONG("train.seed", train.seed, APP_GE(0), "seed of shuffling and lambda noise"),
     KENUM("train.recompute", train.recompute, "none|layer", "activation recomputation: layer keeps only each layer's input and recomputes the layer in backward (same gradients, less memory, ~1/3 more compute)"),
+    KBOOL("train.packing", train.packing, "1: pack several rows into each sequence of train.seq_len (each attends only to itself, positions restart; micro_batch then counts packed sequences; losses as unpacked)"),
     KDBL("ift.lambda", ift.lambda, APP_IN(0, 1), "blend weight of the model's own predictions (IFT.md step 4)"),
     KDBL("ift.gamma", ift.gamma, APP_IN(0, 1), "discount of the token weights; 0 = uniform (SFT weighting)"),
     KENUM("ift.side", ift.side, "left|right", "left: suffix sums (default); right: prefix sums"),
@@ -531,6 +532,9 @@ ift_status app_config_check(const app_config *c, int dp, int tp) {
   IFT_REQUIRE(!loss_is_pref(c->train.loss) || 2 * c->train.micro_batch <= 512, IFT_ERR_CONFIG,
               "train.micro_batch <= 256 for preference losses (each pair is two rows)",
               "train.micro_batch = %d", c->train.micro_batch);
+  IFT_REQUIRE(!c->train.packing || !c->ift.reduce_microbatch, IFT_ERR_CONFIG,
+              "use ift.reduce = global with train.packing = 1",
+              "ift.reduce = microbatch averages over a micro-batch's rows, which packing changes");
   IFT_REQUIRE(c->dist.tp_rows == 0 || c->dist.tp % c->dist.tp_rows == 0, IFT_ERR_LAYOUT,
               "set dist.tp_rows to a divisor of dist.tp (0: automatic)",
               "dist.tp_rows = %d does not divide dist.tp = %d", c->dist.tp_rows, c->dist.tp);

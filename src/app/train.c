@@ -69,6 +69,77 @@ ift_status train_load_pairs(data_set *d, const long *rows, int nb, int seq_len, 
   return load_groups(d, pair_rows, 2, rows, nb, seq_len, tok, mask, T_out, ntok);
 }
 
+/* Packing: item i's part (0 the row or the chosen answer, 1 the rejected). */
+static int part_len_cb(const void *ctx, long i, int part) {
+  (void)part;
+  return data_len((const data_set *)ctx, i);
+}
+static int pair_len_cb(const void *ctx, long i, int part) {
+  return data_group_len((const data_set *)ctx, part ? "rejected" : "chosen", i);
+}
+
+/* Read packs k0..k1 of the plan into rows of T tokens (T = the fullest
+ * row): one row per pack, or for pairs the packs' chosen rows then their
+ * rejected rows.  Each item's document starts at position 0 (pos) with its
+ * first token unmasked; the rest of a row is padding, a document of its
+ * own.  docs lists the documents in loss order (pairs: every chosen answer,
+ * then every rejected one), ref (pairs, may be NULL) their cached reference
+ * log-probs [items, 2]. */
+static ift_status load_packs(data_set *d, const sched_plan *p, int k0, int k1, int pairs, int seq_len,
+                             int *tok, uint8_t *mask, int *pos, step_doc *docs, int *ndocs, float *ref,
+                             int *T_out, long *ntok, long *slots) {
+  static const char *const main_g[1] = {NULL}, *const pair_g[2] = {"chosen", "rejected"};
+  const char *const *g = pairs ? pair_g : main_g;
+  const int P = pairs ? 2 : 1, npk = k1 - k0, nitems = p->pack_first[k1] - p->pack_first[k0];
+  int T = 2;
+  for (int q = 0; q < P; q++)
+    for (int k = k0; k < k1; k++) {
+      int used = 0;
+      for (int j = p->pack_first[k]; j < p->pack_first[k + 1]; j++) {
+        const int l = data_group_len(d, g[q], p->rows[j]);
+        used += l < 1 ? 1 : l > seq_len ? seq_len : l;
+      }
+      T = used > T ? used : T;
+    }
+  IFT_REQUIRE(T <= seq_len, IFT_ERR_INTERNAL, "report this as a bug", "a pack of %d tokens exceeds %d", T,
+              seq_len);
+  for (int q = 0; q < P; q++) {
+    int item = 0;
+    for (int k = k0; k < k1; k++) {
+      const size_t r0 = (size_t)(q * npk + k - k0) * T;
+      int off = 0;
+      for (int j = p->pack_first[k]; j < p->pack_first[k + 1]; j++, item++) {
+        int len = 0, cap = T - off < seq_len ? T - off : seq_len;
+        IFT_TRY(data_read_row(d, g[q], p->rows[j], tok + r0 + off, mask + r0 + off, cap, &len));
+        IFT_REQUIRE(!core_fault("data_read"), IFT_ERR_IO, "injected by IFT_FAULT (a test)",
+                    "%s: reading row %ld failed", d->path, p->rows[j]);
+        *ntok += len;
+        if (len < 1) { /* an empty row: one padding token, no loss */
+          tok[r0 + off] = TOK_PAD;
+          len = 1;
+        }
+        mask[r0 + off] = 0; /* a document's first token has no prediction */
+        for (int t = 0; t < len; t++) pos[r0 + off + t] = t;
+        docs[q * nitems + item] = (step_doc){q * npk + k - k0, off, len};
+        if (ref && q == 0) {
+          ref[2 * item] = d->ref_logp[2 * p->rows[j]];
+          ref[2 * item + 1] = d->ref_logp[2 * p->rows[j] + 1];
+        }
+        off += len;
+      }
+      for (int t = off; t < T; t++) {
+        tok[r0 + t] = TOK_PAD;
+        mask[r0 + t] = 0;
+        pos[r0 + t] = t - off;
+      }
+    }
+  }
+  *ndocs = P * nitems;
+  *T_out = T;
+  *slots += (long)P * npk * T;
+  return IFT_OK;
+}
+
 /* The preference data checks of train.loss (pairs present; for DPO and IPO a
  * reference cache whose fingerprint is the reference checkpoint's). */
 static ift_status check_pref_data(const app_config *cfg, const data_set *d) {
@@ -594,8 +665,11 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
                            .norm = cfg->ift.norm, .right_mu = cfg->ift.right_mu},
                    .embed_grad = cfg->ift.embed_grad,
                    .pref = app_config_pref(cfg)};
-  const int pairs = loss_is_pref(scfg.kind);
-  float ref[1024];
+  const int pairs = loss_is_pref(scfg.kind), packing = cfg->train.packing;
+  if (packing) {
+    sched_pack_cfg pc = {cfg->train.seq_len, pairs ? 2 : 1, pairs ? pair_len_cb : part_len_cb};
+    sched_set_packing(&sc, &pc);
+  }
   sched_lambda_cfg lc = {.kind = (sched_lambda_kind)cfg->ift.schedule, .lambda = cfg->ift.lambda,
                          .warmup_steps = cfg->ift.warmup_steps};
   long start = 0;
@@ -677,10 +751,20 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     if (st == IFT_OK) IFT_LOG0("train.steps = 0: wrote the initial model to %s", path);
     goto out;
   }
-  const int per = plan.per_rank;
-  int *starts = malloc(sizeof(int) * ((size_t)per / B + 2)); /* sized from the plan */
-  if (!starts) { st = IFT_ERR_NOMEM; goto out; }
-  const int nmb = sched_microbatches(starts, per, B);
+  /* packed micro-batches: positions, documents, reference log-probs of
+   * up to a whole batch (unpacked: the micro-batch's pairs) */
+  const int P = pairs ? 2 : 1;
+  int *pos = packing ? malloc(sizeof(int) * (size_t)P * B * cfg->train.seq_len) : NULL;
+  step_doc *docs = packing ? malloc(sizeof(step_doc) * (size_t)P * cfg->train.batch_size) : NULL;
+  float *ref = malloc(sizeof(float) * 2 * (size_t)(packing ? cfg->train.batch_size : B));
+  if ((packing && (!pos || !docs)) || !ref) {
+    free(pos);
+    free(docs);
+    free(ref);
+    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "malloc", NULL, "micro-batch scratch");
+    st = IFT_ERR_NOMEM;
+    goto out;
+  }
   const double flops_tok_step =
       model_forward_flops(tc.m, 1, cfg->train.seq_len) / cfg->train.seq_len *
       (scfg.kind == LOSS_IFT ? 4.0 : 3.0); /* pairs: 3 per token of both rows (reference cached) */
@@ -691,28 +775,41 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     if ((st = sched_next(&sc, &plan, &lc, data_len_cb, &tc.train, tc.grid.world)) != IFT_OK) break;
     model_zero_grads(tc.m);
     loss_metrics met = {0};
-    long ntok = 0;
-    const long *mine = plan.rows + (size_t)tc.grid.dp_rank * per;
+    long ntok = 0, slots = 0;
     float lambda = scfg.kind == LOSS_IFT ? plan.lambda : 0.0f;
+    float *refp = loss_pref_needs_ref(scfg.kind) ? ref : NULL;
+    /* this rank's packs (unpacked: its rows) in micro-batches of B; ranks
+     * with fewer micro-batches (packing) still join every agreement */
+    const int k0 = plan.rank_first[tc.grid.dp_rank], k1 = plan.rank_first[tc.grid.dp_rank + 1];
+    int nmb = 0;
+    for (int r = 0; r < tc.grid.dp_size; r++) {
+      const int c = (plan.rank_first[r + 1] - plan.rank_first[r] + B - 1) / B;
+      nmb = c > nmb ? c : nmb;
+    }
     for (int k = 0; k < nmb && st == IFT_OK; k++) {
-      int nb = starts[k + 1] - starts[k], T;
+      const int a = k0 + k * B, nb = a >= k1 ? 0 : (k1 - a < B ? k1 - a : B);
+      const long *rows = plan.rows + plan.pack_first[a];
+      int T = 0, nd = 0;
       /* a read that fails on one rank is agreed before the step's
        * collectives (tensor-parallel forward, gradient reduce) */
-      if (pairs) {
-        st = train_load_pairs(&tc.train, mine + starts[k], nb, cfg->train.seq_len, tc.tok, tc.mask,
-                        loss_pref_needs_ref(scfg.kind) ? ref : NULL, &T, &ntok);
-        if ((st = dist_agree(st, tc.grid.world)) == IFT_OK)
-          st = step_pairs(tc.m, &tc.ws, &met, tc.tok, tc.mask, nb, T,
-                          loss_pref_needs_ref(scfg.kind) ? ref : NULL,
-                          (double)cfg->train.batch_size, &scfg, 1);
-        continue;
-      }
-      st = load_rows(&tc.train, mine + starts[k], nb, cfg->train.seq_len, tc.tok, tc.mask, &T, &ntok);
-      if ((st = dist_agree(st, tc.grid.world)) == IFT_OK)
-        st = step_microbatch(tc.m, &tc.ws, &met, tc.tok, tc.mask, nb, T,
-                             cfg->ift.reduce_microbatch ? (double)nb * nmb * tc.grid.dp_size
-                                                        : (double)cfg->train.batch_size,
-                             lambda, &scfg, 1);
+      if (nb && packing)
+        st = load_packs(&tc.train, &plan, a, a + nb, pairs, cfg->train.seq_len, tc.tok, tc.mask, pos, docs,
+                        &nd, refp, &T, &ntok, &slots);
+      else if (nb && pairs)
+        st = train_load_pairs(&tc.train, rows, nb, cfg->train.seq_len, tc.tok, tc.mask, refp, &T, &ntok);
+      else if (nb)
+        st = load_rows(&tc.train, rows, nb, cfg->train.seq_len, tc.tok, tc.mask, &T, &ntok);
+      if (nb && !packing) slots += (long)P * nb * T;
+      if ((st = dist_agree(st, tc.grid.world)) != IFT_OK || !nb) continue;
+      const step_pack pk = {pos, docs, nd};
+      if (pairs)
+        st = step_pairs_packed(tc.m, &tc.ws, &met, tc.tok, tc.mask, P * nb, T, packing ? &pk : NULL, refp,
+                               (double)cfg->train.batch_size, &scfg, 1);
+      else
+        st = step_microbatch_packed(tc.m, &tc.ws, &met, tc.tok, tc.mask, nb, T, packing ? &pk : NULL,
+                                    cfg->ift.reduce_microbatch ? (double)nb * nmb * tc.grid.dp_size
+                                                               : (double)cfg->train.batch_size,
+                                    lambda, &scfg, 1);
     }
     if (st != IFT_OK) break;
     /* Data-parallel gradient sum (the loss is already the global mean). */
@@ -731,9 +828,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
                                tc.grid.dp)) != IFT_OK)
         break;
     }
-    double ms[6] = {met.loss_sum, met.nll_sum, met.rows, (double)ntok, met.pref_correct, met.margin_sum};
+    double ms[7] = {met.loss_sum, met.nll_sum, met.rows, (double)ntok, met.pref_correct, met.margin_sum,
+                    (double)slots};
     if (tc.grid.tp_rank != 0) memset(ms, 0, sizeof ms);
-    MPI_Allreduce(MPI_IN_PLACE, ms, 6, MPI_DOUBLE, MPI_SUM, tc.grid.world);
+    MPI_Allreduce(MPI_IN_PLACE, ms, 7, MPI_DOUBLE, MPI_SUM, tc.grid.world);
     char prefm[96] = "";
     if (pairs && ms[2] > 0)
       snprintf(prefm, sizeof prefm, ",\"pref_acc\":%.4f,\"margin\":%.5g", ms[4] / ms[2], ms[5] / ms[2]);
@@ -781,14 +879,16 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     /* IFT with λ = 0 skips its intuition pass: 3 passes, not 4 */
     const double ftok = scfg.kind == LOSS_IFT && lambda == 0.0f ? flops_tok_step * 0.75 : flops_tok_step;
     double mfu = tps * ftok / (peak * 1e9);
+    /* real tokens per token slot computed (padding and packing's waste) */
+    const double fill = ms[6] > 0 ? ms[3] / ms[6] : 0.0;
     flops_run += ftok * ms[3];
     if (rank == 0) {
       if (mf && (step + 1) % (cfg->metrics.every > 0 ? cfg->metrics.every : 1) == 0) {
         fprintf(mf,
                 "{\"step\":%ld,\"epoch\":%ld,\"loss\":%.6f,\"nll\":%.6f,\"lr\":%.6g,\"lambda\":%.4f,"
-                "\"grad_norm\":%.5g,\"tokens\":%.0f,\"tokens_per_s\":%.1f,\"mfu\":%.4f,\"seconds\":%.4f,"
-                "\"flops\":%.5g,\"restart_count\":%s%s}\n",
-                step + 1, plan.epoch, loss, nll, lr, lambda, gn, ms[3], tps, mfu, dt, flops_run,
+                "\"grad_norm\":%.5g,\"tokens\":%.0f,\"tokens_per_s\":%.1f,\"fill\":%.4f,\"mfu\":%.4f,"
+                "\"seconds\":%.4f,\"flops\":%.5g,\"restart_count\":%s%s}\n",
+                step + 1, plan.epoch, loss, nll, lr, lambda, gn, ms[3], tps, fill, mfu, dt, flops_run,
                 getenv("SLURM_RESTART_COUNT") ? getenv("SLURM_RESTART_COUNT") : "0", prefm);
         metrics_flush(mf, cfg->metrics.path, step + 1, &metrics_lost);
       }
@@ -797,9 +897,11 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
         fmt_eta(eta, sizeof eta, (now - t_start) / (step + 1 - start) * (total - step - 1));
         char acc[40] = "";
         if (pairs && ms[2] > 0) snprintf(acc, sizeof acc, "  pref acc %.2f", ms[4] / ms[2]);
-        fprintf(stderr, "%sstep %ld/%ld  epoch %ld  loss %.4f  nll %.4f%s  lambda %.3f  lr %.2e  %.0f tok/s  MFU %.0f%%  ETA %s%s",
+        char fl[24] = "";
+        if (packing) snprintf(fl, sizeof fl, "  fill %.2f", fill);
+        fprintf(stderr, "%sstep %ld/%ld  epoch %ld  loss %.4f  nll %.4f%s  lambda %.3f  lr %.2e  %.0f tok/s%s  MFU %.0f%%  ETA %s%s",
                 tty ? "\r" : "", step + 1, total, plan.epoch, loss, nll, acc, lambda, lr,
-                tok_since / (now - t_last), 100 * mfu, eta, tty ? "   " : "\n");
+                tok_since / (now - t_last), fl, 100 * mfu, eta, tty ? "   " : "\n");
         t_last = now;
         tok_since = 0;
       }
@@ -851,7 +953,9 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     IFT_LOG0("%sdone: %ld steps in %.1f s%s", tty ? "\n" : "", total, el, "");
     if (tc.have_eval) printf("final exact match: %.4f  held-out loss: %.4f\n", tc.last_exact, tc.last_eval_loss);
   }
-  free(starts);
+  free(pos);
+  free(docs);
+  free(ref);
 out:
   if (mf && (fclose(mf) != 0 || metrics_lost)) {
     IFT_LOG0("warning: metrics.path '%s': %ld record%s could not be written (disk full or quota?)",

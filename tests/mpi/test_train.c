@@ -50,6 +50,33 @@ static void test_dp_ift(void) { check_dp_equal(LOSS_IFT); }
 static void test_dp_orpo(void) { check_dp_equal(LOSS_ORPO); }
 static void test_dp_simpo(void) { check_dp_equal(LOSS_SIMPO); }
 
+/* Packing (train.packing = 1): the losses of the unpacked run on one rank,
+ * packed on one rank, on DP 2 and on TP 2 (the packs come from rank 0's
+ * scheduler, the same for every layout). */
+static void check_packed(loss_kind k) {
+  app_config c;
+  tiny(&c, k);
+  c.train.seq_len = 96; /* 3-4 rows of the arith set per pack */
+  c.model.max_position_embeddings = 96;
+  train_result un, p1, p2, t2;
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_SELF, &un), IFT_OK);
+  c.train.packing = 1;
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_SELF, &p1), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &p2), IFT_OK);
+  c.dist.tp = 2;
+  CU_ASSERT_EQUAL_FATAL(train_run(&c, MPI_COMM_WORLD, &t2), IFT_OK);
+  CU_ASSERT_EQUAL(p1.steps, 3);
+  for (int s = 0; s < 3; s++) {
+    IFT_ASSERT_CLOSE(p1.loss[s], un.loss[s], 1e-5, 0);
+    IFT_ASSERT_CLOSE(p2.loss[s], un.loss[s], 1e-5, 0);
+    IFT_ASSERT_CLOSE(t2.loss[s], un.loss[s], 1e-5, 0);
+  }
+  CU_ASSERT_EQUAL(p1.tokens, un.tokens);
+  CU_ASSERT(p1.loss[2] < p1.loss[0]);
+}
+static void test_packed_ift(void) { check_packed(LOSS_IFT); }
+static void test_packed_orpo(void) { check_packed(LOSS_ORPO); }
+
 /* DPO and IPO on a reference cache: the step-0 model as its own reference
  * gives the first loss log 2 (DPO) and (1/(2 beta))^2 (IPO) exactly; DP 2
  * equals DP 1; a cache from another model, a missing cache and a missing
@@ -321,6 +348,8 @@ static CU_TestInfo tests[] = {{"DP 2 loss equals DP 1: SFT", test_dp_sft},
                               {"DP 2 loss equals DP 1: IFT", test_dp_ift},
                               {"DP 2 loss equals DP 1: ORPO", test_dp_orpo},
                               {"DP 2 loss equals DP 1: SimPO", test_dp_simpo},
+                              {"packed = unpacked on 1 rank, DP 2, TP 2: IFT", test_packed_ift},
+                              {"packed = unpacked on 1 rank, DP 2, TP 2: ORPO pairs", test_packed_orpo},
                               {"DPO/IPO reference cache: exact first loss, DP 2 = DP 1, refusals", test_ref_cache},
                               {"configuration errors", test_config_errors},
                               {"resume is bit-exact on 1 rank", test_resume_1rank},
