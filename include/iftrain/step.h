@@ -8,8 +8,10 @@
 
 #include <stdint.h>
 
+#include "iftrain/dist.h"
 #include "iftrain/loss.h"
 #include "iftrain/model.h"
+#include "iftrain/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -90,6 +92,71 @@ ift_status step_pairs_packed(model *m, step_ws *w, loss_metrics *met, const int 
 /* Forward only: the summed answer log-prob of each of R rows (out[R]). */
 ift_status step_answer_logp(model *m, step_ws *w, double *out, const int *tokens,
                             const uint8_t *mask, int R, int T);
+
+/* ------------------------------------------------- one optimizer step
+ * The step `train` runs — micro-batches, data-parallel gradient reduce,
+ * gradient norm and clipping, optimizer, ZeRO-1 — as one function that the
+ * benchmarks (bench step, bench scaling) call too. */
+
+/* ZeRO-1 (optim.zero = 1): data-parallel rank r owns the slice
+ * [displs[r], displs[r] + counts[r]) of the flat parameter buffer; it keeps
+ * the optimizer state of that slice only, receives the gradient of that
+ * slice by a reduce-scatter and broadcasts its updated parameters by an
+ * all-gather (the same traffic as one all-reduce).  Without ZeRO the slice
+ * is the whole buffer. */
+typedef struct {
+  int on;
+  size_t lo, n; /* this rank's slice */
+  int *counts, *displs;
+  float *full_m, *full_v; /* whole-buffer optimizer moments, for checkpoints */
+} step_zero;
+
+ift_status step_zero_create(step_zero *z, int on, size_t nparams, const dist_grid *g);
+void step_zero_destroy(step_zero *z);
+/* The whole-buffer view of a sliced optimizer state (checkpoint I/O):
+ * gather = 1 fills it from every rank's slice. */
+ift_status step_zero_full_view(step_zero *z, optim_state *opt, optim_state *view, size_t nparams,
+                               const dist_grid *grid, int gather);
+
+/* One micro-batch as the caller's loader delivers it. */
+typedef struct {
+  int rows, T;          /* model rows (pairs: 2 per pair unpacked) and tokens; rows 0: none here */
+  const int *tokens;
+  const uint8_t *mask;
+  const step_pack *pk;  /* NULL: unpacked */
+  const float *ref;     /* pairs: reference log-probs or NULL */
+  double n_global;      /* sequences (pairs) the loss is averaged over */
+} step_mb;
+
+/* Load micro-batch k (< nmb) of this rank; rows = 0 when this rank has
+ * fewer.  *ntok and *slots accumulate real tokens and token slots.  A
+ * failure is agreed over the world before the step's collectives. */
+typedef ift_status (*step_loader)(void *ctx, int k, step_mb *mb, long *ntok, long *slots);
+
+typedef struct {
+  long step;          /* 0-based, for messages */
+  int nmb;            /* micro-batches of the step (the most any rank has) */
+  float lambda;       /* IFT's λ of the step */
+  double lr, clip;    /* clip <= 0: none */
+  double n_global;    /* global batch: the loss mean's denominator */
+} step_opts;
+
+typedef struct {
+  loss_metrics met;   /* summed over the grid (each TP group once) */
+  double tokens, slots; /* real tokens and token slots computed, summed */
+  double loss;        /* met.loss_sum / n_global */
+  double grad_norm;   /* before clipping */
+} step_report;
+
+/* Zero the gradients, run nmb micro-batches from load, reduce the gradient
+ * over the data-parallel ranks (z: reduce-scatter of the slices), the
+ * gradient norm over the grid, refuse a non-finite loss or norm (naming the
+ * first tensor with a non-finite gradient; every rank returns
+ * IFT_ERR_NUMERIC, nothing updated), clip, optimizer step on the slice,
+ * all-gather the slices. */
+ift_status step_optimizer(model *m, step_ws *w, optim_state *opt, step_zero *z, const dist_grid *g,
+                          const step_cfg *cfg, const step_opts *o, step_loader load, void *ctx,
+                          step_report *rep);
 
 #ifdef __cplusplus
 }

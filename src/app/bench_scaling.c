@@ -59,6 +59,26 @@ static int parse_layouts(const char *s, layout *out, int n) {
   return *s ? -1 : k;
 }
 
+/* Micro-batch k of this rank's rows of synthetic tokens (step_loader). */
+typedef struct {
+  int *tok;
+  uint8_t *mask;
+  int dp_rank, rows, mb, T, global_batch;
+} synth;
+static ift_status synth_load(void *ctx, int k, step_mb *out, long *ntok, long *slots) {
+  const synth *s = ctx;
+  const int j0 = k * s->mb, T = s->T, nb = s->rows - j0 < s->mb ? s->rows - j0 : s->mb;
+  for (int i = 0; i < nb * T; i++) {
+    long row = (long)s->dp_rank * s->rows + j0 + i / T;
+    s->tok[i] = (int)(rng_uniform(3, (uint64_t)row, (uint64_t)(i % T)) * 256);
+    s->mask[i] = (i % T) >= T / 4;
+  }
+  *out = (step_mb){.rows = nb, .T = T, .tokens = s->tok, .mask = s->mask, .n_global = s->global_batch};
+  *ntok += (long)nb * T;
+  *slots += (long)nb * T;
+  return IFT_OK;
+}
+
 static ift_status run_case(const model_config *mc, loss_kind kind, int global_batch, int T, int steps,
                            MPI_Comm sub, const layout *lay, int nb, sres *r) {
   dist_grid g;
@@ -73,30 +93,29 @@ static ift_status run_case(const model_config *mc, loss_kind kind, int global_ba
   model_init_weights(m, 1);
   step_ws w;
   optim_state os;
+  step_zero z;
   optim_cfg oc = optim_defaults(OPTIM_ADAMW);
-  step_ws_create(&w, mb, T);
-  optim_create(&os, &oc, model_nparams(m));
+  memset(&os, 0, sizeof os);
+  memset(&z, 0, sizeof z);
+  st = step_ws_create(&w, mb, T);
+  if (st == IFT_OK) st = optim_create(&os, &oc, model_nparams(m));
+  if (st == IFT_OK) st = step_zero_create(&z, 0, model_nparams(m), &g);
   int *tok = malloc(sizeof(int) * (size_t)mb * T);
   uint8_t *mask = malloc((size_t)mb * T);
+  if (!tok || !mask) st = IFT_ERR_NOMEM;
   step_cfg sc = {.kind = kind, .ift = loss_ift_defaults()};
+  synth src = {.tok = tok, .mask = mask, .dp_rank = g.dp_rank, .rows = rows, .mb = mb, .T = T,
+               .global_batch = global_batch};
   double t_all = 0, t_comm = 0, t_idle = 0;
   for (int s = 0; s <= steps && st == IFT_OK; s++) {
     MPI_Barrier(sub);
     dist_comm_reset();
     double t0 = core_now();
-    model_zero_grads(m);
-    for (int j0 = 0; j0 < rows && st == IFT_OK; j0 += mb) {
-      int nb = rows - j0 < mb ? rows - j0 : mb;
-      for (int i = 0; i < nb * T; i++) {
-        long row = (long)g.dp_rank * rows + j0 + i / T;
-        tok[i] = (int)(rng_uniform(3, (uint64_t)row, (uint64_t)(i % T)) * 256);
-        mask[i] = (i % T) >= T / 4;
-      }
-      st = step_microbatch(m, &w, NULL, tok, mask, nb, T, global_batch, 0.2f, &sc, 1);
-    }
-    if (g.dp_size > 1 && st == IFT_OK)
-      st = dist_allreduce(model_grads(m), (int)model_nparams(m), MPI_FLOAT, MPI_SUM, g.dp);
-    optim_step(&os, model_params(m), model_grads(m), 1e-4);
+    /* the step train runs: micro-batches, gradient all-reduce, norm, optimizer */
+    const step_opts so = {.step = s, .nmb = (rows + mb - 1) / mb, .lambda = 0.2f, .lr = 1e-4,
+                          .n_global = global_batch};
+    step_report rep;
+    st = step_optimizer(m, &w, &os, &z, &g, &sc, &so, synth_load, &src, &rep);
     double busy = core_now() - t0;
     MPI_Barrier(sub); /* the step ends when the slowest rank is done */
     double total = core_now() - t0;
@@ -117,6 +136,7 @@ static ift_status run_case(const model_config *mc, loss_kind kind, int global_ba
   r->tps = (double)global_batch * T / r->step;
   free(tok);
   free(mask);
+  step_zero_destroy(&z);
   optim_destroy(&os);
   step_ws_destroy(&w);
   model_destroy(m);

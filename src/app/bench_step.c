@@ -13,7 +13,8 @@
 
 static const char step_help[] =
     "iftrain bench step — time forward + backward + optimizer for SFT and IFT\n\n"
-    "  --steps=N       timed steps per loss (default 5, after 1 warm-up step)\n"
+    "  --steps=N       timed steps per loss (default 5, after 1 warm-up step; 0: the\n"
+    "                  warm-up step alone, timed: memory figures of long sequences)\n"
     "  --loss=LIST     sft,ift (default both)\n"
     "  --json          one JSON object per loss\n"
     "  --section.key=value   model and training keys (iftrain train --help-config);\n"
@@ -29,19 +30,44 @@ typedef struct {
   double seconds, tps, gflops, mfu;
 } step_result;
 
+/* The synthetic micro-batch of every step (step_loader). */
+typedef struct {
+  const int *tok;
+  const uint8_t *mask;
+  int B, T;
+} synth;
+static ift_status synth_load(void *ctx, int k, step_mb *mb, long *ntok, long *slots) {
+  const synth *s = ctx;
+  (void)k;
+  *mb = (step_mb){.rows = s->B, .T = s->T, .tokens = s->tok, .mask = s->mask, .n_global = s->B};
+  *ntok += (long)s->B * s->T;
+  *slots += (long)s->B * s->T;
+  return IFT_OK;
+}
+
 static ift_status run_one(const app_config *c, loss_kind kind, int steps, step_result *r,
                           size_t *mem) {
   const int B = c->train.micro_batch, T = c->train.seq_len;
-  model *m;
-  IFT_TRY(model_create_opt(&m, &c->model, MPI_COMM_NULL, 0, 0, 0, B, T, (model_recompute)c->train.recompute));
-  model_init_weights(m, c->model.init_seed);
+  dist_grid g;
+  IFT_TRY(dist_grid_create(&g, MPI_COMM_SELF, 1));
+  model *m = NULL;
   step_ws w;
   optim_state os;
+  step_zero z;
+  memset(&w, 0, sizeof w);
   memset(&os, 0, sizeof os);
-  ift_status st = step_ws_create(&w, B, T);
+  memset(&z, 0, sizeof z);
+  int *tok = NULL;
+  uint8_t *mask = NULL;
+  ift_status st = model_create_opt(&m, &c->model, MPI_COMM_NULL, 0, 0, 0, B, T, (model_recompute)c->train.recompute);
+  if (st == IFT_OK) {
+    model_init_weights(m, c->model.init_seed);
+    st = step_ws_create(&w, B, T);
+  }
   if (st == IFT_OK) st = optim_create(&os, &c->optim, model_nparams(m));
-  int *tok = malloc(sizeof(int) * (size_t)B * T);
-  uint8_t *mask = malloc((size_t)B * T);
+  if (st == IFT_OK) st = step_zero_create(&z, 0, model_nparams(m), &g);
+  tok = malloc(sizeof(int) * (size_t)B * T);
+  mask = malloc((size_t)B * T);
   if (st != IFT_OK || !tok || !mask) goto done;
   for (int i = 0; i < B * T; i++) {
     tok[i] = (int)(rng_uniform(1, 0, (uint64_t)i) * c->model.vocab_size);
@@ -51,18 +77,19 @@ static ift_status run_one(const app_config *c, loss_kind kind, int steps, step_r
                                        .value = c->ift.value, .norm = c->ift.norm,
                                        .right_mu = c->ift.right_mu},
                  .embed_grad = c->ift.embed_grad};
+  synth src = {tok, mask, B, T};
   double t0 = 0;
   for (int s = 0; s <= steps && st == IFT_OK; s++) {
-    if (s == 1) t0 = core_now(); /* step 0 warms caches and page tables */
-    model_zero_grads(m);
-    st = step_microbatch(m, &w, NULL, tok, mask, B, T, B, (float)c->ift.lambda, &sc, 1);
-    double gn = optim_sqnorm(model_grads(m), model_nparams(m));
-    double f = optim_clip_factor(gn, c->optim.clip);
-    if (f < 1) optim_scale(model_grads(m), model_nparams(m), (float)f);
-    optim_step(&os, model_params(m), model_grads(m), c->optim.lr);
+    /* step 0 warms caches and page tables (--steps=0: it is the one timed) */
+    if (s == (steps ? 1 : 0)) t0 = core_now();
+    /* the step train runs: micro-batch, gradient norm, clipping, optimizer */
+    const step_opts so = {.step = s, .nmb = 1, .lambda = (float)c->ift.lambda, .lr = c->optim.lr,
+                          .clip = c->optim.clip, .n_global = B};
+    step_report rep;
+    st = step_optimizer(m, &w, &os, &z, &g, &sc, &so, synth_load, &src, &rep);
   }
   if (st == IFT_OK) {
-    double dt = (core_now() - t0) / steps;
+    double dt = (core_now() - t0) / (steps ? steps : 1);
     double flops = model_forward_flops(m, B, T) * (kind == LOSS_IFT ? 4.0 : 3.0);
     r->seconds = dt;
     r->tps = B * T / dt;
@@ -76,9 +103,11 @@ static ift_status run_one(const app_config *c, loss_kind kind, int steps, step_r
 done:
   free(tok);
   free(mask);
+  step_zero_destroy(&z);
   optim_destroy(&os);
   step_ws_destroy(&w);
-  model_destroy(m);
+  if (m) model_destroy(m);
+  dist_grid_destroy(&g);
   return st;
 }
 
@@ -104,7 +133,7 @@ int app_bench_step(int argc, char **argv) {
       if (core_rank() == 0) fputs(step_help, stdout);
       return APP_EXIT_OK;
     } else if ((v = app_opt(argc, argv, &i, "steps"))) {
-      if (app_opt_int("--steps", v, APP_GE(1), &steps) != IFT_OK) return APP_EXIT_USAGE;
+      if (app_opt_int("--steps", v, APP_GE(0), &steps) != IFT_OK) return APP_EXIT_USAGE;
     } else if ((v = app_opt(argc, argv, &i, "loss"))) {
       do_sft = strstr(v, "sft") != NULL;
       do_ift = strstr(v, "ift") != NULL;

@@ -140,6 +140,48 @@ static ift_status load_packs(data_set *d, const sched_plan *p, int k0, int k1, i
   return IFT_OK;
 }
 
+/* The micro-batches of one optimizer step on this rank (step_loader): its
+ * packs of the plan (unpacked: its rows) in groups of micro_batch. */
+typedef struct {
+  train_ctx *tc;
+  const sched_plan *plan;
+  int pairs, packing, nmb;
+  int *pos;
+  step_doc *docs;
+  float *ref; /* NULL: the loss needs no reference log-probs */
+  step_pack pk;
+} step_source;
+
+static ift_status source_load(void *ctx, int k, step_mb *mb, long *ntok, long *slots) {
+  step_source *s = ctx;
+  train_ctx *tc = s->tc;
+  const app_config *cfg = &tc->cfg;
+  const sched_plan *p = s->plan;
+  const int B = cfg->train.micro_batch, P = s->pairs ? 2 : 1;
+  const int k0 = p->rank_first[tc->grid.dp_rank], k1 = p->rank_first[tc->grid.dp_rank + 1];
+  const int a = k0 + k * B, nb = a >= k1 ? 0 : (k1 - a < B ? k1 - a : B);
+  const long *rows = p->rows + p->pack_first[a];
+  int T = 0, nd = 0;
+  if (!nb) return IFT_OK;
+  if (s->packing) {
+    IFT_TRY(load_packs(&tc->train, p, a, a + nb, s->pairs, cfg->train.seq_len, tc->tok, tc->mask, s->pos,
+                       s->docs, &nd, s->ref, &T, ntok, slots));
+    s->pk = (step_pack){s->pos, s->docs, nd};
+  } else {
+    if (s->pairs)
+      IFT_TRY(train_load_pairs(&tc->train, rows, nb, cfg->train.seq_len, tc->tok, tc->mask, s->ref, &T, ntok));
+    else
+      IFT_TRY(load_rows(&tc->train, rows, nb, cfg->train.seq_len, tc->tok, tc->mask, &T, ntok));
+    *slots += (long)P * nb * T;
+  }
+  *mb = (step_mb){.rows = P * nb, .T = T, .tokens = tc->tok, .mask = tc->mask,
+                  .pk = s->packing ? &s->pk : NULL, .ref = s->ref,
+                  .n_global = cfg->ift.reduce_microbatch && !s->pairs
+                                  ? (double)nb * s->nmb * tc->grid.dp_size
+                                  : (double)cfg->train.batch_size};
+  return IFT_OK;
+}
+
 /* The preference data checks of train.loss (pairs present; for DPO and IPO a
  * reference cache whose fingerprint is the reference checkpoint's). */
 static ift_status check_pref_data(const app_config *cfg, const data_set *d) {
@@ -429,99 +471,6 @@ void train_ctx_destroy(train_ctx *tc) {
   dist_grid_destroy(&tc->grid);
 }
 
-/* ZeRO-1 (optim.zero = 1): data-parallel rank r owns the slice
- * [displs[r], displs[r] + counts[r]) of the flat parameter buffer; it keeps
- * the optimizer state of that slice only, receives the gradient of that
- * slice by a reduce-scatter and broadcasts its updated parameters by an
- * all-gather (the same traffic as one all-reduce).  Without ZeRO the slice
- * is the whole buffer. */
-typedef struct {
-  int on;
-  size_t lo, n;       /* this rank's slice */
-  int *counts, *displs;
-  float *full_m, *full_v; /* whole-buffer optimizer moments, for checkpoints */
-} zero_plan;
-
-static ift_status zero_plan_create(zero_plan *z, int on, size_t nparams, const dist_grid *g) {
-  memset(z, 0, sizeof *z);
-  z->on = on && g->dp_size > 1;
-  z->n = nparams;
-  if (!z->on) return IFT_OK;
-  IFT_REQUIRE(nparams < (size_t)1 << 31, IFT_ERR_CONFIG, "use more tensor-parallel ranks",
-              "%zu parameters per rank exceed the MPI count range", nparams);
-  z->counts = malloc(sizeof(int) * (size_t)g->dp_size);
-  z->displs = malloc(sizeof(int) * (size_t)g->dp_size);
-  IFT_REQUIRE(z->counts && z->displs, IFT_ERR_NOMEM, NULL, "ZeRO plan");
-  size_t per = (nparams / (size_t)g->dp_size + 15) & ~(size_t)15, off = 0;
-  for (int r = 0; r < g->dp_size; r++) {
-    size_t c = off + per <= nparams ? per : nparams - off;
-    z->displs[r] = (int)off;
-    z->counts[r] = (int)c;
-    off += c;
-  }
-  z->lo = (size_t)z->displs[g->dp_rank];
-  z->n = (size_t)z->counts[g->dp_rank];
-  return IFT_OK;
-}
-
-static void zero_plan_destroy(zero_plan *z) {
-  free(z->counts);
-  free(z->displs);
-  core_free(z->full_m);
-  core_free(z->full_v);
-}
-
-/* The whole-buffer view of a sliced optimizer state (checkpoint I/O):
- * gather = 1 fills it from every rank's slice. */
-static ift_status zero_full_view(zero_plan *z, optim_state *opt, optim_state *view, size_t nparams,
-                                 const dist_grid *grid, int gather) {
-  *view = *opt;
-  if (!z->on) return IFT_OK;
-  view->n = nparams;
-  if (opt->m && !z->full_m) z->full_m = core_alloc(nparams * sizeof(float));
-  if (opt->v && !z->full_v) z->full_v = core_alloc(nparams * sizeof(float));
-  ift_status st = IFT_OK;
-  if (!((!opt->m || z->full_m) && (!opt->v || z->full_v)) || core_fault("zero_view")) {
-    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "core_alloc", NULL,
-                  "optimizer state of %zu parameters for a checkpoint", nparams);
-    st = IFT_ERR_NOMEM;
-  }
-  /* before the gather and the checkpoint's collectives */
-  IFT_TRY(dist_agree(st, grid->world));
-  MPI_Comm dp = grid->dp;
-  view->m = z->full_m;
-  view->v = z->full_v;
-  if (gather) {
-    if (opt->m)
-      IFT_MPI_CHECK(MPI_Allgatherv(opt->m, (int)z->n, MPI_FLOAT, z->full_m, z->counts,
-                                   z->displs, MPI_FLOAT, dp), NULL);
-    if (opt->v)
-      IFT_MPI_CHECK(MPI_Allgatherv(opt->v, (int)z->n, MPI_FLOAT, z->full_v, z->counts, z->displs,
-                                   MPI_FLOAT, dp), NULL);
-  }
-  return IFT_OK;
-}
-
-/* Squared norm of the gradient slice [lo, lo+n) over the whole grid: TP
- * shards are disjoint and summed over the TP group, replicated tensors
- * (norms) count once; with ZeRO the slices are summed over DP too. */
-static double grad_sqnorm(train_ctx *tc, const zero_plan *z) {
-  model *m = tc->m;
-  const float *g = model_grads(m);
-  double s = 0;
-  for (int i = 0; i < model_ntensors(m); i++) {
-    const model_tensor *t = model_tensor_at(m, i);
-    if (t->shard == SHARD_NONE && tc->grid.tp_rank != 0) continue;
-    size_t a = t->offset, b = t->offset + (size_t)t->lrows * t->lcols;
-    if (a < z->lo) a = z->lo;
-    if (b > z->lo + z->n) b = z->lo + z->n;
-    if (a < b) s += optim_sqnorm(g + a, b - a);
-  }
-  if (tc->grid.tp_size > 1) MPI_Allreduce(MPI_IN_PLACE, &s, 1, MPI_DOUBLE, MPI_SUM, tc->grid.tp);
-  if (z->on) MPI_Allreduce(MPI_IN_PLACE, &s, 1, MPI_DOUBLE, MPI_SUM, tc->grid.dp);
-  return s;
-}
-
 static void fmt_eta(char *b, size_t n, double s) {
   if (s < 0 || s > 1e7) snprintf(b, n, "--");
   else if (s >= 3600) snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
@@ -622,7 +571,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   long total = cfg->train.steps;
   if (total < 0) total = (long)cfg->train.epochs * tc.train.n / cfg->train.batch_size;
   optim_state opt;
-  zero_plan zp;
+  step_zero zp;
   memset(&zp, 0, sizeof zp);
   memset(&opt, 0, sizeof opt);
   sched sc;
@@ -633,7 +582,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   long metrics_lost = 0;
   const double peak = kern_gemm_peak() * tc.grid.size * kern_threads();
   /* local failures (memory) go to the agreement below with the others */
-  st = zero_plan_create(&zp, cfg->optim_zero, model_nparams(tc.m), &tc.grid);
+  st = step_zero_create(&zp, cfg->optim_zero, model_nparams(tc.m), &tc.grid);
   if (st == IFT_OK) st = optim_create(&opt, &cfg->optim, zp.n);
   optim_state oview;
   if (st == IFT_OK)
@@ -685,7 +634,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       /* Same layout: bit-exact continuation; another layout: each rank reads
        * its shards of the global tensors; the data order continues. */
       ckpt_train_state ts;
-      if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 0)) != IFT_OK) goto out;
+      if ((st = step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 0)) != IFT_OK) goto out;
       if ((st = ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world, lflags)) != IFT_OK) goto out;
       if ((st = ckpt_origin_shared(rpath, &origin, tc.grid.world)) != IFT_OK) {
         ckpt_train_state_free(&ts);
@@ -746,7 +695,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     ckpt_meta meta = {.step = 0, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size,
                       .run_id = run_id, .data_hash = tc.train.content_sha256, .origin = origin};
     char path[1100];
-    if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1)) == IFT_OK)
+    if ((st = step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1)) == IFT_OK)
       st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, path);
     if (st == IFT_OK) IFT_LOG0("train.steps = 0: wrote the initial model to %s", path);
     goto out;
@@ -773,105 +722,30 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   for (long step = start; step < total; step++) {
     double t0 = core_now();
     if ((st = sched_next(&sc, &plan, &lc, data_len_cb, &tc.train, tc.grid.world)) != IFT_OK) break;
-    model_zero_grads(tc.m);
-    loss_metrics met = {0};
-    long ntok = 0, slots = 0;
-    float lambda = scfg.kind == LOSS_IFT ? plan.lambda : 0.0f;
-    float *refp = loss_pref_needs_ref(scfg.kind) ? ref : NULL;
-    /* this rank's packs (unpacked: its rows) in micro-batches of B; ranks
-     * with fewer micro-batches (packing) still join every agreement */
-    const int k0 = plan.rank_first[tc.grid.dp_rank], k1 = plan.rank_first[tc.grid.dp_rank + 1];
-    int nmb = 0;
+    step_source src = {.tc = &tc, .plan = &plan, .pairs = pairs, .packing = packing, .pos = pos,
+                       .docs = docs, .ref = loss_pref_needs_ref(scfg.kind) ? ref : NULL};
+    /* ranks with fewer micro-batches (packing) still join every agreement */
     for (int r = 0; r < tc.grid.dp_size; r++) {
       const int c = (plan.rank_first[r + 1] - plan.rank_first[r] + B - 1) / B;
-      nmb = c > nmb ? c : nmb;
+      src.nmb = c > src.nmb ? c : src.nmb;
     }
-    for (int k = 0; k < nmb && st == IFT_OK; k++) {
-      const int a = k0 + k * B, nb = a >= k1 ? 0 : (k1 - a < B ? k1 - a : B);
-      const long *rows = plan.rows + plan.pack_first[a];
-      int T = 0, nd = 0;
-      /* a read that fails on one rank is agreed before the step's
-       * collectives (tensor-parallel forward, gradient reduce) */
-      if (nb && packing)
-        st = load_packs(&tc.train, &plan, a, a + nb, pairs, cfg->train.seq_len, tc.tok, tc.mask, pos, docs,
-                        &nd, refp, &T, &ntok, &slots);
-      else if (nb && pairs)
-        st = train_load_pairs(&tc.train, rows, nb, cfg->train.seq_len, tc.tok, tc.mask, refp, &T, &ntok);
-      else if (nb)
-        st = load_rows(&tc.train, rows, nb, cfg->train.seq_len, tc.tok, tc.mask, &T, &ntok);
-      if (nb && !packing) slots += (long)P * nb * T;
-      if ((st = dist_agree(st, tc.grid.world)) != IFT_OK || !nb) continue;
-      const step_pack pk = {pos, docs, nd};
-      if (pairs)
-        st = step_pairs_packed(tc.m, &tc.ws, &met, tc.tok, tc.mask, P * nb, T, packing ? &pk : NULL, refp,
-                               (double)cfg->train.batch_size, &scfg, 1);
-      else
-        st = step_microbatch_packed(tc.m, &tc.ws, &met, tc.tok, tc.mask, nb, T, packing ? &pk : NULL,
-                                    cfg->ift.reduce_microbatch ? (double)nb * nmb * tc.grid.dp_size
-                                                               : (double)cfg->train.batch_size,
-                                    lambda, &scfg, 1);
-    }
-    if (st != IFT_OK) break;
-    /* Data-parallel gradient sum (the loss is already the global mean). */
-    if (zp.on) {
-      /* the slice's summed gradient arrives at the start of the buffer */
-      int rc = MPI_Reduce_scatter(MPI_IN_PLACE, model_grads(tc.m), zp.counts, MPI_FLOAT, MPI_SUM, tc.grid.dp);
-      if (rc != MPI_SUCCESS) {
-        ift_error_set(IFT_ERR_MPI, __FILE__, __LINE__, "MPI_Reduce_scatter", NULL,
-                      "gradient reduce-scatter failed at step %ld", step + 1);
-        st = IFT_ERR_MPI;
-        break;
-      }
-      if (zp.lo) memmove(model_grads(tc.m) + zp.lo, model_grads(tc.m), zp.n * sizeof(float));
-    } else if (tc.grid.dp_size > 1) {
-      if ((st = dist_allreduce(model_grads(tc.m), (int)model_nparams(tc.m), MPI_FLOAT, MPI_SUM,
-                               tc.grid.dp)) != IFT_OK)
-        break;
-    }
-    double ms[7] = {met.loss_sum, met.nll_sum, met.rows, (double)ntok, met.pref_correct, met.margin_sum,
-                    (double)slots};
-    if (tc.grid.tp_rank != 0) memset(ms, 0, sizeof ms);
-    MPI_Allreduce(MPI_IN_PLACE, ms, 7, MPI_DOUBLE, MPI_SUM, tc.grid.world);
+    const float lambda = scfg.kind == LOSS_IFT ? plan.lambda : 0.0f;
+    const double lr = optim_lr_at(&cfg->optim, step, total);
+    const step_opts so = {.step = step, .nmb = src.nmb, .lambda = lambda, .lr = lr,
+                          .clip = cfg->optim.clip, .n_global = cfg->train.batch_size};
+    step_report rep;
+    if ((st = step_optimizer(tc.m, &tc.ws, &opt, &zp, &tc.grid, &scfg, &so, source_load, &src, &rep)) != IFT_OK)
+      break;
+    const double ms[7] = {rep.met.loss_sum, rep.met.nll_sum, rep.met.rows, rep.tokens, rep.met.pref_correct,
+                          rep.met.margin_sum, rep.slots};
     char prefm[96] = "";
     if (pairs && ms[2] > 0)
       snprintf(prefm, sizeof prefm, ",\"pref_acc\":%.4f,\"margin\":%.5g", ms[4] / ms[2], ms[5] / ms[2]);
-    double gn = sqrt(grad_sqnorm(&tc, &zp));
-    double loss = ms[0] / cfg->train.batch_size, nll = ms[2] > 0 ? ms[1] / ms[2] : 0;
-    if (!isfinite(loss) || !isfinite(gn)) {
-      /* name the first tensor whose gradient is not finite */
-      const char *bad = "none (the loss itself)";
-      for (int i = 0; i < model_ntensors(tc.m) && isfinite(loss); i++) {
-        const model_tensor *t = model_tensor_at(tc.m, i);
-        if (!isfinite(optim_sqnorm(model_grads(tc.m) + t->offset, (size_t)t->lrows * t->lcols))) {
-          bad = t->name;
-          break;
-        }
-      }
-      ift_error_set(IFT_ERR_NUMERIC, __FILE__, __LINE__, "loss",
-                    "lower optim.lr or enable optim.clip; the last checkpoint is intact",
-                    "step %ld: %s is %s (first non-finite gradient: %s)", step + 1,
-                    isfinite(loss) ? "gradient norm" : "loss",
-                    isnan(isfinite(loss) ? gn : loss) ? "NaN" : "Inf", bad);
-      /* loss and norm are all-reduced: every rank is here (agreed, no MPI_ABORT) */
-      st = dist_agree(IFT_ERR_NUMERIC, tc.grid.world);
-      break;
-    }
+    const double gn = rep.grad_norm, loss = rep.loss, nll = ms[2] > 0 ? ms[1] / ms[2] : 0;
     if (res) {
       if (step < 64) res->loss[step] = loss;
       res->steps = step + 1;
       res->tokens += ms[3];
-    }
-    double clipf = optim_clip_factor(gn, cfg->optim.clip);
-    if (clipf < 1.0) optim_scale(model_grads(tc.m) + zp.lo, zp.n, (float)clipf);
-    double lr = optim_lr_at(&cfg->optim, step, total);
-    optim_step(&opt, model_params(tc.m) + zp.lo, model_grads(tc.m) + zp.lo, lr);
-    if (zp.on &&
-        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, model_params(tc.m), zp.counts, zp.displs,
-                       MPI_FLOAT, tc.grid.dp) != MPI_SUCCESS) {
-      ift_error_set(IFT_ERR_MPI, __FILE__, __LINE__, "MPI_Allgatherv", NULL,
-                    "parameter all-gather failed at step %ld", step + 1);
-      st = IFT_ERR_MPI;
-      break;
     }
     double now = core_now(), dt = now - t0;
     tok_since += ms[3];
@@ -928,7 +802,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     if (do_ckpt && cfg->ckpt.dir[0]) {
       ckpt_meta meta = {.step = step + 1, .epoch = sc.epoch, .cursor = sc.cursor, .config_text = cfg_text, .run_id = run_id, .data_hash = tc.train.content_sha256,
                         .dp = tc.grid.dp_size, .tp = tc.grid.tp_size, .origin = origin};
-      if ((st = zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1)) != IFT_OK ||
+      if ((st = step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1)) != IFT_OK ||
           (st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)
         break;
     }
@@ -964,7 +838,7 @@ out:
   free(cfg_text);
   free(origin);
   optim_destroy(&opt);
-  zero_plan_destroy(&zp);
+  step_zero_destroy(&zp);
   sched_destroy(&sc);
   sched_plan_free(&plan);
   train_ctx_destroy(&tc);
