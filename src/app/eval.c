@@ -47,7 +47,7 @@ const char app_generate_help[] =
     "Sampling: temperature 0 (default) is greedy; otherwise softmax(logits / T),\n"
     "restricted to the K most likely tokens when --top-k K > 0 (ties with the K-th\n"
     "included); --seed S makes it repeatable, the same on any number of ranks.\n"
-    "The prompt is run once and filling a key/value cache, then one token per step\n"
+    "The prompt runs once, filling a key/value cache, then one token per step\n"
     "(in the 2D mode, --tp-mode 2d, every step is a full forward).\n"
     "--tp N: N tensor-parallel ranks per replica (every replica generates the same).\n"
     "--json: one JSON line {prompt_ids, ids (generated, stop token included), text,\n"
