@@ -423,6 +423,58 @@ static void test_kv_decode(void) {
   model_destroy(m);
 }
 
+/* model_logits: the full logits of a forward's row give its log-probs
+ * (log_softmax at the target) and its argmax; after a decode with next =
+ * NULL they are those of the full forward at that position. */
+static void test_logits(void) {
+  const int T = 12, P = 7;
+  model_config cfg = tiny(0, 2);
+  cfg.max_position_embeddings = 16;
+  model *m;
+  CU_ASSERT_EQUAL_FATAL(model_create(&m, &cfg, MPI_COMM_NULL, 1, T), IFT_OK);
+  model_init_weights(m, 5);
+  float *p = model_params(m);
+  for (size_t i = 0; i < model_nparams(m); i++) p[i] *= 10.0f;
+  const int V = cfg.vocab_size;
+  int tk[12], am[12];
+  float logp[12], *lg = malloc(sizeof(float) * (size_t)V), *ld = malloc(sizeof(float) * (size_t)V);
+  fill_tokens(tk, T, V, 77);
+  model_input in = {.tokens = tk};
+  CU_ASSERT_EQUAL_FATAL(model_forward(m, logp, am, &in, 1, T, 0), IFT_OK);
+  for (int t = 0; t + 1 < T; t++) {
+    CU_ASSERT_EQUAL_FATAL(model_logits(m, lg, t), IFT_OK);
+    double mx = -INFINITY, z = 0;
+    int k = 0;
+    for (int v = 0; v < V; v++) {
+      if (lg[v] > lg[k]) k = v;
+      mx = fmax(mx, lg[v]);
+    }
+    for (int v = 0; v < V; v++) z += exp(lg[v] - mx);
+    CU_ASSERT_DOUBLE_EQUAL(lg[tk[t + 1]] - mx - log(z), logp[t + 1], 1e-4);
+    CU_ASSERT_EQUAL(k, am[t]);
+  }
+  /* the last position's logits, again through the cache */
+  CU_ASSERT_EQUAL_FATAL(model_logits(m, lg, P - 1), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(model_kv_enable(m), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(model_forward(m, logp, NULL, &in, 1, P - 1, 0), IFT_OK);
+  const int pos = P - 1;
+  CU_ASSERT_EQUAL_FATAL(model_decode(m, &tk[pos], &pos, 1, NULL), IFT_OK);
+  CU_ASSERT_EQUAL_FATAL(model_logits(m, ld, 0), IFT_OK);
+  double d = 0, big = 0;
+  for (int v = 0; v < V; v++) {
+    d = fmax(d, fabs(ld[v] - lg[v]));
+    big = fmax(big, fabs(lg[v]));
+  }
+  CU_ASSERT(big > 1.0); /* logits of some size: a comparison worth making */
+  CU_ASSERT(d < 1e-4 * big);
+  ift_error_quiet(1);
+  CU_ASSERT_EQUAL(model_logits(m, lg, T), IFT_ERR_ARG);
+  ift_error_quiet(0);
+  free(lg);
+  free(ld);
+  model_destroy(m);
+}
+
 static CU_TestInfo tests[] = {
     {"allocation failures return IFT_ERR_NOMEM", test_alloc_failures},
     {"tensor names and parameter count", test_names_and_sizes},
@@ -438,6 +490,7 @@ static CU_TestInfo tests[] = {
     {"greedy argmax and lambda = 1 blend", test_argmax_and_blend},
     {"recompute = layer: bit-identical log-probs and gradients", test_recompute_layer},
     {"KV-cache decode = full-forward greedy generation", test_kv_decode},
+    {"model_logits: log-probs and argmax of a forward, the same through the cache", test_logits},
     CU_TEST_INFO_NULL};
 
 int main(void) {

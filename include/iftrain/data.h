@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "iftrain/core.h"
+#include "iftrain/tok.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -192,6 +193,17 @@ int data_file_is_data_set(const char *path);
  * when the vocabulary fits, with a warning on stderr (when warn). */
 ift_status data_check_tokenizer(const data_set *d, const char *origin, const char *model, int model_vocab,
                                 int warn);
+/* The tokenizer of a model from its origin (ckpt_origin JSON or NULL):
+ * mtok = DATA_TOKENIZER for a model iftrain built (no origin), "hf:" +
+ * tokenizer.json's sha256 for a Hugging Face directory (or a checkpoint
+ * imported from one) whose tokenizer was recorded, "" when none was; msrc =
+ * the source directory ("" without one). */
+void data_origin_tokenizer(const char *origin, char mtok[80], char msrc[1100]);
+/* The eos_token of DIR/tokenizer_config.json (a string or an AddedToken
+ * object) as an id of t; -1 when dir is "" or the field is absent.
+ * IFT_ERR_FORMAT when the file cannot be read as JSON or the token is not
+ * one of t's. */
+ift_status data_tokenizer_eos(const char *dir, tok *t, int *eos);
 
 /* ---- iftrain prep */
 typedef struct {

@@ -211,6 +211,15 @@ ift_status model_kv_enable(model *m);
 /* 1 when model_kv_enable can work in this layout (not the 2D mode). */
 int model_kv_supported(const model *m);
 ift_status model_decode(model *m, const int *tok, const int *pos, int B, int *next);
+/* With next = NULL model_decode skips the greedy head: model_logits then
+ * gives the distribution of each row.
+ * model_logits: the full next-token logits (V floats, every rank gets all
+ * of them: the vocab-parallel shards gathered over TP) of row n of the last
+ * model_forward (n = b*T + t: position t of row b predicts t + 1) or
+ * model_decode (n = b).  One [1, C] x [C, V/TP] product and an all-gather;
+ * works in every layout, the 2D mode included.  A collective over the TP
+ * ranks. */
+ift_status model_logits(model *m, float *logits /* V */, int n);
 
 void model_zero_grads(model *m);
 

@@ -5,32 +5,60 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "iftrain/app.h"
+#include "iftrain/chat.h"
 #include "iftrain/ckpt.h"
 #include "iftrain/data.h"
+#include "iftrain/tok.h"
 #include "iftrain/train.h"
 
 const char app_eval_help[] =
     "Held-out loss and greedy exact-match accuracy of a checkpoint on a data set.\n"
     "  iftrain eval --ckpt FILE --data FILE.h5 [--max-samples N] [--max-new-tokens N]\n"
-    "               [--micro-batch N] [--json] [--no-verify]\n\n"
+    "               [--micro-batch N] [--tp N [--tp-mode 2d]] [--json] [--no-verify]\n\n"
     "The model config is read from the checkpoint. Exact match: greedy decoding from\n"
     "each row's prompt reproduces every answer token up to and including <eos>.\n"
-    "Runs on any number of ranks (rows are split over them). FILE may also be a\n"
+    "Runs on any number of ranks (rows are split over the replicas; --tp N ranks per\n"
+    "replica, as dist.tp / dist.tp_mode). FILE may also be a\n"
     "checkpoint directory (its latest). Every tensor's checksum is verified on load\n"
     "unless --no-verify is given. Exit codes: 0 ok, 2 bad input, 1 other failure.\n";
 
 const char app_generate_help[] =
-    "Generate text from a checkpoint.\n"
-    "  iftrain generate --ckpt FILE --prompt TEXT [--max-new-tokens N]\n"
-    "                   [--temperature T] [--top-k K] [--seed S] [--no-verify]\n\n"
-    "The prompt is wrapped in the chat template: <bos> PROMPT <assistant>.\n"
-    "temperature 0 (default) is greedy; otherwise softmax(logits / T) sampling,\n"
-    "restricted to the K most likely tokens when --top-k is given.\n";
+    "Generate text from a checkpoint (or a Hugging Face model directory).\n"
+    "  iftrain generate --ckpt FILE --prompt TEXT [--max-new-tokens N] [--tokenizer DIR\n"
+    "                   [--chat-template NAME|none]] [--temperature T] [--top-k K] [--seed S]\n"
+    "                   [--tp N [--tp-mode 2d]] [--json] [--timing] [--no-verify]\n\n"
+    "Tokenizer: a model iftrain built uses its byte tokenizer; the prompt is wrapped\n"
+    "as <bos> PROMPT <assistant>, generation stops at <eos>, and PROMPT followed by\n"
+    "the generated text is printed.  A model imported from Hugging Face needs\n"
+    "--tokenizer DIR, its directory holding tokenizer.json and tokenizer_config.json:\n"
+    "the prompt becomes one user message rendered with the model's chat template\n"
+    "(add_generation_prompt; --chat-template NAME chooses the format as in prep,\n"
+    "none encodes PROMPT as plain text with the tokenizer's special tokens),\n"
+    "generation stops at the eos ids (tokenizer_config.json's eos_token,\n"
+    "config.json's and generation_config.json's eos_token_id), and the generated\n"
+    "text alone is printed (special tokens skipped).  A tokenizer.json other than\n"
+    "the one recorded at import (SHA-256) is refused, as is a model that records\n"
+    "one when --tokenizer is missing.\n"
+    "Sampling: temperature 0 (default) is greedy; otherwise softmax(logits / T),\n"
+    "restricted to the K most likely tokens when --top-k K > 0 (ties with the K-th\n"
+    "included); --seed S makes it repeatable, the same on any number of ranks.\n"
+    "The prompt runs once, filling a key/value cache, then one token per step\n"
+    "(in the 2D mode, --tp-mode 2d, every step is a full forward).\n"
+    "--tp N: N tensor-parallel ranks per replica (every replica generates the same).\n"
+    "--json: one JSON line {prompt_ids, ids (generated, stop token included), text,\n"
+    "stop: eos|length|context, timing}.  --timing: prefill and per-token times on\n"
+    "stderr, beside one single-token forward (model_decode of one token at position\n"
+    "0, median of 9 runs, measured before the prompt; not in the 2D mode).\n"
+    "Exit codes: 0 ok, 2 bad input (also a refused tokenizer), 1 other failure.\n";
 
 typedef struct {
-  const char *ckpt, *data, *prompt;
-  int max_samples, max_new, mb, json, top_k, no_verify;
+  const char *ckpt, *data, *prompt, *tokenizer, *chat_template;
+  int max_samples, max_new, mb, json, top_k, no_verify, tp, tp_2d, timing;
   double temperature;
   long seed;
 } ev_opts;
@@ -48,6 +76,17 @@ static int parse(int argc, char **argv, ev_opts *o, const char *cmd) {
     else if ((v = app_opt(argc, argv, &i, "temperature"))) num = app_opt_double("--temperature", v, APP_GE(0), &o->temperature);
     else if ((v = app_opt(argc, argv, &i, "top-k"))) num = app_opt_int("--top-k", v, APP_GE(0), &o->top_k);
     else if ((v = app_opt(argc, argv, &i, "seed"))) num = app_opt_long("--seed", v, APP_GE(0), &o->seed);
+    else if ((v = app_opt(argc, argv, &i, "tp"))) num = app_opt_int("--tp", v, APP_GE(1), &o->tp);
+    else if ((v = app_opt(argc, argv, &i, "tp-mode"))) {
+      if (strcmp(v, "1d") && strcmp(v, "2d")) {
+        if (core_rank() == 0) fprintf(stderr, "iftrain %s: --tp-mode = '%s': choose 1d or 2d\n", cmd, v);
+        return APP_EXIT_USAGE;
+      }
+      o->tp_2d = v[0] == '2';
+    }
+    else if (!strcmp(cmd, "generate") && (v = app_opt(argc, argv, &i, "tokenizer"))) o->tokenizer = v;
+    else if (!strcmp(cmd, "generate") && (v = app_opt(argc, argv, &i, "chat-template"))) o->chat_template = v;
+    else if (!strcmp(cmd, "generate") && !strcmp(argv[i], "--timing")) o->timing = 1;
     else if (!strcmp(argv[i], "--json")) o->json = 1;
     else if (!strcmp(argv[i], "--no-verify")) o->no_verify = 1;
     else {
@@ -67,7 +106,7 @@ static int parse(int argc, char **argv, ev_opts *o, const char *cmd) {
 /* Model from the checkpoint's own config, weights loaded on the ranks of
  * MPI_COMM_WORLD (DP over them). */
 static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_data, int mb, int T,
-                       int verify) {
+                       int verify, int tp, int tp_2d, char **origin_out) {
   memset(tc, 0, sizeof *tc); /* destroyable even when reading the config fails */
   char ckpt[1100];
   memset(tc, 0, sizeof *tc); /* the caller destroys it, whatever failed */
@@ -84,13 +123,16 @@ static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_dat
   int size;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   c.train.batch_size = mb * size;
+  c.dist.tp = tp > 0 ? tp : 1;
+  c.dist.tp_2d = tp_2d;
   IFT_TRY(train_ctx_create(tc, &c, 0, MPI_COMM_WORLD));
   IFT_TRY(ckpt_load(ckpt, tc->m, NULL, NULL, tc->grid.world, verify ? CKPT_VERIFY : 0));
   /* the data's tokenizer must be the checkpoint's */
   char *origin = NULL;
   IFT_TRY(ckpt_origin_shared(ckpt, &origin, tc->grid.world));
   st = tc->have_eval ? data_check_tokenizer(&tc->eval, origin, ckpt, c.model.vocab_size, core_rank() == 0) : IFT_OK;
-  free(origin);
+  if (origin_out) *origin_out = origin;
+  else free(origin);
   return st;
 }
 
@@ -103,7 +145,7 @@ int app_eval(int argc, char **argv) {
     return APP_EXIT_USAGE;
   }
   train_ctx tc;
-  ift_status st = load(&tc, o.ckpt, o.data, o.mb, 1 << 20, !o.no_verify);
+  ift_status st = load(&tc, o.ckpt, o.data, o.mb, 1 << 20, !o.no_verify, o.tp, o.tp_2d, NULL);
   double loss = 0, exact = 0;
   if (st == IFT_OK) st = train_eval(&tc, &tc.eval, o.max_samples, o.max_new, &loss, &exact);
   long n = tc.have_eval ? tc.eval.n : 0;
@@ -136,7 +178,7 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
   if (st == IFT_OK)
     st = dist_mpi_status(MPI_Bcast(fp, sizeof fp, MPI_CHAR, 0, MPI_COMM_WORLD), "MPI_Bcast",
                          __FILE__, __LINE__, NULL);
-  if (st == IFT_OK) st = load(&tc, ckpt, data, 2 * mb, 1 << 20, 1);
+  if (st == IFT_OK) st = load(&tc, ckpt, data, 2 * mb, 1 << 20, 1, 0, 0, NULL);
   float *ref = NULL;
   long n = 0, longest = 0;
   double t0 = core_now(), t_last = t0, flops = 0;
@@ -202,6 +244,290 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
   return rc ? APP_EXIT_USAGE : APP_EXIT_OK;
 }
 
+/* ------------------------------------------------------------ generate */
+
+enum { GEN_MAX_EOS = 16 };
+
+/* The tokenizer side of a generation: iftrain's bytes (t = NULL) or the
+ * model's own tokenizer, and the ids that end the answer. */
+typedef struct {
+  tok *t;
+  int eos[GEN_MAX_EOS], neos;
+} gen_tok;
+
+static void eos_add(gen_tok *g, int id) {
+  if (id < 0) return;
+  for (int i = 0; i < g->neos; i++)
+    if (g->eos[i] == id) return;
+  if (g->neos < GEN_MAX_EOS) g->eos[g->neos++] = id;
+}
+
+/* eos_token_id of a config object: an id or a list of ids (transformers'
+ * generate stops at any of them). */
+static void eos_add_json(gen_tok *g, const json_t *cfg) {
+  const json_t *e = json_object_get(cfg, "eos_token_id"), *v;
+  size_t i;
+  if (json_is_integer(e)) eos_add(g, (int)json_integer_value(e));
+  else if (json_is_array(e))
+    json_array_foreach(e, i, v) if (json_is_integer(v)) eos_add(g, (int)json_integer_value(v));
+}
+
+static void eos_add_file(gen_tok *g, const char *dir, const char *name) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  json_t *cfg = access(path, F_OK) == 0 ? json_load_file(path, 0, NULL) : NULL;
+  if (cfg) {
+    eos_add_json(g, cfg);
+    json_decref(cfg);
+  }
+}
+
+/* The model's own tokenizer from DIR, checked against the one the model
+ * was imported with (mtok "hf:SHA", source msrc; "" when none was recorded),
+ * the prompt as one user message of the chat template (or plain text with
+ * the post-processor for --chat-template none) into seq, the stop ids. */
+static ift_status gen_hf_prompt(gen_tok *g, const ev_opts *o, const char *origin, const char *mtok,
+                                const char *msrc, int V, tok_ids *ids) {
+  IFT_TRY(tok_load(&g->t, o->tokenizer));
+  const char *sha = tok_sha256(g->t);
+  IFT_REQUIRE(!mtok[0] || !strcmp(mtok + 3, sha), IFT_ERR_CONFIG,
+              "pass --tokenizer the model's own directory (the one it was imported from), or import the "
+              "model again from a directory holding this tokenizer",
+              "--tokenizer %s: its tokenizer.json (sha256 %s) is not the tokenizer the model %s was imported "
+              "with (sha256 %s, from %s): the ids would mean other text",
+              o->tokenizer, sha, o->ckpt, mtok + 3, msrc);
+  if (!mtok[0] && core_loglevel() >= IFT_LOG_INFO)
+    fprintf(stderr, "iftrain: warning: the model %s (from %s) records no tokenizer; --tokenizer %s is used on trust\n",
+            o->ckpt, msrc, o->tokenizer);
+  IFT_REQUIRE(tok_vocab_size(g->t) <= V, IFT_ERR_FORMAT, "pass the model's own tokenizer",
+              "--tokenizer %s has ids up to %d, beyond the model's vocab_size %d", o->tokenizer,
+              tok_vocab_size(g->t) - 1, V);
+  /* the directory of tokenizer_config.json (and config.json), as prep finds it */
+  char dir[1100];
+  struct stat sb;
+  snprintf(dir, sizeof dir, "%s", o->tokenizer);
+  if (!(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))) {
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+  }
+  char cfgfile[1200];
+  snprintf(cfgfile, sizeof cfgfile, "%s/tokenizer_config.json", dir);
+  const int have_cfg = access(cfgfile, F_OK) == 0;
+  if (o->chat_template && !strcmp(o->chat_template, "none")) {
+    IFT_TRY(tok_encode(g->t, o->prompt, strlen(o->prompt), 1, ids));
+  } else {
+    chat_tmpl tmpl;
+    IFT_TRY(chat_from_config(dir, o->chat_template, &tmpl));
+    chat_msg msg = {.role = "user", .content = o->prompt};
+    chat_out co;
+    IFT_TRY(chat_render(&tmpl, &msg, 1, 1, &co));
+    uint8_t *mask = NULL;
+    ift_status st = chat_encode(g->t, &co, ids, &mask);
+    free(mask);
+    chat_out_free(&co);
+    IFT_TRY(st);
+  }
+  int e = -1;
+  IFT_TRY(data_tokenizer_eos(have_cfg ? dir : "", g->t, &e));
+  eos_add(g, e);
+  eos_add_file(g, dir, "config.json");
+  eos_add_file(g, dir, "generation_config.json");
+  json_t *oj = origin ? json_loads(origin, 0, NULL) : NULL;
+  if (oj) {
+    eos_add_json(g, json_object_get(oj, "config"));
+    json_decref(oj);
+  }
+  return IFT_OK;
+}
+
+/* Rank 0: the prompt's ids (seq, *n of at most cap) and the stop ids, with
+ * the tokenizer the model was trained with. */
+static ift_status gen_prompt(gen_tok *g, const ev_opts *o, const char *origin, int V, int *seq, int cap,
+                             int *n) {
+  char mtok[80], msrc[1100];
+  data_origin_tokenizer(origin, mtok, msrc);
+  if (!o->tokenizer) {
+    char hint[1300];
+    snprintf(hint, sizeof hint,
+             "pass --tokenizer DIR, the model's directory holding tokenizer.json and tokenizer_config.json "
+             "(--tokenizer %s if it is still there)", msrc);
+    IFT_REQUIRE(strncmp(mtok, "hf:", 3), IFT_ERR_CONFIG, hint,
+                "the model %s was imported from %s with its own tokenizer (tokenizer.json sha256 %s): "
+                "iftrain's byte tokenizer would give it meaningless ids",
+                o->ckpt, msrc, mtok + 3);
+    IFT_REQUIRE(!o->chat_template, IFT_ERR_ARG, "give --tokenizer DIR with --chat-template",
+                "--chat-template %s needs --tokenizer (the byte tokenizer has its own layout)", o->chat_template);
+    *n = 0;
+    seq[(*n)++] = TOK_BOS;
+    *n += data_tokenize(seq + *n, cap - 2, o->prompt, strlen(o->prompt));
+    seq[(*n)++] = TOK_ASSISTANT;
+    eos_add(g, TOK_EOS);
+    return IFT_OK;
+  }
+  IFT_REQUIRE(strcmp(mtok, DATA_TOKENIZER), IFT_ERR_CONFIG,
+              "drop --tokenizer: this model reads iftrain's byte tokenizer",
+              "the model %s was built by iftrain with its byte tokenizer %s: the ids of --tokenizer %s "
+              "mean nothing to it",
+              o->ckpt, DATA_TOKENIZER, o->tokenizer);
+  tok_ids ids = {0};
+  ift_status st = gen_hf_prompt(g, o, origin, mtok, msrc, V, &ids);
+  if (st == IFT_OK && (long)ids.n >= cap) {
+    ift_error_set(IFT_ERR_ARG, __FILE__, __LINE__, "--prompt", "shorten the prompt",
+                  "the prompt is %zu tokens: no room left in the model's %d positions", ids.n, cap);
+    st = IFT_ERR_ARG;
+  }
+  if (st == IFT_OK) memcpy(seq, ids.ids, sizeof(int) * ids.n);
+  *n = (int)ids.n;
+  tok_ids_free(&ids);
+  return st;
+}
+
+/* The K-th largest of a[0..n) (a is reordered): quickselect, O(n). */
+static float kth_largest(float *a, int n, int k) {
+  int lo = 0, hi = n - 1;
+  const int want = k - 1;
+  while (lo < hi) {
+    const float piv = a[lo + (hi - lo) / 2];
+    int i = lo, j = hi;
+    while (i <= j) {
+      while (a[i] > piv) i++;
+      while (a[j] < piv) j--;
+      if (i <= j) {
+        float t = a[i];
+        a[i++] = a[j];
+        a[j--] = t;
+      }
+    }
+    if (want <= j) hi = j;
+    else if (want >= i) lo = i;
+    else break;
+  }
+  return a[want];
+}
+
+/* One draw from softmax(logits / temp) over the top_k largest logits (all
+ * when top_k is 0 or >= V; ties with the K-th count in): the uniform number
+ * of (seed, step) against the cumulative weights in id order, so every rank
+ * (they hold the same gathered logits) draws the same token.  w, tmp: V. */
+static int sample(const float *lg, int V, double temp, int top_k, long seed, int step, double *w, float *tmp) {
+  float kth = -INFINITY, mx = lg[0];
+  if (top_k > 0 && top_k < V) {
+    memcpy(tmp, lg, sizeof(float) * (size_t)V);
+    kth = kth_largest(tmp, V, top_k);
+  }
+  for (int v = 1; v < V; v++) mx = lg[v] > mx ? lg[v] : mx;
+  double z = 0;
+  for (int v = 0; v < V; v++) z += w[v] = lg[v] >= kth ? exp((lg[v] - mx) / temp) : 0;
+  const double u = rng_uniform((uint64_t)seed, 0x67656e, (uint64_t)step) * z;
+  double acc = 0;
+  int last = 0;
+  for (int v = 0; v < V; v++) {
+    if (w[v] <= 0) continue;
+    acc += w[v];
+    last = v;
+    if (acc >= u) return v;
+  }
+  return last;
+}
+
+/* One single-token forward: model_decode of seq[0] at position 0 (every
+ * weight matrix, the LM head and its argmax, attention over one key),
+ * median of 9, in seconds.  Run before the prefill, which overwrites the
+ * cache's position 0. */
+static double gen_time_one(model *m, int tok0, ift_status *st) {
+  double t[9];
+  const int pos = 0;
+  int next;
+  for (int i = 0; i < 9 && *st == IFT_OK; i++) {
+    const double t0 = core_now();
+    *st = model_decode(m, &tok0, &pos, 1, &next);
+    t[i] = core_now() - t0;
+  }
+  for (int i = 1; i < 9; i++)
+    for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+      double x = t[j];
+      t[j] = t[j - 1];
+      t[j - 1] = x;
+    }
+  return t[4];
+}
+
+/* S with every byte that does not begin a valid UTF-8 sequence replaced by
+ * U+FFFD (JSON strings are UTF-8; the byte tokenizer can end anywhere). */
+static json_t *json_text(const char *s, size_t n) {
+  char *o = malloc(3 * n + 1);
+  if (!o) return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = (unsigned char)s[i], d = i + 1 < n ? (unsigned char)s[i + 1] : 0;
+    /* the sequence length of a valid lead byte, with the second byte's range
+     * (no overlong forms, surrogates or code points past U+10FFFF) */
+    int len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    const unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80, hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    if (len > 1 && (d < lo || d > hi)) len = 0;
+    for (int j = 2; j < len; j++)
+      if (i + (size_t)j >= n || ((unsigned char)s[i + (size_t)j] & 0xC0) != 0x80) len = 0;
+    if (len == 0 || (c == 0 && len == 1)) {
+      memcpy(o + k, "\xEF\xBF\xBD", 3);
+      k += 3;
+      i++;
+    } else {
+      memcpy(o + k, s + i, (size_t)len);
+      k += (size_t)len;
+      i += (size_t)len;
+    }
+  }
+  json_t *j = json_stringn(o, k);
+  free(o);
+  return j;
+}
+
+static void gen_print(const gen_tok *g, const ev_opts *o, const int *seq, int start, int n, const char *stop,
+                      const double *tm, ift_status *st) {
+  int end = n;
+  if (!strcmp(stop, "eos")) end--;
+  char *text = NULL;
+  size_t len = 0;
+  if (g->t) {
+    *st = tok_decode(g->t, seq + start, (size_t)(end - start), 1, &text, &len);
+    if (*st != IFT_OK) return;
+  } else {
+    size_t cap = 8 * (size_t)(end - start) + 64;
+    text = malloc(cap);
+    if (!text) {
+      *st = IFT_ERR_NOMEM;
+      return;
+    }
+    len = data_detokenize(text, cap, seq + start, end - start);
+  }
+  if (o->json) {
+    json_t *p = json_array(), *ids = json_array();
+    for (int i = 0; i < start; i++) json_array_append_new(p, json_integer(seq[i]));
+    for (int i = start; i < n; i++) json_array_append_new(ids, json_integer(seq[i]));
+    json_t *j = json_pack("{s:o,s:o,s:o,s:s}", "prompt_ids", p, "ids", ids, "text",
+                          json_text(text, len), "stop", stop);
+    if (j && o->timing)
+      json_object_set_new(j, "timing",
+                          json_pack("{s:i,s:f,s:i,s:f,s:f}", "prompt_tokens", start, "prefill_s", tm[0],
+                                    "decode_tokens", n - start - 1, "decode_ms_per_token", tm[1],
+                                    "single_token_forward_ms", tm[2]));
+    char *out = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (out) printf("%s\n", out);
+    else {
+      ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "jansson", NULL, "the JSON line of the result");
+      *st = IFT_ERR_NOMEM;
+    }
+    free(out);
+    if (j) json_decref(j);
+  } else if (g->t) {
+    printf("%.*s\n", (int)len, text);
+  } else {
+    printf("%s%.*s\n", o->prompt, (int)len, text);
+  }
+  free(text);
+}
+
 int app_generate(int argc, char **argv) {
   ev_opts o = {.max_new = 64, .mb = 1};
   int rc = parse(argc, argv, &o, "generate");
@@ -210,80 +536,95 @@ int app_generate(int argc, char **argv) {
     if (core_rank() == 0) fprintf(stderr, "iftrain generate: --prompt TEXT is required\n");
     return APP_EXIT_USAGE;
   }
+  if (o.chat_template && !o.tokenizer) {
+    if (core_rank() == 0)
+      fprintf(stderr, "iftrain generate: --chat-template needs --tokenizer DIR (the byte tokenizer has its own layout)\n");
+    return APP_EXIT_USAGE;
+  }
   train_ctx tc;
-  ift_status st = load(&tc, o.ckpt, NULL, 1, 1 << 20, !o.no_verify);
+  char *origin = NULL;
+  ift_status st = load(&tc, o.ckpt, NULL, 1, 1 << 20, !o.no_verify, o.tp, o.tp_2d, &origin);
   if (st != IFT_OK) {
+    free(origin);
     train_ctx_destroy(&tc);
     return app_exit_code(st);
   }
   const int Tm = tc.cfg.train.seq_len, V = tc.cfg.model.vocab_size;
   int *seq = tc.gen, n = 0;
-  seq[n++] = TOK_BOS;
-  n += data_tokenize(seq + n, Tm - 2, o.prompt, strlen(o.prompt));
-  seq[n++] = TOK_ASSISTANT;
-  const int start = n;
-  /* The model returns log-probs of given targets, so with T > 0 the
-   * distribution at the last position is read by scoring every candidate id
-   * as the next token: V forwards of one short row, fine for the byte-level
-   * vocabulary of this build. */
-  float *scores = malloc(sizeof(float) * (size_t)V);
-  const int kv = o.temperature <= 0 && model_kv_supported(tc.m); /* 2D mode: full forwards */
-  if (kv) st = model_kv_enable(tc.m);
-  for (int step = 0; step < o.max_new && n < Tm && st == IFT_OK; step++) {
-    int next;
-    int T = n + 1 > 2 ? n + 1 : 2;
-    if (o.temperature <= 0 && kv && step > 0) {
+  gen_tok g = {0};
+  /* rank 0 reads the tokenizer and says what is wrong; the others follow */
+  st = dist_agree(core_rank() == 0 ? gen_prompt(&g, &o, origin, V, seq, Tm, &n) : IFT_OK, MPI_COMM_WORLD);
+  free(origin);
+  int hdr[3] = {n, g.neos, g.t != NULL};
+  if (st == IFT_OK)
+    st = dist_mpi_status(MPI_Bcast(hdr, 3, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast", __FILE__, __LINE__, NULL);
+  n = hdr[0];
+  g.neos = hdr[1];
+  if (st == IFT_OK)
+    st = dist_mpi_status(MPI_Bcast(seq, n, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast", __FILE__, __LINE__, NULL);
+  if (st == IFT_OK)
+    st = dist_mpi_status(MPI_Bcast(g.eos, GEN_MAX_EOS, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast", __FILE__,
+                         __LINE__, NULL);
+  const int start = n, greedy = o.temperature <= 0;
+  const int pad = hdr[2] ? 0 : TOK_PAD; /* an id after the last: causal, so it changes nothing */
+  /* With T > 0 the next token's distribution comes from the full logits of
+   * the last position (model_logits): one LM head product per token. */
+  float *lg = greedy ? NULL : malloc(sizeof(float) * (size_t)V * 2);
+  double *w = greedy ? NULL : malloc(sizeof(double) * (size_t)V);
+  if (!greedy && (!lg || !w) && st == IFT_OK) st = IFT_ERR_NOMEM;
+  const int kv = model_kv_supported(tc.m); /* 2D mode: full forwards */
+  if (kv && st == IFT_OK) st = model_kv_enable(tc.m);
+  double tm[3] = {0, 0, 0};
+  if (o.timing && kv && st == IFT_OK) tm[2] = 1e3 * gen_time_one(tc.m, seq[0], &st);
+  const double t0 = core_now();
+  const char *stop = "length";
+  for (int step = 0; step < o.max_new && st == IFT_OK; step++) {
+    if (n >= Tm) {
+      stop = "context";
+      break;
+    }
+    int next = 0;
+    const int T = n + 1 > 2 ? n + 1 : 2;
+    if (kv && step > 0) {
       /* the key/value cache holds positions 0 .. n - 2: decode the last token */
       const int p = n - 1;
-      st = model_decode(tc.m, &seq[p], &p, 1, &next);
-    } else if (o.temperature <= 0) {
-      /* a full forward (the prompt's, which fills the cache when kv) */
-      seq[n] = TOK_PAD;
-      model_input in = {.tokens = seq};
-      st = model_forward(tc.m, tc.ws.logp, tc.ws.argmax, &in, 1, T, 0);
-      next = tc.ws.argmax[n - 1];
+      st = model_decode(tc.m, &seq[p], &p, 1, greedy ? &next : NULL);
+      if (st == IFT_OK && !greedy) st = model_logits(tc.m, lg, 0);
     } else {
-      for (int v = 0; v < V && st == IFT_OK; v++) {
-        seq[n] = v;
-        model_input in = {.tokens = seq};
-        st = model_forward(tc.m, tc.ws.logp, NULL, &in, 1, T, 0);
-        scores[v] = tc.ws.logp[n];
-      }
-      /* top-k filter then sample from softmax(logp / T) */
-      double mx = -INFINITY;
-      for (int v = 0; v < V; v++) mx = scores[v] > mx ? scores[v] : mx;
-      float kth = -INFINITY;
-      if (o.top_k > 0 && o.top_k < V) {
-        float *tmp = malloc(sizeof(float) * (size_t)V);
-        memcpy(tmp, scores, sizeof(float) * (size_t)V);
-        for (int k = 0; k < o.top_k; k++) { /* partial selection */
-          int b = k;
-          for (int v = k + 1; v < V; v++) if (tmp[v] > tmp[b]) b = v;
-          float t = tmp[k]; tmp[k] = tmp[b]; tmp[b] = t;
-        }
-        kth = tmp[o.top_k - 1];
-        free(tmp);
-      }
-      double z = 0;
-      for (int v = 0; v < V; v++) z += scores[v] >= kth ? exp((scores[v] - mx) / o.temperature) : 0;
-      double u = rng_uniform((uint64_t)o.seed, 0x67656e, (uint64_t)step) * z, acc = 0;
-      next = V - 1;
-      for (int v = 0; v < V; v++) {
-        acc += scores[v] >= kth ? exp((scores[v] - mx) / o.temperature) : 0;
-        if (acc >= u) { next = v; break; }
-      }
+      /* a full forward (the prompt's, which fills the cache when kv) */
+      seq[n] = pad;
+      model_input in = {.tokens = seq};
+      st = model_forward(tc.m, tc.ws.logp, greedy ? tc.ws.argmax : NULL, &in, 1, T, 0);
+      if (st == IFT_OK && greedy) next = tc.ws.argmax[n - 1];
+      if (st == IFT_OK && !greedy) st = model_logits(tc.m, lg, n - 1);
+      if (step == 0) tm[0] = core_now() - t0;
     }
+    if (st == IFT_OK && !greedy) next = sample(lg, V, o.temperature, o.top_k, o.seed, step, w, lg + V);
     seq[n++] = next;
-    if (next == TOK_EOS) break;
+    int end = 0;
+    for (int i = 0; i < g.neos; i++) end |= next == g.eos[i];
+    if (end) {
+      stop = "eos";
+      break;
+    }
   }
-  free(scores);
+  const int steps = n - start;
+  if (steps > 1) tm[1] = 1e3 * (core_now() - t0 - tm[0]) / (steps - 1);
+  free(lg);
+  free(w);
   if (st == IFT_OK && core_rank() == 0) {
-    char text[4096];
-    int end = n;
-    if (end > start && seq[end - 1] == TOK_EOS) end--;
-    data_detokenize(text, sizeof text, seq + start, end - start);
-    printf("%s%s\n", o.prompt, text);
+    if (o.timing) {
+      fprintf(stderr, "generate: prefill of %d tokens %.1f ms; %d tokens after it %.2f ms/token", start,
+              1e3 * tm[0], steps > 1 ? steps - 1 : 0, tm[1]);
+      if (kv)
+        fprintf(stderr, "; single-token forward %.2f ms (decode at position 0, median of 9); ratio %.2f\n",
+                tm[2], tm[2] > 0 ? tm[1] / tm[2] : 0.0);
+      else
+        fprintf(stderr, " (2D mode: full forwards)\n");
+    }
+    gen_print(&g, &o, seq, start, n, stop, tm, &st);
   }
+  if (g.t) tok_free(g.t);
   train_ctx_destroy(&tc);
   return app_exit_code(st);
 }

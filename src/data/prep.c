@@ -616,9 +616,7 @@ static ift_status prep_line(prep_ctx *c, const char *line, size_t len, long ln, 
   return st;
 }
 
-/* The eos_token of DIR/tokenizer_config.json (a string or an AddedToken
- * object) as an id of t; -1 when the file or the field is absent. */
-static ift_status config_eos(const char *dir, tok *t, int *eos) {
+ift_status data_tokenizer_eos(const char *dir, tok *t, int *eos) {
   *eos = -1;
   if (!dir[0]) return IFT_OK;
   char file[1200];
@@ -690,7 +688,7 @@ static ift_status ctx_open(prep_ctx *c, const data_prep_stats *st) {
   }
   snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", c->tmpl_dir);
   if (access(cfg, F_OK) != 0) c->tmpl_dir[0] = 0;
-  return config_eos(c->tmpl_dir, c->t, &c->eos);
+  return data_tokenizer_eos(c->tmpl_dir, c->t, &c->eos);
 }
 
 static void ctx_close(prep_ctx *c) {

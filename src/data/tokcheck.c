@@ -6,22 +6,25 @@
 
 #include "iftrain/data.h"
 
-ift_status data_check_tokenizer(const data_set *d, const char *origin, const char *model, int model_vocab,
-                                int warn) {
-  /* the model's tokenizer: bytes-v1 for a model iftrain built (no origin),
-   * "hf:" + sha256 for a Hugging Face directory (or a checkpoint imported
-   * from one) whose tokenizer.json was recorded, "" when none was */
-  char mtok[80] = DATA_TOKENIZER, msrc[1100] = "";
+void data_origin_tokenizer(const char *origin, char mtok[80], char msrc[1100]) {
+  snprintf(mtok, 80, "%s", DATA_TOKENIZER);
+  msrc[0] = 0;
   json_t *o = origin ? json_loads(origin, 0, NULL) : NULL;
   if (o && json_is_string(json_object_get(o, "format")) &&
       !strcmp(json_string_value(json_object_get(o, "format")), "huggingface")) {
     const char *src = json_string_value(json_object_get(o, "source"));
-    snprintf(msrc, sizeof msrc, "%s", src ? src : "?");
+    snprintf(msrc, 1100, "%s", src ? src : "?");
     const char *sha = json_string_value(json_object_get(json_object_get(o, "tokenizer"), "sha256"));
-    if (sha) snprintf(mtok, sizeof mtok, "hf:%s", sha);
+    if (sha) snprintf(mtok, 80, "hf:%s", sha);
     else mtok[0] = 0;
   }
   if (o) json_decref(o);
+}
+
+ift_status data_check_tokenizer(const data_set *d, const char *origin, const char *model, int model_vocab,
+                                int warn) {
+  char mtok[80], msrc[1100];
+  data_origin_tokenizer(origin, mtok, msrc);
   const int dhf = !strncmp(d->tokenizer, "hf:", 3);
   char dsrc[1100] = "";
   if (dhf) snprintf(dsrc, sizeof dsrc, " (prepared with --tokenizer %s)", d->tokenizer_source);

@@ -1009,6 +1009,7 @@ ift_status model_decode(model *m, const int *tok, const int *pos, int B, int *ne
     y = t;
   }
   kern_rmsnorm_forward(m->xnf, m->rstdf, x, m->pv.norm, B, C, (float)m->cfg.rms_norm_eps);
+  if (!next) return IFT_OK; /* model_logits reads the rows */
   /* greedy: the largest logit, the lowest id on ties (as kern_ce_stats) */
   struct {
     float v;
@@ -1029,6 +1030,21 @@ ift_status model_decode(model *m, const int *tok, const int *pos, int B, int *ne
   if (m->tp != MPI_COMM_NULL) IFT_TRY(dist_allreduce(best, B, MPI_FLOAT_INT, MPI_MAXLOC, m->tp));
   for (int b = 0; b < B; b++) next[b] = best[b].i;
   return IFT_OK;
+}
+
+ift_status model_logits(model *m, float *logits, int n) {
+  IFT_REQUIRE(n >= 0 && n < m->Bmax * m->Tmax, IFT_ERR_ARG, "ask for a row of the last forward or decode",
+              "logits of row %d: the model holds at most %d rows", n, m->Bmax * m->Tmax);
+  const int C = m->C, Vl = m->Vl;
+  /* this rank's vocabulary shard [v0, v0 + Vl), v0 = tp rank x Vl: an
+   * all-gather in tp rank order puts every shard in its place */
+  kern_sgemm(0, 1, 1, Vl, C, 1.0f, m->xnf + (size_t)n * C, C, m->pv.head, C, 0.0f, m->logits, Vl);
+  if (m->tp == MPI_COMM_NULL) {
+    memcpy(logits, m->logits, sizeof(float) * (size_t)Vl);
+    return IFT_OK;
+  }
+  return dist_mpi_status(MPI_Allgather(m->logits, Vl, MPI_FLOAT, logits, Vl, MPI_FLOAT, m->tp),
+                         "MPI_Allgather", __FILE__, __LINE__, NULL);
 }
 
 ift_status model_forward(model *m, float *logp, int *argmax, const model_input *in, int B, int T,

@@ -576,6 +576,28 @@ def cmd_logits(a):
     return 0
 
 
+def cmd_greedy(a):
+    """Greedy decoding without a cache: a full float64 forward of the growing sequence per token,
+    stopping after --max-new tokens or at an --eos id (included).  gaps[i]: top-1 minus top-2 logit
+    of step i (a float32 implementation may pick otherwise only where it is tiny)."""
+    _, p, W = load_model(a.dir)
+    seq = parse_list(a.tokens, int, "--tokens")
+    eos = set(parse_list(a.eos, int, "--eos")) if a.eos else set()
+    ids, gaps = [], []
+    with torch.no_grad():
+        for _ in range(a.max_new):
+            lg = forward(p, W, seq)[-1]
+            top = torch.topk(lg, 2)
+            nxt = int(torch.argmax(lg))  # the lowest id of equal maxima, as iftrain
+            gaps.append(float(top.values[0] - top.values[1]))
+            ids.append(nxt)
+            seq = seq + [nxt]
+            if nxt in eos:
+                break
+    write_out({"ids": ids, "gaps": gaps}, a.out)
+    return 0
+
+
 def parse_rows(s, conv, what):
     """Rows separated by ';', each a comma list; every row the same length."""
     rows = [parse_list(r, conv, what) for r in s.split(";")]
@@ -822,6 +844,12 @@ def main(argv=None):
                     help="the IFT loss (side left, value loss, norm L1) instead of SFT; gamma 0 = uniform weights")
     gr.add_argument("--embed-grad", type=int, choices=(0, 1), default=0,
                     help="IFT: 1 lets the gradient flow through the input lookups (iftrain ift.embed_grad)")
+    gd = sub.add_parser("greedy", help="float64 greedy decoding (no cache): generated ids and top-2 gaps")
+    gd.add_argument("dir")
+    gd.add_argument("--tokens", required=True, help="the prompt's ids, comma list")
+    gd.add_argument("--max-new", type=int, default=16)
+    gd.add_argument("--eos", help="stop ids, comma list")
+    gd.add_argument("--out")
     ro = sub.add_parser("rope", help="inverse frequencies of DIR's config")
     ro.add_argument("dir")
     ro.add_argument("--f32", action="store_true", help="transformers' float32 arithmetic")
@@ -833,7 +861,8 @@ def main(argv=None):
     if a.cmd is None:
         ap.print_help()
         return 2
-    fn = {"make": cmd_make, "logits": cmd_logits, "grad": cmd_grad, "rope": cmd_rope, "compare": cmd_compare}[a.cmd]
+    fn = {"make": cmd_make, "logits": cmd_logits, "grad": cmd_grad, "greedy": cmd_greedy, "rope": cmd_rope,
+          "compare": cmd_compare}[a.cmd]
     try:
         return fn(a)
     except InputError as e:
