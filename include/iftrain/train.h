@@ -25,10 +25,14 @@ typedef struct {
   double last_exact, last_eval_loss;
 } train_ctx;
 
-/* Grid, data sets (train only when need_train_data), model (initialised
- * from model.init_seed), scratch. */
-ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train_data,
-                            MPI_Comm comm);
+/* What train_ctx_create sets up besides grid, held-out data, model and scratch. */
+enum {
+  TRAIN_CTX_TRAIN_DATA = 1,    /* open data.train */
+  TRAIN_CTX_WEIGHTS_LOADED = 2 /* the caller loads every weight: skip model.init_seed's initialisation */
+};
+/* Grid, data sets (data.train with TRAIN_CTX_TRAIN_DATA), model (initialised
+ * from model.init_seed unless TRAIN_CTX_WEIGHTS_LOADED), scratch. */
+ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int flags, MPI_Comm comm);
 void train_ctx_destroy(train_ctx *tc);
 
 /* Held-out mean NLL and greedy exact-match accuracy on up to max_samples

@@ -125,7 +125,7 @@ static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_dat
   c.train.batch_size = mb * size;
   c.dist.tp = tp > 0 ? tp : 1;
   c.dist.tp_2d = tp_2d;
-  IFT_TRY(train_ctx_create(tc, &c, 0, MPI_COMM_WORLD));
+  IFT_TRY(train_ctx_create(tc, &c, TRAIN_CTX_WEIGHTS_LOADED, MPI_COMM_WORLD));
   IFT_TRY(ckpt_load(ckpt, tc->m, NULL, NULL, tc->grid.world, verify ? CKPT_VERIFY : 0));
   /* the data's tokenizer must be the checkpoint's */
   char *origin = NULL;

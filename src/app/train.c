@@ -407,8 +407,8 @@ ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, 
   return IFT_OK;
 }
 
-ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train_data,
-                            MPI_Comm comm) {
+ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int flags, MPI_Comm comm) {
+  const int need_train_data = flags & TRAIN_CTX_TRAIN_DATA;
   memset(tc, 0, sizeof *tc);
   tc->cfg = *cfg;
   IFT_TRY(dist_grid_create(&tc->grid, comm, cfg->dist.tp));
@@ -443,7 +443,8 @@ ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int need_train
   st = model_create_opt(&tc->m, &cfg->model, tc->grid.tp, pr, pc, cfg->dist.tp_block, R, T,
                         (model_recompute)cfg->train.recompute);
   if (st == IFT_OK) {
-    model_init_weights(tc->m, cfg->model.init_seed);
+    /* eval and generate load every weight: no initialisation to overwrite */
+    if (!(flags & TRAIN_CTX_WEIGHTS_LOADED)) model_init_weights(tc->m, cfg->model.init_seed);
     st = step_ws_create(&tc->ws, R, T);
   }
   if (st != IFT_OK) return dist_agree(st, tc->grid.world);
@@ -534,7 +535,7 @@ int app_train(int argc, char **argv) {
 ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   train_ctx tc;
   if (res) memset(res, 0, sizeof *res);
-  ift_status st = train_ctx_create(&tc, cfg0, 1, comm);
+  ift_status st = train_ctx_create(&tc, cfg0, TRAIN_CTX_TRAIN_DATA, comm);
   if (st != IFT_OK) {
     train_ctx_destroy(&tc);
     return st;
