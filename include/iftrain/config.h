@@ -98,6 +98,9 @@ ift_status app_config_set(app_config *c, const char *key, const char *value);
 void app_config_write(FILE *f, const app_config *c);
 /* Documentation of every key with its default (--help-config). */
 void app_config_help(FILE *f);
+/* The same as a markdown reference, one table per section (docs/config.md;
+ * --help-config=markdown). */
+void app_config_help_markdown(FILE *f);
 /* The pr x pc grid of dist.tp_mode = 2d over the dist.tp ranks of a replica
  * (0 x 0 in 1D mode): pr = dist.tp_rows, or the most square grid with
  * pr >= pc when dist.tp_rows = 0. */
