@@ -142,7 +142,7 @@ static void test_gradients_all(void) {
     CU_ASSERT_EQUAL(checked, 5 * LAKE_N + 5 + LAKE_A * 5 + LAKE_A);
     CU_ASSERT_EQUAL(bad, 0);
   }
-  /* IFT with lambda = 0 and gamma = 0 is SFT (IFT.md) */
+  /* IFT with lambda = 0 and gamma = 0 is SFT (docs/ift.md) */
   o.lambda = 0;
   o.gamma = 0;
   IFT_ASSERT_CLOSE(lake_objective(LAKE_IFT, &o, &p, NULL, &g, &b, NULL),

@@ -1,4 +1,4 @@
-/* loss: the IFT test vectors of IFT.md (every listed option, weights, row
+/* loss: the IFT test vectors of docs/ift.md (every listed option, weights, row
  * losses and dL/dlogp), finite differences of the exact gradient for every
  * side/value/norm/mu combination, γ = 0 bit-identical to SFT, empty rows. */
 #include <string.h>
@@ -272,9 +272,9 @@ static void test_pref_batch(void) {
   IFT_ASSERT_CLOSE(d[2 * PT + 1], p.d_r / 2.0, 1e-6, 0);
 }
 
-static CU_TestInfo tests[] = {{"IFT.md vectors: left/loss/L1 weights, L_b, L, dL/dlogp", test_vectors_left_l1},
-                              {"IFT.md vectors: gamma 1, L2, log, softmax, right batch/row mu", test_vectors_options},
-                              {"IFT.md vectors: gamma 0 uniform", test_vectors_gamma0},
+static CU_TestInfo tests[] = {{"docs/ift.md vectors: left/loss/L1 weights, L_b, L, dL/dlogp", test_vectors_left_l1},
+                              {"docs/ift.md vectors: gamma 1, L2, log, softmax, right batch/row mu", test_vectors_options},
+                              {"docs/ift.md vectors: gamma 0 uniform", test_vectors_gamma0},
                               {"gamma 0 is SFT bit for bit", test_gamma0_bitwise_sft},
                               {"finite differences, every option", test_fd_all_options},
                               {"empty rows and metrics", test_empty_rows_and_metrics},

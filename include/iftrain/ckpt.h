@@ -1,5 +1,5 @@
 /* ckpt — checkpoints in one HDF5 file each, written collectively by every
- * rank with parallel HDF5 (DESIGN.md "Checkpoint").
+ * rank with parallel HDF5 (docs/formats.md "Checkpoints").
  *
  *   /model/<HF name>   float32, GLOBAL shape [out, in] (vectors [n]); each
  *                      tensor-parallel shard is written by the ranks of data-

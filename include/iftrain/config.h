@@ -1,12 +1,13 @@
-/* Configuration: the contract every tool, script and test uses (DESIGN.md,
- * "Configuration keys").  INI-like files: [section] headers, key = value,
- * '#' comments, an optional UTF-8 BOM; on the command line
- * --section.key=value overrides the file.  Every key has a type, a default,
- * an allowed range and a help line (iftrain train --help-config).  Nothing
- * doubtful is accepted: unknown keys (with a "did you mean" hint), a key twice
- * in one file, values outside their range, NaN/Inf, numbers with trailing
- * characters or beyond their C type, lines too long to read whole, and
- * --config paths that are not regular files are all IFT_ERR_CONFIG. */
+/* Configuration: the contract every tool, script and test uses (every key:
+ * docs/config.md, generated from the table in src/app/config.c).  INI-like
+ * files: [section] headers, key = value, '#' comments, an optional UTF-8
+ * BOM; on the command line --section.key=value overrides the file.  Every
+ * key has a type, a default, an allowed range and a help line (iftrain train
+ * --help-config).  Nothing doubtful is accepted: unknown keys (with a "did
+ * you mean" hint), a key twice in one file, values outside their range,
+ * NaN/Inf, numbers with trailing characters or beyond their C type, lines too
+ * long to read whole, and --config paths that are not regular files are all
+ * IFT_ERR_CONFIG. */
 #ifndef IFTRAIN_CONFIG_H
 #define IFTRAIN_CONFIG_H
 
@@ -48,7 +49,7 @@ typedef struct {
     int reduce_microbatch; /* ift.reduce = microbatch (reference) */
   } ift;
   struct {
-    double beta;              /* 0: the loss's IFT.md default */
+    double beta;              /* 0: the loss's default (docs/ift.md) */
     double label_smoothing;   /* DPO */
     double simpo_gamma_ratio; /* SimPO gamma_s / beta */
     char reference[1024];     /* checkpoint of the reference model (DPO, IPO);
@@ -98,6 +99,9 @@ ift_status app_config_set(app_config *c, const char *key, const char *value);
 void app_config_write(FILE *f, const app_config *c);
 /* Documentation of every key with its default (--help-config). */
 void app_config_help(FILE *f);
+/* The same as a markdown reference, one table per section (docs/config.md;
+ * --help-config=markdown). */
+void app_config_help_markdown(FILE *f);
 /* The pr x pc grid of dist.tp_mode = 2d over the dist.tp ranks of a replica
  * (0 x 0 in 1D mode): pr = dist.tp_rows, or the most square grid with
  * pr >= pc when dist.tp_rows = 0. */

@@ -1,7 +1,7 @@
 /* data — tokenised data sets in HDF5, the built-in byte-level tokenizer,
  * JSONL conversion (iftrain prep) and the generator of the shipped task.
  *
- * File format (one file per split; DESIGN.md "Data set file"):
+ * File format (one file per split; docs/formats.md "Data sets"):
  *   /tokens     int32  [total tokens]   sequences concatenated
  *   /offsets    int64  [n + 1]          sequence i = tokens[offsets[i] : offsets[i+1]]
  *   /loss_mask  uint8  [total tokens]   1 on response (answer) tokens

@@ -61,8 +61,8 @@ lake_opts lake_defaults(void);
 /* Objective of method m on the demonstrations and its gradient (g zeroed
  * first).  IFT: the input of step t blends s_t with the state the policy's
  * greedy action at s_{t-1} leads to (weight lambda); token weights of
- * IFT.md (left, loss, L1, gamma) through loss_ift_d, not detached; gamma 0:
- * uniform weights (IFT.md), so lambda = gamma = 0 is SFT.  DPO
+ * docs/ift.md (left, loss, L1, gamma) through loss_ift_d, not detached; gamma 0:
+ * uniform weights (docs/ift.md), so lambda = gamma = 0 is SFT.  DPO
  * needs ref (the frozen reference); ORPO and DPO use both demonstrations. */
 double lake_objective(lake_method m, const lake_opts *o, const lake_mlp *p, const lake_mlp *ref,
                       const lake_traj *good, const lake_traj *bad, lake_mlp *g);

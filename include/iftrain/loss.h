@@ -9,7 +9,7 @@
  * and the sum over micro-batches and DP ranks is the exact global gradient.
  *
  * The math is done in double; inputs and outputs are float (the model's).
- * Reference: ../shared/IFT.md (section numbers below refer to it). */
+ * Reference: docs/ift.md (section names below refer to it). */
 #ifndef IFTRAIN_LOSS_H
 #define IFTRAIN_LOSS_H
 
@@ -38,7 +38,7 @@ typedef struct {
   ift_right_mu right_mu; /* row (default) | batch (reference) */
 } loss_ift_opts;
 
-/* Defaults of IFT.md: gamma .95, left, loss, L1, mu per row. */
+/* Defaults of docs/ift.md: gamma .95, left, loss, L1, mu per row. */
 loss_ift_opts loss_ift_defaults(void);
 
 /* Metrics of one call (sums over its rows; the caller reduces). */
@@ -56,7 +56,7 @@ typedef struct {
 double loss_sft(float *dlogp /* B,T */, loss_metrics *met, const float *logp /* B,T */,
                 const uint8_t *mask /* B,T */, int B, int T, double n_global);
 
-/* IFT token-weighted loss (IFT.md steps 6-7).  Weights are not detached: the
+/* IFT token-weighted loss (docs/ift.md "Token weights").  Weights are not detached: the
  * gradient flows through them.  gamma == 0 calls loss_sft (bit-identical).
  * w_out, if not NULL, receives the weights w[b,t] (0 off the answer).
  * With right_mu = batch the rows are coupled through mu, so call it with a
@@ -71,7 +71,7 @@ double loss_ift_d(double *dlogp, double *w_out, const double *logp,
                   const uint8_t *mask, int B, int T, double n_global,
                   const loss_ift_opts *o);
 
-/* ---- preference objectives (IFT.md "Related objectives").  A pair is
+/* ---- preference objectives (docs/ift.md "The preference losses").  A pair is
  * scored by the summed answer log-probs of its chosen and rejected answers
  * under the policy (pc, pr) and the frozen reference (rc, rr; DPO and IPO
  * only) and by the answer lengths (nc, nr tokens):
@@ -91,7 +91,7 @@ typedef struct {
   double simpo_gamma_ratio; /* SimPO: gamma_s / beta (.8) */
 } loss_pref_opts;
 
-/* IFT.md defaults of kind k (a preference kind). */
+/* docs/ift.md defaults of kind k (a preference kind). */
 loss_pref_opts loss_pref_defaults(loss_kind k);
 /* 1 for DPO and IPO (they need reference log-probs). */
 int loss_pref_needs_ref(loss_kind k);

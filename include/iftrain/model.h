@@ -3,12 +3,12 @@
  * or untied).
  *
  * Written once for tensor parallelism, with TP = 1 as the degenerate case
- * (STYLE.md): every rank holds a shard of every weight (column-parallel
- * QKV and gate/up, row-parallel O and down, vocab-parallel embedding and LM
- * head); with TP = 1 the shards are the whole tensors and every collective
- * is a no-op.  Parameters live in one flat buffer; each tensor has a Hugging
- * Face Llama state-dict name, its global shape [out, in] (row-major) and the
- * shard this rank holds.
+ * (docs/architecture.md "The rank grid"): every rank holds a shard of every
+ * weight (column-parallel QKV and gate/up, row-parallel O and down,
+ * vocab-parallel embedding and LM head); with TP = 1 the shards are the
+ * whole tensors and every collective is a no-op.  Parameters live in one
+ * flat buffer; each tensor has a Hugging Face Llama state-dict name, its
+ * global shape [out, in] (row-major) and the shard this rank holds.
  *
  * Token layout: B rows of T tokens, row-major (token t of row b at b*T + t).
  * logp[b*T + t] (t >= 1) is log softmax(logits at position t-1)[tokens[t]]:

@@ -1,4 +1,4 @@
-/* sched — the rank-0 batch scheduler (DESIGN.md layer 8).
+/* sched — the rank-0 batch scheduler (docs/architecture.md, "Layers").
  *
  * Rank 0 decides, for every optimizer step, which sequences form the global
  * batch (seeded per-epoch shuffle, or file order), how they are split over

@@ -1,5 +1,5 @@
 /* step — one micro-batch of a training objective on the model: the passes
- * each loss needs, the loss, and the backward (IFT.md "One IFT step").
+ * each loss needs, the loss, and the backward (docs/ift.md "One IFT micro-batch").
  * Gradients ACCUMULATE into the model's gradient buffer, scaled so that the
  * sum over micro-batches and data-parallel ranks is the gradient of the
  * global-batch mean. */
@@ -46,7 +46,7 @@ typedef struct {
  * itself.  The losses see the documents as the rows they would be
  * unpacked, in the order of docs: for SFT and IFT one per sequence, for the
  * preference losses the n chosen answers then the n rejected ones (pair i =
- * docs i and n + i).  Every per-sequence quantity of IFT.md (λ blend, token
+ * docs i and n + i).  Every per-sequence quantity of docs/ift.md (λ blend, token
  * weights, normalisation) is per document. */
 typedef struct {
   const int *pos; /* B,T */

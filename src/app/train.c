@@ -502,6 +502,9 @@ int app_train(int argc, char **argv) {
     if (!strcmp(argv[i], "--help-config")) {
       if (core_rank() == 0) app_config_help(stdout);
       return APP_EXIT_OK;
+    } else if (!strcmp(argv[i], "--help-config=markdown")) {
+      if (core_rank() == 0) app_config_help_markdown(stdout);
+      return APP_EXIT_OK;
     } else if ((v = app_opt(argc, argv, &i, "config"))) {
       cfg_path = v;
     } else if (strncmp(argv[i], "--", 2) || !strchr(argv[i], '.')) {

@@ -6,7 +6,7 @@
  * set; it reads BLIS_ARCH_TYPE once, at its initialisation.  So the choice is
  * made here, before the first BLIS call, and exported in the environment
  * (children such as ScaLAPACK's calls into libblas.so.3 then bind to the same
- * BLIS and the same choice).  See PLATFORM-NOTES.md. */
+ * BLIS and the same choice).  See docs/architecture.md, "BLIS kernel set". */
 #define _GNU_SOURCE
 #include <blis.h>
 #include <cpuid.h>

@@ -1,4 +1,4 @@
-/* SFT and IFT token-weighted losses (IFT.md steps 6-7) with their exact
+/* SFT and IFT token-weighted losses (docs/ift.md, "Token weights") with their exact
  * gradients, including the gradient through the weights (not detached).
  *
  * Notation of one row: m mask, ℓ = -logp, n = Σm, v_t = m_t ℓ_t / n (value
@@ -18,7 +18,7 @@
  *        position t* that attains the minimum.
  * Normalisation sums over answer positions only (the reference's 1e6 fill
  * of non-answer P only keeps them out of the minimum) — checked against the
- * test vectors of IFT.md. */
+ * test vectors of docs/ift.md. */
 #include "iftrain/loss.h"
 
 #include <math.h>
@@ -106,7 +106,7 @@ double loss_ift_d(double *dlogp, double *w_out, const double *logp, const uint8_
                   int T, double n_global, const loss_ift_opts *o) {
   const size_t N = (size_t)B * T;
   if (o->gamma == 0.0) {
-    /* IFT.md: γ = 0 is uniform (SFT) weighting — a special case, not the
+    /* docs/ift.md: γ = 0 is uniform (SFT) weighting — a special case, not the
      * limit of the formula (which would weight each token by its own loss) */
     double total = 0;
     for (int b = 0; b < B; b++) {

@@ -607,7 +607,7 @@ def parse_rows(s, conv, what):
 
 
 # ---------------------------------------------------------------------------------------------
-# IFT (the project's method, Hua et al. 2024; iftrain's IFT.md) -- written from the specification
+# IFT (the project's method, Hua et al. 2024; iftrain's docs/ift.md) -- written from the specification
 # of issue 15, not from iftrain's loss.c
 # ---------------------------------------------------------------------------------------------
 def ift_weights(ell, m, gamma):

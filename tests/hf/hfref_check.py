@@ -81,7 +81,7 @@ class Model:
         self.W = {n: rows(v, s) for n, (code, s, v) in read_dir(d).items()}
 
     def inv_freq(self):
-        """From the formula in HF-NOTES.md, one frequency at a time."""
+        """From the formula in docs/formats.md ("RoPE frequency scaling"), one frequency at a time."""
         out = []
         for i in range(self.D // 2):
             w = 1.0 / self.theta ** (2 * i / self.D)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # A real single-node Slurm started by the test itself (munge, slurmctld,
-# slurmd on localhost; facts in shared/SLURM-NOTES.md):
+# slurmd on localhost; what it relies on: docs/cluster.md):
 #  1. slurm/train.sbatch on 2 tasks runs to the end (srun --mpi=pmix);
 #  2. the same job gets USR1 (scancel --signal=USR1 --batch), checkpoints,
 #     requeues itself, resumes and finishes with /model bit-identical to 1.;
