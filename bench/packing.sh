@@ -6,7 +6,9 @@
 # within a rank, so padding is already small); packed, a micro-batch of R packs holds up to
 # R x 2048 tokens, several rows each.  Equal memory means equal micro_batch (R x 2048 token
 # slots at most).  Reports tokens/s of real tokens (steps 2.., the first warms up), fill (real
-# tokens / token slots computed) and the ratio packed / unpacked.
+# tokens / token slots computed) and the ratio packed / unpacked; beside the wall-clock rate
+# (steps 2..) the real tokens per CPU second of the whole command (user + system), which a
+# loaded machine disturbs less.
 # Writes bench/results/packing-DATE.txt.
 #
 #   bench/packing.sh [--rows=N] [--steps=S] [--dist=uniform|log] [--loss=LIST] [--mb=LIST]
@@ -69,27 +71,30 @@ L = sorted(len(json.loads(l)["prompt"]) + len(json.loads(l)["completion"]) + 3 f
 print("# row lengths (tokens): min %d, median %d, mean %.0f, max %d" % (L[0], L[len(L) // 2], sum(L) / len(L), L[-1]))
 print("# fill of rows padded to seq_len 2048 (a fixed-shape trainer): %.3f" % (sum(min(l, 2048) for l in L) / (2048.0 * len(L))))
 PY
-  printf "%-5s %-3s %-8s %12s %7s %9s\n" loss mb packing "real tok/s" fill "packed/un"
+  printf "%-5s %-3s %-8s %12s %12s %7s %9s %9s\n" loss mb packing "tok/s wall" "tok/CPU-s" fill "wall p/u" "CPU p/u"
 } | tee "$out"
 for loss in $(echo "$losses" | tr , ' '); do
   for mb in $(echo "$mbs" | tr , ' '); do
     for p in 0 1; do
       m="$w/m-$loss-$mb-$p.jsonl"
       # shellcheck disable=SC2086
-      $IFTRAIN train $common --train.loss="$loss" --train.micro_batch="$mb" --train.packing=$p \
-        --metrics.path="$m" --ckpt.dir="$w/c-$loss-$mb-$p" > "$w/log" 2>&1 ||
-        { cat "$w/log" >&2; exit 1; }
+      /usr/bin/time -f "%U %S" -o "$m.cpu" $IFTRAIN train $common --train.loss="$loss" \
+        --train.micro_batch="$mb" --train.packing=$p --metrics.path="$m" --ckpt.dir="$w/c-$loss-$mb-$p" \
+        > "$w/log" 2>&1 || { cat "$w/log" >&2; exit 1; }
     done
     $PY - "$w/m-$loss-$mb-0.jsonl" "$w/m-$loss-$mb-1.jsonl" "$loss" "$mb" <<'PY' | tee -a "$out"
 import json, sys
 def rate(path):
   rec = [json.loads(l) for l in open(path)]
-  rec = [r for r in rec if "tokens_per_s" in r and r["step"] > 1]
-  tok = sum(r["tokens"] for r in rec); sec = sum(r["seconds"] for r in rec)
-  return tok / sec, sum(r["fill"] for r in rec) / len(rec)
+  rec = [r for r in rec if "tokens_per_s" in r]
+  cpu = sum(float(x) for x in open(path + ".cpu").read().split()[-2:])  # user + system, whole run
+  late = [r for r in rec if r["step"] > 1]
+  tok = sum(r["tokens"] for r in late); sec = sum(r["seconds"] for r in late)
+  return tok / sec, sum(r["tokens"] for r in rec) / cpu, sum(r["fill"] for r in rec) / len(rec)
 u, p = rate(sys.argv[1]), rate(sys.argv[2])
-print("%-5s %-3s %-8s %12.0f %7.3f %9s" % (sys.argv[3], sys.argv[4], "off", u[0], u[1], ""))
-print("%-5s %-3s %-8s %12.0f %7.3f %8.2fx" % (sys.argv[3], sys.argv[4], "on", p[0], p[1], p[0] / u[0]))
+print("%-5s %-3s %-8s %12.0f %12.0f %7.3f %9s %9s" % (sys.argv[3], sys.argv[4], "off", u[0], u[1], u[2], "", ""))
+print("%-5s %-3s %-8s %12.0f %12.0f %7.3f %8.2fx %8.2fx" % (sys.argv[3], sys.argv[4], "on", p[0], p[1], p[2],
+                                                          p[0] / u[0], p[1] / u[1]))
 PY
   done
 done
