@@ -25,7 +25,9 @@ const char app_eval_help[] =
     "Runs on any number of ranks (rows are split over the replicas; --tp N ranks per\n"
     "replica, as dist.tp / dist.tp_mode). FILE may also be a\n"
     "checkpoint directory (its latest). Every tensor's checksum is verified on load\n"
-    "unless --no-verify is given. Exit codes: 0 ok, 2 bad input, 1 other failure.\n";
+    "unless --no-verify is given. --micro-batch rows (default 16) are scored and\n"
+    "then decoded together with a key/value cache; memory is sized for the data's\n"
+    "longest row plus --max-new-tokens. Exit codes: 0 ok, 2 bad input, 1 other failure.\n";
 
 const char app_generate_help[] =
     "Generate text from a checkpoint (or a Hugging Face model directory).\n"
@@ -125,6 +127,9 @@ static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_dat
   c.train.batch_size = mb * size;
   c.dist.tp = tp > 0 ? tp : 1;
   c.dist.tp_2d = tp_2d;
+  /* forward only: one set of layer activations serves every layer (the
+   * same results; the memory of a training micro-batch's is not needed) */
+  c.train.recompute = MODEL_RECOMPUTE_LAYER;
   IFT_TRY(train_ctx_create(tc, &c, TRAIN_CTX_WEIGHTS_LOADED, MPI_COMM_WORLD));
   IFT_TRY(ckpt_load(ckpt, tc->m, NULL, NULL, tc->grid.world, verify ? CKPT_VERIFY : 0));
   /* the data's tokenizer must be the checkpoint's */
@@ -137,15 +142,26 @@ static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_dat
 }
 
 int app_eval(int argc, char **argv) {
-  ev_opts o = {.max_new = 64, .mb = 8};
+  ev_opts o = {.max_new = 64, .mb = 16};
   int rc = parse(argc, argv, &o, "eval");
   if (rc) return rc;
   if (!o.data) {
     if (core_rank() == 0) fprintf(stderr, "iftrain eval: --data FILE.h5 is required\n");
     return APP_EXIT_USAGE;
   }
+  /* the model's buffers and key/value cache for the longest row and its
+   * generation, not for max_position_embeddings */
+  data_set d;
+  long longest = 0;
+  ift_status st = data_open(&d, o.data, MPI_COMM_WORLD, 0);
+  if (st == IFT_OK) {
+    for (long i = 0; i < d.n; i++) longest = data_len(&d, i) > longest ? data_len(&d, i) : longest;
+    data_close(&d);
+  } else {
+    return app_exit_code(st); /* printed where it happened */
+  }
   train_ctx tc;
-  ift_status st = load(&tc, o.ckpt, o.data, o.mb, 1 << 20, !o.no_verify, o.tp, o.tp_2d, NULL);
+  st = load(&tc, o.ckpt, o.data, o.mb, (int)(longest + o.max_new + 1), !o.no_verify, o.tp, o.tp_2d, NULL);
   double loss = 0, exact = 0;
   if (st == IFT_OK) st = train_eval(&tc, &tc.eval, o.max_samples, o.max_new, &loss, &exact);
   long n = tc.have_eval ? tc.eval.n : 0;
