@@ -5,7 +5,7 @@
  * independent arithmetic, a separate clear error for every malformed header,
  * and config.json: accepted files, every refused key, defaults, the
  * transformers-style output and the RoPE inverse frequencies. */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
