@@ -610,7 +610,7 @@ static void test_config_write(void) {
   CU_ASSERT_EQUAL_FATAL(hf_config_read(cfg_file(LLAMA32), &c), IFT_OK);
   const char *out = tmp_path("out.json");
   CU_ASSERT_EQUAL_FATAL(hf_config_write(out, &c), IFT_OK);
-  size_t n;
+  size_t n = 0;
   char *text = (char *)slurp(out, &n);
   CU_ASSERT_FATAL(text != NULL);
   text[n] = 0;
