@@ -15,6 +15,7 @@ IFTRAIN=${IFTRAIN:-$top/iftrain}
 NP=${NP:-2}
 OUT=${OUT:-$top/bench/out/compare}
 seeds=("$@"); [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3)
+read -ra extra <<< "${EXTRA:-}"   # EXTRA: whitespace-separated overrides
 cd "$top"
 run() { # NAME SEED [overrides...]
   local name=$1 s=$2; shift 2
@@ -24,13 +25,16 @@ run() { # NAME SEED [overrides...]
   local recipe=$name; [ "$name" = dpo_ls ] && recipe=dpo
   "$top/tests/mpirun.sh" "$NP" "$IFTRAIN" train --config "data/recipes/$recipe.ini" \
     --train.seed="$s" --model.init_seed="$s" --ckpt.dir="$dir" --metrics.path="$dir/metrics.jsonl" \
-    "$@" ${EXTRA:-} > "$dir/log" 2>&1 || { echo "seed $s $name FAILED (see $dir/log)" >&2; return 1; }
+    "$@" "${extra[@]}" > "$dir/log" 2>&1 || { echo "seed $s $name FAILED (see $dir/log)" >&2; return 1; }
   grep '^final exact match' "$dir/log" > "$dir/done"
   echo "seed $s $name: $(cat "$dir/done")" >&2
 }
 for s in "${seeds[@]}"; do
   for r in sft ift_static ift_linear ift_noise orpo sft_stage1; do run "$r" "$s"; done
-  stage1="$OUT/seed$s/sft_stage1/step_1100.h5"
+  # the last checkpoint of stage 1, whatever its step count (the recipe or EXTRA decides)
+  stage1_dir="$OUT/seed$s/sft_stage1"
+  [ -s "$stage1_dir/latest" ] || { echo "seed $s: no sft_stage1 checkpoint ($stage1_dir/latest); skipping dpo and simpo" >&2; continue; }
+  stage1="$stage1_dir/$(cat "$stage1_dir/latest")"
   ref="$OUT/seed$s/train_ref.h5"
   if [ ! -s "$OUT/seed$s/ref.log" ]; then
     cp data/arith_train.h5 "$ref"

@@ -4,7 +4,10 @@ mean ± std over seeds, FLOPs used) and per-method curves of exact match vs
 training FLOPs for bench/plot_compare.gp.
 
     python3 bench/compare_report.py [OUT]   (default bench/out/compare)
-writes OUT/compare.md and OUT/curves.dat (one gnuplot block per method)."""
+writes OUT/compare.md and OUT/curves.dat (one gnuplot block per method).
+A seed whose run of a method failed, stopped early or is missing is left out of
+that method's mean ± std and counted in the table's "failed" column; the list
+under the table names each with the reason."""
 import json, os, re, statistics, sys
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "out", "compare")
@@ -28,9 +31,29 @@ def ref_flops(seed_dir):
     return float(m.group(1))
 
 
+class RunFailed(Exception):
+    pass
+
+
 def run(seed_dir, name, stage1):
     """(final exact, final loss, total flops, steps, curve [(flops, exact)])."""
-    steps, evals = records(os.path.join(seed_dir, name, "metrics.jsonl"))
+    d = os.path.join(seed_dir, name)
+    if not os.path.isdir(d):
+        raise RunFailed("no run directory")
+    # how the run ended: iftrain's exit_status in its checkpoint directory
+    # (the run directory for bench/compare.sh, RUN/ckpt for slurm/sweep.sh)
+    for st in (os.path.join(d, "exit_status"), os.path.join(d, "ckpt", "exit_status")):
+        if os.path.exists(st):
+            status = open(st).read().split()
+            if not status or status[0] != "0":
+                raise RunFailed(f"exit status {' '.join(status[:2]) or 'empty'} ({st})")
+            break
+    else:
+        if not os.path.exists(os.path.join(d, "done")):
+            raise RunFailed("did not finish (no exit_status, no done)")
+    steps, evals = records(os.path.join(d, "metrics.jsonl"))
+    if not steps or not evals:
+        raise RunFailed("no training step or no evaluation in metrics.jsonl")
     base, curve = 0.0, []
     if stage1:
         s1, e1 = records(os.path.join(seed_dir, stage1, "metrics.jsonl"))
@@ -45,32 +68,40 @@ def ms(v):
 
 
 seeds = sorted(d for d in os.listdir(OUT) if d.startswith("seed"))
-rows, curves = [], {}
+rows, curves, failed = [], {}, []
 sft_flops = None
 for key, label, stage1 in METHODS:
-    res = []
+    res, fails = [], []
     for sd in seeds:
         try:
             res.append(run(os.path.join(OUT, sd), key, stage1))
-        except (OSError, IndexError, AttributeError, KeyError):
-            pass
+        except (OSError, ValueError, IndexError, AttributeError, KeyError, TypeError, RunFailed) as e:
+            fails.append(f"{label}, {sd}: {'' if isinstance(e, RunFailed) else e.__class__.__name__ + ': '}{e}")
+    if not res and all(x.endswith(": no run directory") for x in fails):
+        continue  # a method this sweep did not run
+    failed += fails
+    nfail = len(fails)
     if not res:
+        rows.append((label, 0, float("nan"), (float("nan"),) * 2, (float("nan"),) * 2, [], 0, nfail))
         continue
     em, el, fl = [r[0] for r in res], [r[1] for r in res], [r[2] for r in res]
     if key == "sft":
         sft_flops = statistics.mean(fl)
-    rows.append((label, res[0][3], statistics.mean(fl), ms(em), ms(el), em, len(res)))
+    rows.append((label, res[0][3], statistics.mean(fl), ms(em), ms(el), em, len(res), nfail))
     curves[label] = [r[4] for r in res]
 
 with open(os.path.join(OUT, "compare.md"), "w") as f:
-    f.write("| method | steps | training FLOPs | vs SFT | exact match % | held-out loss | per seed | seeds |\n")
-    f.write("|---|---|---|---|---|---|---|---|\n")
-    for label, steps, flops, (emm, ems), (elm, els), em, n in rows:
+    f.write("| method | steps | training FLOPs | vs SFT | exact match % | held-out loss | per seed | seeds | failed |\n")
+    f.write("|---|---|---|---|---|---|---|---|---|\n")
+    for label, steps, flops, (emm, ems), (elm, els), em, n, nfail in rows:
         ratio = flops / sft_flops if sft_flops else float("nan")
         f.write(f"| {label} | {steps} | {flops:.3g} | {ratio:.2f} | {100*emm:.1f} ± {100*ems:.1f} | "
-                f"{elm:.4f} ± {els:.4f} | {', '.join(f'{100*x:.1f}' for x in em)} | {n} |\n")
+                f"{elm:.4f} ± {els:.4f} | {', '.join(f'{100*x:.1f}' for x in em)} | {n} | {nfail} |\n")
+    if failed:
+        f.write("\nNot counted in mean ± std (failed, unfinished or missing runs):\n\n")
+        f.writelines(f"- {x}\n" for x in failed)
 with open(os.path.join(OUT, "curves.dat"), "w") as f:
-    for k, (label, runs) in enumerate(curves.items()):
+    for k, (label, runs) in enumerate((lb, r) for lb, r in curves.items() if r):
         if k:
             f.write("\n\n")  # gnuplot index separator (none after the last block)
         f.write(f'"{label}"\n')
@@ -82,3 +113,5 @@ with open(os.path.join(OUT, "curves.dat"), "w") as f:
             m, s = ms(ys)
             f.write(f"{statistics.mean(xs)/1e12:.4f} {100*m:.2f} {100*s:.2f}\n")
 print(open(os.path.join(OUT, "compare.md")).read())
+if failed:
+    print(f"compare_report: {len(failed)} run(s) not counted (listed under the table)", file=sys.stderr)

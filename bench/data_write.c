@@ -8,7 +8,7 @@
  * content hash, the HDF5 writes with deflate, the rename), from a barrier
  * to the slowest rank, and prints MB/s of the raw data (4 bytes per token,
  * 1 mask byte per token, 8 bytes per offset) and the file's size. */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>

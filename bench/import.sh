@@ -41,7 +41,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 IFTRAIN=${IFTRAIN:-$top/iftrain}
 MPIRUN=${MPIRUN:-mpirun}
 PY=${PY:-/usr/bin/python3}
-bins=() dir=/tmp/iftrain-bench-import shape_args= reuse=0 reps=3 dtypes=f32,bf16 layouts=1,tp2 cold=1 keep=0
+bins=() dir=/tmp/iftrain-bench-import shape_args='' reuse=0 reps=3 dtypes=f32,bf16 layouts=1,tp2 cold=1 keep=0
 out=$top/bench/results/import-$(date +%F).txt
 while [ $# -gt 0 ]; do
   case "$1" in

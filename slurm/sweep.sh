@@ -14,9 +14,12 @@ A="sft ift_static ift_linear ift_noise orpo sft_stage1"
 B="dpo simpo"
 na=$(( $(wc -w <<< "$A") * ${#seeds[@]} - 1 ))
 nb=$(( $(wc -w <<< "$B") * ${#seeds[@]} - 1 ))
-extra=(${RECIPE_ARGS:-})
-ja=$(RECIPES="$A" sbatch --parsable --export=ALL ${SBATCH_ARGS:-} --array=0-$na "$here/recipes.sbatch" "${extra[@]}")
-jb=$(RECIPES="$B" sbatch --parsable --export=ALL ${SBATCH_ARGS:-} --array=0-$nb --dependency=afterok:"${ja%%;*}" \
+read -ra extra <<< "${RECIPE_ARGS:-}"
+read -ra sbatch_args <<< "${SBATCH_ARGS:-}"
+# the batch scripts find slurm/ (site.env, train.sbatch) from any submit directory
+export IFTRAIN_SLURM_DIR="$here"
+ja=$(RECIPES="$A" sbatch --parsable --export=ALL "${sbatch_args[@]}" --array=0-"$na" "$here/recipes.sbatch" "${extra[@]}")
+jb=$(RECIPES="$B" sbatch --parsable --export=ALL "${sbatch_args[@]}" --array=0-"$nb" --dependency=afterok:"${ja%%;*}" \
      "$here/recipes.sbatch" "${extra[@]}")
 echo "stage A: job array $ja ($A) x seeds ${seeds[*]}"
 echo "stage B: job array $jb ($B), after A"

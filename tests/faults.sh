@@ -241,11 +241,11 @@ sigterm() { # SIGTERM to mpirun: mpirun says 1, exit_status says 75, resume fini
   pid=$!
   n=0; while [ "$(cat $w/tm.jsonl 2>/dev/null | wc -l)" -lt 3 ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done
   kill -TERM $pid; wait $pid; rc=$?
-  read code word rest < $w/tm/exit_status || { echo "    no exit_status (mpirun rc $rc)"; cat $w/tm.log; return 1; }
+  read -r code word rest < $w/tm/exit_status || { echo "    no exit_status (mpirun rc $rc)"; cat $w/tm.log; return 1; }
   [ "$code" = 75 ] && [ "$word" = preempted ] || { echo "    exit_status: $code $word $rest"; return 1; }
   s=$(sed 's/step_\([0-9]*\).h5/\1/' $w/tm/latest)
   run 0 $w/tm2.log $IFTRAIN train $tiny --train.steps=$((s + 2)) $D --ckpt.dir=$w/tm --ckpt.resume=auto --ckpt.allow_changes=1 &&
-    read code word rest < $w/tm/exit_status && [ "$code" = 0 ] && [ "$word" = done ]
+    read -r code word rest < $w/tm/exit_status && [ "$code" = 0 ] && [ "$word" = "done" ]
 }
 check "SIGTERM to mpirun: exit_status says 75 (requeue), resume finishes" sigterm
 

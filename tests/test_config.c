@@ -1,4 +1,4 @@
-#define _GNU_SOURCE
+#include "config.h"
 /* config: every key refuses values outside its range (at load and in
  * app_config_check) naming the key, the value and the range; the INI reader
  * refuses duplicate keys, over-long lines and non-regular files; the strict

@@ -1,4 +1,4 @@
-#define _GNU_SOURCE
+#include "config.h"
 #include <unistd.h>
 /* core: error macros, RNG determinism and distribution, aligned buffers. */
 #include <string.h>

@@ -5,7 +5,7 @@
  * independent arithmetic, a separate clear error for every malformed header,
  * and config.json: accepted files, every refused key, defaults, the
  * transformers-style output and the RoPE inverse frequencies. */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -610,7 +610,7 @@ static void test_config_write(void) {
   CU_ASSERT_EQUAL_FATAL(hf_config_read(cfg_file(LLAMA32), &c), IFT_OK);
   const char *out = tmp_path("out.json");
   CU_ASSERT_EQUAL_FATAL(hf_config_write(out, &c), IFT_OK);
-  size_t n;
+  size_t n = 0;
   char *text = (char *)slurp(out, &n);
   CU_ASSERT_FATAL(text != NULL);
   text[n] = 0;

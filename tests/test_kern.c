@@ -3,7 +3,7 @@
  * transpose combination and odd shapes.  BLIS fixes its kernel set once per
  * process, so each set is exercised in a forked child before the parent
  * touches BLIS. */
-#define _GNU_SOURCE
+#include "config.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>

@@ -11,7 +11,7 @@
  * regex, Strip larger than the token, text that gives no id) behave.  The
  * expected ids of the small files were checked with the tokenizers library
  * (npm tokenizers 0.23.2). */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* A temporary directory per test program, made on first use (mkdtemp: the
- * including file defines _POSIX_C_SOURCE 200809L first).  Shared by the
+ * including file includes config.h first, AC_USE_SYSTEM_EXTENSIONS).  Shared by the
  * serial suites that write files (test_hf, test_tok). */
 #ifndef IFTRAIN_TESTS_TMPDIR_H
 #define IFTRAIN_TESTS_TMPDIR_H

@@ -1,6 +1,6 @@
 /* iftrain bench ckpt: collective checkpoint write and read bandwidth of a
  * large model, beside a dd write of the same size to the same directory. */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * for the set BLIS would pick by itself (measured in a child process, since
  * BLIS fixes its kernels at initialisation), and PBLAS psgemm on 1x2 and 2x1
  * BLACS grids when run on two or more ranks. */
-#define _GNU_SOURCE
+#include "config.h"
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>

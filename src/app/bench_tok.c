@@ -2,7 +2,7 @@
  * module (src/tok) on a JSONL corpus, without JSON parsing, output or
  * process start-up in the timed region -- the C side of issue 16's
  * comparison with the Hugging Face tokenizers library (bench/tok.sh). */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>

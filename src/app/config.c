@@ -1,4 +1,4 @@
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include "iftrain/config.h"
 
 #include <ctype.h>

@@ -1,7 +1,7 @@
 /* iftrain import: a Hugging Face model directory -> an iftrain checkpoint
  * (step 0, weights only), every rank reading its own shards; iftrain export:
  * a checkpoint -> a Hugging Face model directory. */
-#define _XOPEN_SOURCE 700
+#include "config.h"
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>

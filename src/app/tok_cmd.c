@@ -1,4 +1,4 @@
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 /* iftrain tokenize: a tokenizer.json applied to JSONL lines on standard
  * input -- the tool to look at ids when a template or a mask looks wrong,
  * and the one the tokenizer vector tests drive. */

@@ -1,7 +1,7 @@
 /* iftrain train: the training job.  Rank 0 schedules (sched), every rank
  * runs its micro-batches (step), gradients are all-reduced over the data-
  * parallel group, clipped by the global norm and applied (optim). */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <errno.h>
 #include <math.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* fallocate */
+#include "config.h"
 #include "iftrain/ckpt.h"
 
 #include <dirent.h>
@@ -14,7 +14,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "iftrain/dist.h"
 #include "iftrain/h5attr.h"
 #include "iftrain/optim.h"

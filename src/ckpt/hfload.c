@@ -3,7 +3,7 @@
  * shards straight from the safetensors files (one file, or the shards named
  * by model.safetensors.index.json).  Nothing is gathered on one rank, so a
  * model larger than a node loads on many. */
-#define _XOPEN_SOURCE 700
+#include "config.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

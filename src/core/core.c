@@ -1,5 +1,4 @@
-#define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include "config.h"
 #include "iftrain/core.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-#define _GNU_SOURCE /* fallocate (ift_fs_reserve) */
+#include "config.h"
 /* HDF5 data set files: open + validate (collective, MPI-IO driver), row reads
  * by hyperslab, the serial writer used by prep and the generator, and its
  * collective twin (data_writer_create_comm, parallel HDF5). */

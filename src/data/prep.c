@@ -1,4 +1,4 @@
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 /* iftrain prep: JSONL -> HDF5, with the byte-level tokenizer and chat
  * layout of data.h, or a Hugging Face tokenizer.json and the model's chat
  * template (tok.h, chat.h).  Lines are parsed by jansson after a check of

@@ -1,4 +1,4 @@
-#define _GNU_SOURCE
+#include "config.h"
 #include "iftrain/dist.h"
 
 #include <sched.h>

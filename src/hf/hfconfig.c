@@ -6,7 +6,7 @@
  * the function (initializer_range, use_cache, pretraining_tp, ...) are
  * ignored.  The writer produces what transformers' save_pretrained writes:
  * json.dumps(indent=2, sort_keys=True) + "\n", floats in Python's repr. */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include "iftrain/hf.h"
 
 #include <errno.h>

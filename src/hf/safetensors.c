@@ -7,7 +7,7 @@
  * end - begin == numel * dtype size.  Every refusal names the file, the
  * tensor and the cause, because a user facing a damaged download needs to
  * know which shard and which tensor to fetch again. */
-#define _DEFAULT_SOURCE /* madvise, fsync */
+#include "config.h"
 #include "iftrain/hf.h"
 
 #include <errno.h>

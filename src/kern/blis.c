@@ -7,7 +7,7 @@
  * made here, before the first BLIS call, and exported in the environment
  * (children such as ScaLAPACK's calls into libblas.so.3 then bind to the same
  * BLIS and the same choice).  See docs/architecture.md, "BLIS kernel set". */
-#define _GNU_SOURCE
+#include "config.h"
 #include <blis.h>
 #include <cpuid.h>
 #include <ctype.h>

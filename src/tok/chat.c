@@ -3,7 +3,7 @@
  * follows its template statement by statement; Jinja's `trim` and
  * `.strip()` are Python's str.strip (Python's whitespace set: U+FEFF is not
  * whitespace). */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>

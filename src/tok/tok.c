@@ -1,5 +1,5 @@
 /* tok — tokenizer.json: load, encode, decode (include/iftrain/tok.h). */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>

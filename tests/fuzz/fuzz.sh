@@ -27,11 +27,13 @@ mkdir -p "$out/build" "$out/corpus" "$out/crashes"
 # the preprocessor flags of Makefile.am's AM_CPPFLAGS, as separate words
 set -- $FUZZ_CPPFLAGS "-DIFT_PKGDATADIR=\"${FUZZ_PKGDATADIR:-/usr/local/share/iftrain}\""
 # the public headers and the private ones listed among the sources
+# shellcheck disable=SC2046  # one word per header path (source paths have no blanks)
 newest_header=$(ls -t "$srcdir"/include/iftrain/*.h $(for s in $FUZZ_SOURCES; do case $s in *.h) echo "$srcdir/$s" ;; esac; done) | head -n 1)
 objs=
 for s in $FUZZ_SOURCES; do
   case $s in *.c) ;; *) continue ;; esac # the headers listed for the tarball
   o="$out/build/$(echo "$s" | tr / _ | sed 's/\.c$/.o/')"
+  # shellcheck disable=SC3013  # -nt: dash, bash and busybox sh all have it
   if [ ! -f "$o" ] || [ "$srcdir/$s" -nt "$o" ] || [ "$newest_header" -nt "$o" ] || [ "$0" -nt "$o" ]; then
     echo "  FUZZCC   $s"
     $MPICC $CFL -fsanitize=fuzzer-no-link "$@" -c "$srcdir/$s" -o "$o"
@@ -43,6 +45,13 @@ for t in $FUZZ_TARGETS; do
   $MPICC $CFL -fsanitize=fuzzer "$@" -I"$srcdir/tests/fuzz" \
     "$srcdir/tests/fuzz/fuzz_$t.c" $objs $FUZZ_LIBS -lm -o "$out/build/fuzz_$t"
 done
+# the crash inputs of a target, one name a line (libFuzzer's crash-<sha1>, ...), without the reports
+crash_files() {
+  for f in "$out/crashes/$1"/*; do
+    [ -f "$f" ] || continue
+    case $f in *.report) ;; *) basename "$f" ;; esac
+  done | sort
+}
 dict_of() { case $1 in prep) echo prep.dict ;; hf) echo hf.dict ;; config) echo config.dict ;; tok) echo tok.dict ;; *) echo hdf5.dict ;; esac; }
 # Open MPI's own allocations in MPI_Init are never freed: no leak checks.
 export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
@@ -68,7 +77,7 @@ for t in $FUZZ_TARGETS; do
   mkdir -p "$out/corpus/$t" "$out/crashes/$t"
   echo "== fuzz_$t: $FUZZ_SECONDS s"
   log="$out/fuzz_$t.log"
-  before=$(ls "$out/crashes/$t" | grep -v '\.report$' | sort)
+  before=$(crash_files "$t")
   # fork mode keeps fuzzing after a crash; the inputs are classified below
   "$out/build/fuzz_$t" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \
     -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=4096 \
@@ -77,7 +86,7 @@ for t in $FUZZ_TARGETS; do
   last=$(grep -E '^#[0-9]+: cov: ' "$log" | tail -n 1)
   echo "   $last"
   n_ours=0 n_hdf5=0 n_norepro=0
-  for f in $(ls "$out/crashes/$t" | grep -v '\.report$' | sort); do
+  for f in $(crash_files "$t"); do
     echo "$before" | grep -qx "$f" && continue
     kind=$(classify "$t" "$out/crashes/$t/$f")
     case $kind in

@@ -7,6 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin=${FUZZ_BUILDDIR:-$here}
 # --enable-sanitizers (make check): LeakSanitizer on, Open MPI's leaks
 # suppressed (Makefile.am, tests/lsan-mpi.supp)
+# shellcheck disable=SC2163,SC2086  # IFT_LSAN_MPI holds NAME=VALUE words to export
 [ -z "${IFT_LSAN_MPI:-}" ] || export $IFT_LSAN_MPI
 # the source tree, where fuzz_tok finds its tokenizers
 IFT_FUZZ_SRCDIR=$(cd "$here/../.." && pwd)

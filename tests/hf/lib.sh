@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # tests/hf/lib.sh -- sourced by the Hugging Face test scripts (import.sh,
 # grads.sh, export.sh): the environment they need, check(), the Python with
 # torch, the MPI test lock and the work directory.
@@ -31,9 +32,11 @@ if [ -z "${IFT_LOCKED:-}" ] && command -v flock >/dev/null; then
   exec env IFT_LOCKED=1 flock "${TMPDIR:-/tmp}/iftrain-mpi-tests.lock" sh "$0" "$@"
 fi
 IFT_NO_LOCK=1; export IFT_NO_LOCK
+# shellcheck disable=SC2034  # used by the scripts that source this file
 REF="$PY $here/hfref.py"
 w=/tmp/iftrain-hf-$(basename "$0" .sh).$$.d
 rm -rf $w; mkdir -p $w
+# shellcheck disable=SC2163,SC2086  # IFT_LSAN_MPI holds NAME=VALUE words to export
 [ -z "${IFT_LSAN_MPI:-}" ] || export $IFT_LSAN_MPI
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$w/san"
 UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$w/san"

@@ -2,7 +2,7 @@
  * malformed-input message, generator determinism and correctness, ranks
  * reading disjoint rows of a shared file, and the collective writer
  * (data_writer_create_comm) against the serial one. */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <hdf5.h>
 #include <stdarg.h>
 #include <stdlib.h>

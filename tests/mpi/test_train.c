@@ -1,6 +1,6 @@
 /* train: the global-batch loss of DP = 2 equals DP = 1 (same seed, same
  * global batches) for SFT and IFT; configuration errors name their cause. */
-#define _POSIX_C_SOURCE 200809L
+#include "config.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -41,7 +41,7 @@ check() { desc=$1; shift; if "$@" > "$w/out" 2>&1; then echo "PASS: $desc"; else
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   install -d -o munge -g munge -m 0755 /run/munge
   runuser -u munge -- munged --force || { echo "SKIP: munged does not start here"; exit 77; }
-  for i in $(seq 50); do [ -s /run/munge/munged.pid ] && break; sleep 0.1; done
+  for _ in $(seq 50); do [ -s /run/munge/munged.pid ] && break; sleep 0.1; done
   started+=("$(cat /run/munge/munged.pid)")
 fi
 
@@ -83,20 +83,21 @@ CONF
 export SLURM_CONF=$w/slurm.conf
 slurmctld -f "$SLURM_CONF" || { echo "SKIP: slurmctld does not start here"; exit 77; }
 slurmd -f "$SLURM_CONF" || { echo "SKIP: slurmd does not start here"; exit 77; }
-for i in $(seq 100); do [ "$(sinfo -h -o %T 2>/dev/null)" = idle ] && break; sleep 0.3; done
+for _ in $(seq 100); do [ "$(sinfo -h -o %T 2>/dev/null)" = idle ] && break; sleep 0.3; done
 [ "$(sinfo -h -o %T)" = idle ] || { echo "SKIP: the Slurm node did not come up"; sinfo; tail -5 "$w/slurmctld.log"; exit 77; }
 
 "$IFTRAIN" prep --generate arith --seed 5 -n 128 -o "$w/a.h5" >/dev/null
 args=(--model.hidden_size=32 --model.intermediate_size=64 --model.num_hidden_layers=1 --train.batch_size=8
       --train.micro_batch=4 --train.steps=400 --data.train="$w/a.h5" --data.eval= --ckpt.every=50)
-cd "$top"
+# submitted from outside the repository: the scripts find slurm/ themselves
+cd "$w" || exit 1
 submit() { # RUN_DIR, more sbatch args..., -- script args
   local dir=$1; shift
   RUN_DIR=$dir IFTRAIN=$IFTRAIN sbatch --parsable --ntasks=2 --export=ALL --output="$dir.out" "$@"
 }
 state() { scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' | head -1; }
 wait_done() { # job id, seconds
-  for i in $(seq $(($2 * 5))); do
+  for _ in $(seq $(($2 * 5))); do
     case "$(state "$1")" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|"") return 0 ;; esac
     sleep 0.2
   done
@@ -104,14 +105,14 @@ wait_done() { # job id, seconds
 }
 
 full() {
-  j=$(submit "$w/full" slurm/train.sbatch "${args[@]}") || return 1
+  j=$(submit "$w/full" "$top/slurm/train.sbatch" "${args[@]}") || return 1
   wait_done "$j" 180 || { echo "job $j did not finish"; return 1; }
   [ "$(state "$j")" = COMPLETED ] || { echo "job $j: $(state "$j")"; cat "$w/full.out"; return 1; }
   grep -q "launcher srun" "$w/full.out" && test -f "$w/full/ckpt/step_400.h5"
 }
 preempt() {
-  j=$(submit "$w/pre" slurm/train.sbatch "${args[@]}") || return 1
-  for i in $(seq 600); do [ "$(cat "$w/pre/metrics.jsonl" 2>/dev/null | wc -l)" -ge 5 ] && break; sleep 0.1; done
+  j=$(submit "$w/pre" "$top/slurm/train.sbatch" "${args[@]}") || return 1
+  for _ in $(seq 600); do [ "$(cat "$w/pre/metrics.jsonl" 2>/dev/null | wc -l)" -ge 5 ] && break; sleep 0.1; done
   scancel --signal=USR1 --batch "$j" || return 1
   wait_done "$j" 240 || { echo "job $j did not finish after the requeue"; cat "$w/pre.out"; return 1; }
   [ "$(state "$j")" = COMPLETED ] || { echo "job $j: $(state "$j")"; cat "$w/pre.out"; return 1; }
@@ -123,18 +124,18 @@ preempt() {
 }
 array() {
   j=$(RUN_DIR=$w/scal LAYOUTS="1x1 2x1 1x2x1" IFTRAIN=$IFTRAIN sbatch --parsable --array=0-2 --ntasks=2 --export=ALL \
-      --output="$w/scal-%a.out" slurm/scaling.sbatch --hidden=64 --layers=1 --steps=1 --batch=4 --seq=16 --mode=strong) || return 1
-  for i in $(seq 600); do [ -z "$(squeue -h -j "$j" 2>/dev/null)" ] && break; sleep 0.2; done
+      --output="$w/scal-%a.out" "$top/slurm/scaling.sbatch" --hidden=64 --layers=1 --steps=1 --batch=4 --seq=16 --mode=strong) || return 1
+  for _ in $(seq 600); do [ -z "$(squeue -h -j "$j" 2>/dev/null)" ] && break; sleep 0.2; done
   [ "$(wc -l < "$w/scal/scaling.csv")" -eq 4 ] && grep -q ',2x1$' "$w/scal/scaling.csv" ||
     { cat "$w"/scal-*.out; cat "$w/scal/scaling.csv"; return 1; }
 }
 sweep() { # slurm/sweep.sh: stage B (DPO, SimPO from the SFT stage 1) only after stage A
   out=$(SWEEP_DIR=$w/sweep IFTRAIN=$IFTRAIN SBATCH_ARGS="--output=$w/sweep-%A_%a.out" \
-        RECIPE_ARGS="--train.steps=3 --eval.every=0 --eval.max_samples=4" bash slurm/sweep.sh 1) || { echo "$out"; return 1; }
+        RECIPE_ARGS="--train.steps=3 --eval.every=0 --eval.max_samples=4" bash "$top/slurm/sweep.sh" 1) || { echo "$out"; return 1; }
   ja=$(sed -n 's/^stage A: job array \([0-9]*\).*/\1/p' <<< "$out")
   jb=$(sed -n 's/^stage B: job array \([0-9]*\).*/\1/p' <<< "$out")
   [ -n "$ja" ] && [ -n "$jb" ] || { echo "$out"; return 1; }
-  for i in $(seq 1500); do [ -z "$(squeue -h -j "$ja,$jb" 2>/dev/null)" ] && break; sleep 0.2; done
+  for _ in $(seq 1500); do [ -z "$(squeue -h -j "$ja,$jb" 2>/dev/null)" ] && break; sleep 0.2; done
   for r in sft ift_static ift_linear ift_noise orpo sft_stage1 dpo simpo; do
     [ -s "$w/sweep/seed1/$r/ckpt/latest" ] || { echo "no checkpoint of $r"; cat "$w"/sweep-*.out; return 1; }
   done
