@@ -1,13 +1,15 @@
 /* step: IFT with γ = 0, λ = 0 equals SFT bit for bit (loss and every
- * gradient); answer-slot replacement; IFT's gradient of a whole micro-batch
- * by finite differences; a tiny model overfits 8 sequences with each
- * optimizer. */
+ * gradient); answer-slot replacement; λ = 1 feeds the greedy tokens and
+ * scores the true ones; IFT's gradient of a whole micro-batch against
+ * float64 finite differences of a float64 reference; packed == unpacked; a
+ * tiny model overfits 8 sequences with each optimizer. */
 #include <string.h>
 
 #include "harness.h"
 #include "iftrain/kern.h"
 #include "iftrain/optim.h"
 #include "iftrain/step.h"
+#include "refmodel.h"
 
 static model_config tiny(void) {
   model_config c = {.vocab_size = 32, .hidden_size = 32, .intermediate_size = 64,
@@ -105,15 +107,143 @@ static void test_lambda1_feeds_greedy(void) {
     }
   }
   CU_ASSERT(changed > 0);
-  /* the λ = 1 pass equals a forward of x~ with the original targets: its
-   * log-probs are those of a forward on x~ re-scored on the true tokens */
+  /* the λ = 1 training pass is a forward of x~ scored on the original
+   * targets: a plain forward on x~ (which scores x~ itself), its full
+   * logits re-scored on the true tokens, gives the pass's log-probs */
   memcpy(lp_alt, w.logp, sizeof lp_alt);
-  model_input blend = {.tokens = tok, .alt = w.alt, .lambda = 1.0f};
-  model_forward(m, lp, NULL, &blend, B, T, 0);
-  CU_ASSERT_EQUAL(memcmp(lp, lp_alt, sizeof lp), 0);
+  model_input on_alt = {.tokens = w.alt};
+  CU_ASSERT_EQUAL_FATAL(model_forward(m, lp, NULL, &on_alt, B, T, 0), IFT_OK);
+  float logits[32];
+  int rescored = 0;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t + 1 < T; t++) {
+      const int n = b * T + t;
+      CU_ASSERT_EQUAL_FATAL(model_logits(m, logits, n), IFT_OK);
+      double mx = -INFINITY, z = 0;
+      for (int v = 0; v < c.vocab_size; v++) mx = fmax(mx, logits[v]);
+      for (int v = 0; v < c.vocab_size; v++) z += exp(logits[v] - mx);
+      IFT_ASSERT_CLOSE(lp_alt[n + 1], logits[tok[n + 1]] - mx - log(z), 1e-5, 1e-5);
+      rescored += fabsf(lp[n + 1] - lp_alt[n + 1]) > 1e-3f; /* x~ scored on itself differs */
+    }
+  CU_ASSERT(rescored > 0);
   step_ws_destroy(&w);
   model_destroy(m);
 }
+
+/* IFT's gradient of a whole micro-batch through step_microbatch (intuition
+ * pass, answer replacement, λ blend, training pass, IFT token weights that
+ * are not detached, the 1/n_global scaling, backward) against float64
+ * central differences of the loss L(θ) = loss_ift_d(logp_ref(θ; x, x~, λ))
+ * of the float64 reference model (tests/refmodel.h).  x~ is held at the
+ * intuition pass's greedy tokens: an argmax is piecewise constant, so its
+ * derivative is 0 almost everywhere and the gradient is that of the loss
+ * with x~ fixed.  Every element of every tensor, on a model small enough
+ * to run in about a second. */
+static void ift_fd(int embed_grad) {
+  enum { FB = 3, FT = 7 };
+  model_config c = {.vocab_size = 23, .hidden_size = 16, .intermediate_size = 24,
+                    .num_hidden_layers = 2, .num_attention_heads = 4, .num_key_value_heads = 2,
+                    .max_position_embeddings = FT, .tie_word_embeddings = 0,
+                    .rms_norm_eps = 1e-5, .rope_theta = 10000.0, .init_seed = 3};
+  int x[FB * FT];
+  uint8_t mk[FB * FT];
+  for (int b = 0; b < FB; b++)
+    for (int t = 0; t < FT; t++) {
+      x[b * FT + t] = (int)(rng_uniform(31, (uint64_t)b, (uint64_t)t) * c.vocab_size);
+      mk[b * FT + t] = t >= 2 + b; /* prompts of 2-4 tokens */
+    }
+  model *m;
+  CU_ASSERT_EQUAL_FATAL(model_create(&m, &c, MPI_COMM_NULL, FB, FT), IFT_OK);
+  model_init_weights(m, 11);
+  float *p = model_params(m);
+  const size_t np = model_nparams(m);
+  /* 20x the init: gradients stand out of float rounding, the greedy tokens
+   * are not all the same */
+  for (size_t i = 0; i < np; i++) p[i] *= 20.0f;
+  for (int i = 0; i < model_ntensors(m); i++) {
+    const model_tensor *t = model_tensor_at(m, i);
+    if (t->cols == 1)
+      for (int r = 0; r < t->rows; r++) p[t->offset + r] = 1.0f + 0.3f * (float)rng_normal(9, (uint64_t)i, (uint64_t)r);
+  }
+  step_ws w;
+  CU_ASSERT_EQUAL_FATAL(step_ws_create(&w, FB, FT), IFT_OK);
+  const double n_global = 5; /* not FB: the scaling is part of what is checked */
+  const float lambda = 0.5f;
+  step_cfg ift = {.kind = LOSS_IFT, .ift = loss_ift_defaults(), .embed_grad = embed_grad};
+  loss_metrics met = {0};
+  model_zero_grads(m);
+  CU_ASSERT_EQUAL_FATAL(step_microbatch(m, &w, &met, x, mk, FB, FT, n_global, lambda, &ift, 1), IFT_OK);
+  const float *g = model_grads(m);
+  int xt[FB * FT], replaced = 0;
+  memcpy(xt, w.alt, sizeof xt);
+  for (int i = 0; i < FB * FT; i++) replaced += xt[i] != x[i];
+  CU_ASSERT(replaced > 0); /* the blend has a second lookup to differentiate */
+
+  refmodel ref;
+  refmodel_init(&ref, m);
+  double *pd = malloc(sizeof(double) * np), *fd = malloc(sizeof(double) * np), *Ef = NULL;
+  double lpd[FB * FT], dl[FB * FT];
+  CU_ASSERT_FATAL(pd && fd);
+  for (size_t i = 0; i < np; i++) pd[i] = p[i];
+  if (!embed_grad) { /* the input lookups read a frozen copy of the table */
+    const size_t ne = (size_t)c.vocab_size * c.hidden_size;
+    Ef = malloc(sizeof(double) * ne);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(Ef);
+    memcpy(Ef, pd + ref.embed, sizeof(double) * ne);
+  }
+#define IFT_FD_LOSS(out)                                                       \
+  do {                                                                         \
+    refmodel_logp(&ref, pd, Ef, lpd, x, xt, lambda, FB, FT);                   \
+    (out) = loss_ift_d(dl, NULL, lpd, mk, FB, FT, n_global, &ift.ift);         \
+  } while (0)
+  double L0;
+  IFT_FD_LOSS(L0);
+  IFT_ASSERT_CLOSE(met.loss_sum / n_global, L0, 1e-5, 1e-7);
+  /* Step 1e-5 max(|θ|, 0.1): truncation and rounding of the float64
+   * differences are below 1e-9 relative.  The fp32 gradient's own rounding
+   * (model backward, float dlogp) was observed below 1e-5 of the tensor's
+   * largest gradient; tolerance 3e-5 relative + 3e-5 of that largest
+   * gradient, as in tests/test_model.c.  Dropping the weights' own
+   * derivative (detaching them) or the 1/n_global, or the blend's share of
+   * the gradient, is orders of magnitude above it. */
+  for (size_t j = 0; j < np; j++) {
+    const double save = pd[j], h = 1e-5 * (fabs(save) > 0.1 ? fabs(save) : 0.1);
+    double lp, lm;
+    pd[j] = save + h;
+    IFT_FD_LOSS(lp);
+    pd[j] = save - h;
+    IFT_FD_LOSS(lm);
+    pd[j] = save;
+    fd[j] = (lp - lm) / (2 * h);
+  }
+#undef IFT_FD_LOSS
+  size_t bad = 0;
+  double worst = 0;
+  for (int ti = 0; ti < model_ntensors(m); ti++) {
+    const model_tensor *t = model_tensor_at(m, ti);
+    const size_t n = (size_t)t->lrows * t->lcols;
+    double scale = 0;
+    for (size_t j = t->offset; j < t->offset + n; j++) scale = fmax(scale, fabs(fd[j]));
+    if (!embed_grad && !strcmp(t->name, "model.embed_tokens.weight")) CU_ASSERT(scale == 0);
+    for (size_t j = t->offset; j < t->offset + n; j++) {
+      const double err = fabs(fd[j] - g[j]) / (3e-5 * fabs(fd[j]) + 3e-5 * scale + 1e-12);
+      worst = fmax(worst, err);
+      if (err > 1.0 && bad++ < 10)
+        fprintf(stderr, "\n  %s[%zu]: step_microbatch %.9g, finite difference %.9g", t->name,
+                j - t->offset, g[j], fd[j]);
+    }
+  }
+  if (getenv("IFT_FD_VERBOSE")) fprintf(stderr, "\n  %zu elements, worst error %.3g of the tolerance", np, worst);
+  CU_ASSERT_EQUAL(bad, 0);
+  CU_ASSERT(optim_sqnorm(g, np) > 1e-6);
+  free(Ef);
+  free(fd);
+  free(pd);
+  step_ws_destroy(&w);
+  model_destroy(m);
+}
+static void test_ift_fd_embed_grad(void) { ift_fd(1); }
+static void test_ift_fd_frozen_lookups(void) { ift_fd(0); }
 
 static void overfit(optim_kind k, double lr, double momentum, int steps) {
   make_batch();
@@ -250,6 +380,10 @@ static void test_packed_simpo(void) { packed_vs_unpacked(&pairs, LOSS_SIMPO); }
 static CU_TestInfo tests[] = {{"IFT gamma 0 lambda 0 == SFT bit for bit", test_gamma0_lambda0_is_sft},
                               {"answer slots take the shifted greedy tokens", test_replace_answers},
                               {"lambda 1 feeds exactly the greedy tokens", test_lambda1_feeds_greedy},
+                              {"IFT micro-batch gradient = float64 finite differences (embed_grad 1)",
+                               test_ift_fd_embed_grad},
+                              {"IFT micro-batch gradient = float64 finite differences (frozen lookups)",
+                               test_ift_fd_frozen_lookups},
                               {"packed == unpacked: SFT", test_packed_sft},
                               {"packed == unpacked: IFT (per-document intuition, weights)", test_packed_ift},
                               {"packed == unpacked: DPO pairs", test_packed_dpo},
