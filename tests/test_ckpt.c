@@ -154,8 +154,8 @@ static void test_flipped_bit_detected(void) {
   const model_tensor *t = model_tensor_find(m, "lm_head.weight");
   const size_t at = 100; /* an element inside the tensor */
   const float *needle = model_params(m) + t->offset + at;
-  char *buf;
-  size_t n;
+  char *buf = NULL;
+  size_t n = 0;
   CU_ASSERT_EQUAL_FATAL(read_all(path, &buf, &n), 0);
   char *hit = memmem(buf, n, needle, 16 * sizeof(float));
   CU_ASSERT_PTR_NOT_NULL_FATAL(hit); /* stored raw, little-endian */
@@ -212,8 +212,8 @@ static void test_keep_and_latest(void) {
   CU_ASSERT(exists(dir, "step_4.h5"));
   CU_ASSERT(!exists(dir, "step_4.h5.tmp"));
   CU_ASSERT(!exists(dir, "latest.tmp"));
-  char lp[1200], *buf;
-  size_t n;
+  char lp[1200], *buf = NULL;
+  size_t n = 0;
   snprintf(lp, sizeof lp, "%s/latest", dir);
   CU_ASSERT_EQUAL_FATAL(read_all(lp, &buf, &n), 0);
   while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
