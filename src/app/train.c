@@ -632,7 +632,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     char rpath[1100] = "";
     st = rank == 0 ? ckpt_resolve(rpath, sizeof rpath, cfg->ckpt.resume, cfg->ckpt.dir) : IFT_OK;
     if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
-    IFT_MPI_CHECK_GOTO(st, MPI_Bcast(rpath, sizeof rpath, MPI_CHAR, 0, tc.grid.world), out);
+    IFT_MPI_CHECK_GOTO(st, out, MPI_Bcast(rpath, sizeof rpath, MPI_CHAR, 0, tc.grid.world), NULL);
     const unsigned lflags = cfg->ckpt.verify ? CKPT_VERIFY : 0;
     if (rpath[0]) {
       /* Same layout: bit-exact continuation; another layout: each rank reads
@@ -662,7 +662,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       char ipath[1100] = "";
       st = rank == 0 ? ckpt_resolve_any(ipath, sizeof ipath, cfg->ckpt.init) : IFT_OK;
       if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
-      IFT_MPI_CHECK_GOTO(st, MPI_Bcast(ipath, sizeof ipath, MPI_CHAR, 0, tc.grid.world), out);
+      IFT_MPI_CHECK_GOTO(st, out, MPI_Bcast(ipath, sizeof ipath, MPI_CHAR, 0, tc.grid.world), NULL);
       if ((st = ckpt_load(ipath, tc.m, NULL, NULL, tc.grid.world, lflags)) != IFT_OK) goto out;
       if ((st = ckpt_origin_shared(ipath, &origin, tc.grid.world)) != IFT_OK) goto out;
       IFT_LOG0("initial weights from %s", ipath);
@@ -682,7 +682,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     if (!run_id[0]) {
       /* a new run (or one resumed from a checkpoint that predates run ids) */
       if (rank == 0) ckpt_new_run_id(run_id);
-      IFT_MPI_CHECK_GOTO(st, MPI_Bcast(run_id, sizeof run_id, MPI_CHAR, 0, tc.grid.world), out);
+      IFT_MPI_CHECK_GOTO(st, out, MPI_Bcast(run_id, sizeof run_id, MPI_CHAR, 0, tc.grid.world), NULL);
     }
     /* the directory is claimed before any training, so a bad ckpt.dir (or
      * one holding another run) is found now, not at the first save */

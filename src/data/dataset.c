@@ -1002,8 +1002,8 @@ static ift_status close_comm(data_writer *w) {
   const int ng = w->pairs ? 3 : 1;
   snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  IFT_MPI_CHECK_GOTO(st, MPI_Comm_rank(comm, &rank), out);
-  IFT_MPI_CHECK_GOTO(st, MPI_Comm_size(comm, &size), out);
+  IFT_MPI_CHECK_GOTO(st, out, MPI_Comm_rank(comm, &rank), NULL);
+  IFT_MPI_CHECK_GOTO(st, out, MPI_Comm_size(comm, &size), NULL);
 
   /* 1. counts and fingerprints of every rank */
   cnt = malloc(sizeof(int64_t) * (size_t)size * NCOUNT);
@@ -1022,7 +1022,7 @@ static ift_status close_comm(data_writer *w) {
     mine[2 * g + 1] = (int64_t)w->t[g].ntok;
   }
   mine[6] = (int64_t)writer_fingerprint(w);
-  IFT_MPI_CHECK_GOTO(st, MPI_Allgather(mine, NCOUNT, MPI_INT64_T, cnt, NCOUNT, MPI_INT64_T, comm), out);
+  IFT_MPI_CHECK_GOTO(st, out, MPI_Allgather(mine, NCOUNT, MPI_INT64_T, cnt, NCOUNT, MPI_INT64_T, comm), NULL);
   for (int r = 1; r < size; r++)
     if (cnt[r * NCOUNT + 6] != cnt[6]) {
       /* every rank sees the same counts: rank 0 says it, the others keep it */
@@ -1070,7 +1070,7 @@ static ift_status close_comm(data_writer *w) {
     core_sha256_end(h, hex);
     h = NULL;
   }
-  IFT_MPI_CHECK_GOTO(st, MPI_Bcast(hex, sizeof hex, MPI_CHAR, 0, comm), out);
+  IFT_MPI_CHECK_GOTO(st, out, MPI_Bcast(hex, sizeof hex, MPI_CHAR, 0, comm), NULL);
   set_attr(w, "content_sha256", hex, 0);
 
   /* 4. the file can be created and the disk takes it (raw size, a little
