@@ -612,7 +612,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
                     "cannot open metrics.path '%s' for appending: %s", cfg->metrics.path, strerror(errno));
     st = mf ? IFT_OK : IFT_ERR_IO;
   }
-  if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
+  IFT_TRY_GOTO(st, out, dist_agree(st, tc.grid.world));
   step_cfg scfg = {.kind = cfg->train.loss,
                    .ift = {.gamma = cfg->ift.gamma, .side = cfg->ift.side, .value = cfg->ift.value,
                            .norm = cfg->ift.norm, .right_mu = cfg->ift.right_mu},
@@ -631,15 +631,15 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     /* rank 0 decides what to resume, so every rank loads the same file */
     char rpath[1100] = "";
     st = rank == 0 ? ckpt_resolve(rpath, sizeof rpath, cfg->ckpt.resume, cfg->ckpt.dir) : IFT_OK;
-    if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
+    IFT_TRY_GOTO(st, out, dist_agree(st, tc.grid.world));
     IFT_MPI_CHECK_GOTO(st, out, MPI_Bcast(rpath, sizeof rpath, MPI_CHAR, 0, tc.grid.world), NULL);
     const unsigned lflags = cfg->ckpt.verify ? CKPT_VERIFY : 0;
     if (rpath[0]) {
       /* Same layout: bit-exact continuation; another layout: each rank reads
        * its shards of the global tensors; the data order continues. */
       ckpt_train_state ts;
-      if ((st = step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 0)) != IFT_OK) goto out;
-      if ((st = ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world, lflags)) != IFT_OK) goto out;
+      IFT_TRY_GOTO(st, out, step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 0));
+      IFT_TRY_GOTO(st, out, ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world, lflags));
       if ((st = ckpt_origin_shared(rpath, &origin, tc.grid.world)) != IFT_OK) {
         ckpt_train_state_free(&ts);
         goto out;
@@ -661,10 +661,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       /* fine-tuning start: weights only; optimizer, step and data order fresh */
       char ipath[1100] = "";
       st = rank == 0 ? ckpt_resolve_any(ipath, sizeof ipath, cfg->ckpt.init) : IFT_OK;
-      if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
+      IFT_TRY_GOTO(st, out, dist_agree(st, tc.grid.world));
       IFT_MPI_CHECK_GOTO(st, out, MPI_Bcast(ipath, sizeof ipath, MPI_CHAR, 0, tc.grid.world), NULL);
-      if ((st = ckpt_load(ipath, tc.m, NULL, NULL, tc.grid.world, lflags)) != IFT_OK) goto out;
-      if ((st = ckpt_origin_shared(ipath, &origin, tc.grid.world)) != IFT_OK) goto out;
+      IFT_TRY_GOTO(st, out, ckpt_load(ipath, tc.m, NULL, NULL, tc.grid.world, lflags));
+      IFT_TRY_GOTO(st, out, ckpt_origin_shared(ipath, &origin, tc.grid.world));
       IFT_LOG0("initial weights from %s", ipath);
     }
     const int resumed = rpath[0] != 0;
@@ -687,7 +687,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     /* the directory is claimed before any training, so a bad ckpt.dir (or
      * one holding another run) is found now, not at the first save */
     if (cfg->ckpt.dir[0]) {
-      if ((st = ckpt_dir_claim(cfg->ckpt.dir, run_id, resumed, tc.grid.world)) != IFT_OK) goto out;
+      IFT_TRY_GOTO(st, out, ckpt_dir_claim(cfg->ckpt.dir, run_id, resumed, tc.grid.world));
       if (res) res->claimed_dir = 1;
     }
     if (resumed && start >= total) {
