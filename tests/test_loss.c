@@ -13,7 +13,8 @@ static const double ELL[B * T] = {0, .5, 1, .25, 2, 0, .1, .2, .3, 0, .4, 0};
 static double run(loss_ift_opts o, double *d, double *w) {
   double lp[B * T];
   for (int i = 0; i < B * T; i++) lp[i] = -ELL[i];
-  return loss_ift_d(d, w, lp, M, B, T, 2.0, &o);
+  double ws[LOSS_IFT_SCRATCH(B, T)];
+  return loss_ift_d(d, w, lp, M, B, T, 2.0, &o, ws);
 }
 
 static void test_vectors_left_l1(void) {
@@ -30,11 +31,11 @@ static void test_vectors_left_l1(void) {
   }
   IFT_ASSERT_CLOSE(L, 0.548565, 0, 1e-6);
   /* row losses through a one-row call (n_global = 1) */
-  double lp[T];
+  double lp[T], ws[LOSS_IFT_SCRATCH(1, T)];
   for (int t = 0; t < T; t++) lp[t] = -ELL[t];
-  IFT_ASSERT_CLOSE(loss_ift_d(NULL, NULL, lp, M, 1, T, 1.0, &o), 0.876434, 0, 1e-6);
+  IFT_ASSERT_CLOSE(loss_ift_d(NULL, NULL, lp, M, 1, T, 1.0, &o, ws), 0.876434, 0, 1e-6);
   for (int t = 0; t < T; t++) lp[t] = -ELL[T + t];
-  IFT_ASSERT_CLOSE(loss_ift_d(NULL, NULL, lp, M + T, 1, T, 1.0, &o), 0.220697, 0, 1e-6);
+  IFT_ASSERT_CLOSE(loss_ift_d(NULL, NULL, lp, M + T, 1, T, 1.0, &o, ws), 0.220697, 0, 1e-6);
 }
 
 static void test_vectors_options(void) {
@@ -61,7 +62,7 @@ static void test_vectors_gamma0(void) {
   o.gamma = 0;
   float lp[B * T], d[B * T], w[B * T];
   for (int i = 0; i < B * T; i++) lp[i] = (float)-ELL[i];
-  double L = loss_ift(d, w, NULL, lp, M, B, T, 2.0, &o);
+  double L = loss_ift(d, w, NULL, lp, M, B, T, 2.0, &o, NULL); /* γ = 0: no scratch */
   IFT_ASSERT_CLOSE(L, 0.59375, 0, 1e-6);
   for (int i = 0; i < B * T; i++) {
     IFT_ASSERT_CLOSE(d[i], M[i] ? -0.125 : 0.0, 0, 1e-7);
@@ -88,7 +89,7 @@ static void test_gamma0_bitwise_sft(void) {
   loss_ift_opts o = loss_ift_defaults();
   o.gamma = 0;
   loss_metrics a = {0}, b = {0};
-  double L1 = loss_ift(d1, NULL, &a, lp, m, BB, TT, 7.0, &o);
+  double L1 = loss_ift(d1, NULL, &a, lp, m, BB, TT, 7.0, &o, NULL); /* γ = 0: no scratch */
   double L2 = loss_sft(d2, &b, lp, m, BB, TT, 7.0);
   CU_ASSERT_EQUAL(memcmp(&L1, &L2, sizeof L1), 0);
   CU_ASSERT_EQUAL(memcmp(d1, d2, sizeof d1), 0);
@@ -97,21 +98,21 @@ static void test_gamma0_bitwise_sft(void) {
 
 static void check_fd(loss_ift_opts o) {
   enum { BB = 3, TT = 9 };
-  double lp[BB * TT], d[BB * TT];
+  double lp[BB * TT], d[BB * TT], ws[LOSS_IFT_SCRATCH(BB, TT)];
   uint8_t m[BB * TT];
   for (int i = 0; i < BB * TT; i++) {
     lp[i] = -0.05 - 2.0 * rng_uniform(17, 0, (uint64_t)i);
     m[i] = (i % TT) >= 2 && ((i * 7) % 5) != 0;
   }
-  loss_ift_d(d, NULL, lp, m, BB, TT, 3.0, &o);
+  loss_ift_d(d, NULL, lp, m, BB, TT, 3.0, &o, ws);
   double worst = 0;
   for (int i = 0; i < BB * TT; i++) {
     const double h = 1e-6;
     double s = lp[i];
     lp[i] = s + h;
-    double p = loss_ift_d(NULL, NULL, lp, m, BB, TT, 3.0, &o);
+    double p = loss_ift_d(NULL, NULL, lp, m, BB, TT, 3.0, &o, ws);
     lp[i] = s - h;
-    double q = loss_ift_d(NULL, NULL, lp, m, BB, TT, 3.0, &o);
+    double q = loss_ift_d(NULL, NULL, lp, m, BB, TT, 3.0, &o, ws);
     lp[i] = s;
     double fd = (p - q) / (2 * h);
     double e = fabs(fd - d[i]) / (fabs(fd) + 1e-6);
@@ -140,7 +141,8 @@ static void test_empty_rows_and_metrics(void) {
   uint8_t m[8] = {0, 0, 0, 0, 0, 1, 1, 0};
   loss_metrics met = {0};
   loss_ift_opts o = loss_ift_defaults();
-  double L = loss_ift(d, NULL, &met, lp, m, 2, 4, 2.0, &o);
+  double ws[LOSS_IFT_SCRATCH(2, 4)];
+  double L = loss_ift(d, NULL, &met, lp, m, 2, 4, 2.0, &o, ws);
   for (int t = 0; t < 4; t++) CU_ASSERT_EQUAL(d[t], 0.0f);
   CU_ASSERT_EQUAL(met.rows, 1);
   CU_ASSERT_EQUAL(met.tokens, 2);

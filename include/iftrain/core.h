@@ -47,6 +47,38 @@ const char *ift_error_last(void);
 /* Suppress printing of errors (tests that provoke them on purpose). */
 void ift_error_quiet(int quiet);
 
+/* ---- The error convention (one for the whole project).
+ *
+ * A function that can fail returns ift_status.  A failure is recorded once,
+ * where it is detected, with ift_error_set: the call or condition, file:line,
+ * rank, the cause (a printf message naming the file, row, key ... involved)
+ * and a hint (the likely fix, or NULL); callers only propagate the status.
+ * Every check is one of these macros, in two forms:
+ *
+ *   IFT_REQUIRE(cond, s, hint, fmt, ...)   fail with status s unless cond
+ *   IFT_TRY(call)                          propagate a failing ift_status
+ *   IFT_FAIL(s, hint, fmt, ...)            fail unconditionally
+ *   IFT_MPI_CHECK(call, hint)              an MPI return code (dist.h)
+ *   IFT_H5_CHECK(call, hint, fmt, ...)     an HDF5 return value < 0 (h5attr.h)
+ *
+ * return the status at once; their _GOTO twins, for functions that own
+ * resources and release them at one cleanup label,
+ *
+ *   IFT_REQUIRE_GOTO(st, label, cond, s, hint, fmt, ...)
+ *   IFT_TRY_GOTO(st, label, call)
+ *   IFT_FAIL_GOTO(st, label, s, hint, fmt, ...)
+ *   IFT_MPI_CHECK_GOTO(st, label, call, hint)
+ *   IFT_H5_CHECK_GOTO(st, label, call, hint, fmt, ...)
+ *
+ * store the status in the local `st` and jump to `label` (the twin takes
+ * (st, label) first, then the arguments of the plain form).
+ *
+ * Collectives: a rank must not return or jump past a collective the other
+ * ranks enter.  Where one rank alone can fail (its read, its allocation, its
+ * part of a write), the failure is recorded without leaving (ift_error_set,
+ * st = ...), and every rank then agrees with dist_agree (dist.h) before the
+ * next collective, e.g.  IFT_TRY_GOTO(st, out, dist_agree(st, comm)). */
+
 /* Fail with status S unless COND holds; the message names the condition. */
 #define IFT_REQUIRE(cond, s, hint, ...)                                        \
   do {                                                                         \
@@ -56,11 +88,41 @@ void ift_error_quiet(int quiet);
     }                                                                          \
   } while (0)
 
+/* IFT_REQUIRE for functions with a cleanup label: sets st, jumps. */
+#define IFT_REQUIRE_GOTO(st, label, cond, s, hint, ...)                        \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      ift_error_set((s), __FILE__, __LINE__, #cond, (hint), __VA_ARGS__);      \
+      (st) = (s);                                                              \
+      goto label;                                                              \
+    }                                                                          \
+  } while (0)
+
+/* Fail unconditionally (the condition was tested by the caller's if). */
+#define IFT_FAIL(s, hint, ...)                                                 \
+  do {                                                                         \
+    ift_error_set((s), __FILE__, __LINE__, __func__, (hint), __VA_ARGS__);     \
+    return (s);                                                                \
+  } while (0)
+
+#define IFT_FAIL_GOTO(st, label, s, hint, ...)                                 \
+  do {                                                                         \
+    ift_error_set((s), __FILE__, __LINE__, __func__, (hint), __VA_ARGS__);     \
+    (st) = (s);                                                                \
+    goto label;                                                                \
+  } while (0)
+
 /* Propagate a failing ift_status from a project call. */
 #define IFT_TRY(call)                                                          \
   do {                                                                         \
     ift_status ift_try_s_ = (call);                                            \
     if (ift_try_s_ != IFT_OK) return ift_try_s_;                               \
+  } while (0)
+
+/* IFT_TRY for functions with a cleanup label: sets st, jumps. */
+#define IFT_TRY_GOTO(st, label, call)                                          \
+  do {                                                                         \
+    if (((st) = (call)) != IFT_OK) goto label;                                 \
   } while (0)
 
 /* Rank/size used to prefix messages; set by dist_init. */

@@ -31,9 +31,9 @@ ift_status dist_mpi_status(int rc, const char *call, const char *file, int line,
   } while (0)
 
 /* IFT_MPI_CHECK for functions with a cleanup label: sets st, jumps. */
-#define IFT_MPI_CHECK_GOTO(st, call, label)                                    \
+#define IFT_MPI_CHECK_GOTO(st, label, call, hint)                              \
   do {                                                                         \
-    if (((st) = dist_mpi_status((call), #call, __FILE__, __LINE__, NULL)) != IFT_OK) \
+    if (((st) = dist_mpi_status((call), #call, __FILE__, __LINE__, (hint))) != IFT_OK) \
       goto label;                                                              \
   } while (0)
 

@@ -1,14 +1,40 @@
-/* h5attr — the HDF5 and file helpers shared by the data set writer (data)
- * and the checkpoint writer (ckpt): the one string-attribute writer, and the
- * space reservation made before a collective (parallel HDF5) write. */
+/* h5attr — the HDF5 and file helpers shared by the data sets (data) and the
+ * checkpoints (ckpt): the HDF5 check of the error convention (core.h), the
+ * one string-attribute writer, and the space reservation made before a
+ * collective (parallel HDF5) write. */
 #ifndef IFTRAIN_H5ATTR_H
 #define IFTRAIN_H5ATTR_H
 
 #include <hdf5.h>
 
+#include "iftrain/core.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* An HDF5 call whose negative return (herr_t or hid_t) is a failure:
+ * IFT_ERR_HDF5 recorded with the call, file:line, the cause (fmt, naming the
+ * file) and the hint.  The _GOTO form sets st and jumps to label (core.h).
+ * A failure that means something else (a missing file: IFT_ERR_IO, a file
+ * that is not what it should be: IFT_ERR_FORMAT) is an IFT_REQUIRE on the
+ * call's result instead. */
+#define IFT_H5_CHECK(call, hint, ...)                                          \
+  do {                                                                         \
+    if ((call) < 0) {                                                          \
+      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, #call, (hint), __VA_ARGS__); \
+      return IFT_ERR_HDF5;                                                     \
+    }                                                                          \
+  } while (0)
+
+#define IFT_H5_CHECK_GOTO(st, label, call, hint, ...)                          \
+  do {                                                                         \
+    if ((call) < 0) {                                                          \
+      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, #call, (hint), __VA_ARGS__); \
+      (st) = IFT_ERR_HDF5;                                                     \
+      goto label;                                                              \
+    }                                                                          \
+  } while (0)
 
 /* Scalar string attribute `name` = v on obj (an existing one is replaced);
  * negative on failure. */

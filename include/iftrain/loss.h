@@ -60,16 +60,20 @@ double loss_sft(float *dlogp /* B,T */, loss_metrics *met, const float *logp /* 
  * gradient flows through them.  gamma == 0 calls loss_sft (bit-identical).
  * w_out, if not NULL, receives the weights w[b,t] (0 off the answer).
  * With right_mu = batch the rows are coupled through mu, so call it with a
- * whole micro-batch. */
+ * whole micro-batch.  scratch: LOSS_IFT_SCRATCH(B, T) doubles owned by the
+ * caller (step_ws holds them for a training step; unused when gamma == 0),
+ * so the loss allocates nothing and cannot fail. */
+#define LOSS_IFT_SCRATCH(B, T) (6 * (size_t)(B) * (size_t)(T) + 3 * (size_t)(B))
 double loss_ift(float *dlogp /* B,T */, float *w_out /* B,T */, loss_metrics *met,
                 const float *logp /* B,T */, const uint8_t *mask /* B,T */, int B,
-                int T, double n_global, const loss_ift_opts *o);
+                int T, double n_global, const loss_ift_opts *o, double *scratch);
 
 /* Double-precision core of loss_ift (tests, finite differences, Frozen
- * Lake); same semantics, including gamma == 0 = uniform weights. */
+ * Lake); same semantics, including gamma == 0 = uniform weights, and the
+ * same scratch (LOSS_IFT_SCRATCH(B, T) doubles). */
 double loss_ift_d(double *dlogp, double *w_out, const double *logp,
                   const uint8_t *mask, int B, int T, double n_global,
-                  const loss_ift_opts *o);
+                  const loss_ift_opts *o, double *scratch);
 
 /* ---- preference objectives (docs/ift.md "The preference losses").  A pair is
  * scored by the summed answer log-probs of its chosen and rejected answers

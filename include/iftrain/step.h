@@ -33,6 +33,8 @@ typedef struct {
   size_t vcap;           /* floats of the document view */
   float *vlogp, *vdlogp; /* [documents, longest document] */
   uint8_t *vmask;
+  size_t lcap;   /* doubles of the IFT loss's scratch */
+  double *lscr;  /* LOSS_IFT_SCRATCH of the largest view */
 } step_ws;
 
 /* One document of a packed micro-batch: tokens [start, start + len) of row

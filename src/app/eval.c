@@ -123,7 +123,7 @@ static ift_status load(train_ctx *tc, const char *ckpt_arg, const char *eval_dat
   c.train.batch_size = mb;
   snprintf(c.data.eval, sizeof c.data.eval, "%s", eval_data ? eval_data : "");
   int size;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  IFT_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size), NULL);
   c.train.batch_size = mb * size;
   c.dist.tp = tp > 0 ? tp : 1;
   c.dist.tp_2d = tp_2d;
@@ -188,8 +188,7 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
   char fp[17] = "";
   /* rank 0 fingerprints the reference (a Hugging Face directory is read
    * whole for it); agree before the broadcast and load's collectives */
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const int rank = core_rank(); /* in MPI_COMM_WORLD */
   ift_status st = dist_agree(rank == 0 ? ckpt_fingerprint(ckpt, fp) : IFT_OK, MPI_COMM_WORLD);
   if (st == IFT_OK)
     st = dist_mpi_status(MPI_Bcast(fp, sizeof fp, MPI_CHAR, 0, MPI_COMM_WORLD), "MPI_Bcast",
@@ -242,10 +241,13 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
     }
   }
   /* every rank took part in the collectives so far; agree on the outcome */
-  int bad = st != IFT_OK, anybad = bad;
-  if (tc.m) MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, tc.grid.world);
-  if (!anybad && ref)
-    MPI_Allreduce(MPI_IN_PLACE, ref, (int)(2 * n), MPI_FLOAT, MPI_SUM, tc.grid.world);
+  int anybad = st != IFT_OK;
+  if (tc.m) anybad = dist_agree(st, tc.grid.world) != IFT_OK;
+  if (!anybad && ref) {
+    st = dist_mpi_status(MPI_Allreduce(MPI_IN_PLACE, ref, (int)(2 * n), MPI_FLOAT, MPI_SUM, tc.grid.world),
+                         "MPI_Allreduce", __FILE__, __LINE__, NULL);
+    anybad = st != IFT_OK;
+  }
   const int rank0 = core_rank() == 0;
   if (tc.m) train_ctx_destroy(&tc); /* closes the data set everywhere before rank 0 rewrites it */
   if (!anybad && rank0) {
@@ -255,9 +257,9 @@ int app_ref_logp(const char *ckpt, const char *data, int mb) {
              n, ckpt, fp, core_now() - t0, flops, data);
   }
   free(ref);
-  int rc = st != IFT_OK || anybad;
-  MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  return rc ? APP_EXIT_USAGE : APP_EXIT_OK;
+  /* rank 0's write decides for every rank */
+  const ift_status all = dist_agree(st != IFT_OK ? st : anybad ? IFT_ERR_IO : IFT_OK, MPI_COMM_WORLD);
+  return all != IFT_OK ? APP_EXIT_USAGE : APP_EXIT_OK;
 }
 
 /* ------------------------------------------------------------ generate */

@@ -584,6 +584,9 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   memset(&plan, 0, sizeof plan);
   FILE *mf = NULL;
   long metrics_lost = 0;
+  int *pos = NULL; /* packed micro-batches: positions, documents; reference log-probs */
+  step_doc *docs = NULL;
+  float *ref = NULL;
   const double peak = kern_gemm_peak() * tc.grid.size * kern_threads();
   /* local failures (memory) go to the agreement below with the others */
   st = step_zero_create(&zp, cfg->optim_zero, model_nparams(tc.m), &tc.grid);
@@ -596,7 +599,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   if (st == IFT_OK && core_fault("train_alloc")) {
     ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "train_alloc", "injected by IFT_FAULT (a test)",
                   "optimizer state");
-    st = IFT_ERR_NOMEM;
+    st = IFT_ERR_NOMEM; /* one rank's: agreed below */
   }
   if (st == IFT_OK && rank == 0 && cfg->metrics.path[0]) {
     char d[1024];
@@ -612,7 +615,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
                     "cannot open metrics.path '%s' for appending: %s", cfg->metrics.path, strerror(errno));
     st = mf ? IFT_OK : IFT_ERR_IO;
   }
-  if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
+  IFT_TRY_GOTO(st, out, dist_agree(st, tc.grid.world));
   step_cfg scfg = {.kind = cfg->train.loss,
                    .ift = {.gamma = cfg->ift.gamma, .side = cfg->ift.side, .value = cfg->ift.value,
                            .norm = cfg->ift.norm, .right_mu = cfg->ift.right_mu},
@@ -631,15 +634,15 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     /* rank 0 decides what to resume, so every rank loads the same file */
     char rpath[1100] = "";
     st = rank == 0 ? ckpt_resolve(rpath, sizeof rpath, cfg->ckpt.resume, cfg->ckpt.dir) : IFT_OK;
-    if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
-    IFT_MPI_CHECK_GOTO(st, MPI_Bcast(rpath, sizeof rpath, MPI_CHAR, 0, tc.grid.world), out);
+    IFT_TRY_GOTO(st, out, dist_agree(st, tc.grid.world));
+    IFT_MPI_CHECK_GOTO(st, out, MPI_Bcast(rpath, sizeof rpath, MPI_CHAR, 0, tc.grid.world), NULL);
     const unsigned lflags = cfg->ckpt.verify ? CKPT_VERIFY : 0;
     if (rpath[0]) {
       /* Same layout: bit-exact continuation; another layout: each rank reads
        * its shards of the global tensors; the data order continues. */
       ckpt_train_state ts;
-      if ((st = step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 0)) != IFT_OK) goto out;
-      if ((st = ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world, lflags)) != IFT_OK) goto out;
+      IFT_TRY_GOTO(st, out, step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 0));
+      IFT_TRY_GOTO(st, out, ckpt_load(rpath, tc.m, &oview, &ts, tc.grid.world, lflags));
       if ((st = ckpt_origin_shared(rpath, &origin, tc.grid.world)) != IFT_OK) {
         ckpt_train_state_free(&ts);
         goto out;
@@ -661,10 +664,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       /* fine-tuning start: weights only; optimizer, step and data order fresh */
       char ipath[1100] = "";
       st = rank == 0 ? ckpt_resolve_any(ipath, sizeof ipath, cfg->ckpt.init) : IFT_OK;
-      if ((st = dist_agree(st, tc.grid.world)) != IFT_OK) goto out;
-      IFT_MPI_CHECK_GOTO(st, MPI_Bcast(ipath, sizeof ipath, MPI_CHAR, 0, tc.grid.world), out);
-      if ((st = ckpt_load(ipath, tc.m, NULL, NULL, tc.grid.world, lflags)) != IFT_OK) goto out;
-      if ((st = ckpt_origin_shared(ipath, &origin, tc.grid.world)) != IFT_OK) goto out;
+      IFT_TRY_GOTO(st, out, dist_agree(st, tc.grid.world));
+      IFT_MPI_CHECK_GOTO(st, out, MPI_Bcast(ipath, sizeof ipath, MPI_CHAR, 0, tc.grid.world), NULL);
+      IFT_TRY_GOTO(st, out, ckpt_load(ipath, tc.m, NULL, NULL, tc.grid.world, lflags));
+      IFT_TRY_GOTO(st, out, ckpt_origin_shared(ipath, &origin, tc.grid.world));
       IFT_LOG0("initial weights from %s", ipath);
     }
     const int resumed = rpath[0] != 0;
@@ -676,18 +679,18 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       else if (cfg->ckpt.init[0]) snprintf(model, sizeof model, "%s", cfg->ckpt.init);
       else snprintf(model, sizeof model, "built from the model.* settings");
       const int V = cfg->model.vocab_size;
-      if (tc.have_train && (st = data_check_tokenizer(&tc.train, origin, model, V, rank == 0)) != IFT_OK) goto out;
-      if (tc.have_eval && (st = data_check_tokenizer(&tc.eval, origin, model, V, rank == 0)) != IFT_OK) goto out;
+      if (tc.have_train) IFT_TRY_GOTO(st, out, data_check_tokenizer(&tc.train, origin, model, V, rank == 0));
+      if (tc.have_eval) IFT_TRY_GOTO(st, out, data_check_tokenizer(&tc.eval, origin, model, V, rank == 0));
     }
     if (!run_id[0]) {
       /* a new run (or one resumed from a checkpoint that predates run ids) */
       if (rank == 0) ckpt_new_run_id(run_id);
-      IFT_MPI_CHECK_GOTO(st, MPI_Bcast(run_id, sizeof run_id, MPI_CHAR, 0, tc.grid.world), out);
+      IFT_MPI_CHECK_GOTO(st, out, MPI_Bcast(run_id, sizeof run_id, MPI_CHAR, 0, tc.grid.world), NULL);
     }
     /* the directory is claimed before any training, so a bad ckpt.dir (or
      * one holding another run) is found now, not at the first save */
     if (cfg->ckpt.dir[0]) {
-      if ((st = ckpt_dir_claim(cfg->ckpt.dir, run_id, resumed, tc.grid.world)) != IFT_OK) goto out;
+      IFT_TRY_GOTO(st, out, ckpt_dir_claim(cfg->ckpt.dir, run_id, resumed, tc.grid.world));
       if (res) res->claimed_dir = 1;
     }
     if (resumed && start >= total) {
@@ -699,25 +702,27 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     ckpt_meta meta = {.step = 0, .config_text = cfg_text, .dp = tc.grid.dp_size, .tp = tc.grid.tp_size,
                       .run_id = run_id, .data_hash = tc.train.content_sha256, .origin = origin};
     char path[1100];
-    if ((st = step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1)) == IFT_OK)
-      st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, path);
-    if (st == IFT_OK) IFT_LOG0("train.steps = 0: wrote the initial model to %s", path);
+    IFT_TRY_GOTO(st, out, step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1));
+    IFT_TRY_GOTO(st, out, ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world,
+                                    tc.grid.dp_rank, path));
+    IFT_LOG0("train.steps = 0: wrote the initial model to %s", path);
     goto out;
   }
   /* packed micro-batches: positions, documents, reference log-probs of
    * up to a whole batch (unpacked: the micro-batch's pairs) */
   const int P = pairs ? 2 : 1;
-  int *pos = packing ? malloc(sizeof(int) * (size_t)P * B * cfg->train.seq_len) : NULL;
-  step_doc *docs = packing ? malloc(sizeof(step_doc) * (size_t)P * cfg->train.batch_size) : NULL;
-  float *ref = malloc(sizeof(float) * 2 * (size_t)(packing ? cfg->train.batch_size : B));
+  if (packing) {
+    pos = malloc(sizeof(int) * (size_t)P * B * cfg->train.seq_len);
+    docs = malloc(sizeof(step_doc) * (size_t)P * cfg->train.batch_size);
+  }
+  ref = malloc(sizeof(float) * 2 * (size_t)(packing ? cfg->train.batch_size : B));
+  /* every rank has the same sizes: a failure here is not one rank's alone,
+   * but it is agreed all the same (memory differs between nodes) */
   if ((packing && (!pos || !docs)) || !ref) {
-    free(pos);
-    free(docs);
-    free(ref);
     ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "malloc", NULL, "micro-batch scratch");
     st = IFT_ERR_NOMEM;
-    goto out;
   }
+  IFT_TRY_GOTO(st, out, dist_agree(st, tc.grid.world));
   const double flops_tok_step =
       model_forward_flops(tc.m, 1, cfg->train.seq_len) / cfg->train.seq_len *
       (scfg.kind == LOSS_IFT ? 4.0 : 3.0); /* pairs: 3 per token of both rows (reference cached) */
@@ -725,7 +730,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   int tty = isatty(2);
   for (long step = start; step < total; step++) {
     double t0 = core_now();
-    if ((st = sched_next(&sc, &plan, &lc, data_len_cb, &tc.train, tc.grid.world)) != IFT_OK) break;
+    IFT_TRY_GOTO(st, stopped, sched_next(&sc, &plan, &lc, data_len_cb, &tc.train, tc.grid.world));
     step_source src = {.tc = &tc, .plan = &plan, .pairs = pairs, .packing = packing, .pos = pos,
                        .docs = docs, .ref = loss_pref_needs_ref(scfg.kind) ? ref : NULL};
     /* ranks with fewer micro-batches (packing) still join every agreement */
@@ -738,8 +743,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     const step_opts so = {.step = step, .nmb = src.nmb, .lambda = lambda, .lr = lr,
                           .clip = cfg->optim.clip, .n_global = cfg->train.batch_size};
     step_report rep;
-    if ((st = step_optimizer(tc.m, &tc.ws, &opt, &zp, &tc.grid, &scfg, &so, source_load, &src, &rep)) != IFT_OK)
-      break;
+    IFT_TRY_GOTO(st, stopped, step_optimizer(tc.m, &tc.ws, &opt, &zp, &tc.grid, &scfg, &so, source_load, &src, &rep));
     const double ms[7] = {rep.met.loss_sum, rep.met.nll_sum, rep.met.rows, rep.tokens, rep.met.pref_correct,
                           rep.met.margin_sum, rep.slots};
     char prefm[96] = "";
@@ -787,7 +791,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     int do_eval = tc.have_eval && cfg->eval.every > 0 && (step + 1) % cfg->eval.every == 0 && step + 1 < total;
     if (do_eval || (tc.have_eval && step + 1 == total)) {
       double el, em;
-      if ((st = train_eval(&tc, &tc.eval, cfg->eval.max_samples, cfg->eval.max_new_tokens, &el, &em)) != IFT_OK) break;
+      IFT_TRY_GOTO(st, stopped, train_eval(&tc, &tc.eval, cfg->eval.max_samples, cfg->eval.max_new_tokens, &el, &em));
       if (rank == 0 && verbose) {
         fprintf(stderr, "%seval @ step %ld: held-out loss %.4f  exact match %.3f\n", tty ? "\n" : "",
                 step + 1, el, em);
@@ -801,23 +805,24 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       tc.last_eval_loss = el;
     }
     int stop = g_stop;
-    MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, tc.grid.world);
+    IFT_MPI_CHECK_GOTO(st, stopped, MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, tc.grid.world), NULL);
     int do_ckpt = (cfg->ckpt.every > 0 && (step + 1) % cfg->ckpt.every == 0) || step + 1 == total || stop;
     if (do_ckpt && cfg->ckpt.dir[0]) {
       ckpt_meta meta = {.step = step + 1, .epoch = sc.epoch, .cursor = sc.cursor, .config_text = cfg_text, .run_id = run_id, .data_hash = tc.train.content_sha256,
                         .dp = tc.grid.dp_size, .tp = tc.grid.tp_size, .origin = origin};
-      if ((st = step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1)) != IFT_OK ||
-          (st = ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world, tc.grid.dp_rank, NULL)) != IFT_OK)
-        break;
+      IFT_TRY_GOTO(st, stopped, step_zero_full_view(&zp, &opt, &oview, model_nparams(tc.m), &tc.grid, 1));
+      IFT_TRY_GOTO(st, stopped, ckpt_save(cfg->ckpt.dir, cfg->ckpt.keep, tc.m, &oview, &meta, tc.grid.world,
+                                          tc.grid.dp_rank, NULL));
     }
     if (stop) {
       g_preempted = stop;
       IFT_LOG0("\nsignal %d: checkpoint of step %ld written; exiting with code %d for requeue", stop,
                step + 1, APP_EXIT_PREEMPT);
-      st = IFT_ERR_IO;
-      break;
+      st = IFT_ERR_IO; /* not an error: app_train exits APP_EXIT_PREEMPT */
+      goto stopped;
     }
   }
+stopped: /* the loop's end, normal or not: the result still describes the state reached */
   if (res) {
     res->state_hash = core_fnv1a(CORE_FNV_INIT, model_params(tc.m), model_nparams(tc.m) * sizeof(float));
     if (opt.m) res->state_hash = core_fnv1a(res->state_hash, opt.m, opt.n * sizeof(float));
@@ -831,10 +836,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     IFT_LOG0("%sdone: %ld steps in %.1f s%s", tty ? "\n" : "", total, el, "");
     if (tc.have_eval) printf("final exact match: %.4f  held-out loss: %.4f\n", tc.last_exact, tc.last_eval_loss);
   }
+out:
   free(pos);
   free(docs);
   free(ref);
-out:
   if (mf && (fclose(mf) != 0 || metrics_lost)) {
     IFT_LOG0("warning: metrics.path '%s': %ld record%s could not be written (disk full or quota?)",
              cfg0->metrics.path, metrics_lost ? metrics_lost : 1, metrics_lost == 1 ? "" : "s");

@@ -18,18 +18,6 @@
 #include "iftrain/h5attr.h"
 #include "iftrain/optim.h"
 
-/* Every HDF5 call that can fail goes through H5CHK: it names the call, the
- * file:line and the rank, and suggests the likely fix. */
-#define H5CHK(call, hint)                                                      \
-  do {                                                                         \
-    if ((call) < 0) {                                                          \
-      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, #call, (hint),           \
-                    "HDF5 call failed on %s", path);                           \
-      st = IFT_ERR_HDF5;                                                       \
-      goto done;                                                               \
-    }                                                                          \
-  } while (0)
-
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 /* Scalar attributes: one writer and one reader for every native type. */
@@ -282,29 +270,35 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
     return st;
   }
   quiet_hdf5();
-  H5CHK(fapl = H5Pcreate(H5P_FILE_ACCESS), NULL);
-  H5CHK(H5Pset_fapl_mpio(fapl, world, MPI_INFO_NULL), "is HDF5 built with MPI (parallel)?");
-  H5CHK(f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
-        "check that ckpt.dir is writable and the disk has room");
-  H5CHK(gm = H5Gcreate2(f, "/model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
-  H5CHK(write_config_attrs(gm, model_cfg(m)), NULL);
-  if (meta->origin && meta->origin[0]) H5CHK(ift_h5_attr_str(gm, "origin", meta->origin), NULL);
-  H5CHK(dxpl = H5Pcreate(H5P_DATASET_XFER), NULL);
-  H5CHK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), NULL);
+  IFT_H5_CHECK_GOTO(st, done, fapl = H5Pcreate(H5P_FILE_ACCESS), NULL, "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, H5Pset_fapl_mpio(fapl, world, MPI_INFO_NULL),
+                    "is HDF5 built with MPI (parallel)?", "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl),
+                    "check that ckpt.dir is writable and the disk has room", "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, gm = H5Gcreate2(f, "/model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL,
+                    "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, write_config_attrs(gm, model_cfg(m)), NULL, "HDF5 call failed on %s", path);
+  if (meta->origin && meta->origin[0]) IFT_H5_CHECK_GOTO(st, done, ift_h5_attr_str(gm, "origin", meta->origin),
+                                                         NULL, "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, dxpl = H5Pcreate(H5P_DATASET_XFER), NULL, "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE), NULL,
+                    "HDF5 call failed on %s", path);
   if ((st = write_tensors(gm, m, bufs[0], sums, dxpl, writer, path, world)) != IFT_OK) {
     agreed = 1;
     goto done;
   }
   if (opt) {
     /* /optim/<state>/<name>: the optimizer's moments mirror the model */
-    H5CHK(go = H5Gcreate2(f, "/optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
-    H5CHK(ift_h5_attr_str(go, "name", optim_kind_name(opt->cfg.kind)), NULL);
-    H5CHK(attr_int(go, "t", opt->t), NULL);
+    IFT_H5_CHECK_GOTO(st, done, go = H5Gcreate2(f, "/optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL,
+                      "HDF5 call failed on %s", path);
+    IFT_H5_CHECK_GOTO(st, done, ift_h5_attr_str(go, "name", optim_kind_name(opt->cfg.kind)), NULL,
+                      "HDF5 call failed on %s", path);
+    IFT_H5_CHECK_GOTO(st, done, attr_int(go, "t", opt->t), NULL, "HDF5 call failed on %s", path);
     static const char *names[3] = {NULL, "m", "v"};
     for (int k = 1; k < 3; k++) {
       if (!bufs[k]) continue;
       hid_t g = H5Gcreate2(go, names[k], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-      H5CHK(g, NULL);
+      IFT_H5_CHECK_GOTO(st, done, g, NULL, "HDF5 call failed on %s", path);
       st = write_tensors(g, m, bufs[k], sums + (size_t)k * nt, dxpl, writer, path, world);
       H5Gclose(g);
       if (st != IFT_OK) {
@@ -313,19 +307,25 @@ static ift_status write_file(const char *path, model *m, const optim_state *opt,
       }
     }
   }
-  H5CHK(gt = H5Gcreate2(f, "/train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL);
+  IFT_H5_CHECK_GOTO(st, done, gt = H5Gcreate2(f, "/train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), NULL,
+                    "HDF5 call failed on %s", path);
   char layout[64];
   snprintf(layout, sizeof layout, "%d x %d", meta->dp, meta->tp);
-  H5CHK(attr_int(gt, "step", meta->step), NULL);
-  H5CHK(attr_int(gt, "epoch", meta->epoch), NULL);
-  H5CHK(attr_int(gt, "cursor", meta->cursor), NULL);
-  H5CHK(attr_int(gt, "format_version", 2), NULL);
-  H5CHK(ift_h5_attr_str(gt, "run_id", meta->run_id ? meta->run_id : ""), NULL);
-  H5CHK(ift_h5_attr_str(gt, "data_content_sha256", meta->data_hash ? meta->data_hash : ""), NULL);
-  H5CHK(ift_h5_attr_str(gt, "layout", layout), NULL);
-  H5CHK(ift_h5_attr_str(gt, "code_version", PACKAGE_VERSION), NULL);
-  H5CHK(ift_h5_attr_str(gt, "config", meta->config_text ? meta->config_text : ""), NULL);
-  H5CHK(H5Fflush(f, H5F_SCOPE_GLOBAL), "the disk may be full");
+  IFT_H5_CHECK_GOTO(st, done, attr_int(gt, "step", meta->step), NULL, "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, attr_int(gt, "epoch", meta->epoch), NULL, "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, attr_int(gt, "cursor", meta->cursor), NULL, "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, attr_int(gt, "format_version", 2), NULL, "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, ift_h5_attr_str(gt, "run_id", meta->run_id ? meta->run_id : ""), NULL,
+                    "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, ift_h5_attr_str(gt, "data_content_sha256", meta->data_hash ? meta->data_hash : ""),
+                    NULL, "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, ift_h5_attr_str(gt, "layout", layout), NULL, "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, ift_h5_attr_str(gt, "code_version", PACKAGE_VERSION), NULL,
+                    "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, ift_h5_attr_str(gt, "config", meta->config_text ? meta->config_text : ""), NULL,
+                    "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, H5Fflush(f, H5F_SCOPE_GLOBAL), "the disk may be full",
+                    "HDF5 call failed on %s", path);
 done:
   /* every rank reaches the collective close together, whoever failed */
   if (!agreed) st = dist_agree(st, world);
@@ -715,9 +715,10 @@ static ift_status open_model_group(const char *path, hid_t *fp, hid_t *gmp) {
   quiet_hdf5();
   IFT_REQUIRE(access(path, R_OK) == 0, IFT_ERR_IO, "check the checkpoint path",
               "checkpoint '%s' does not exist or is unreadable", path);
-  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
-        "the file is not HDF5 or is truncated; use an earlier checkpoint");
-  H5CHK(gm = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
+  IFT_H5_CHECK_GOTO(st, done, f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
+                    "the file is not HDF5 or is truncated; use an earlier checkpoint", "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, gm = H5Gopen2(f, "/model", H5P_DEFAULT),
+                    "the file has no /model group: not an iftrain checkpoint", "HDF5 call failed on %s", path);
 done:
   *fp = f;
   *gmp = gm;
@@ -741,7 +742,7 @@ done:
 ift_status ckpt_origin_shared(const char *path, char **out, MPI_Comm comm) {
   int rank = 0;
   *out = NULL;
-  if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
+  if (comm != MPI_COMM_NULL) IFT_MPI_CHECK(MPI_Comm_rank(comm, &rank), NULL);
   ift_status st = rank == 0 ? ckpt_origin(path, out) : IFT_OK;
   IFT_TRY(dist_agree(st, comm));
   if (comm == MPI_COMM_NULL) return IFT_OK;
@@ -751,13 +752,12 @@ ift_status ckpt_origin_shared(const char *path, char **out, MPI_Comm comm) {
   if (rank != 0) *out = malloc((size_t)n);
   st = *out ? IFT_OK : IFT_ERR_NOMEM;
   if (st != IFT_OK) ift_error_set(st, __FILE__, __LINE__, "malloc", NULL, "origin text");
-  if ((st = dist_agree(st, comm)) == IFT_OK)
-    st = dist_mpi_status(MPI_Bcast(*out, (int)n, MPI_CHAR, 0, comm), "MPI_Bcast", __FILE__,
-                         __LINE__, NULL);
-  if (st != IFT_OK) {
-    free(*out);
-    *out = NULL;
-  }
+  IFT_TRY_GOTO(st, fail, dist_agree(st, comm)); /* one rank's malloc: agreed before the Bcast */
+  IFT_MPI_CHECK_GOTO(st, fail, MPI_Bcast(*out, (int)n, MPI_CHAR, 0, comm), NULL);
+  return IFT_OK;
+fail:
+  free(*out);
+  *out = NULL;
   return st;
 }
 
@@ -907,30 +907,29 @@ static ift_status verify_read(const model *m, float *const *bufs, const uint64_t
   if (comm != MPI_COMM_NULL) IFT_MPI_CHECK(MPI_Comm_size(comm, &size), NULL);
   const uint64_t replicas = (uint64_t)(size / model_tp_size(m));
   uint64_t *sums = calloc((size_t)nbuf * nt, sizeof(uint64_t));
-  ift_status agreed = dist_agree(sums ? IFT_OK : IFT_ERR_NOMEM, comm);
-  if (agreed != IFT_OK) {
-    free(sums);
-    return agreed;
+  ift_status st = IFT_OK;
+  if (!sums) {
+    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "calloc", NULL, "checksums of %d tensors", nt);
+    st = IFT_ERR_NOMEM;
   }
+  IFT_TRY_GOTO(st, out, dist_agree(st, comm)); /* one rank's calloc: agreed before the Allreduce */
   for (int k = 0; k < nbuf; k++)
     for (int i = 0; i < nt; i++) {
       const model_tensor *t = model_tensor_at(m, i);
       if (bufs[k] && owns_part(m, t)) sums[(size_t)k * nt + i] = checksum_shard(t, bufs[k] + t->offset);
     }
-  ift_status st = IFT_OK;
   if (comm != MPI_COMM_NULL && size > 1)
-    st = dist_mpi_status(MPI_Allreduce(MPI_IN_PLACE, sums, nbuf * nt, MPI_UINT64_T, MPI_SUM, comm),
-                         "MPI_Allreduce", __FILE__, __LINE__, NULL);
-  for (int k = 0; k < nbuf && st == IFT_OK; k++)
-    for (int i = 0; i < nt && st == IFT_OK && bufs[k]; i++)
-      if (sums[(size_t)k * nt + i] != want[(size_t)k * nt + i] * replicas) {
-        ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "checksum",
+    IFT_MPI_CHECK_GOTO(st, out, MPI_Allreduce(MPI_IN_PLACE, sums, nbuf * nt, MPI_UINT64_T, MPI_SUM, comm), NULL);
+  /* the same sums on every rank: every rank fails alike */
+  for (int k = 0; k < nbuf; k++)
+    for (int i = 0; i < nt && bufs[k]; i++)
+      if (sums[(size_t)k * nt + i] != want[(size_t)k * nt + i] * replicas)
+        IFT_FAIL_GOTO(st, out, IFT_ERR_FORMAT,
                       "the checkpoint is damaged: use an earlier one (or ckpt.verify=0 / --no-verify "
                       "to load it anyway)",
                       "%s: tensor %s/%s does not match its stored checksum", path, gnames[k],
                       model_tensor_at(m, i)->name);
-        st = IFT_ERR_FORMAT;
-      }
+out:
   free(sums);
   return st;
 }
@@ -965,27 +964,27 @@ ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_st
     st = IFT_ERR_IO;
   }
   /* the open is collective: every rank must know that every rank may open */
-  if ((st = dist_agree(st, comm)) != IFT_OK) goto out;
-  H5CHK(fapl = H5Pcreate(H5P_FILE_ACCESS), NULL);
-  if (comm != MPI_COMM_NULL) H5CHK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), NULL);
-  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, fapl),
-        "the file is not HDF5 or is truncated; use an earlier checkpoint");
-  H5CHK(gm = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
+  IFT_TRY_GOTO(st, out, dist_agree(st, comm));
+  IFT_H5_CHECK_GOTO(st, done, fapl = H5Pcreate(H5P_FILE_ACCESS), NULL, "HDF5 call failed on %s", path);
+  if (comm != MPI_COMM_NULL) IFT_H5_CHECK_GOTO(st, done, H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL), NULL,
+                                               "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, f = H5Fopen(path, H5F_ACC_RDONLY, fapl),
+                    "the file is not HDF5 or is truncated; use an earlier checkpoint", "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, gm = H5Gopen2(f, "/model", H5P_DEFAULT),
+                    "the file has no /model group: not an iftrain checkpoint", "HDF5 call failed on %s", path);
   /* From here on every read is this rank's own (no collective until the
    * checksums): a failure on one rank is agreed before the all-reduce. */
-  if ((st = check_arch(gm, model_cfg(m), path)) != IFT_OK) goto done;
+  IFT_TRY_GOTO(st, done, check_arch(gm, model_cfg(m), path));
   if (ts && (st = read_train_state(f, ts, path)) != IFT_OK) goto done;
-  if ((st = read_group(f, "/model", m, model_params(m), want, &missing, path)) != IFT_OK) goto done;
+  IFT_TRY_GOTO(st, done, read_group(f, "/model", m, model_params(m), want, &missing, path));
   if (opt) {
     /* resume needs the optimizer moments the run had */
     hid_t go = H5Lexists(f, "/optim", H5P_DEFAULT) > 0 ? H5Gopen2(f, "/optim", H5P_DEFAULT) : -1;
     if (go < 0) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "/optim",
+      IFT_FAIL_GOTO(st, done, IFT_ERR_FORMAT,
                     "resume from a checkpoint written by iftrain train (it has /optim), or start a "
                     "new run from its weights with ckpt.init",
                     "%s has no optimizer state to resume from", path);
-      st = IFT_ERR_FORMAT;
-      goto done;
     }
     char *name = read_attr_str(go, "name");
     long t = -1;
@@ -1086,7 +1085,8 @@ ift_status ckpt_info(const char *path, FILE *out, int show_config) {
   IFT_TRY(ckpt_read_config(path, &c));
   ift_status st = IFT_OK;
   hid_t f = -1, g = -1;
-  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "the file is not HDF5 or is truncated");
+  IFT_H5_CHECK_GOTO(st, done, f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
+                    "the file is not HDF5 or is truncated", "HDF5 call failed on %s", path);
   fprintf(out, "%s\n", path);
   if ((g = H5Gopen2(f, "/train", H5P_DEFAULT)) >= 0) {
     print_attr(out, g, "step", "step");
@@ -1142,7 +1142,8 @@ ift_status ckpt_verify(const char *path, FILE *out, long *ntensors) {
   ift_status st = IFT_OK;
   hid_t f = -1;
   long n = 0;
-  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "the file is not HDF5 or is truncated");
+  IFT_H5_CHECK_GOTO(st, done, f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
+                    "the file is not HDF5 or is truncated", "HDF5 call failed on %s", path);
   static const char *groups[3] = {"/model", "/optim/m", "/optim/v"};
   for (int k = 0; k < 3 && st == IFT_OK; k++) {
     if (k > 0 && H5Lexists(f, "/optim", H5P_DEFAULT) <= 0) break;
@@ -1182,10 +1183,13 @@ ift_status ckpt_export_model(const char *path, const char *out_path) {
   char tmp[1100];
   snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
   quiet_hdf5();
-  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "the file is not HDF5 or is truncated");
-  H5CHK(o = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "check the output directory");
-  H5CHK(H5Ocopy(f, "/model", o, "/model", H5P_DEFAULT, H5P_DEFAULT), "the checkpoint has no /model");
-  H5CHK(H5Fclose(o), "check free disk space");
+  IFT_H5_CHECK_GOTO(st, done, f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
+                    "the file is not HDF5 or is truncated", "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, o = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                    "check the output directory", "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, H5Ocopy(f, "/model", o, "/model", H5P_DEFAULT, H5P_DEFAULT),
+                    "the checkpoint has no /model", "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, H5Fclose(o), "check free disk space", "HDF5 call failed on %s", path);
   o = -1;
   if (rename(tmp, out_path) != 0) {
     ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "rename", "check the output directory",
@@ -1248,8 +1252,10 @@ ift_status ckpt_fingerprint(const char *path, char out[17]) {
   IFT_TRY(model_create(&m, &c, MPI_COMM_NULL, 1, 2));
   ift_status st = IFT_OK;
   hid_t f = -1, g = -1;
-  H5CHK(f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "the file is not HDF5 or is truncated");
-  H5CHK(g = H5Gopen2(f, "/model", H5P_DEFAULT), "the file has no /model group: not an iftrain checkpoint");
+  IFT_H5_CHECK_GOTO(st, done, f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
+                    "the file is not HDF5 or is truncated", "HDF5 call failed on %s", path);
+  IFT_H5_CHECK_GOTO(st, done, g = H5Gopen2(f, "/model", H5P_DEFAULT),
+                    "the file has no /model group: not an iftrain checkpoint", "HDF5 call failed on %s", path);
   for (int i = 0; i < model_ntensors(m); i++) {
     const model_tensor *t = model_tensor_at(m, i);
     uint64_t sum = 0;
@@ -1257,11 +1263,9 @@ ift_status ckpt_fingerprint(const char *path, char out[17]) {
     int has = ds >= 0 && read_attr(ds, "checksum", H5T_NATIVE_UINT64, &sum) >= 0;
     if (ds >= 0) H5Dclose(ds);
     if (!has) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "checksum",
+      IFT_FAIL_GOTO(st, done, IFT_ERR_FORMAT,
                     "use a checkpoint written by iftrain train (iftrain ckpt verify checks it)",
                     "%s: tensor /model/%s is missing or has no checksum", path, t->name);
-      st = IFT_ERR_FORMAT;
-      goto done;
     }
     h = core_fnv1a(h, t->name, strlen(t->name));
     h = core_fnv1a(h, &sum, sizeof sum);

@@ -16,13 +16,6 @@
 #include "iftrain/dist.h"
 #include "iftrain/h5attr.h"
 
-#define FAIL(code, hint, ...)                                                  \
-  do {                                                                         \
-    ift_error_set((code), __FILE__, __LINE__, "data set", (hint), __VA_ARGS__); \
-    st = (code);                                                               \
-    goto done;                                                                 \
-  } while (0)
-
 static const char REGEN[] = "regenerate the file with iftrain prep";
 
 /* ------------------------------------------------------------ tokenizer */
@@ -118,7 +111,6 @@ static int attr_string(hid_t f, const char *name, char *out, size_t n) {
  * "/chosen" ...); reads the offsets into *off. */
 static ift_status open_triple(hid_t f, const char *path, const char *prefix, int64_t **off,
                               long *n_out, long *ntok_out) {
-  ift_status st = IFT_OK;
   char tn[96], on[96], mn[96];
   snprintf(tn, sizeof tn, "%s/tokens", prefix);
   snprintf(on, sizeof on, "%s/offsets", prefix);
@@ -126,40 +118,39 @@ static ift_status open_triple(hid_t f, const char *path, const char *prefix, int
   hsize_t nt = 0, no = 0, nm = 0;
   int r;
   if ((r = dset_check(f, tn, H5T_INTEGER, 4, 1, &nt)))
-    FAIL(IFT_ERR_FORMAT, REGEN, "%s: dataset %s is %s", path, tn,
-         r == 1 ? "missing" : r == 2 ? "not int32" : "not one-dimensional");
+    IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: dataset %s is %s", path, tn,
+             r == 1 ? "missing" : r == 2 ? "not int32" : "not one-dimensional");
   if ((r = dset_check(f, on, H5T_INTEGER, 8, 1, &no)))
-    FAIL(IFT_ERR_FORMAT, REGEN, "%s: dataset %s is %s", path, on,
-         r == 1 ? "missing" : r == 2 ? "not int64" : "not one-dimensional");
+    IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: dataset %s is %s", path, on,
+             r == 1 ? "missing" : r == 2 ? "not int64" : "not one-dimensional");
   if ((r = dset_check(f, mn, H5T_INTEGER, 1, -1, &nm)))
-    FAIL(IFT_ERR_FORMAT, REGEN, "%s: dataset %s is %s", path, mn,
-         r == 1 ? "missing" : r == 2 ? "not uint8" : "not one-dimensional");
-  if (no < 1) FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s is empty (needs n+1 entries)", path, on);
+    IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: dataset %s is %s", path, mn,
+             r == 1 ? "missing" : r == 2 ? "not uint8" : "not one-dimensional");
+  if (no < 1) IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s is empty (needs n+1 entries)", path, on);
   if (nm != nt)
-    FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s has %llu entries but %s has %llu", path, mn,
-         (unsigned long long)nm, tn, (unsigned long long)nt);
+    IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s has %llu entries but %s has %llu", path, mn,
+             (unsigned long long)nm, tn, (unsigned long long)nt);
   *off = malloc(sizeof(int64_t) * no);
-  if (!*off) FAIL(IFT_ERR_NOMEM, NULL, "%s: offsets of %llu rows", path, (unsigned long long)no);
-  if ((st = read_all_i64(f, on, *off)) != IFT_OK) goto done;
-  if ((*off)[0] != 0) FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s[0] = %lld, must be 0", path, on, (long long)(*off)[0]);
+  if (!*off) IFT_FAIL(IFT_ERR_NOMEM, NULL, "%s: offsets of %llu rows", path, (unsigned long long)no);
+  IFT_TRY(read_all_i64(f, on, *off));
+  if ((*off)[0] != 0) IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s[0] = %lld, must be 0", path, on, (long long)(*off)[0]);
   for (hsize_t i = 1; i < no; i++) {
     if ((*off)[i] < (*off)[i - 1])
-      FAIL(IFT_ERR_FORMAT, REGEN,
-           "%s: %s[%llu] = %lld is less than %s[%llu] = %lld: offsets must not decrease (row %llu)",
-           path, on, (unsigned long long)i, (long long)(*off)[i], on, (unsigned long long)(i - 1),
-           (long long)(*off)[i - 1], (unsigned long long)(i - 1));
+      IFT_FAIL(IFT_ERR_FORMAT, REGEN,
+               "%s: %s[%llu] = %lld is less than %s[%llu] = %lld: offsets must not decrease (row %llu)",
+               path, on, (unsigned long long)i, (long long)(*off)[i], on, (unsigned long long)(i - 1),
+               (long long)(*off)[i - 1], (unsigned long long)(i - 1));
     if ((*off)[i] > (int64_t)nt)
-      FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s[%llu] = %lld is out of range (previous %lld, %llu tokens; row %llu)",
-           path, on, (unsigned long long)i, (long long)(*off)[i], (long long)(*off)[i - 1],
-           (unsigned long long)nt, (unsigned long long)(i - 1));
+      IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s[%llu] = %lld is out of range (previous %lld, %llu tokens; row %llu)",
+               path, on, (unsigned long long)i, (long long)(*off)[i], (long long)(*off)[i - 1],
+               (unsigned long long)nt, (unsigned long long)(i - 1));
   }
   if ((*off)[no - 1] != (int64_t)nt)
-    FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s ends at %lld but %s has %llu tokens", path, on,
-         (long long)(*off)[no - 1], tn, (unsigned long long)nt);
+    IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: %s ends at %lld but %s has %llu tokens", path, on,
+             (long long)(*off)[no - 1], tn, (unsigned long long)nt);
   *n_out = (long)no - 1;
   if (ntok_out) *ntok_out = (long)nt;
-done:
-  return st;
+  return IFT_OK;
 }
 
 /* Elements [a, b) of the 1-D dataset `name`, read in blocks of up to BLOCK
@@ -172,23 +163,23 @@ static ift_status read_blocks(hid_t f, const char *path, const char *name, hid_t
   if (b <= a) return IFT_OK;
   hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
   IFT_REQUIRE(d >= 0, IFT_ERR_HDF5, REGEN, "%s: cannot open %s", path, name);
+  ift_status st = IFT_OK;
+  hid_t fs = H5Dget_space(d), ms = -1;
   void *buf = malloc(width * BLOCK);
-  hid_t fs = H5Dget_space(d);
-  ift_status st = buf ? IFT_OK : IFT_ERR_NOMEM;
-  if (!buf) ift_error_set(st, __FILE__, __LINE__, "malloc", NULL, "%s: a read buffer for %s", path, name);
-  for (long o = a; o < b && st == IFT_OK; o += BLOCK) {
+  IFT_REQUIRE_GOTO(st, out, buf, IFT_ERR_NOMEM, NULL, "%s: a read buffer for %s", path, name);
+  for (long o = a; o < b; o += BLOCK) {
     hsize_t s0 = (hsize_t)o, cnt = (hsize_t)(b - o < BLOCK ? b - o : BLOCK);
-    hid_t ms = H5Screate_simple(1, &cnt, NULL);
+    ms = H5Screate_simple(1, &cnt, NULL);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, &s0, NULL, &cnt, NULL);
-    if (H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf) < 0) {
-      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Dread", "the file may be truncated; regenerate it",
-                    "%s: reading %s[%ld:%ld] failed", path, name, o, o + (long)cnt);
-      st = IFT_ERR_HDF5;
-    } else {
-      st = fn(ctx, buf, o, (long)cnt);
-    }
+    IFT_H5_CHECK_GOTO(st, out, H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf),
+                      "the file may be truncated; regenerate it", "%s: reading %s[%ld:%ld] failed", path,
+                      name, o, o + (long)cnt);
     H5Sclose(ms);
+    ms = -1;
+    IFT_TRY_GOTO(st, out, fn(ctx, buf, o, (long)cnt));
   }
+out:
+  if (ms >= 0) H5Sclose(ms);
   free(buf);
   H5Sclose(fs);
   H5Dclose(d);
@@ -282,43 +273,42 @@ static ift_status agree_message(ift_status local, MPI_Comm comm) {
 /* The file's structure (attributes, datasets, offsets, /ref_logp): the same
  * reads on every rank. */
 static ift_status read_header(data_set *d, hid_t f, const char *path, int expect_vocab) {
-  ift_status st = IFT_OK;
   long v = 0;
   if (attr_long(f, "format_version", &v) || v != DATA_FORMAT_VERSION)
-    FAIL(IFT_ERR_FORMAT, REGEN, "%s: format_version attribute is %s (this build reads %d)", path,
-         v ? "unknown" : "missing", DATA_FORMAT_VERSION);
+    IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: format_version attribute is %s (this build reads %d)", path,
+             v ? "unknown" : "missing", DATA_FORMAT_VERSION);
   d->format_version = (int)v;
   if (attr_long(f, "vocab_size", &v) || v <= 0)
-    FAIL(IFT_ERR_FORMAT, REGEN, "%s: vocab_size attribute missing or not positive", path);
+    IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: vocab_size attribute missing or not positive", path);
   d->vocab_size = (int)v;
   if (attr_string(f, "tokenizer", d->tokenizer, sizeof d->tokenizer))
-    FAIL(IFT_ERR_FORMAT, REGEN, "%s: tokenizer attribute missing", path);
+    IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: tokenizer attribute missing", path);
   /* "bytes-v1", or "hf:" + tokenizer_sha256 with the prep --tokenizer attributes */
   const int hf = !strncmp(d->tokenizer, "hf:", 3) && strlen(d->tokenizer) == 67 &&
                  strspn(d->tokenizer + 3, "0123456789abcdef") == 64;
   if (strcmp(d->tokenizer, DATA_TOKENIZER) && !hf)
-    FAIL(IFT_ERR_FORMAT, "prepare the data with iftrain prep (--tokenizer HF_DIR for a Hugging Face model)",
-         "%s: tokenizer '%s' is not known to this build (it has %s and hf:SHA256)", path, d->tokenizer,
-         DATA_TOKENIZER);
+    IFT_FAIL(IFT_ERR_FORMAT, "prepare the data with iftrain prep (--tokenizer HF_DIR for a Hugging Face model)",
+             "%s: tokenizer '%s' is not known to this build (it has %s and hf:SHA256)", path, d->tokenizer,
+             DATA_TOKENIZER);
   if (hf) {
     attr_string(f, "tokenizer_sha256", d->tokenizer_sha256, sizeof d->tokenizer_sha256);
     attr_string(f, "chat_template", d->chat_template, sizeof d->chat_template);
     attr_string(f, "tokenizer_source", d->tokenizer_source, sizeof d->tokenizer_source);
     if (strcmp(d->tokenizer_sha256, d->tokenizer + 3))
-      FAIL(IFT_ERR_FORMAT, REGEN, "%s: tokenizer_sha256 attribute '%s' does not match tokenizer '%s'", path,
-           d->tokenizer_sha256, d->tokenizer);
+      IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: tokenizer_sha256 attribute '%s' does not match tokenizer '%s'", path,
+               d->tokenizer_sha256, d->tokenizer);
   }
   if (expect_vocab > 0 && d->vocab_size > expect_vocab)
-    FAIL(IFT_ERR_FORMAT, "set model.vocab_size to at least the data set's vocab_size",
-         "%s: vocab_size %d exceeds the model's vocab_size %d", path, d->vocab_size, expect_vocab);
-  if ((st = open_triple(f, path, "", &d->offsets, &d->n, &d->ntokens)) != IFT_OK) goto done;
+    IFT_FAIL(IFT_ERR_FORMAT, "set model.vocab_size to at least the data set's vocab_size",
+             "%s: vocab_size %d exceeds the model's vocab_size %d", path, d->vocab_size, expect_vocab);
+  IFT_TRY(open_triple(f, path, "", &d->offsets, &d->n, &d->ntokens));
   d->has_pairs = H5Lexists(f, "/chosen", H5P_DEFAULT) > 0 && H5Lexists(f, "/rejected", H5P_DEFAULT) > 0;
   if (d->has_pairs) {
     long n1, n2;
-    if ((st = open_triple(f, path, "/chosen", &d->ch_offsets, &n1, NULL)) != IFT_OK) goto done;
-    if ((st = open_triple(f, path, "/rejected", &d->rj_offsets, &n2, NULL)) != IFT_OK) goto done;
+    IFT_TRY(open_triple(f, path, "/chosen", &d->ch_offsets, &n1, NULL));
+    IFT_TRY(open_triple(f, path, "/rejected", &d->rj_offsets, &n2, NULL));
     if (n1 != d->n || n2 != d->n)
-      FAIL(IFT_ERR_FORMAT, REGEN, "%s: /chosen has %ld rows and /rejected %ld, /tokens %ld", path, n1, n2, d->n);
+      IFT_FAIL(IFT_ERR_FORMAT, REGEN, "%s: /chosen has %ld rows and /rejected %ld, /tokens %ld", path, n1, n2, d->n);
   }
   d->has_ref_logp = H5Lexists(f, "/ref_logp", H5P_DEFAULT) > 0;
   if (d->has_ref_logp) {
@@ -339,13 +329,12 @@ static ift_status read_header(data_set *d, hid_t f, const char *path, int expect
     if (sp >= 0) H5Sclose(sp);
     if (ds >= 0) H5Dclose(ds);
     if (!ok)
-      FAIL(IFT_ERR_FORMAT, fix,
-           "%s: /ref_logp must be float32 [%ld, 2] with a fingerprint attribute "
-           "(got %llu x %llu)", path, d->n, (unsigned long long)dims[0], (unsigned long long)dims[1]);
+      IFT_FAIL(IFT_ERR_FORMAT, fix,
+               "%s: /ref_logp must be float32 [%ld, 2] with a fingerprint attribute "
+               "(got %llu x %llu)", path, d->n, (unsigned long long)dims[0], (unsigned long long)dims[1]);
   }
   attr_string(f, "content_sha256", d->content_sha256, sizeof d->content_sha256);
-done:
-  return st;
+  return IFT_OK;
 }
 
 /* Token and mask values, this rank's contiguous slice of the rows of every
@@ -401,23 +390,21 @@ ift_status data_open(data_set *d, const char *path, MPI_Comm comm, int expect_vo
      * read error on one rank alone must still not strand the others */
     st = read_header(d, f, path, expect_vocab);
   }
-  if ((st = agree_message(st, comm)) != IFT_OK) goto done;
+  IFT_TRY_GOTO(st, done, agree_message(st, comm));
   /* One pass over the values, split by rows: each rank reads ntokens/size
    * tokens (int32) and mask bytes per group.  Its own rows may be bad while
    * the others' are fine: agree before the sum (a collective). */
   long ones = 0, total = 0;
   st = check_values(d, comm, &ones);
-  if ((st = agree_message(st, comm)) != IFT_OK) goto done;
+  IFT_TRY_GOTO(st, done, agree_message(st, comm));
   total = ones;
-  if (comm != MPI_COMM_NULL) {
-    if (MPI_Allreduce(&ones, &total, 1, MPI_LONG, MPI_SUM, comm) != MPI_SUCCESS)
-      FAIL(IFT_ERR_MPI, NULL, "%s: summing the trainable tokens over the ranks failed", path);
-  }
+  if (comm != MPI_COMM_NULL) /* the trainable tokens of every rank's rows */
+    IFT_MPI_CHECK_GOTO(st, done, MPI_Allreduce(&ones, &total, 1, MPI_LONG, MPI_SUM, comm), NULL);
   d->ntrainable = total;
   if (total == 0) {
     /* known on every rank alike: rank 0 prints it, the others only keep it */
     int rank = 0;
-    if (comm != MPI_COMM_NULL) MPI_Comm_rank(comm, &rank);
+    if (comm != MPI_COMM_NULL) IFT_MPI_CHECK_GOTO(st, done, MPI_Comm_rank(comm, &rank), NULL);
     const char *fmt = "%s: nothing to train on: none of the %ld rows has a trainable token (loss_mask 1)";
     if (rank == 0)
       ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "loss mask",
@@ -552,40 +539,35 @@ ift_status data_verify_content(const char *path, char hex[65]) {
               "cannot open '%s' as HDF5", path);
   char stored[65];
   core_sha256 *h = NULL;
-  ift_status st = core_sha256_begin(&h);
+  ift_status st = IFT_OK;
+  IFT_TRY_GOTO(st, out, core_sha256_begin(&h));
   const int groups = H5Lexists(f, "/chosen", H5P_DEFAULT) > 0 ? 3 : 1;
-  for (int g = 0; g < groups && st == IFT_OK; g++) {
+  for (int g = 0; g < groups; g++) {
     static const char *const names[3] = {"tokens", "offsets", "loss_mask"};
     const hid_t types[3] = {H5T_NATIVE_INT, H5T_NATIVE_INT64, H5T_NATIVE_UINT8};
     const size_t widths[3] = {sizeof(int), sizeof(int64_t), 1};
-    for (int k = 0; k < 3 && st == IFT_OK; k++) {
+    for (int k = 0; k < 3; k++) {
       char name[96];
       hsize_t len = 0;
       snprintf(name, sizeof name, "%s/%s", GROUPS[g], names[k]);
-      if (dset_check(f, name, H5T_INTEGER, widths[k], k == 2 ? -1 : 1, &len)) {
-        ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "data set", REGEN,
-                      "%s: dataset %s is missing or of the wrong type", path, name);
-        st = IFT_ERR_FORMAT;
-        break;
-      }
+      IFT_REQUIRE_GOTO(st, out, !dset_check(f, name, H5T_INTEGER, widths[k], k == 2 ? -1 : 1, &len),
+                       IFT_ERR_FORMAT, REGEN, "%s: dataset %s is missing or of the wrong type", path, name);
       hash_ctx c = {h, widths[k]};
-      st = read_blocks(f, path, name, types[k], widths[k], 0, (long)len, hash_block, &c);
+      IFT_TRY_GOTO(st, out, read_blocks(f, path, name, types[k], widths[k], 0, (long)len, hash_block, &c));
     }
   }
   core_sha256_end(h, hex);
-  if (st != IFT_OK) hex[0] = 0;
-  if (st == IFT_OK) {
-    if (attr_string(f, "content_sha256", stored, sizeof stored)) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "content_sha256",
-                    "the file predates content hashes: regenerate it with iftrain prep",
-                    "%s has no content_sha256 attribute (its content hashes to %s)", path, hex);
-      st = IFT_ERR_FORMAT;
-    } else if (strcmp(stored, hex)) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "content_sha256",
-                    "the file was changed or damaged after it was written: regenerate it with iftrain prep",
-                    "%s: content hashes to %s but content_sha256 says %s", path, hex, stored);
-      st = IFT_ERR_FORMAT;
-    }
+  h = NULL;
+  IFT_REQUIRE_GOTO(st, out, !attr_string(f, "content_sha256", stored, sizeof stored), IFT_ERR_FORMAT,
+                   "the file predates content hashes: regenerate it with iftrain prep",
+                   "%s has no content_sha256 attribute (its content hashes to %s)", path, hex);
+  IFT_REQUIRE_GOTO(st, out, !strcmp(stored, hex), IFT_ERR_FORMAT,
+                   "the file was changed or damaged after it was written: regenerate it with iftrain prep",
+                   "%s: content hashes to %s but content_sha256 says %s", path, hex, stored);
+out:
+  if (h) { /* the hashing failed: no hash */
+    core_sha256_end(h, hex);
+    hex[0] = 0;
   }
   H5Fclose(f);
   return st;
@@ -676,14 +658,14 @@ ift_status data_writer_create_comm(data_writer **w, const char *path, int vocab_
               "data_writer_create_comm('%s'): the communicator is MPI_COMM_NULL", path);
   /* an allocation failing on one rank must not leave the others in the
    * collective MPI_Comm_dup */
-  ift_status st = agree_message(data_writer_create(w, path, vocab_size, pairs), comm);
-  if (st == IFT_OK) st = dist_mpi_status(MPI_Comm_dup(comm, &(*w)->comm), "MPI_Comm_dup", __FILE__,
-                                         __LINE__, NULL);
-  if (st != IFT_OK) {
-    if (*w) (*w)->comm = MPI_COMM_NULL;
-    data_writer_discard(*w);
-    *w = NULL;
-  }
+  ift_status st = IFT_OK;
+  IFT_TRY_GOTO(st, fail, agree_message(data_writer_create(w, path, vocab_size, pairs), comm));
+  IFT_MPI_CHECK_GOTO(st, fail, MPI_Comm_dup(comm, &(*w)->comm), NULL);
+  return IFT_OK;
+fail:
+  if (*w) (*w)->comm = MPI_COMM_NULL;
+  data_writer_discard(*w);
+  *w = NULL;
   return st;
 }
 
@@ -801,7 +783,7 @@ ift_status data_writer_close(data_writer *w) {
   char tmp[1100];
   snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) FAIL(IFT_ERR_IO, "check that the output directory exists and is writable", "cannot create '%s'", tmp);
+  if (f < 0) IFT_FAIL_GOTO(st, done, IFT_ERR_IO, "check that the output directory exists and is writable", "cannot create '%s'", tmp);
   herr_t r = write_triple(f, &w->t[0]);
   if (w->pairs) {
     hid_t gc = H5Gcreate2(f, "chosen", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -813,10 +795,10 @@ ift_status data_writer_close(data_writer *w) {
   r |= write_root_attrs(f, w);
   if (H5Fclose(f) < 0 || r < 0) {
     unlink(tmp);
-    FAIL(IFT_ERR_IO, "check free disk space", "writing '%s' failed", w->path);
+    IFT_FAIL_GOTO(st, done, IFT_ERR_IO, "check free disk space", "writing '%s' failed", w->path);
   }
   if (rename(tmp, w->path) != 0)
-    FAIL(IFT_ERR_IO, "check permissions of the output directory", "cannot rename %s to %s", tmp, w->path);
+    IFT_FAIL_GOTO(st, done, IFT_ERR_IO, "check permissions of the output directory", "cannot rename %s to %s", tmp, w->path);
 done:
   data_writer_discard(w);
   return st;
@@ -1002,8 +984,8 @@ static ift_status close_comm(data_writer *w) {
   const int ng = w->pairs ? 3 : 1;
   snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  IFT_MPI_CHECK_GOTO(st, MPI_Comm_rank(comm, &rank), out);
-  IFT_MPI_CHECK_GOTO(st, MPI_Comm_size(comm, &size), out);
+  IFT_MPI_CHECK_GOTO(st, out, MPI_Comm_rank(comm, &rank), NULL);
+  IFT_MPI_CHECK_GOTO(st, out, MPI_Comm_size(comm, &size), NULL);
 
   /* 1. counts and fingerprints of every rank */
   cnt = malloc(sizeof(int64_t) * (size_t)size * NCOUNT);
@@ -1015,14 +997,14 @@ static ift_status close_comm(data_writer *w) {
     st = IFT_ERR_NOMEM;
   }
   if (st == IFT_OK && rank == 0) st = core_sha256_begin(&h);
-  if ((st = agree_message(st, comm)) != IFT_OK) goto out;
+  IFT_TRY_GOTO(st, out, agree_message(st, comm));
   int64_t mine[NCOUNT];
   for (int g = 0; g < 3; g++) {
     mine[2 * g] = (int64_t)w->t[g].nrow;
     mine[2 * g + 1] = (int64_t)w->t[g].ntok;
   }
   mine[6] = (int64_t)writer_fingerprint(w);
-  IFT_MPI_CHECK_GOTO(st, MPI_Allgather(mine, NCOUNT, MPI_INT64_T, cnt, NCOUNT, MPI_INT64_T, comm), out);
+  IFT_MPI_CHECK_GOTO(st, out, MPI_Allgather(mine, NCOUNT, MPI_INT64_T, cnt, NCOUNT, MPI_INT64_T, comm), NULL);
   for (int r = 1; r < size; r++)
     if (cnt[r * NCOUNT + 6] != cnt[6]) {
       /* every rank sees the same counts: rank 0 says it, the others keep it */
@@ -1070,7 +1052,7 @@ static ift_status close_comm(data_writer *w) {
     core_sha256_end(h, hex);
     h = NULL;
   }
-  IFT_MPI_CHECK_GOTO(st, MPI_Bcast(hex, sizeof hex, MPI_CHAR, 0, comm), out);
+  IFT_MPI_CHECK_GOTO(st, out, MPI_Bcast(hex, sizeof hex, MPI_CHAR, 0, comm), NULL);
   set_attr(w, "content_sha256", hex, 0);
 
   /* 4. the file can be created and the disk takes it (raw size, a little
@@ -1093,7 +1075,7 @@ static ift_status close_comm(data_writer *w) {
       st = IFT_ERR_WRITE;
     }
   }
-  if ((st = agree_message(st, comm)) != IFT_OK) goto out;
+  IFT_TRY_GOTO(st, out, agree_message(st, comm));
 
   /* 5. the file, collectively */
   created = 1;
@@ -1121,7 +1103,7 @@ static ift_status close_comm(data_writer *w) {
                   "%s: cannot set up collective transfers", tmp);
     st = IFT_ERR_HDF5;
   }
-  if ((st = agree_message(st, comm)) != IFT_OK) goto close;
+  IFT_TRY_GOTO(st, close, agree_message(st, comm));
   static const char *const group_names[3] = {"", "chosen", "rejected"};
   for (int g = 0; g < ng && st == IFT_OK; g++) {
     const triple *t = &w->t[g];
@@ -1246,14 +1228,13 @@ int ift_fs_reserve(const char *path, double need, int *cannot_create) {
 
 ift_status data_write_ref_logp(const char *path, const float *ref, long n, const char *fingerprint,
                                const char *reference) {
-  ift_status st = IFT_OK;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   char tmp[1100];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   if (copy_file(path, tmp) != 0) {
     unlink(tmp);
-    FAIL(IFT_ERR_IO, "check free disk space and that the data directory is writable",
-         "cannot copy %s to %s: %s", path, tmp, strerror(errno));
+    IFT_FAIL(IFT_ERR_IO, "check free disk space and that the data directory is writable",
+             "cannot copy %s to %s: %s", path, tmp, strerror(errno));
   }
   hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
   herr_t r = f < 0 ? -1 : 0;
@@ -1269,13 +1250,12 @@ ift_status data_write_ref_logp(const char *path, const float *ref, long n, const
   if (f >= 0 && H5Fclose(f) < 0) r = -1;
   if (r < 0) {
     unlink(tmp);
-    FAIL(IFT_ERR_IO, "check free disk space; the data set was left unchanged",
-         "writing /ref_logp into a copy of %s failed", path);
+    IFT_FAIL(IFT_ERR_IO, "check free disk space; the data set was left unchanged",
+             "writing /ref_logp into a copy of %s failed", path);
   }
   if (rename(tmp, path) != 0) {
     unlink(tmp);
-    FAIL(IFT_ERR_IO, "check permissions of the data directory", "cannot rename %s to %s", tmp, path);
+    IFT_FAIL(IFT_ERR_IO, "check permissions of the data directory", "cannot rename %s to %s", tmp, path);
   }
-done:
-  return st;
+  return IFT_OK;
 }

@@ -215,7 +215,8 @@ double lake_objective(lake_method m, const lake_opts *o, const lake_mlp *p, cons
     }
     loss_ift_opts io = loss_ift_defaults();
     io.gamma = o->gamma;
-    const double Lv = loss_ift_d(dl, NULL, lp, mask, 1, L + 1, 1.0, &io); /* γ 0: uniform */
+    double ws[LOSS_IFT_SCRATCH(1, LAKE_MAXLEN + 1)];
+    const double Lv = loss_ift_d(dl, NULL, lp, mask, 1, L + 1, 1.0, &io, ws); /* γ 0: uniform */
     if (g)
       for (int t = 0; t < L; t++) {
         double d[LAKE_A] = {0, 0, 0, 0};

@@ -89,21 +89,8 @@ static double fnorm_d(ift_norm k, double x) {
   return 1.0;
 }
 
-/* Scratch grows once to the largest B*T seen (no allocation per step after
- * the first). */
-static double *scratch(size_t n) {
-  static double *buf;
-  static size_t cap;
-  if (n > cap) {
-    free(buf);
-    buf = malloc(n * sizeof(double));
-    cap = buf ? n : 0;
-  }
-  return buf;
-}
-
 double loss_ift_d(double *dlogp, double *w_out, const double *logp, const uint8_t *mask, int B,
-                  int T, double n_global, const loss_ift_opts *o) {
+                  int T, double n_global, const loss_ift_opts *o, double *scratch) {
   const size_t N = (size_t)B * T;
   if (o->gamma == 0.0) {
     /* docs/ift.md: γ = 0 is uniform (SFT) weighting — a special case, not the
@@ -126,8 +113,7 @@ double loss_ift_d(double *dlogp, double *w_out, const double *logp, const uint8_
     }
     return total / n_global;
   }
-  double *s = scratch(3 * N + 3 * (size_t)B);
-  if (!s) return NAN;
+  double *s = scratch; /* 3N + 3B of LOSS_IFT_SCRATCH */
   double *acc = s;             /* C (left) or P (right) */
   double *wt = s + N;          /* raw weights w̃ */
   double *aux = s + 2 * N;     /* a_t or b_t, then their discounted sums */
@@ -263,7 +249,8 @@ double loss_ift_d(double *dlogp, double *w_out, const double *logp, const uint8_
 }
 
 double loss_ift(float *dlogp, float *w_out, loss_metrics *met, const float *logp,
-                const uint8_t *mask, int B, int T, double n_global, const loss_ift_opts *o) {
+                const uint8_t *mask, int B, int T, double n_global, const loss_ift_opts *o,
+                double *scratch) {
   if (o->gamma == 0.0) {
     /* γ = 0 is uniform weighting — a special case in the reference, not the
      * limit of the formula — and is SFT bit for bit. */
@@ -273,18 +260,11 @@ double loss_ift(float *dlogp, float *w_out, loss_metrics *met, const float *logp
     return r;
   }
   const size_t N = (size_t)B * T;
-  /* double copies live after the scratch of loss_ift_d: keep them separate */
-  static double *buf;
-  static size_t cap;
-  if (3 * N > cap) {
-    free(buf);
-    buf = malloc(3 * N * sizeof(double));
-    cap = buf ? 3 * N : 0;
-  }
-  if (!buf) return NAN;
+  /* double copies, then loss_ift_d's scratch */
+  double *buf = scratch;
   double *lp = buf, *d = buf + N, *w = buf + 2 * N;
   for (size_t i = 0; i < N; i++) lp[i] = logp[i];
-  double r = loss_ift_d(dlogp ? d : NULL, w_out ? w : NULL, lp, mask, B, T, n_global, o);
+  double r = loss_ift_d(dlogp ? d : NULL, w_out ? w : NULL, lp, mask, B, T, n_global, o, buf + 3 * N);
   if (dlogp)
     for (size_t i = 0; i < N; i++) dlogp[i] = (float)d[i];
   if (w_out)

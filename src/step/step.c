@@ -24,6 +24,7 @@ void step_ws_destroy(step_ws *w) {
   core_free(w->dlogp);
   core_free(w->argmax);
   core_free(w->alt);
+  core_free(w->lscr);
   memset(w, 0, sizeof *w);
 }
 
@@ -86,6 +87,18 @@ static ift_status view_open(step_ws *w, const step_pack *pk, const uint8_t *mask
   return IFT_OK;
 }
 
+/* The IFT loss's scratch for a B x T view, grown on demand (a packed
+ * micro-batch's documents can outnumber its rows). */
+static ift_status loss_scratch(step_ws *w, int B, int T) {
+  const size_t need = LOSS_IFT_SCRATCH(B, T);
+  if (need <= w->lcap) return IFT_OK;
+  core_free(w->lscr);
+  w->lscr = core_alloc(need * sizeof(double));
+  w->lcap = w->lscr ? need : 0;
+  IFT_REQUIRE(w->lscr, IFT_ERR_NOMEM, NULL, "the IFT loss's scratch (%d x %d)", B, T);
+  return IFT_OK;
+}
+
 /* The loss's gradient back to the packed rows (nothing to do unpacked). */
 static void view_close(step_ws *w, const step_pack *pk, const loss_view *v, int B, int T) {
   if (!pk || !v->dlogp) return;
@@ -137,7 +150,8 @@ ift_status step_microbatch_packed(model *m, step_ws *w, loss_metrics *met, const
     }
     IFT_TRY(model_forward(m, w->logp, NULL, &in, B, T, backward));
     IFT_TRY(view_open(w, pk, mask, B, T, backward, &v));
-    loss_ift(v.dlogp, NULL, &mb, v.logp, v.mask, v.B, v.T, n_global, &cfg->ift);
+    IFT_TRY(loss_scratch(w, v.B, v.T));
+    loss_ift(v.dlogp, NULL, &mb, v.logp, v.mask, v.B, v.T, n_global, &cfg->ift, w->lscr);
   } else {
     IFT_REQUIRE(cfg->kind == LOSS_SFT, IFT_ERR_ARG,
                 "preference losses train on /chosen and /rejected pairs (train.loss = dpo|ipo|orpo|simpo)",

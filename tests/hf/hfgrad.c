@@ -174,7 +174,7 @@ static ift_status run(const job *j, dist_grid *g) {
   }
   IFT_AGREE_OR(st, g->world, out);
   if (j->ift) {
-    IFT_MPI_CHECK_GOTO(st, MPI_Gather(w.alt, Bl * T, MPI_INT, alls, Bl * T, MPI_INT, 0, g->world), out);
+    IFT_MPI_CHECK_GOTO(st, out, MPI_Gather(w.alt, Bl * T, MPI_INT, alls, Bl * T, MPI_INT, 0, g->world), NULL);
     if (g->rank == 0)
       for (int r = 0; r < g->size && st == IFT_OK; r++)
         if (memcmp(alls + (size_t)r * Bl * T, alls + (size_t)(r - r % j->tp) * Bl * T,
