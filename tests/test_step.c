@@ -182,7 +182,7 @@ static void ift_fd(int embed_grad) {
   refmodel ref;
   refmodel_init(&ref, m);
   double *pd = malloc(sizeof(double) * np), *fd = malloc(sizeof(double) * np), *Ef = NULL;
-  double lpd[FB * FT], dl[FB * FT];
+  double lpd[FB * FT], dl[FB * FT], lws[LOSS_IFT_SCRATCH(FB, FT)];
   CU_ASSERT_FATAL(pd && fd);
   for (size_t i = 0; i < np; i++) pd[i] = p[i];
   if (!embed_grad) { /* the input lookups read a frozen copy of the table */
@@ -194,7 +194,7 @@ static void ift_fd(int embed_grad) {
 #define IFT_FD_LOSS(out)                                                       \
   do {                                                                         \
     refmodel_logp(&ref, pd, Ef, lpd, x, xt, lambda, FB, FT);                   \
-    (out) = loss_ift_d(dl, NULL, lpd, mk, FB, FT, n_global, &ift.ift);         \
+    (out) = loss_ift_d(dl, NULL, lpd, mk, FB, FT, n_global, &ift.ift, lws);    \
   } while (0)
   double L0;
   IFT_FD_LOSS(L0);
