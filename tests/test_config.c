@@ -291,23 +291,81 @@ static void test_not_a_regular_file(void) {
 
 static void test_long_line_and_nul(void) {
   app_config c;
-  static char text[8192];
+  static char text[16384];
   ift_error_quiet(1);
-  /* a line just under the limit is read whole ... */
-  int n = snprintf(text, sizeof text, "[metrics]\n# %*s\npath = m.jsonl\n", 4000, "");
+  /* a comment is dropped whole, however long, and nothing in it is read ... */
+  int n = snprintf(text, sizeof text, "[metrics]\n# %*s\npath = m.jsonl # %*severy = 0\n", 4000, "", 5000, "");
   app_config_defaults(&c);
   CU_ASSERT_EQUAL(app_config_load(&c, write_file("ok.ini", text, (size_t)n), 0, NULL), IFT_OK);
   CU_ASSERT_STRING_EQUAL(c.metrics.path, "m.jsonl");
-  /* ... a longer one is refused, not split into a second line "path = x" */
-  n = snprintf(text, sizeof text, "[metrics]\n# %*spath = x\n", 5000, "");
+  CU_ASSERT_EQUAL(c.metrics.every, 1);
+  /* ... a value of 180 characters is read whole ... */
+  n = snprintf(text, sizeof text, "[metrics]\npath = %0180d\n", 7);
+  app_config_defaults(&c);
+  CU_ASSERT_EQUAL(app_config_load(&c, write_file("180.ini", text, (size_t)n), 0, NULL), IFT_OK);
+  CU_ASSERT_EQUAL(strlen(c.metrics.path), 180);
+  CU_ASSERT_EQUAL(c.metrics.path[179], '7');
+  /* ... a line longer than the INI reader takes is refused, not read in
+   * pieces (the second piece would be a line "every = 0"), and so is one too
+   * long to read at all; the command line still takes such a value */
+  n = snprintf(text, sizeof text, "[metrics]\npath = x%*s\nevery = 0\n", 300, "every = 0");
   app_config_defaults(&c);
   CU_ASSERT_EQUAL(app_config_load(&c, write_file("long.ini", text, (size_t)n), 0, NULL), IFT_ERR_CONFIG);
-  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "long.ini:2: line is longer than"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "long.ini:2: line is longer than the"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "characters a line of a config file may have"));
   CU_ASSERT_STRING_EQUAL(c.metrics.path, "");
+  CU_ASSERT_EQUAL(c.metrics.every, 1);
+  n = snprintf(text, sizeof text, "[metrics]\n\npath = %05000d\n", 7);
+  app_config_defaults(&c);
+  CU_ASSERT_EQUAL(app_config_load(&c, write_file("long2.ini", text, (size_t)n), 0, NULL), IFT_ERR_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "long2.ini:3: line is longer than 4095 characters"));
+  n = snprintf(text, sizeof text, "--metrics.path=%0900d", 7);
+  char *argv[] = {text};
+  app_config_defaults(&c);
+  CU_ASSERT_EQUAL(app_config_load(&c, NULL, 1, argv), IFT_OK);
+  CU_ASSERT_EQUAL(strlen(c.metrics.path), 900);
   app_config_defaults(&c);
   const char *p = WRITE("nul.ini", "[train]\nsteps = 5\0 7\n");
   CU_ASSERT_EQUAL(app_config_load(&c, p, 0, NULL), IFT_ERR_CONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "nul.ini:2: line contains a NUL byte"));
+  ift_error_quiet(0);
+}
+
+/* The syntax of the files: blanks anywhere, '#' comments anywhere (';' too
+ * at the start of a line), an indented line is a line of its own; what is
+ * not a header nor key = value is refused naming file:line. */
+static void test_syntax(void) {
+  app_config c;
+  ift_error_quiet(1);
+  app_config_defaults(&c);
+  const char *p = WRITE("syn.ini", "# header\n  [ train ]  \n\tsteps=9#nine\n  seed = 4\n; a comment\n"
+                                   "[optim]\nlr =3e-4   \nname= sgd\n");
+  CU_ASSERT_EQUAL(app_config_load(&c, p, 0, NULL), IFT_OK);
+  CU_ASSERT(c.train.steps == 9 && c.train.seed == 4 && c.optim.lr == 3e-4 && c.optim.kind == OPTIM_SGD);
+  static const struct {
+    const char *text, *msg;
+  } bad[] = {
+      {"[train]\nsteps 5\n", "bad.ini:2: cannot parse 'steps 5'"},
+      {"steps = 5\n", "bad.ini:1: cannot parse 'steps = 5'"},
+      {"[train\nsteps = 5\n", "bad.ini:1: malformed section header '[train'"},
+      {"[train] x\nsteps = 5\n", "bad.ini:1: malformed section header '[train] x'"},
+      {"[train]\nstep = 5\n", "bad.ini:2: unknown configuration key 'train.step'"},
+      {"[ ]\nsteps = 5\n", "bad.ini:2: cannot parse 'steps = 5'"},
+      {"[train]\n  steps = 5\n  seed = -1\n", "bad.ini:3: train.seed = -1 is out of range"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    app_config_defaults(&c);
+    p = write_file("bad.ini", bad[i].text, strlen(bad[i].text));
+    CU_ASSERT_EQUAL(app_config_load(&c, p, 0, NULL), IFT_ERR_CONFIG);
+    if (!strstr(ift_error_last(), bad[i].msg))
+      fprintf(stderr, "\n  '%s': message '%s' (wanted '%s')\n", bad[i].text, ift_error_last(), bad[i].msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), bad[i].msg));
+  }
+  /* did you mean, in a file too */
+  app_config_defaults(&c);
+  p = WRITE("near.ini", "[optim]\nlearning_rate = 1e-3\n");
+  CU_ASSERT_EQUAL(app_config_load(&c, p, 0, NULL), IFT_ERR_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "near.ini:2: unknown configuration key 'optim.learning_rate'"));
   ift_error_quiet(0);
 }
 
@@ -390,7 +448,8 @@ static CU_TestInfo tests[] = {{"negative counts refused, key and range named", t
                               {"a written config loads back", test_written_config_loads},
                               {"UTF-8 BOM accepted", test_bom_accepted},
                               {"directory, FIFO, missing file refused", test_not_a_regular_file},
-                              {"over-long line and NUL byte refused", test_long_line_and_nul},
+                              {"long comments read, over-long lines and NUL bytes refused", test_long_line_and_nul},
+                              {"INI syntax: blanks, comments, malformed lines", test_syntax},
                               {"command-line overrides with garbage refused", test_command_line_overrides},
                               {"strict numeric options", test_option_numbers},
                               {"comma lists of positive ints", test_int_lists},
