@@ -412,6 +412,66 @@ static void test_option_numbers(void) {
   ift_error_quiet(0);
 }
 
+/* app_getopt: what every subcommand's options go through. */
+static int getopt_on(const app_opts *spec, int n, const char *const *args, char **out) {
+  static char buf[16][64];
+  char *argv[17];
+  for (int i = 0; i < n; i++) {
+    snprintf(buf[i], sizeof buf[i], "%s", args[i]);
+    argv[i] = buf[i];
+  }
+  argv[n] = NULL;
+  int argc = n;
+  int rc = app_getopt(spec, &argc, argv);
+  for (int i = 0; i < argc; i++) out[i] = argv[i];
+  out[argc] = NULL;
+  return rc ? -1 : argc;
+}
+
+static void test_getopt(void) {
+  const char *o = NULL, *name = NULL;
+  int flag = 0, k = 0;
+  long n = 0;
+  double x = 0;
+  const app_optdef opts[] = {APP_STR_L("output", 'o', &o), APP_STR("name", &name), APP_FLAG("json", &flag),
+                             APP_INT("k", &k, APP_IN(1, 9)), APP_LONG_L(NULL, 'n', &n, APP_GE(1)),
+                             APP_DOUBLE("lr", &x, APP_GT(0)), {0}};
+  app_opts spec = {.cmd = "test", .opts = opts, .max_args = 2};
+  char *rest[17];
+  ift_error_quiet(1);
+  /* both spellings, short options with and without a blank, arguments anywhere */
+  const char *a1[] = {"test", "in1", "--output=x.h5", "--name", "N", "--json", "-n", "12", "--k=3", "in2", "--lr", "0.5"};
+  CU_ASSERT_EQUAL(getopt_on(&spec, 12, a1, rest), 3);
+  CU_ASSERT(!strcmp(o, "x.h5") && !strcmp(name, "N") && flag == 1 && n == 12 && k == 3 && x == 0.5);
+  CU_ASSERT(!strcmp(rest[0], "test") && !strcmp(rest[1], "in1") && !strcmp(rest[2], "in2"));
+  const char *a2[] = {"test", "-oy.h5", "-n7", "--", "--json"};
+  CU_ASSERT_EQUAL(getopt_on(&spec, 5, a2, rest), 2);
+  CU_ASSERT(!strcmp(o, "y.h5") && n == 7 && !strcmp(rest[1], "--json"));
+  /* usage errors: unknown option, missing value, a flag with a value, a
+   * number out of range or with garbage, one argument too many */
+  const char *bad[][4] = {{"test", "--bogus"}, {"test", "--name"}, {"test", "--json=1"}, {"test", "--k=10"},
+                          {"test", "-n", "5x"}, {"test", "a", "b", "c"}, {"test", "--train.steps=5"}};
+  const int nbad[] = {2, 2, 2, 2, 3, 4, 2};
+  for (int i = 0; i < 7; i++) CU_ASSERT_EQUAL(getopt_on(&spec, nbad[i], bad[i], rest), -1);
+  CU_ASSERT_EQUAL(k, 3); /* a refused value leaves the option as it was */
+  /* configuration overrides kept, in order, beside the options */
+  spec.keep = APP_KEEP_OVERRIDES;
+  spec.max_args = 0;
+  const char *a3[] = {"train", "--train.steps=5", "--json", "--optim.lr=1e-3"};
+  CU_ASSERT_EQUAL(getopt_on(&spec, 4, a3, rest), 3);
+  CU_ASSERT(!strcmp(rest[1], "--train.steps=5") && !strcmp(rest[2], "--optim.lr=1e-3"));
+  const char *a4[] = {"train", "--config=dir/x.ini"};
+  CU_ASSERT_EQUAL(getopt_on(&spec, 2, a4, rest), -1);
+  /* every unknown argument kept, in order (the global options' pass) */
+  spec.keep = APP_KEEP_UNKNOWN;
+  const char *a5[] = {"eval", "--ckpt", "c.h5", "--json", "-xy", "--seed=-1", "-o", "z"};
+  o = NULL;
+  CU_ASSERT_EQUAL_FATAL(getopt_on(&spec, 8, a5, rest), 5);
+  CU_ASSERT(!strcmp(rest[1], "--ckpt") && !strcmp(rest[2], "c.h5") && !strcmp(rest[3], "-xy") &&
+            !strcmp(rest[4], "--seed=-1") && o && !strcmp(o, "z"));
+  ift_error_quiet(0);
+}
+
 static void test_int_lists(void) {
   int v[4];
   CU_ASSERT_EQUAL(app_parse_int_list("64,128", v, 4), 2);
@@ -452,6 +512,7 @@ static CU_TestInfo tests[] = {{"negative counts refused, key and range named", t
                               {"INI syntax: blanks, comments, malformed lines", test_syntax},
                               {"command-line overrides with garbage refused", test_command_line_overrides},
                               {"strict numeric options", test_option_numbers},
+                              {"options through getopt_long: spellings, errors, kept arguments", test_getopt},
                               {"comma lists of positive ints", test_int_lists},
                               {"range text", test_range_text},
                               CU_TEST_INFO_NULL};
