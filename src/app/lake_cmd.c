@@ -101,7 +101,13 @@ int app_lake(int argc, char **argv) {
     int greedy_ok = 0;
     for (int s = 0; s < seeds; s++) {
       lake_mlp p;
-      lake_train((lake_method)m, &o, (uint64_t)s + 1, &p);
+      const ift_status st = lake_train((lake_method)m, &o, (uint64_t)s + 1, &p);
+      if (st != IFT_OK) {
+        free(mse);
+        free(suc);
+        if (out) fclose(f);
+        return app_exit_code(st);
+      }
       lake_transition(&p, P);
       mse[s] = lake_mse(P, Q);
       suc[s] = lake_success(P, 100);
