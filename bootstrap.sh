@@ -23,7 +23,8 @@ done
 # Build and test dependencies (Debian 12 package names; README.md "Requirements").
 PKGS=(build-essential autoconf automake pkg-config
       libopenmpi-dev openmpi-bin libblis-openmp-dev libscalapack-openmpi-dev
-      libhdf5-openmpi-dev hdf5-tools libcunit1-dev libjansson-dev libssl-dev libpcre2-dev libutf8proc-dev python3 util-linux)
+      libhdf5-openmpi-dev hdf5-tools libcunit1-dev libjansson-dev libssl-dev libpcre2-dev libutf8proc-dev python3 util-linux
+      libinih-dev)
 
 if [ "$deps" = 1 ]; then
   missing=()

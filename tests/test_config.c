@@ -291,23 +291,81 @@ static void test_not_a_regular_file(void) {
 
 static void test_long_line_and_nul(void) {
   app_config c;
-  static char text[8192];
+  static char text[16384];
   ift_error_quiet(1);
-  /* a line just under the limit is read whole ... */
-  int n = snprintf(text, sizeof text, "[metrics]\n# %*s\npath = m.jsonl\n", 4000, "");
+  /* a comment is dropped whole, however long, and nothing in it is read ... */
+  int n = snprintf(text, sizeof text, "[metrics]\n# %*s\npath = m.jsonl # %*severy = 0\n", 4000, "", 5000, "");
   app_config_defaults(&c);
   CU_ASSERT_EQUAL(app_config_load(&c, write_file("ok.ini", text, (size_t)n), 0, NULL), IFT_OK);
   CU_ASSERT_STRING_EQUAL(c.metrics.path, "m.jsonl");
-  /* ... a longer one is refused, not split into a second line "path = x" */
-  n = snprintf(text, sizeof text, "[metrics]\n# %*spath = x\n", 5000, "");
+  CU_ASSERT_EQUAL(c.metrics.every, 1);
+  /* ... a value of 180 characters is read whole ... */
+  n = snprintf(text, sizeof text, "[metrics]\npath = %0180d\n", 7);
+  app_config_defaults(&c);
+  CU_ASSERT_EQUAL(app_config_load(&c, write_file("180.ini", text, (size_t)n), 0, NULL), IFT_OK);
+  CU_ASSERT_EQUAL(strlen(c.metrics.path), 180);
+  CU_ASSERT_EQUAL(c.metrics.path[179], '7');
+  /* ... a line longer than the INI reader takes is refused, not read in
+   * pieces (the second piece would be a line "every = 0"), and so is one too
+   * long to read at all; the command line still takes such a value */
+  n = snprintf(text, sizeof text, "[metrics]\npath = x%*s\nevery = 0\n", 300, "every = 0");
   app_config_defaults(&c);
   CU_ASSERT_EQUAL(app_config_load(&c, write_file("long.ini", text, (size_t)n), 0, NULL), IFT_ERR_CONFIG);
-  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "long.ini:2: line is longer than"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "long.ini:2: line is longer than the"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "characters a line of a config file may have"));
   CU_ASSERT_STRING_EQUAL(c.metrics.path, "");
+  CU_ASSERT_EQUAL(c.metrics.every, 1);
+  n = snprintf(text, sizeof text, "[metrics]\n\npath = %05000d\n", 7);
+  app_config_defaults(&c);
+  CU_ASSERT_EQUAL(app_config_load(&c, write_file("long2.ini", text, (size_t)n), 0, NULL), IFT_ERR_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "long2.ini:3: line is longer than 4095 characters"));
+  n = snprintf(text, sizeof text, "--metrics.path=%0900d", 7);
+  char *argv[] = {text};
+  app_config_defaults(&c);
+  CU_ASSERT_EQUAL(app_config_load(&c, NULL, 1, argv), IFT_OK);
+  CU_ASSERT_EQUAL(strlen(c.metrics.path), 900);
   app_config_defaults(&c);
   const char *p = WRITE("nul.ini", "[train]\nsteps = 5\0 7\n");
   CU_ASSERT_EQUAL(app_config_load(&c, p, 0, NULL), IFT_ERR_CONFIG);
   CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "nul.ini:2: line contains a NUL byte"));
+  ift_error_quiet(0);
+}
+
+/* The syntax of the files: blanks anywhere, '#' comments anywhere (';' too
+ * at the start of a line), an indented line is a line of its own; what is
+ * not a header nor key = value is refused naming file:line. */
+static void test_syntax(void) {
+  app_config c;
+  ift_error_quiet(1);
+  app_config_defaults(&c);
+  const char *p = WRITE("syn.ini", "# header\n  [ train ]  \n\tsteps=9#nine\n  seed = 4\n; a comment\n"
+                                   "[optim]\nlr =3e-4   \nname= sgd\n");
+  CU_ASSERT_EQUAL(app_config_load(&c, p, 0, NULL), IFT_OK);
+  CU_ASSERT(c.train.steps == 9 && c.train.seed == 4 && c.optim.lr == 3e-4 && c.optim.kind == OPTIM_SGD);
+  static const struct {
+    const char *text, *msg;
+  } bad[] = {
+      {"[train]\nsteps 5\n", "bad.ini:2: cannot parse 'steps 5'"},
+      {"steps = 5\n", "bad.ini:1: cannot parse 'steps = 5'"},
+      {"[train\nsteps = 5\n", "bad.ini:1: malformed section header '[train'"},
+      {"[train] x\nsteps = 5\n", "bad.ini:1: malformed section header '[train] x'"},
+      {"[train]\nstep = 5\n", "bad.ini:2: unknown configuration key 'train.step'"},
+      {"[ ]\nsteps = 5\n", "bad.ini:2: cannot parse 'steps = 5'"},
+      {"[train]\n  steps = 5\n  seed = -1\n", "bad.ini:3: train.seed = -1 is out of range"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    app_config_defaults(&c);
+    p = write_file("bad.ini", bad[i].text, strlen(bad[i].text));
+    CU_ASSERT_EQUAL(app_config_load(&c, p, 0, NULL), IFT_ERR_CONFIG);
+    if (!strstr(ift_error_last(), bad[i].msg))
+      fprintf(stderr, "\n  '%s': message '%s' (wanted '%s')\n", bad[i].text, ift_error_last(), bad[i].msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), bad[i].msg));
+  }
+  /* did you mean, in a file too */
+  app_config_defaults(&c);
+  p = WRITE("near.ini", "[optim]\nlearning_rate = 1e-3\n");
+  CU_ASSERT_EQUAL(app_config_load(&c, p, 0, NULL), IFT_ERR_CONFIG);
+  CU_ASSERT_PTR_NOT_NULL(strstr(ift_error_last(), "near.ini:2: unknown configuration key 'optim.learning_rate'"));
   ift_error_quiet(0);
 }
 
@@ -354,6 +412,66 @@ static void test_option_numbers(void) {
   ift_error_quiet(0);
 }
 
+/* app_getopt: what every subcommand's options go through. */
+static int getopt_on(const app_opts *spec, int n, const char *const *args, char **out) {
+  static char buf[16][64];
+  char *argv[17];
+  for (int i = 0; i < n; i++) {
+    snprintf(buf[i], sizeof buf[i], "%s", args[i]);
+    argv[i] = buf[i];
+  }
+  argv[n] = NULL;
+  int argc = n;
+  int rc = app_getopt(spec, &argc, argv);
+  for (int i = 0; i < argc; i++) out[i] = argv[i];
+  out[argc] = NULL;
+  return rc ? -1 : argc;
+}
+
+static void test_getopt(void) {
+  const char *o = NULL, *name = NULL;
+  int flag = 0, k = 0;
+  long n = 0;
+  double x = 0;
+  const app_optdef opts[] = {APP_STR_L("output", 'o', &o), APP_STR("name", &name), APP_FLAG("json", &flag),
+                             APP_INT("k", &k, APP_IN(1, 9)), APP_LONG_L(NULL, 'n', &n, APP_GE(1)),
+                             APP_DOUBLE("lr", &x, APP_GT(0)), {0}};
+  app_opts spec = {.cmd = "test", .opts = opts, .max_args = 2};
+  char *rest[17];
+  ift_error_quiet(1);
+  /* both spellings, short options with and without a blank, arguments anywhere */
+  const char *a1[] = {"test", "in1", "--output=x.h5", "--name", "N", "--json", "-n", "12", "--k=3", "in2", "--lr", "0.5"};
+  CU_ASSERT_EQUAL(getopt_on(&spec, 12, a1, rest), 3);
+  CU_ASSERT(!strcmp(o, "x.h5") && !strcmp(name, "N") && flag == 1 && n == 12 && k == 3 && x == 0.5);
+  CU_ASSERT(!strcmp(rest[0], "test") && !strcmp(rest[1], "in1") && !strcmp(rest[2], "in2"));
+  const char *a2[] = {"test", "-oy.h5", "-n7", "--", "--json"};
+  CU_ASSERT_EQUAL(getopt_on(&spec, 5, a2, rest), 2);
+  CU_ASSERT(!strcmp(o, "y.h5") && n == 7 && !strcmp(rest[1], "--json"));
+  /* usage errors: unknown option, missing value, a flag with a value, a
+   * number out of range or with garbage, one argument too many */
+  const char *bad[][4] = {{"test", "--bogus"}, {"test", "--name"}, {"test", "--json=1"}, {"test", "--k=10"},
+                          {"test", "-n", "5x"}, {"test", "a", "b", "c"}, {"test", "--train.steps=5"}};
+  const int nbad[] = {2, 2, 2, 2, 3, 4, 2};
+  for (int i = 0; i < 7; i++) CU_ASSERT_EQUAL(getopt_on(&spec, nbad[i], bad[i], rest), -1);
+  CU_ASSERT_EQUAL(k, 3); /* a refused value leaves the option as it was */
+  /* configuration overrides kept, in order, beside the options */
+  spec.keep = APP_KEEP_OVERRIDES;
+  spec.max_args = 0;
+  const char *a3[] = {"train", "--train.steps=5", "--json", "--optim.lr=1e-3"};
+  CU_ASSERT_EQUAL(getopt_on(&spec, 4, a3, rest), 3);
+  CU_ASSERT(!strcmp(rest[1], "--train.steps=5") && !strcmp(rest[2], "--optim.lr=1e-3"));
+  const char *a4[] = {"train", "--config=dir/x.ini"};
+  CU_ASSERT_EQUAL(getopt_on(&spec, 2, a4, rest), -1);
+  /* every unknown argument kept, in order (the global options' pass) */
+  spec.keep = APP_KEEP_UNKNOWN;
+  const char *a5[] = {"eval", "--ckpt", "c.h5", "--json", "-xy", "--seed=-1", "-o", "z"};
+  o = NULL;
+  CU_ASSERT_EQUAL_FATAL(getopt_on(&spec, 8, a5, rest), 5);
+  CU_ASSERT(!strcmp(rest[1], "--ckpt") && !strcmp(rest[2], "c.h5") && !strcmp(rest[3], "-xy") &&
+            !strcmp(rest[4], "--seed=-1") && o && !strcmp(o, "z"));
+  ift_error_quiet(0);
+}
+
 static void test_int_lists(void) {
   int v[4];
   CU_ASSERT_EQUAL(app_parse_int_list("64,128", v, 4), 2);
@@ -390,9 +508,11 @@ static CU_TestInfo tests[] = {{"negative counts refused, key and range named", t
                               {"a written config loads back", test_written_config_loads},
                               {"UTF-8 BOM accepted", test_bom_accepted},
                               {"directory, FIFO, missing file refused", test_not_a_regular_file},
-                              {"over-long line and NUL byte refused", test_long_line_and_nul},
+                              {"long comments read, over-long lines and NUL bytes refused", test_long_line_and_nul},
+                              {"INI syntax: blanks, comments, malformed lines", test_syntax},
                               {"command-line overrides with garbage refused", test_command_line_overrides},
                               {"strict numeric options", test_option_numbers},
+                              {"options through getopt_long: spellings, errors, kept arguments", test_getopt},
                               {"comma lists of positive ints", test_int_lists},
                               {"range text", test_range_text},
                               CU_TEST_INFO_NULL};

@@ -176,7 +176,7 @@ static void test_training(void) {
   /* SFT on the optimal demonstration learns to walk it greedily */
   lake_opts o = lake_defaults();
   lake_mlp p;
-  lake_train(LAKE_SFT, &o, 1, &p);
+  CU_ASSERT_EQUAL_FATAL(lake_train(LAKE_SFT, &o, 1, &p), IFT_OK);
   CU_ASSERT(lake_greedy_success(&p));
   double Q[LAKE_N][LAKE_N], P[LAKE_N][LAKE_N];
   lake_transition_optimal(Q);

@@ -62,9 +62,6 @@ int app_exit_code(ift_status st);
 /* Strip global options from argv (in place); returns 0 or APP_EXIT_USAGE. */
 int app_parse_global(int *argc, char **argv);
 
-/* "--name=value" or "--name value" matching; returns the value or NULL.
- * Advances *i when the value is the next argument. */
-const char *app_opt(int argc, char **argv, int *i, const char *name);
 int app_is_help(const char *a);
 /* Parse a comma list of positive ints into out (max n); count or -1. */
 int app_parse_int_list(const char *s, int *out, int n);
@@ -106,6 +103,64 @@ ift_status app_parse_number(const char *name, const char *text, app_num_type typ
 ift_status app_opt_int(const char *name, const char *value, app_range r, int *out);
 ift_status app_opt_long(const char *name, const char *value, app_range r, long *out);
 ift_status app_opt_double(const char *name, const char *value, app_range r, double *out);
+
+/* A subcommand's options for app_getopt: the long name ("max-len", without
+ * "--"; NULL for a short option only), the letter of a short option (-o;
+ * 0: none), what it takes and where it goes.  Numbers are range-checked by
+ * app_opt_int / app_opt_long / app_opt_double. */
+typedef enum {
+  APP_OPT_FLAG,    /* int set to 1 */
+  APP_OPT_STR,     /* const char * (points into argv) */
+  APP_OPT_STR_OPT, /* const char *: the value of --name=value, "" for --name alone */
+  APP_OPT_INT,     /* int in range */
+  APP_OPT_LONG,    /* long in range */
+  APP_OPT_DOUBLE   /* double in range (finite) */
+} app_opt_type;
+typedef struct {
+  const char *name;
+  int letter;
+  app_opt_type type;
+  void *out;
+  app_range range;
+} app_optdef;
+/* Table entries; OUT must point to the type named above (the compiler checks
+ * it: a pointer of another type makes the conditional a warning, an error
+ * with --enable-werror).  The _L forms also have a short option. */
+#define APP_OUT_(T, p) ((void *)(1 ? (p) : (T *)0))
+#define APP_FLAG(name, out) {(name), 0, APP_OPT_FLAG, APP_OUT_(int, out), APP_ANY}
+#define APP_HELP(out) {"help", 'h', APP_OPT_FLAG, APP_OUT_(int, out), APP_ANY} /* -h, --help */
+#define APP_STR(name, out) APP_STR_L(name, 0, out)
+#define APP_STR_L(name, letter, out) {(name), (letter), APP_OPT_STR, APP_OUT_(const char *, out), APP_ANY}
+#define APP_STR_OPT(name, out) {(name), 0, APP_OPT_STR_OPT, APP_OUT_(const char *, out), APP_ANY}
+#define APP_INT(name, out, r) {(name), 0, APP_OPT_INT, APP_OUT_(int, out), r}
+#define APP_LONG(name, out, r) APP_LONG_L(name, 0, out, r)
+#define APP_LONG_L(name, letter, out, r) {(name), (letter), APP_OPT_LONG, APP_OUT_(long, out), r}
+#define APP_DOUBLE(name, out, r) {(name), 0, APP_OPT_DOUBLE, APP_OUT_(double, out), r}
+
+/* What app_getopt keeps besides the subcommand's own options. */
+enum {
+  APP_KEEP_ARGS,      /* up to max_args arguments that are no options */
+  APP_KEEP_OVERRIDES, /* those and --section.key=value (app_config_load's overrides) */
+  APP_KEEP_UNKNOWN    /* every argument it does not know, in order (app_parse_global) */
+};
+typedef struct {
+  const char *cmd;          /* "bench gemm": named in messages */
+  const app_optdef *opts;   /* ended by {0} */
+  int keep;                 /* APP_KEEP_* */
+  int max_args;             /* arguments that are no options */
+  const char *hint;         /* of a usage error; NULL: "iftrain CMD --help" */
+} app_opts;
+/* Parse the options of argv[1..*argc-1] with getopt_long: --name=value,
+ * --name value, -o value, -ovalue; a unique prefix of a long name is that
+ * option; "--" ends the options.  The arguments kept (SPEC->keep) are left
+ * in argv[1..*argc-1] in their order.  An unknown option, a missing value,
+ * a value out of range or too many arguments is reported (rank 0) with a
+ * hint naming `iftrain CMD --help`, and returns APP_EXIT_USAGE; else 0. */
+int app_getopt(const app_opts *spec, int *argc, char **argv);
+/* A value app_getopt took and the subcommand then refused (a list, a
+ * choice): "iftrain CMD: bad option '--NAME=VALUE'" with the hint (rank 0);
+ * APP_EXIT_USAGE. */
+int app_bad_option(const char *cmd, const char *name, const char *value);
 
 /* Subcommands. */
 int app_info(int argc, char **argv);

@@ -1,12 +1,13 @@
 /* Configuration: the contract every tool, script and test uses (every key:
- * docs/config.md, generated from the table in src/app/config.c).  INI-like
- * files: [section] headers, key = value, '#' comments, an optional UTF-8
- * BOM; on the command line --section.key=value overrides the file.  Every
+ * docs/config.md, generated from the table in src/app/config.c).  INI
+ * files read with inih: [section] headers, key = value, '#' comments, an
+ * optional UTF-8 BOM, CRLF lines; on the command line --section.key=value
+ * overrides the file.  Every
  * key has a type, a default, an allowed range and a help line (iftrain train
  * --help-config).  Nothing doubtful is accepted: unknown keys (with a "did
  * you mean" hint), a key twice in one file, values outside their range,
- * NaN/Inf, numbers with trailing characters or beyond their C type, lines too
- * long to read whole, and --config paths that are not regular files are all
+ * NaN/Inf, numbers with trailing characters or beyond their C type, lines
+ * longer than inih reads whole, and --config paths that are not regular files are all
  * IFT_ERR_CONFIG. */
 #ifndef IFTRAIN_CONFIG_H
 #define IFTRAIN_CONFIG_H

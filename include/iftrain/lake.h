@@ -4,7 +4,8 @@
  * demonstration with SFT, IFT, DPO (from the SFT policy, which is also its
  * reference) and ORPO; scored by the distance of the policy's state
  * transition matrix to the optimal policy's and by its success rate.
- * Serial, double precision, tiny; `iftrain lake` runs it. */
+ * Serial, tiny: the MLP in double precision, its parameters float (what
+ * the optimizer of src/optim updates); `iftrain lake` runs it. */
 #ifndef IFTRAIN_LAKE_H
 #define IFTRAIN_LAKE_H
 
@@ -67,8 +68,11 @@ lake_opts lake_defaults(void);
 double lake_objective(lake_method m, const lake_opts *o, const lake_mlp *p, const lake_mlp *ref,
                       const lake_traj *good, const lake_traj *bad, lake_mlp *g);
 
-/* Train method m from seed (DPO: SFT first, then DPO from it). */
-void lake_train(lake_method m, const lake_opts *o, uint64_t seed, lake_mlp *out);
+/* Train method m from seed (DPO: SFT first, then DPO from it) with Adam
+ * (optim's AdamW, no weight decay) on float parameters; initial weights
+ * from core's Philox RNG.  IFT_ERR_NOMEM if the optimizer state cannot be
+ * allocated. */
+ift_status lake_train(lake_method m, const lake_opts *o, uint64_t seed, lake_mlp *out);
 
 /* P[s][s'] = sum_a pi(a|s) [step(s,a) = s'] (terminal rows: identity). */
 void lake_transition(const lake_mlp *p, double P[LAKE_N][LAKE_N]);

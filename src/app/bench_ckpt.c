@@ -37,22 +37,20 @@ static double dd_rate(const char *dir, size_t bytes) {
 int app_bench_ckpt(int argc, char **argv) {
   const char *dir = "bench/out/ckpt";
   int layers = 10, reps = 2, json = 0;
-  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
-  for (int i = 1; i < argc && num == IFT_OK; i++) {
-    const char *v;
-    if (app_is_help(argv[i])) {
-      if (core_rank() == 0) fputs(ckpt_bench_help, stdout);
-      return APP_EXIT_OK;
-    } else if ((v = app_opt(argc, argv, &i, "dir"))) dir = v;
-    else if ((v = app_opt(argc, argv, &i, "layers"))) num = app_opt_int("--layers", v, APP_GE(1), &layers);
-    else if ((v = app_opt(argc, argv, &i, "reps"))) num = app_opt_int("--reps", v, APP_GE(1), &reps);
-    else if (!strcmp(argv[i], "--json")) json = 1;
-    else {
-      if (core_rank() == 0) fprintf(stderr, "iftrain bench ckpt: bad option '%s'\n", argv[i]);
-      return APP_EXIT_USAGE;
-    }
+  int help = 0;
+  const app_optdef opts[] = {
+      APP_HELP(&help),
+      APP_STR("dir", &dir),
+      APP_INT("layers", &layers, APP_GE(1)),
+      APP_INT("reps", &reps, APP_GE(1)),
+      APP_FLAG("json", &json),
+      {0}};
+  const app_opts spec = {.cmd = "bench ckpt", .opts = opts};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (help) {
+    if (core_rank() == 0) fputs(ckpt_bench_help, stdout);
+    return APP_EXIT_OK;
   }
-  if (num != IFT_OK) return APP_EXIT_USAGE;
   int P, rank;
   MPI_Comm_size(MPI_COMM_WORLD, &P);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

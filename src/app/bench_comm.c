@@ -22,21 +22,19 @@ int app_bench_comm(int argc, char **argv) {
   int reps = 20, json = 0, rank, P;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &P);
-  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
-  for (int i = 1; i < argc && num == IFT_OK; i++) {
-    const char *v;
-    if (app_is_help(argv[i])) {
-      if (rank == 0) fputs(comm_help, stdout);
-      return APP_EXIT_OK;
-    } else if ((v = app_opt(argc, argv, &i, "max-bytes"))) num = app_opt_long("--max-bytes", v, APP_IN(4, INT_MAX), &maxb); /* an MPI count */
-    else if ((v = app_opt(argc, argv, &i, "reps"))) num = app_opt_int("--reps", v, APP_GE(1), &reps);
-    else if (!strcmp(argv[i], "--json")) json = 1;
-    else {
-      if (rank == 0) fprintf(stderr, "iftrain bench comm: bad option '%s'\n", argv[i]);
-      return APP_EXIT_USAGE;
-    }
+  int help = 0;
+  const app_optdef opts[] = {
+      APP_HELP(&help),
+      APP_LONG("max-bytes", &maxb, APP_IN(4, INT_MAX)), /* an MPI count */
+      APP_INT("reps", &reps, APP_GE(1)),
+      APP_FLAG("json", &json),
+      {0}};
+  const app_opts spec = {.cmd = "bench comm", .opts = opts};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (help) {
+    if (rank == 0) fputs(comm_help, stdout);
+    return APP_EXIT_OK;
   }
-  if (num != IFT_OK) return APP_EXIT_USAGE;
   if (P < 2) {
     if (rank == 0) fprintf(stderr, "iftrain bench comm: run under mpirun -n 2 (or more)\n");
     return APP_EXIT_USAGE;

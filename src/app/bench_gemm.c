@@ -151,45 +151,36 @@ int app_bench_gemm(int argc, char **argv) {
   gemm_opts o = {.sizes = {256, 512, 1024, 2048}, .nsizes = 4, .threads = {1, 2}, .nthreads = 2,
                  .psizes = {1024, 2048}, .npsizes = 2, .pblas = {32, 512}, .npblas = 2, .nb = 128,
                  .reps = 3};
-  int threads_given = 0;
-  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
-  for (int i = 1; i < argc && num == IFT_OK; i++) {
-    const char *v;
-    int bad = 0;
-    if (app_is_help(argv[i])) {
-      if (core_rank() == 0) fputs(gemm_help, stdout);
-      return APP_EXIT_OK;
-    } else if ((v = app_opt(argc, argv, &i, "sizes"))) {
-      bad = (o.nsizes = app_parse_int_list(v, o.sizes, 16)) <= 0;
-    } else if ((v = app_opt(argc, argv, &i, "threads-list"))) {
-      bad = (o.nthreads = app_parse_int_list(v, o.threads, 8)) <= 0;
-      threads_given = 1;
-    } else if ((v = app_opt(argc, argv, &i, "psgemm-sizes"))) {
-      bad = (o.npsizes = app_parse_int_list(v, o.psizes, 8)) <= 0;
-    } else if ((v = app_opt(argc, argv, &i, "pblas-block"))) {
-      bad = (o.npblas = app_parse_int_list(v, o.pblas, 8)) <= 0;
-    } else if ((v = app_opt(argc, argv, &i, "nb"))) {
-      num = app_opt_int("--nb", v, APP_GE(1), &o.nb);
-    } else if ((v = app_opt(argc, argv, &i, "reps"))) {
-      num = app_opt_int("--reps", v, APP_GE(1), &o.reps);
-    } else if ((v = app_opt(argc, argv, &i, "peak"))) {
-      num = app_opt_double("--peak", v, APP_GE(0), &o.peak);
-    } else if (!strcmp(argv[i], "--json")) {
-      o.json = 1;
-    } else if (!strcmp(argv[i], "--no-default")) {
-      o.no_default = 1;
-    } else if (!strcmp(argv[i], "--no-header")) {
-      o.no_header = 1;
-    } else {
-      bad = 1;
-    }
-    if (bad) {
-      if (core_rank() == 0)
-        fprintf(stderr, "iftrain bench gemm: bad option '%s'\n  hint: iftrain bench gemm --help\n", argv[i]);
-      return APP_EXIT_USAGE;
-    }
+  const char *sizes = NULL, *threads = NULL, *psizes = NULL, *pblas = NULL;
+  int help = 0;
+  const app_optdef opts[] = {
+      APP_HELP(&help),
+      APP_STR("sizes", &sizes),
+      APP_STR("threads-list", &threads),
+      APP_STR("psgemm-sizes", &psizes),
+      APP_STR("pblas-block", &pblas),
+      APP_INT("nb", &o.nb, APP_GE(1)),
+      APP_INT("reps", &o.reps, APP_GE(1)),
+      APP_DOUBLE("peak", &o.peak, APP_GE(0)),
+      APP_FLAG("json", &o.json),
+      APP_FLAG("no-default", &o.no_default),
+      APP_FLAG("no-header", &o.no_header),
+      {0}};
+  const app_opts spec = {.cmd = "bench gemm", .opts = opts};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (help) {
+    if (core_rank() == 0) fputs(gemm_help, stdout);
+    return APP_EXIT_OK;
   }
-  if (num != IFT_OK) return APP_EXIT_USAGE;
+  if (sizes && (o.nsizes = app_parse_int_list(sizes, o.sizes, 16)) <= 0)
+    return app_bad_option(spec.cmd, "sizes", sizes);
+  if (threads && (o.nthreads = app_parse_int_list(threads, o.threads, 8)) <= 0)
+    return app_bad_option(spec.cmd, "threads-list", threads);
+  if (psizes && (o.npsizes = app_parse_int_list(psizes, o.psizes, 8)) <= 0)
+    return app_bad_option(spec.cmd, "psgemm-sizes", psizes);
+  if (pblas && (o.npblas = app_parse_int_list(pblas, o.pblas, 8)) <= 0)
+    return app_bad_option(spec.cmd, "pblas-block", pblas);
+  const int threads_given = threads != NULL;
   int size = 1, rank = 0;
   if (dist_initialized()) {
     MPI_Comm_size(MPI_COMM_WORLD, &size);

@@ -153,35 +153,38 @@ int app_bench_scaling(int argc, char **argv) {
   int P, rank;
   MPI_Comm_size(MPI_COMM_WORLD, &P);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
-  for (int i = 1; i < argc && num == IFT_OK; i++) {
-    const char *v;
-    int bad = 0;
-    if (app_is_help(argv[i])) {
-      if (rank == 0) fputs(scaling_help, stdout);
-      return APP_EXIT_OK;
-    } else if ((v = app_opt(argc, argv, &i, "layouts"))) bad = (nl = parse_layouts(v, lays, 32)) <= 0;
-    else if ((v = app_opt(argc, argv, &i, "hidden"))) bad = (nh = app_parse_int_list(v, hid, 8)) <= 0;
-    else if ((v = app_opt(argc, argv, &i, "layers"))) num = app_opt_int("--layers", v, APP_GE(1), &layers);
-    else if ((v = app_opt(argc, argv, &i, "batch"))) num = app_opt_int("--batch", v, APP_GE(1), &batch);
-    else if ((v = app_opt(argc, argv, &i, "seq"))) num = app_opt_int("--seq", v, APP_GE(2), &T);
-    else if ((v = app_opt(argc, argv, &i, "steps"))) num = app_opt_int("--steps", v, APP_GE(1), &steps);
-    else if ((v = app_opt(argc, argv, &i, "tp-block"))) num = app_opt_int("--tp-block", v, APP_GE(0), &nb);
-    else if ((v = app_opt(argc, argv, &i, "pblas-block"))) num = app_opt_int("--pblas-block", v, APP_GE(1), &pblas);
-    else if ((v = app_opt(argc, argv, &i, "csv"))) csv = v;
-    else if ((v = app_opt(argc, argv, &i, "loss"))) bad = loss_kind_parse(v, &kind) || (kind != LOSS_SFT && kind != LOSS_IFT);
-    else if ((v = app_opt(argc, argv, &i, "mode"))) {
-      strong = strstr(v, "strong") != NULL;
-      weak = strstr(v, "weak") != NULL;
-      bad = !strong && !weak;
-    } else if (!strcmp(argv[i], "--json")) json = 1;
-    else bad = 1;
-    if (bad) {
-      if (rank == 0) fprintf(stderr, "iftrain bench scaling: bad option '%s'\n  hint: iftrain bench scaling --help\n", argv[i]);
-      return APP_EXIT_USAGE;
-    }
+  const char *layouts = NULL, *hidden = NULL, *loss = NULL, *mode = NULL;
+  int help = 0;
+  const app_optdef opts[] = {
+      APP_HELP(&help),
+      APP_STR("layouts", &layouts),
+      APP_STR("hidden", &hidden),
+      APP_INT("layers", &layers, APP_GE(1)),
+      APP_INT("batch", &batch, APP_GE(1)),
+      APP_INT("seq", &T, APP_GE(2)),
+      APP_INT("steps", &steps, APP_GE(1)),
+      APP_INT("tp-block", &nb, APP_GE(0)),
+      APP_INT("pblas-block", &pblas, APP_GE(1)),
+      APP_STR("csv", &csv),
+      APP_STR("loss", &loss),
+      APP_STR("mode", &mode),
+      APP_FLAG("json", &json),
+      {0}};
+  const app_opts spec = {.cmd = "bench scaling", .opts = opts};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (help) {
+    if (rank == 0) fputs(scaling_help, stdout);
+    return APP_EXIT_OK;
   }
-  if (num != IFT_OK) return APP_EXIT_USAGE;
+  if (layouts && (nl = parse_layouts(layouts, lays, 32)) <= 0) return app_bad_option(spec.cmd, "layouts", layouts);
+  if (hidden && (nh = app_parse_int_list(hidden, hid, 8)) <= 0) return app_bad_option(spec.cmd, "hidden", hidden);
+  if (loss && (loss_kind_parse(loss, &kind) || (kind != LOSS_SFT && kind != LOSS_IFT)))
+    return app_bad_option(spec.cmd, "loss", loss);
+  if (mode) {
+    strong = strstr(mode, "strong") != NULL;
+    weak = strstr(mode, "weak") != NULL;
+    if (!strong && !weak) return app_bad_option(spec.cmd, "mode", mode);
+  }
   if (nl == 0) /* every DP x TP that fits, 1x1 first (the efficiency base) */
     for (int n = 1; n <= P; n++)
       for (int t = 1; t <= n; t++)

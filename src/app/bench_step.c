@@ -127,24 +127,25 @@ int app_bench_step(int argc, char **argv) {
   c.train.micro_batch = 8;
   c.optim = optim_defaults(OPTIM_ADAMW);
   c.optim.clip = 1.0;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    if (app_is_help(argv[i])) {
-      if (core_rank() == 0) fputs(step_help, stdout);
-      return APP_EXIT_OK;
-    } else if ((v = app_opt(argc, argv, &i, "steps"))) {
-      if (app_opt_int("--steps", v, APP_GE(0), &steps) != IFT_OK) return APP_EXIT_USAGE;
-    } else if ((v = app_opt(argc, argv, &i, "loss"))) {
-      do_sft = strstr(v, "sft") != NULL;
-      do_ift = strstr(v, "ift") != NULL;
-    } else if (!strcmp(argv[i], "--json")) {
-      json = 1;
-    } else if (!strncmp(argv[i], "--", 2) && strchr(argv[i], '.')) {
-      if (app_config_load(&c, NULL, 1, &argv[i]) != IFT_OK) return APP_EXIT_USAGE;
-    } else {
-      fprintf(stderr, "iftrain bench step: bad option '%s'\n  hint: iftrain bench step --help\n", argv[i]);
-      return APP_EXIT_USAGE;
-    }
+  const char *loss = NULL;
+  int help = 0;
+  const app_optdef opts[] = {
+      APP_HELP(&help),
+      APP_INT("steps", &steps, APP_GE(0)),
+      APP_STR("loss", &loss),
+      APP_FLAG("json", &json),
+      {0}};
+  /* and --section.key=value: the configuration of the benchmarked model */
+  const app_opts spec = {.cmd = "bench step", .opts = opts, .keep = APP_KEEP_OVERRIDES};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (help) {
+    if (core_rank() == 0) fputs(step_help, stdout);
+    return APP_EXIT_OK;
+  }
+  if (app_config_load(&c, NULL, argc - 1, argv + 1) != IFT_OK) return APP_EXIT_USAGE;
+  if (loss) {
+    do_sft = strstr(loss, "sft") != NULL;
+    do_ift = strstr(loss, "ift") != NULL;
   }
   if (core_rank() != 0) return APP_EXIT_OK; /* a single-rank benchmark */
   double peak = kern_gemm_peak();

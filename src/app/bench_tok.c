@@ -188,41 +188,42 @@ int app_bench_tok(int argc, char **argv) {
   const char *path = NULL, *corpus = "tests/tok/corpus.jsonl";
   int repeat = 5, warmup = 1, json = 0, add_special = 0, do_lines = 1, do_chunks = 1;
   long chunk = 65536;
-  ift_status num = IFT_OK;
-  for (int i = 1; i < argc && num == IFT_OK; i++) {
-    const char *v;
-    if (app_is_help(argv[i])) {
-      if (core_rank() == 0) fputs(tok_bench_help, stdout);
-      return APP_EXIT_OK;
-    } else if ((v = app_opt(argc, argv, &i, "tokenizer"))) path = v;
-    else if ((v = app_opt(argc, argv, &i, "corpus"))) corpus = v;
-    else if ((v = app_opt(argc, argv, &i, "repeat"))) num = app_opt_int("--repeat", v, APP_GE(1), &repeat);
-    else if ((v = app_opt(argc, argv, &i, "warmup"))) num = app_opt_int("--warmup", v, APP_IN(0, 1), &warmup);
-    else if ((v = app_opt(argc, argv, &i, "chunk"))) num = app_opt_long("--chunk", v, APP_GE(1), &chunk);
-    else if ((v = app_opt(argc, argv, &i, "modes"))) {
-      do_lines = do_chunks = 0;
-      for (const char *s = v; *s;) {
-        const size_t l = strcspn(s, ",");
-        if (l == 5 && !strncmp(s, "lines", 5)) do_lines = 1;
-        else if (l == 6 && !strncmp(s, "chunks", 6)) do_chunks = 1;
-        else {
-          if (core_rank() == 0) fprintf(stderr, "iftrain bench tok: --modes: '%.*s' is not lines or chunks\n", (int)l, s);
-          return APP_EXIT_USAGE;
-        }
-        s += l + (s[l] == ',');
-      }
-      if (!do_lines && !do_chunks) {
-        if (core_rank() == 0) fprintf(stderr, "iftrain bench tok: --modes is empty\n");
+  const char *modes_arg = NULL;
+  int help = 0;
+  const app_optdef opts[] = {
+      APP_HELP(&help),
+      APP_STR("tokenizer", &path),
+      APP_STR("corpus", &corpus),
+      APP_INT("repeat", &repeat, APP_GE(1)),
+      APP_INT("warmup", &warmup, APP_IN(0, 1)),
+      APP_LONG("chunk", &chunk, APP_GE(1)),
+      APP_STR("modes", &modes_arg),
+      APP_FLAG("add-special", &add_special),
+      APP_FLAG("json", &json),
+      {0}};
+  const app_opts spec = {.cmd = "bench tok", .opts = opts};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (help) {
+    if (core_rank() == 0) fputs(tok_bench_help, stdout);
+    return APP_EXIT_OK;
+  }
+  if (modes_arg) {
+    do_lines = do_chunks = 0;
+    for (const char *s = modes_arg; *s;) {
+      const size_t l = strcspn(s, ",");
+      if (l == 5 && !strncmp(s, "lines", 5)) do_lines = 1;
+      else if (l == 6 && !strncmp(s, "chunks", 6)) do_chunks = 1;
+      else {
+        if (core_rank() == 0) fprintf(stderr, "iftrain bench tok: --modes: '%.*s' is not lines or chunks\n", (int)l, s);
         return APP_EXIT_USAGE;
       }
-    } else if (!strcmp(argv[i], "--add-special")) add_special = 1;
-    else if (!strcmp(argv[i], "--json")) json = 1;
-    else {
-      if (core_rank() == 0) fprintf(stderr, "iftrain bench tok: bad option '%s'\n  hint: iftrain bench tok --help\n", argv[i]);
+      s += l + (s[l] == ',');
+    }
+    if (!do_lines && !do_chunks) {
+      if (core_rank() == 0) fprintf(stderr, "iftrain bench tok: --modes is empty\n");
       return APP_EXIT_USAGE;
     }
   }
-  if (num != IFT_OK) return APP_EXIT_USAGE;
   int size = 1;
   if (!app_g.no_mpi) MPI_Comm_size(MPI_COMM_WORLD, &size);
   if (size > 1) {

@@ -19,24 +19,23 @@ const char app_ckpt_help[] =
     "Exit codes: 0 ok, 2 missing or damaged input, 3 not available, 1 other failure.\n";
 
 int app_ckpt(int argc, char **argv) {
+  const char *out = NULL, *dtype = "float32";
+  int show_config = 0, model_only = 0, no_verify = 0;
+  const app_optdef opts[] = {
+      APP_FLAG("config", &show_config),
+      APP_FLAG("model-only", &model_only),
+      APP_FLAG("no-verify", &no_verify),
+      APP_STR_L(NULL, 'o', &out),
+      APP_STR("dtype", &dtype),
+      {0}};
+  const app_opts spec = {.cmd = "ckpt", .opts = opts, .max_args = 2};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
   if (argc < 3) {
     if (core_rank() == 0) fprintf(stderr, "iftrain ckpt: give info|verify|convert and a FILE\n\n%s", app_ckpt_help);
     return APP_EXIT_USAGE;
   }
-  const char *verb = argv[1], *file = argv[2], *out = NULL, *dtype = "float32";
-  int show_config = 0, model_only = 0, verify = 1;
-  for (int i = 3; i < argc; i++) {
-    const char *v;
-    if (!strcmp(argv[i], "--config")) show_config = 1;
-    else if (!strcmp(argv[i], "--model-only")) model_only = 1;
-    else if (!strcmp(argv[i], "--no-verify")) verify = 0;
-    else if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-    else if ((v = app_opt(argc, argv, &i, "dtype"))) dtype = v;
-    else {
-      if (core_rank() == 0) fprintf(stderr, "iftrain ckpt: unexpected argument '%s'\n  hint: iftrain ckpt --help\n", argv[i]);
-      return APP_EXIT_USAGE;
-    }
-  }
+  const char *verb = argv[1], *file = argv[2];
+  const int verify = !no_verify;
   if (core_rank() != 0) return APP_EXIT_OK; /* a serial tool */
   char path[1100];
   ift_status st = ckpt_resolve_any(path, sizeof path, file);

@@ -1,5 +1,6 @@
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,19 +90,6 @@ void app_print_cmd_help(FILE *f, const app_cmd *c) {
 }
 
 int app_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
-
-const char *app_opt(int argc, char **argv, int *i, const char *name) {
-  const char *a = argv[*i];
-  if (strncmp(a, "--", 2)) return NULL;
-  size_t n = strlen(name);
-  if (strncmp(a + 2, name, n)) return NULL;
-  if (a[2 + n] == '=') return a + 3 + n;
-  if (a[2 + n] == 0 && *i + 1 < argc) {
-    (*i)++;
-    return argv[*i];
-  }
-  return NULL;
-}
 
 int app_take_int(const char **s, int *out) {
   /* digits only: strtol alone would also take blanks and a sign */
@@ -205,31 +193,141 @@ ift_status app_opt_double(const char *name, const char *value, app_range r, doub
   return app_parse_number(name, value, APP_NUM_DOUBLE, r, IFT_ERR_ARG, NULL, out);
 }
 
+/* The text of an option as the user spells it: "--max-len" or "-n". */
+static void opt_name(char *out, size_t n, const app_optdef *d) {
+  if (d->name) snprintf(out, n, "--%s", d->name);
+  else snprintf(out, n, "-%c", d->letter);
+}
+
+static ift_status opt_store(const app_optdef *d, const char *value) {
+  char name[64];
+  opt_name(name, sizeof name, d);
+  switch (d->type) {
+  case APP_OPT_FLAG: *(int *)d->out = 1; break;
+  case APP_OPT_STR: *(const char **)d->out = value; break;
+  case APP_OPT_STR_OPT: *(const char **)d->out = value ? value : ""; break;
+  case APP_OPT_INT: return app_opt_int(name, value, d->range, d->out);
+  case APP_OPT_LONG: return app_opt_long(name, value, d->range, d->out);
+  case APP_OPT_DOUBLE: return app_opt_double(name, value, d->range, d->out);
+  }
+  return IFT_OK;
+}
+
+/* "--section.key[=value]", as app_config_load takes it. */
+static int is_override(const char *a) {
+  const char *dot = strchr(a, '.'), *eq = strchr(a, '=');
+  return !strncmp(a, "--", 2) && dot && (!eq || dot < eq);
+}
+
+enum { OPTS_MAX = 48 };
+
+int app_getopt(const app_opts *spec, int *argc, char **argv) {
+  struct option lopts[OPTS_MAX + 1];
+  char sopts[2 * OPTS_MAX + 3] = "-:"; /* in order (no permuting, whatever POSIXLY_CORRECT
+                                         says), ':' for a missing value */
+  int n = 0, ns = 2;
+  for (const app_optdef *d = spec->opts; d->name || d->letter; d++, n++) {
+    if (n == OPTS_MAX) abort(); /* a table larger than this file allows: a programming error */
+    int arg = d->type == APP_OPT_FLAG ? no_argument : d->type == APP_OPT_STR_OPT ? optional_argument
+                                                                               : required_argument;
+    /* getopt_long returns the table index + 256 for a long option and the
+     * letter for a short one; both lead back to d */
+    lopts[n] = (struct option){d->name ? d->name : "", arg, NULL, 256 + n};
+    if (d->letter) {
+      sopts[ns++] = (char)d->letter;
+      if (arg == required_argument) sopts[ns++] = ':';
+    }
+  }
+  int nl = 0; /* long options: the ones with a name */
+  for (int i = 0; i < n; i++)
+    if (lopts[i].name[0]) lopts[nl++] = lopts[i];
+  lopts[nl] = (struct option){NULL, 0, NULL, 0};
+  sopts[ns] = 0;
+  const char *hint_default = spec->hint;
+  char hint[160];
+  if (!hint_default) {
+    snprintf(hint, sizeof hint, "iftrain %s --help", spec->cmd);
+    hint_default = hint;
+  }
+  int keep = 1, args = 0, prev = 1, rc = APP_EXIT_OK;
+  optind = 0; /* glibc: start afresh (earlier parses leave state behind) */
+  opterr = 0;
+  for (int c; rc == APP_EXIT_OK && (c = getopt_long(*argc, argv, sopts, lopts, NULL)) != -1; prev = optind) {
+    const app_optdef *d = NULL;
+    if (c >= 256) {
+      d = &spec->opts[c - 256];
+    } else if (c != 1 && c != '?' && c != ':') {
+      for (const app_optdef *e = spec->opts; e->name || e->letter; e++)
+        if (e->letter == c) d = e;
+    }
+    if (d) {
+      if (opt_store(d, optarg) != IFT_OK) rc = APP_EXIT_USAGE; /* app_opt_* said why */
+      continue;
+    }
+    /* the elements this call consumed: one, or none within "-xyz" */
+    const char *a = optind > prev ? argv[optind - 1] : NULL;
+    if (c == 1) { /* an argument that is no option */
+      if (spec->keep == APP_KEEP_UNKNOWN || ++args <= spec->max_args) {
+        argv[keep++] = optarg;
+        continue;
+      }
+      a = optarg;
+    } else if (c == '?' && spec->keep == APP_KEEP_UNKNOWN) {
+      for (int i = prev; i < optind; i++) argv[keep++] = argv[i];
+      continue;
+    } else if (c == '?' && spec->keep == APP_KEEP_OVERRIDES && a && is_override(a)) {
+      argv[keep++] = argv[optind - 1];
+      continue;
+    }
+    char shown[64];
+    if (!a) snprintf(shown, sizeof shown, "-%c", optopt);
+    if (core_rank() == 0) {
+      if (c == ':')
+        fprintf(stderr, "iftrain %s: option '%s' needs a value\n  hint: %s\n", spec->cmd, a ? a : shown,
+                hint_default);
+      else
+        fprintf(stderr, "iftrain %s: unexpected argument '%s'\n  hint: %s\n", spec->cmd, a ? a : shown,
+                hint_default);
+    }
+    rc = APP_EXIT_USAGE;
+  }
+  if (rc != APP_EXIT_OK) return rc;
+  /* after "--": arguments, whatever they look like */
+  for (int i = optind; i < *argc; i++) {
+    if (spec->keep != APP_KEEP_UNKNOWN && ++args > spec->max_args) {
+      if (core_rank() == 0)
+        fprintf(stderr, "iftrain %s: unexpected argument '%s'\n  hint: %s\n", spec->cmd, argv[i], hint_default);
+      return APP_EXIT_USAGE;
+    }
+    argv[keep++] = argv[i];
+  }
+  *argc = keep;
+  argv[keep] = NULL;
+  return APP_EXIT_OK;
+}
+
+int app_bad_option(const char *cmd, const char *name, const char *value) {
+  if (core_rank() == 0)
+    fprintf(stderr, "iftrain %s: bad option '--%s=%s'\n  hint: iftrain %s --help\n", cmd, name, value, cmd);
+  return APP_EXIT_USAGE;
+}
+
 int app_parse_global(int *argc, char **argv) {
   memset(&app_g, 0, sizeof app_g);
   app_g.kernels = "auto";
-  int out = 0;
-  for (int i = 0; i < *argc; i++) {
-    const char *v;
-    int j = i;
-    if ((v = app_opt(*argc, argv, &j, "kernels"))) {
-      app_g.kernels = v;
-      i = j;
-      continue;
-    }
-    if ((v = app_opt(*argc, argv, &j, "threads"))) {
-      if (app_opt_int("--threads", v, APP_IN(1, 1024), &app_g.threads) != IFT_OK) return APP_EXIT_USAGE;
-      i = j;
-      continue;
-    }
-    if (!strcmp(argv[i], "--no-mpi")) { app_g.no_mpi = 1; continue; }
-    if (!strcmp(argv[i], "--quiet")) { app_g.quiet = 1; core_set_loglevel(IFT_LOG_QUIET); continue; }
-    if (!strcmp(argv[i], "--verbose")) { app_g.verbose = 1; core_set_loglevel(IFT_LOG_DEBUG); continue; }
-    argv[out++] = argv[i];
-  }
-  *argc = out;
-  argv[out] = NULL;
-  return 0;
+  const app_optdef opts[] = {
+      APP_STR("kernels", &app_g.kernels),
+      APP_INT("threads", &app_g.threads, APP_IN(1, 1024)),
+      APP_FLAG("no-mpi", &app_g.no_mpi),
+      APP_FLAG("quiet", &app_g.quiet),
+      APP_FLAG("verbose", &app_g.verbose),
+      {0}};
+  /* the subcommand's own options stay, in their order, for its parse */
+  const app_opts spec = {.cmd = argv[0], .opts = opts, .keep = APP_KEEP_UNKNOWN};
+  int rc = app_getopt(&spec, argc, argv);
+  if (app_g.quiet) core_set_loglevel(IFT_LOG_QUIET);
+  if (app_g.verbose) core_set_loglevel(IFT_LOG_DEBUG);
+  return rc;
 }
 
 int app_unimplemented(int argc, char **argv) {

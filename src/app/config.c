@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <ini.h>
+
 #include "iftrain/app.h"
 
 typedef enum { K_INT, K_LONG, K_DOUBLE, K_BOOL, K_STR, K_ENUM, K_U64 } key_type;
@@ -304,32 +306,11 @@ ift_status app_config_set(app_config *c, const char *key, const char *value) {
   return set_key(c, "", key, value);
 }
 
-static char *trim(char *s) {
-  while (isspace((unsigned char)*s)) s++;
-  char *e = s + strlen(s);
-  while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
-  return s;
-}
-
-/* The longest line a config file may have; a longer one is refused rather
- * than read in pieces, which would turn its tail into a line of its own. */
-enum { LINE_MAX_CHARS = 4095 };
-
-typedef enum { LINE_OK, LINE_EOF, LINE_LONG, LINE_NUL, LINE_ERR } line_status;
-
-/* One line without its newline into buf (LINE_MAX_CHARS + 1 bytes). */
-static line_status read_line(FILE *f, char *buf) {
-  size_t n = 0;
-  int ch;
-  while ((ch = getc(f)) != EOF && ch != '\n') {
-    if (ch == 0) return LINE_NUL;
-    if (n == LINE_MAX_CHARS) return LINE_LONG;
-    buf[n++] = (char)ch;
-  }
-  buf[n] = 0;
-  if (ferror(f)) return LINE_ERR;
-  return ch == EOF && n == 0 ? LINE_EOF : LINE_OK;
-}
+/* The most characters before a line's '#' comment that are read (a comment
+ * may be of any length); inih then takes lines that fit its buffer, whose
+ * size it tells the reader (198 characters and a newline as Debian builds
+ * it: INI_MAX_LINE 200). */
+enum { RAW_MAX_CHARS = 4095 };
 
 static const char *file_kind(mode_t m) {
   return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device"
@@ -356,65 +337,151 @@ static ift_status open_config(const char *path, FILE **out) {
   return IFT_OK;
 }
 
-/* One line of a config file: [section] header, blank or comment, key = value.
- * first_line[] holds the line that set each key, to refuse a second one. */
-static ift_status parse_line(app_config *c, const char *where, char *s, char *section, size_t section_len,
-                             int ln, int *first_line) {
-  char *hash = strchr(s, '#');
-  if (hash) *hash = 0;
-  s = trim(s);
-  if (!*s) return IFT_OK;
-  if (*s == '[') {
-    char *e = strchr(s, ']');
-    IFT_REQUIRE(e && !e[1], IFT_ERR_CONFIG, "write sections as [name]",
-                "%smalformed section header '%s'", where, s);
-    *e = 0;
-    snprintf(section, section_len, "%s", trim(s + 1));
+/* The state of one file's parse: inih (ini_parse_stream) splits sections,
+ * keys and values; the reader below hands it one whole line per call and
+ * refuses what inih would split, misread or let through silently. */
+typedef struct {
+  app_config *c;
+  FILE *f;
+  const char *path;
+  int line;              /* of the line inih is parsing */
+  int sections;          /* [section] headers seen */
+  ift_status st;         /* the first error; the reader then ends the parse */
+  char where[1100];      /* "path:line: " */
+  char raw[RAW_MAX_CHARS + 1];
+  int first_line[NKEYS]; /* the line that set each key, to refuse a second one */
+} ini_state;
+
+static char *trim(char *s) {
+  while (isspace((unsigned char)*s)) s++;
+  char *e = s + strlen(s);
+  while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+  return s;
+}
+
+/* The next line of the file into s->raw without its newline and its '#'
+ * comment (a '#' anywhere starts one, as always in iftrain's files; inih
+ * would take only ';' after a blank); *got = 0 at the end of the file. */
+static ift_status read_line(ini_state *s, int *got) {
+  size_t n = 0;
+  int ch, comment = 0, any = 0;
+  snprintf(s->where, sizeof s->where, "%s:%d: ", s->path, s->line + 1);
+  while ((ch = getc(s->f)) != EOF && ch != '\n') {
+    any = 1;
+    IFT_REQUIRE(ch != 0, IFT_ERR_CONFIG, "is this a text file? (--config takes an INI file)",
+                "%sline contains a NUL byte", s->where);
+    comment |= ch == '#';
+    if (comment) continue;
+    IFT_REQUIRE(n < RAW_MAX_CHARS, IFT_ERR_CONFIG, "shorten it, or set the value on the command line",
+                "%sline is longer than %d characters", s->where, RAW_MAX_CHARS);
+    s->raw[n++] = (char)ch;
+  }
+  s->raw[n] = 0;
+  IFT_REQUIRE(!ferror(s->f), IFT_ERR_IO, "check the file system", "%sread error: %s", s->where,
+              strerror(errno));
+  *got = ch != EOF || any;
+  s->line += *got;
+  return IFT_OK;
+}
+
+/* A line that inih would take otherwise than iftrain always has: a section
+ * header with text after its ']' (inih ignores that text), or a line that is
+ * neither a header nor key = value (inih would report only its number). */
+static ift_status check_syntax(ini_state *s, const char *t) {
+  if (*t == ';') return IFT_OK; /* inih's comment */
+  if (*t == '[') {
+    const char *e = strchr(t, ']');
+    IFT_REQUIRE(e && !e[1], IFT_ERR_CONFIG, "write sections as [name]", "%smalformed section header '%s'",
+                s->where, t);
+    s->sections++;
     return IFT_OK;
   }
-  char *eq = strchr(s, '=');
-  IFT_REQUIRE(eq && section[0], IFT_ERR_CONFIG,
-              section[0] ? "write 'key = value'" : "put keys under a [section] header",
-              "%scannot parse '%s'", where, s);
-  *eq = 0;
+  IFT_REQUIRE(!*t || (strchr(t, '=') && s->sections), IFT_ERR_CONFIG,
+              s->sections ? "write 'key = value'" : "put keys under a [section] header",
+              "%scannot parse '%s'", s->where, t);
+  return IFT_OK;
+}
+
+/* The next line for inih's buffer of num bytes, trimmed and without its
+ * comment, so that inih never sees a continuation line (an indented one) nor
+ * a line longer than its buffer, which it would read in pieces. */
+static ift_status next_line(ini_state *s, char *out, int num, int *got) {
+  IFT_TRY(read_line(s, got));
+  if (!*got) return IFT_OK;
+  /* editors on Windows start UTF-8 files with a byte order mark */
+  char *t = s->raw;
+  if (s->line == 1 && !strncmp(t, "\xEF\xBB\xBF", 3)) t += 3;
+  t = trim(t);
+  size_t n = strlen(t);
+  IFT_REQUIRE(n + 2 <= (size_t)num, IFT_ERR_CONFIG,
+              "set a longer value on the command line (--section.key=value), which takes up to 1023 characters",
+              "%sline is longer than the %d characters a line of a config file may have (comments aside)",
+              s->where, num - 2);
+  IFT_TRY(check_syntax(s, t));
+  if (*t == '[') { /* "[ train ]" names [train]: inih would keep the blanks */
+    t[n - 1] = 0;
+    char *name = trim(t + 1);
+    *--name = '[';
+    n = strlen(name);
+    memcpy(name + n, "]", 2);
+    t = name;
+    n++;
+  }
+  memcpy(out, t, n);
+  memcpy(out + n, "\n", 2); /* the line and its newline, as fgets reads it */
+  return IFT_OK;
+}
+
+/* One key = value of line s->line. */
+static ift_status handle_key(ini_state *s, const char *section, const char *name, const char *value) {
+  IFT_REQUIRE(*section, IFT_ERR_CONFIG, "put keys under a [section] header with a name",
+              "%scannot parse '%s = %s'", s->where, name, value);
   char full[160];
-  snprintf(full, sizeof full, "%s.%s", section, trim(s));
+  snprintf(full, sizeof full, "%s.%s", section, name);
   const key_def *k = find_key(full);
   if (k) {
     /* two values for one key in a file is a mistake whichever wins; the
      * command line is the place to override */
-    int *seen = &first_line[k - keys];
+    int *seen = &s->first_line[k - keys];
     IFT_REQUIRE(!*seen, IFT_ERR_CONFIG, "keep one of the two lines (override on the command line instead)",
-                "%s%s is set twice, on lines %d and %d", where, full, *seen, ln);
-    *seen = ln;
+                "%s%s is set twice, on lines %d and %d", s->where, full, *seen, s->line);
+    *seen = s->line;
   }
-  return set_key(c, where, full, trim(eq + 1));
+  return set_key(s->c, s->where, full, value);
 }
 
-static ift_status parse_file(app_config *c, FILE *f, const char *path) {
-  char line[LINE_MAX_CHARS + 1], section[64] = "", where[1100];
-  int first_line[NKEYS] = {0};
-  const char *not_text = "is this a text file? (--config takes an INI file)";
-  for (int ln = 1;; ln++) {
-    line_status ls = read_line(f, line);
-    if (ls == LINE_EOF) return IFT_OK;
-    snprintf(where, sizeof where, "%s:%d: ", path, ln);
-    IFT_REQUIRE(ls != LINE_LONG, IFT_ERR_CONFIG, "shorten it (no value may exceed 1023 characters)",
-                "%sline is longer than %d characters", where, LINE_MAX_CHARS);
-    IFT_REQUIRE(ls != LINE_NUL, IFT_ERR_CONFIG, not_text, "%sline contains a NUL byte", where);
-    IFT_REQUIRE(ls != LINE_ERR, IFT_ERR_IO, "check the file system", "%sread error: %s", where,
-                strerror(errno));
-    /* editors on Windows start UTF-8 files with a byte order mark */
-    char *s = line;
-    if (ln == 1 && !strncmp(s, "\xEF\xBB\xBF", 3)) s += 3;
-    IFT_TRY(parse_line(c, where, s, section, sizeof section, ln, first_line));
-  }
+/* inih's reader (fgets' contract) and handler; an error ends the parse. */
+static char *ini_reader_cb(char *str, int num, void *stream) {
+  ini_state *s = stream;
+  int got = 0;
+  if (s->st == IFT_OK) s->st = next_line(s, str, num, &got);
+  return s->st == IFT_OK && got ? str : NULL;
+}
+
+static int ini_handler_cb(void *user, const char *section, const char *name, const char *value) {
+  ini_state *s = user;
+  if (s->st == IFT_OK) s->st = handle_key(s, section, name, value);
+  return s->st == IFT_OK;
+}
+
+static ift_status parse_file(ini_state *s) {
+  int bad = ini_parse_stream(ini_reader_cb, s, ini_handler_cb, s);
+  IFT_TRY(s->st);
+  /* a line that check_syntax let through and inih did not */
+  IFT_REQUIRE(!bad, IFT_ERR_CONFIG, "write [section] headers and 'key = value' lines",
+              "%s:%d: cannot parse this line", s->path, bad);
+  return IFT_OK;
 }
 
 static ift_status load_file(app_config *c, const char *path) {
   FILE *f;
   IFT_TRY(open_config(path, &f));
-  ift_status st = parse_file(c, f, path);
+  ini_state *s = malloc(sizeof *s);
+  if (!s) fclose(f);
+  IFT_REQUIRE(s, IFT_ERR_NOMEM, NULL, "cannot read config file '%s': out of memory", path);
+  *s = (ini_state){.c = c, .f = f, .path = path};
+  ift_status st = parse_file(s);
+  free(s);
   fclose(f);
   return st;
 }
@@ -502,7 +569,9 @@ void app_config_help_markdown(FILE *f) {
              "Every key of `iftrain train` (and of the tools that read a training configuration).\n"
              "In a file: `[section]` then `key = value`, `#` starts a comment; on the command line:\n"
              "`--section.key=value`, which overrides the file. Unknown keys, a key set twice in one\n"
-             "file and values outside the allowed range are refused (exit code 2). Defaults are those\n"
+             "file and values outside the allowed range are refused (exit code 2), and so are lines\n"
+             "longer than the INI reader (inih) takes whole: 198 characters as Debian builds it,\n"
+             "comments aside; a longer value goes on the command line. Defaults are those\n"
              "of a run started in the source tree (an installed `iftrain` finds the shipped data in\n"
              "its data directory instead of `data/`).\n");
   char section[32] = "";

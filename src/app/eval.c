@@ -66,38 +66,37 @@ typedef struct {
 } ev_opts;
 
 static int parse(int argc, char **argv, ev_opts *o, const char *cmd) {
-  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
-  for (int i = 1; i < argc && num == IFT_OK; i++) {
-    const char *v;
-    if ((v = app_opt(argc, argv, &i, "ckpt"))) o->ckpt = v;
-    else if ((v = app_opt(argc, argv, &i, "data"))) o->data = v;
-    else if ((v = app_opt(argc, argv, &i, "prompt"))) o->prompt = v;
-    else if ((v = app_opt(argc, argv, &i, "max-samples"))) num = app_opt_int("--max-samples", v, APP_GE(0), &o->max_samples);
-    else if ((v = app_opt(argc, argv, &i, "max-new-tokens"))) num = app_opt_int("--max-new-tokens", v, APP_GE(1), &o->max_new);
-    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) num = app_opt_int("--micro-batch", v, APP_GE(1), &o->mb);
-    else if ((v = app_opt(argc, argv, &i, "temperature"))) num = app_opt_double("--temperature", v, APP_GE(0), &o->temperature);
-    else if ((v = app_opt(argc, argv, &i, "top-k"))) num = app_opt_int("--top-k", v, APP_GE(0), &o->top_k);
-    else if ((v = app_opt(argc, argv, &i, "seed"))) num = app_opt_long("--seed", v, APP_GE(0), &o->seed);
-    else if ((v = app_opt(argc, argv, &i, "tp"))) num = app_opt_int("--tp", v, APP_GE(1), &o->tp);
-    else if ((v = app_opt(argc, argv, &i, "tp-mode"))) {
-      if (strcmp(v, "1d") && strcmp(v, "2d")) {
-        if (core_rank() == 0) fprintf(stderr, "iftrain %s: --tp-mode = '%s': choose 1d or 2d\n", cmd, v);
-        return APP_EXIT_USAGE;
-      }
-      o->tp_2d = v[0] == '2';
-    }
-    else if (!strcmp(cmd, "generate") && (v = app_opt(argc, argv, &i, "tokenizer"))) o->tokenizer = v;
-    else if (!strcmp(cmd, "generate") && (v = app_opt(argc, argv, &i, "chat-template"))) o->chat_template = v;
-    else if (!strcmp(cmd, "generate") && !strcmp(argv[i], "--timing")) o->timing = 1;
-    else if (!strcmp(argv[i], "--json")) o->json = 1;
-    else if (!strcmp(argv[i], "--no-verify")) o->no_verify = 1;
-    else {
-      if (core_rank() == 0)
-        fprintf(stderr, "iftrain %s: unexpected argument '%s'\n  hint: iftrain %s --help\n", cmd, argv[i], cmd);
+  const int gen = !strcmp(cmd, "generate");
+  const char *tp_mode = NULL;
+  app_optdef opts[] = {
+      APP_STR("ckpt", &o->ckpt),
+      APP_STR("data", &o->data),
+      APP_STR("prompt", &o->prompt),
+      APP_INT("max-samples", &o->max_samples, APP_GE(0)),
+      APP_INT("max-new-tokens", &o->max_new, APP_GE(1)),
+      APP_INT("micro-batch", &o->mb, APP_GE(1)),
+      APP_DOUBLE("temperature", &o->temperature, APP_GE(0)),
+      APP_INT("top-k", &o->top_k, APP_GE(0)),
+      APP_LONG("seed", &o->seed, APP_GE(0)),
+      APP_INT("tp", &o->tp, APP_GE(1)),
+      APP_STR("tp-mode", &tp_mode),
+      APP_FLAG("json", &o->json),
+      APP_FLAG("no-verify", &o->no_verify),
+      /* the last three: generate only */
+      APP_STR("tokenizer", &o->tokenizer),
+      APP_STR("chat-template", &o->chat_template),
+      APP_FLAG("timing", &o->timing),
+      {0}};
+  if (!gen) opts[sizeof opts / sizeof opts[0] - 4] = (app_optdef){0};
+  const app_opts spec = {.cmd = cmd, .opts = opts};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (tp_mode) {
+    if (strcmp(tp_mode, "1d") && strcmp(tp_mode, "2d")) {
+      if (core_rank() == 0) fprintf(stderr, "iftrain %s: --tp-mode = '%s': choose 1d or 2d\n", cmd, tp_mode);
       return APP_EXIT_USAGE;
     }
+    o->tp_2d = tp_mode[0] == '2';
   }
-  if (num != IFT_OK) return APP_EXIT_USAGE;
   if (!o->ckpt) {
     if (core_rank() == 0) fprintf(stderr, "iftrain %s: --ckpt FILE is required\n", cmd);
     return APP_EXIT_USAGE;

@@ -36,18 +36,10 @@ const char app_import_help[] =
 int app_import(int argc, char **argv) {
   const char *in = NULL, *out = NULL;
   int tp = 1;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-    else if ((v = app_opt(argc, argv, &i, "tp"))) {
-      if (app_opt_int("--tp", v, APP_GE(1), &tp) != IFT_OK) return APP_EXIT_USAGE;
-    } else if (argv[i][0] != '-' && !in) in = argv[i];
-    else {
-      if (core_rank() == 0)
-        fprintf(stderr, "iftrain import: unexpected argument '%s'\n  hint: iftrain import --help\n", argv[i]);
-      return APP_EXIT_USAGE;
-    }
-  }
+  const app_optdef opts[] = {APP_STR_L(NULL, 'o', &out), APP_INT("tp", &tp, APP_GE(1)), {0}};
+  const app_opts spec = {.cmd = "import", .opts = opts, .max_args = 1};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (argc > 1) in = argv[1];
   if (!in || !out) {
     if (core_rank() == 0) fprintf(stderr, "iftrain import: give HF_DIR and -o CKPT.h5\n\n%s", app_import_help);
     return APP_EXIT_USAGE;
@@ -374,33 +366,29 @@ static ift_status export_run(const export_opts *o) {
 
 int app_export(int argc, char **argv) {
   export_opts o = {.max_shard = 5000000000ull};
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    if (!strcmp(argv[i], "-o") && i + 1 < argc) {
-      o.out = argv[++i];
-    } else if (!strcmp(argv[i], "--no-tokenizer")) {
-      o.no_tokenizer = 1;
-    } else if ((v = app_opt(argc, argv, &i, "dtype"))) {
-      if (strcmp(v, "f32") && strcmp(v, "bf16")) {
-        if (core_rank() == 0) fprintf(stderr, "iftrain export: --dtype is f32 or bf16, not '%s'\n", v);
-        return APP_EXIT_USAGE;
-      }
-      o.bf16 = !strcmp(v, "bf16");
-    } else if ((v = app_opt(argc, argv, &i, "max-shard-size"))) {
-      if (parse_size(v, &o.max_shard)) {
-        if (core_rank() == 0)
-          fprintf(stderr, "iftrain export: --max-shard-size '%s' is not a size\n"
-                          "  hint: bytes, or a number with B, KB, MB, GB (10^3 steps) or KiB, "
-                          "MiB, GiB (2^10 steps), e.g. 5GB\n", v);
-        return APP_EXIT_USAGE;
-      }
-    } else if (argv[i][0] != '-' && !o.ckpt) {
-      o.ckpt = argv[i];
-    } else {
-      if (core_rank() == 0)
-        fprintf(stderr, "iftrain export: unexpected argument '%s'\n  hint: iftrain export --help\n", argv[i]);
+  const char *dtype = NULL, *shard = NULL;
+  const app_optdef opts[] = {
+      APP_STR_L(NULL, 'o', &o.out),
+      APP_FLAG("no-tokenizer", &o.no_tokenizer),
+      APP_STR("dtype", &dtype),
+      APP_STR("max-shard-size", &shard),
+      {0}};
+  const app_opts spec = {.cmd = "export", .opts = opts, .max_args = 1};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (argc > 1) o.ckpt = argv[1];
+  if (dtype) {
+    if (strcmp(dtype, "f32") && strcmp(dtype, "bf16")) {
+      if (core_rank() == 0) fprintf(stderr, "iftrain export: --dtype is f32 or bf16, not '%s'\n", dtype);
       return APP_EXIT_USAGE;
     }
+    o.bf16 = !strcmp(dtype, "bf16");
+  }
+  if (shard && parse_size(shard, &o.max_shard)) {
+    if (core_rank() == 0)
+      fprintf(stderr, "iftrain export: --max-shard-size '%s' is not a size\n"
+                      "  hint: bytes, or a number with B, KB, MB, GB (10^3 steps) or KiB, "
+                      "MiB, GiB (2^10 steps), e.g. 5GB\n", shard);
+    return APP_EXIT_USAGE;
   }
   if (!o.ckpt || !o.out) {
     if (core_rank() == 0) fprintf(stderr, "iftrain export: give CKPT and -o HF_DIR\n\n%s", app_export_help);

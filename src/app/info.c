@@ -26,10 +26,9 @@ static void cpu_model(char *buf, size_t n) {
 }
 
 int app_info(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    fprintf(stderr, "iftrain info: unknown option '%s'\n  hint: iftrain info --help\n", argv[i]);
-    return APP_EXIT_USAGE;
-  }
+  const app_optdef none[] = {{0}};
+  const app_opts spec = {.cmd = "info", .opts = none};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
   int rank = core_rank();
   int active = kern_arch_active();
   char layout[1 << 16] = "";

@@ -60,34 +60,28 @@ int app_lake(int argc, char **argv) {
   int seeds = 10;
   const char *out = NULL;
   int meth[4] = {LAKE_SFT, LAKE_IFT, LAKE_DPO, LAKE_ORPO}, nmeth = 4;
-  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
-  for (int i = 1; i < argc && num == IFT_OK; i++) {
-    const char *v;
-    if ((v = app_opt(argc, argv, &i, "seeds"))) num = app_opt_int("--seeds", v, APP_IN(1, 1000), &seeds);
-    else if ((v = app_opt(argc, argv, &i, "steps"))) num = app_opt_int("--steps", v, APP_GE(0), &o.steps);
-    else if ((v = app_opt(argc, argv, &i, "hidden"))) num = app_opt_int("--hidden", v, APP_IN(1, LAKE_HMAX), &o.hidden);
-    else if ((v = app_opt(argc, argv, &i, "lr"))) num = app_opt_double("--lr", v, APP_GT(0), &o.lr);
-    else if ((v = app_opt(argc, argv, &i, "lambda"))) num = app_opt_double("--lambda", v, APP_IN(0, 1), &o.lambda);
-    else if ((v = app_opt(argc, argv, &i, "gamma"))) num = app_opt_double("--gamma", v, APP_IN(0, 1), &o.gamma);
-    else if ((v = app_opt(argc, argv, &i, "beta-dpo"))) num = app_opt_double("--beta-dpo", v, APP_GT(0), &o.beta_dpo);
-    else if ((v = app_opt(argc, argv, &i, "beta"))) num = app_opt_double("--beta", v, APP_GT(0), &o.beta_dpo);
-    else if ((v = app_opt(argc, argv, &i, "methods"))) {
-      if ((nmeth = parse_methods(v, meth)) < 0) {
-        if (core_rank() == 0)
-          fprintf(stderr, "iftrain lake: --methods=%s: not a list of sft, ift, dpo, orpo\n"
-                          "  hint: e.g. --methods=sft,ift\n", v);
-        return APP_EXIT_USAGE;
-      }
-    }
-    else if ((v = app_opt(argc, argv, &i, "beta-orpo"))) num = app_opt_double("--beta-orpo", v, APP_GE(0), &o.beta_orpo);
-    else if ((v = app_opt(argc, argv, &i, "out"))) out = v;
-    else {
-      if (core_rank() == 0)
-        fprintf(stderr, "iftrain lake: unexpected argument '%s'\n  hint: iftrain lake --help\n", argv[i]);
-      return APP_EXIT_USAGE;
-    }
+  const char *methods = NULL;
+  const app_optdef opts[] = {
+      APP_INT("seeds", &seeds, APP_IN(1, 1000)),
+      APP_INT("steps", &o.steps, APP_GE(0)),
+      APP_INT("hidden", &o.hidden, APP_IN(1, LAKE_HMAX)),
+      APP_DOUBLE("lr", &o.lr, APP_GT(0)),
+      APP_DOUBLE("lambda", &o.lambda, APP_IN(0, 1)),
+      APP_DOUBLE("gamma", &o.gamma, APP_IN(0, 1)),
+      APP_DOUBLE("beta-dpo", &o.beta_dpo, APP_GT(0)),
+      APP_DOUBLE("beta", &o.beta_dpo, APP_GT(0)),
+      APP_STR("methods", &methods),
+      APP_DOUBLE("beta-orpo", &o.beta_orpo, APP_GE(0)),
+      APP_STR("out", &out),
+      {0}};
+  const app_opts spec = {.cmd = "lake", .opts = opts};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (methods && (nmeth = parse_methods(methods, meth)) < 0) {
+    if (core_rank() == 0)
+      fprintf(stderr, "iftrain lake: --methods=%s: not a list of sft, ift, dpo, orpo\n"
+                      "  hint: e.g. --methods=sft,ift\n", methods);
+    return APP_EXIT_USAGE;
   }
-  if (num != IFT_OK) return APP_EXIT_USAGE;
   if (core_rank() != 0) return APP_EXIT_OK;
   FILE *f = out ? fopen(out, "w") : stdout;
   if (!f) {
@@ -107,7 +101,13 @@ int app_lake(int argc, char **argv) {
     int greedy_ok = 0;
     for (int s = 0; s < seeds; s++) {
       lake_mlp p;
-      lake_train((lake_method)m, &o, (uint64_t)s + 1, &p);
+      const ift_status st = lake_train((lake_method)m, &o, (uint64_t)s + 1, &p);
+      if (st != IFT_OK) {
+        free(mse);
+        free(suc);
+        if (out) fclose(f);
+        return app_exit_code(st);
+      }
       lake_transition(&p, P);
       mse[s] = lake_mse(P, Q);
       suc[s] = lake_success(P, 100);

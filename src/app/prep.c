@@ -92,35 +92,28 @@ int app_prep(int argc, char **argv) {
   long n = 1000, seed = 1;
   int mb = 8;
   const char *ref_ckpt = NULL, *data = NULL;
-  int bad = 0, quiet = 0;
+  int quiet = 0;
   data_prep_stats st = {0};
-  ift_status num = IFT_OK; /* a numeric option's value, checked (and reported) by app_opt_* */
-  for (int i = 1; i < argc && num == IFT_OK; i++) {
-    const char *v;
-    if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
-    else if ((v = app_opt(argc, argv, &i, "output"))) out = v;
-    else if ((v = app_opt(argc, argv, &i, "max-len"))) num = app_opt_int("--max-len", v, APP_GE(0), &st.max_len);
-    else if (!strcmp(argv[i], "--skip-bad")) st.skip_bad = 1;
-    else if (!strcmp(argv[i], "--replace-invalid")) st.replace_invalid = 1;
-    else if (!strcmp(argv[i], "--quiet")) quiet = 1;
-    else if ((v = app_opt(argc, argv, &i, "tokenizer"))) st.tokenizer = v;
-    else if ((v = app_opt(argc, argv, &i, "chat-template"))) st.chat_template = v;
-    else if ((v = app_opt(argc, argv, &i, "generate"))) gen = v;
-    else if ((v = app_opt(argc, argv, &i, "seed"))) num = app_opt_long("--seed", v, APP_GE(0), &seed);
-    else if (!strcmp(argv[i], "-n") && i + 1 < argc) num = app_opt_long("-n", argv[++i], APP_GE(1), &n);
-    else if ((v = app_opt(argc, argv, &i, "jsonl"))) jsonl = v;
-    else if ((v = app_opt(argc, argv, &i, "ref-logp"))) ref_ckpt = v;
-    else if ((v = app_opt(argc, argv, &i, "data"))) data = v;
-    else if ((v = app_opt(argc, argv, &i, "micro-batch"))) num = app_opt_int("--micro-batch", v, APP_IN(1, 256), &mb);
-    else if ((v = app_opt(argc, argv, &i, "verify"))) verify = v;
-    else if (argv[i][0] != '-' && !in) in = argv[i];
-    else {
-      if (core_rank() == 0)
-        fprintf(stderr, "iftrain prep: unexpected argument '%s'\n  hint: iftrain prep --help\n", argv[i]);
-      bad = 1;
-    }
-  }
-  if (num != IFT_OK || bad) return APP_EXIT_USAGE;
+  const app_optdef opts[] = {
+      APP_STR_L("output", 'o', &out),
+      APP_INT("max-len", &st.max_len, APP_GE(0)),
+      APP_FLAG("skip-bad", &st.skip_bad),
+      APP_FLAG("replace-invalid", &st.replace_invalid),
+      APP_FLAG("quiet", &quiet),
+      APP_STR("tokenizer", &st.tokenizer),
+      APP_STR("chat-template", &st.chat_template),
+      APP_STR("generate", &gen),
+      APP_LONG("seed", &seed, APP_GE(0)),
+      APP_LONG_L(NULL, 'n', &n, APP_GE(1)),
+      APP_STR("jsonl", &jsonl),
+      APP_STR("ref-logp", &ref_ckpt),
+      APP_STR("data", &data),
+      APP_INT("micro-batch", &mb, APP_IN(1, 256)),
+      APP_STR("verify", &verify),
+      {0}};
+  const app_opts spec = {.cmd = "prep", .opts = opts, .max_args = 1};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (argc > 1) in = argv[1];
   if ((st.tokenizer || st.chat_template) && (ref_ckpt || data || verify)) {
     if (core_rank() == 0) fprintf(stderr, "iftrain prep: --tokenizer and --chat-template go with INPUT.jsonl or --generate\n");
     return APP_EXIT_USAGE;

@@ -120,21 +120,19 @@ int app_tokenize(int argc, char **argv) {
   const char *path = NULL;
   int add_special = 0, decode = 0, skip_special = 0, chat = 0, gen = 0, offsets = 0;
   const char *force = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    if (!strcmp(argv[i], "--add-special")) add_special = 1;
-    else if (!strcmp(argv[i], "--decode")) decode = 1;
-    else if (!strcmp(argv[i], "--skip-special")) skip_special = 1;
-    else if (!strcmp(argv[i], "--chat")) chat = 1;
-    else if (!strcmp(argv[i], "--add-generation-prompt")) gen = 1;
-    else if (!strcmp(argv[i], "--offsets")) offsets = 1;
-    else if ((v = app_opt(argc, argv, &i, "chat-template"))) chat = 1, force = v;
-    else if ((v = app_opt(argc, argv, &i, "tokenizer"))) path = v;
-    else {
-      fprintf(stderr, "iftrain tokenize: unexpected argument '%s'\n  hint: iftrain tokenize --help\n", argv[i]);
-      return APP_EXIT_USAGE;
-    }
-  }
+  const app_optdef opts[] = {
+      APP_FLAG("add-special", &add_special),
+      APP_FLAG("decode", &decode),
+      APP_FLAG("skip-special", &skip_special),
+      APP_FLAG("chat", &chat),
+      APP_FLAG("add-generation-prompt", &gen),
+      APP_FLAG("offsets", &offsets),
+      APP_STR("chat-template", &force),
+      APP_STR("tokenizer", &path),
+      {0}};
+  const app_opts spec = {.cmd = "tokenize", .opts = opts};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (force) chat = 1;
   if (!path) {
     fprintf(stderr, "iftrain tokenize: give --tokenizer HF_DIR (or a tokenizer.json)\n\n%s", app_tokenize_help);
     return APP_EXIT_USAGE;

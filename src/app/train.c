@@ -496,23 +496,21 @@ static void write_exit_status(const char *dir, int rc, long steps, int sig) {
 }
 
 int app_train(int argc, char **argv) {
-  const char *cfg_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    if (!strcmp(argv[i], "--help-config")) {
-      if (core_rank() == 0) app_config_help(stdout);
-      return APP_EXIT_OK;
-    } else if (!strcmp(argv[i], "--help-config=markdown")) {
-      if (core_rank() == 0) app_config_help_markdown(stdout);
-      return APP_EXIT_OK;
-    } else if ((v = app_opt(argc, argv, &i, "config"))) {
-      cfg_path = v;
-    } else if (strncmp(argv[i], "--", 2) || !strchr(argv[i], '.')) {
+  const char *cfg_path = NULL, *help_config = NULL;
+  const app_optdef opts[] = {APP_STR("config", &cfg_path), APP_STR_OPT("help-config", &help_config), {0}};
+  /* the other options are the --section.key=value of app_config_load */
+  const app_opts spec = {.cmd = "train", .opts = opts, .keep = APP_KEEP_OVERRIDES,
+                         .hint = "options are --config FILE and --section.key=value (iftrain train --help)"};
+  if (app_getopt(&spec, &argc, argv)) return APP_EXIT_USAGE;
+  if (help_config) {
+    if (strcmp(help_config, "") && strcmp(help_config, "markdown")) {
       if (core_rank() == 0)
-        fprintf(stderr, "iftrain train: unexpected argument '%s'\n  hint: %s", argv[i],
-                "options are --config FILE and --section.key=value (iftrain train --help)\n");
+        fprintf(stderr, "iftrain train: --help-config=%s: give --help-config or --help-config=markdown\n",
+                help_config);
       return APP_EXIT_USAGE;
     }
+    if (core_rank() == 0) (*help_config ? app_config_help_markdown : app_config_help)(stdout);
+    return APP_EXIT_OK;
   }
   app_config cfg;
   app_config_defaults(&cfg);

@@ -2,6 +2,8 @@
  * explainable experiment (include/iftrain/lake.h). */
 #include "iftrain/lake.h"
 
+#include "iftrain/optim.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -80,32 +82,39 @@ void lake_demo_suboptimal(lake_traj *t) {
 
 /* ---------------------------------------------------------------- policy */
 
-static uint64_t splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-static double uniform_pm1(uint64_t *x) { return (double)(splitmix(x) >> 11) * 0x1.0p-52 - 1.0; }
-
+/* The parameters as one flat array, in the order of lake_mlp's fields (the
+ * rows past H stay 0 and get zero gradients). */
 static double *flat(lake_mlp *p, size_t *n) {
   *n = (sizeof(lake_mlp) - offsetof(lake_mlp, w1)) / sizeof(double);
   return &p->w1[0][0];
 }
 
+/* The Philox stream of the initial weights (core's rng_uniform, keyed by the
+ * seed, addressed by the parameter's place in lake_mlp). */
+enum { LAKE_STREAM_INIT = 0x6c616b65 /* "lake" */ };
+
+/* uniform(-bound, bound) for parameter i */
+static double init_uniform(uint64_t seed, size_t i, double bound) {
+  return (2.0 * rng_uniform(seed, LAKE_STREAM_INIT, (uint64_t)i) - 1.0) * bound;
+}
+
 void lake_mlp_init(lake_mlp *p, int H, uint64_t seed) {
   memset(p, 0, sizeof *p);
   p->H = H < 1 ? 1 : H > LAKE_HMAX ? LAKE_HMAX : H;
-  uint64_t x = seed * 0x2545f4914f6cdd1dULL + 1;
+  size_t n;
+  const double *base = flat(p, &n);
+#define AT(field) ((size_t)(&(field) - base))
   /* uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch.nn.Linear */
+  const double b1 = 1.0 / sqrt((double)LAKE_N), b2 = 1.0 / sqrt((double)p->H);
   for (int h = 0; h < p->H; h++) {
-    for (int i = 0; i < LAKE_N; i++) p->w1[h][i] = uniform_pm1(&x) / 4.0;
-    p->b1[h] = uniform_pm1(&x) / 4.0;
+    for (int i = 0; i < LAKE_N; i++) p->w1[h][i] = init_uniform(seed, AT(p->w1[h][i]), b1);
+    p->b1[h] = init_uniform(seed, AT(p->b1[h]), b1);
   }
   for (int a = 0; a < LAKE_A; a++) {
-    for (int h = 0; h < p->H; h++) p->w2[a][h] = uniform_pm1(&x) / sqrt((double)p->H);
-    p->b2[a] = uniform_pm1(&x) / sqrt((double)p->H);
+    for (int h = 0; h < p->H; h++) p->w2[a][h] = init_uniform(seed, AT(p->w2[a][h]), b2);
+    p->b2[a] = init_uniform(seed, AT(p->b2[a]), b2);
   }
+#undef AT
 }
 
 static void forward(const lake_mlp *p, const double x[LAKE_N], double h[LAKE_HMAX], double logp[LAKE_A]) {
@@ -243,37 +252,42 @@ double lake_objective(lake_method m, const lake_opts *o, const lake_mlp *p, cons
   return 0;
 }
 
-static void adam_run(lake_method m, const lake_opts *o, lake_mlp *p, const lake_mlp *ref,
-                     const lake_traj *good, const lake_traj *bad) {
-  static lake_mlp g, mo, vo; /* serial tool */
-  memset(&mo, 0, sizeof mo);
-  memset(&vo, 0, sizeof vo);
+/* o->steps steps of Adam (optim's AdamW without weight decay, PyTorch's
+ * betas and eps) on the float copy of the parameters that optim works on;
+ * the MLP takes the updated values back after each step. */
+static ift_status adam_run(lake_method m, const lake_opts *o, lake_mlp *p, const lake_mlp *ref,
+                           const lake_traj *good, const lake_traj *bad) {
+  static lake_mlp g; /* serial tool */
+  static float pf[sizeof(lake_mlp) / sizeof(double)], gf[sizeof(lake_mlp) / sizeof(double)];
   size_t n;
-  double *w = flat(p, &n), *gg = flat(&g, &n), *mm = flat(&mo, &n), *vv = flat(&vo, &n);
-  for (int k = 1; k <= o->steps; k++) {
+  double *w = flat(p, &n);
+  const double *gg = flat(&g, &n);
+  optim_cfg cfg = optim_defaults(OPTIM_ADAMW);
+  cfg.lr = o->lr;
+  cfg.weight_decay = 0.0;
+  optim_state st;
+  IFT_TRY(optim_create(&st, &cfg, n));
+  for (size_t i = 0; i < n; i++) w[i] = pf[i] = (float)w[i];
+  for (int k = 0; k < o->steps; k++) {
     lake_objective(m, o, p, ref, good, bad, &g);
-    const double c1 = 1.0 - pow(0.9, k), c2 = 1.0 - pow(0.999, k);
-    for (size_t i = 0; i < n; i++) {
-      mm[i] = 0.9 * mm[i] + 0.1 * gg[i];
-      vv[i] = 0.999 * vv[i] + 0.001 * gg[i] * gg[i];
-      w[i] -= o->lr * (mm[i] / c1) / (sqrt(vv[i] / c2) + 1e-8);
-    }
+    for (size_t i = 0; i < n; i++) gf[i] = (float)gg[i];
+    optim_step(&st, pf, gf, cfg.lr);
+    for (size_t i = 0; i < n; i++) w[i] = pf[i];
   }
+  optim_destroy(&st);
+  return IFT_OK;
 }
 
-void lake_train(lake_method m, const lake_opts *o, uint64_t seed, lake_mlp *out) {
+ift_status lake_train(lake_method m, const lake_opts *o, uint64_t seed, lake_mlp *out) {
   lake_traj good, bad;
   lake_demo_optimal(&good);
   lake_demo_suboptimal(&bad);
   lake_mlp_init(out, o->hidden, seed);
-  if (m == LAKE_DPO) {
-    static lake_mlp ref;
-    adam_run(LAKE_SFT, o, out, NULL, &good, &bad);
-    ref = *out;
-    adam_run(LAKE_DPO, o, out, &ref, &good, &bad);
-  } else {
-    adam_run(m, o, out, NULL, &good, &bad);
-  }
+  if (m != LAKE_DPO) return adam_run(m, o, out, NULL, &good, &bad);
+  static lake_mlp ref;
+  IFT_TRY(adam_run(LAKE_SFT, o, out, NULL, &good, &bad));
+  ref = *out;
+  return adam_run(LAKE_DPO, o, out, &ref, &good, &bad);
 }
 
 /* ---------------------------------------------------------------- metrics */
