@@ -29,6 +29,21 @@ typedef struct {
   float inv_freq[64];
 } refmodel;
 
+/* Weights for finite differences: 20x the 0.02 init, so that every path
+ * carries gradient that stands out of float rounding (and greedy tokens
+ * differ), and norm weights 1 + 0.3 N(0, 1). */
+static inline void refmodel_fd_weights(model *m, uint64_t seed) {
+  model_init_weights(m, seed);
+  float *p = model_params(m);
+  const size_t np = model_nparams(m);
+  for (size_t i = 0; i < np; i++) p[i] *= 20.0f;
+  for (int i = 0; i < model_ntensors(m); i++) {
+    const model_tensor *t = model_tensor_at(m, i);
+    if (t->cols == 1)
+      for (int r = 0; r < t->rows; r++) p[t->offset + r] = 1.0f + 0.3f * (float)rng_normal(9, (uint64_t)i, (uint64_t)r);
+  }
+}
+
 static inline void refmodel_init(refmodel *r, const model *m) {
   memset(r, 0, sizeof *r);
   r->c = *model_cfg(m);

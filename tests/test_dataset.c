@@ -192,11 +192,7 @@ static CU_TestInfo tests[] = {{"writer -> reader: every row, pairs, empty rows, 
 int main(void) {
   MPI_Init(NULL, NULL);
   const int rc = ift_test_run("dataset", tests);
-  if (g_dir[0]) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
-  }
+  ift_tmp_remove();
   MPI_Finalize();
   return rc;
 }

@@ -26,4 +26,12 @@ static const char *ift_tmp_path(const char *tmpl, const char *name) {
   return buf[k];
 }
 
+/* Remove the directory and what the tests left in it (at the end of main). */
+static inline void ift_tmp_remove(void) {
+  if (!g_dir[0]) return;
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_dir);
+}
+
 #endif
