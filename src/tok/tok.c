@@ -686,38 +686,28 @@ ift_status tok_load(tok **out, const char *path) {
     t->mc = pcre2_match_context_create(NULL);
     /* the interpreter's backtracking memory (the JIT has its own stack) */
     if (t->mc) pcre2_set_heap_limit(t->mc, 256 * 1024); /* KiB */
-    if (!t->bl_re || !t->md || !t->mc) {
-      st = IFT_ERR_NOMEM;
-      ift_error_set(st, __FILE__, __LINE__, "pcre2", NULL, "ByteLevel regex");
-    }
+    IFT_REQUIRE_GOTO(st, done, t->bl_re && t->md && t->mc, IFT_ERR_NOMEM, NULL, "ByteLevel regex");
   }
-  if (!st && !json_is_object(root)) {
-    st = IFT_ERR_FORMAT;
-    ift_error_set(st, __FILE__, __LINE__, "tokenizer.json", HINT_BAD, "%s: not a JSON object", file);
-  }
+  IFT_REQUIRE_GOTO(st, done, json_is_object(root), IFT_ERR_FORMAT, HINT_BAD, "%s: not a JSON object", file);
   const json_t *tr = json_object_get(root, "truncation");
-  if (!st && tr && !json_is_null(tr)) {
-    ift_error_set(IFT_ERR_UNIMPL, __FILE__, __LINE__, "tokenizer.json",
-                  "set \"truncation\": null in the file (iftrain truncates with prep --max-len)",
-                  "%s: truncation is set; iftrain does not truncate inside the tokenizer", file);
-    st = IFT_ERR_UNIMPL;
-  }
-  if (!st) st = load_model(t, &x, json_object_get(root, "model"));
-  if (!st) st = load_nm(t, &x, json_object_get(root, "normalizer"));
-  if (!st) st = load_pt(t, &x, json_object_get(root, "pre_tokenizer"));
-  if (!st) st = load_post(t, &x, json_object_get(root, "post_processor"));
-  if (!st) st = load_dc(t, &x, json_object_get(root, "decoder"));
-  if (!st) st = load_added(t, &x, json_object_get(root, "added_tokens"));
-  if (!st) st = finish_added(t, &x);
-  json_decref(root);
+  IFT_REQUIRE_GOTO(st, done, !tr || json_is_null(tr), IFT_ERR_UNIMPL,
+                   "set \"truncation\": null in the file (iftrain truncates with prep --max-len)",
+                   "%s: truncation is set; iftrain does not truncate inside the tokenizer", file);
+  IFT_TRY_GOTO(st, done, load_model(t, &x, json_object_get(root, "model")));
+  IFT_TRY_GOTO(st, done, load_nm(t, &x, json_object_get(root, "normalizer")));
+  IFT_TRY_GOTO(st, done, load_pt(t, &x, json_object_get(root, "pre_tokenizer")));
+  IFT_TRY_GOTO(st, done, load_post(t, &x, json_object_get(root, "post_processor")));
+  IFT_TRY_GOTO(st, done, load_dc(t, &x, json_object_get(root, "decoder")));
+  IFT_TRY_GOTO(st, done, load_added(t, &x, json_object_get(root, "added_tokens")));
+  IFT_TRY_GOTO(st, done, finish_added(t, &x));
   /* every id encode gives is decodable: the template's too */
-  for (int i = 0; !st && i < t->npost; i++)
-    if (t->post[i] >= 0 && !tok_token(t, t->post[i])) {
-      st = IFT_ERR_FORMAT;
-      ift_error_set(st, __FILE__, __LINE__, "tokenizer.json", HINT_BAD,
+  for (int i = 0; i < t->npost; i++)
+    if (t->post[i] >= 0 && !tok_token(t, t->post[i]))
+      IFT_FAIL_GOTO(st, done, IFT_ERR_FORMAT, HINT_BAD,
                     "%s: post_processor TemplateProcessing: id %d is not in the vocabulary (size %d)", file, t->post[i],
                     t->nvocab);
-    }
+done:
+  json_decref(root);
   if (st) {
     tok_free(t);
     return st;
