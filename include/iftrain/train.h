@@ -34,6 +34,15 @@ enum {
  * from model.init_seed unless TRAIN_CTX_WEIGHTS_LOADED), scratch. */
 ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int flags, MPI_Comm comm);
 void train_ctx_destroy(train_ctx *tc);
+/* A context for a checkpoint's forward passes (eval, generate, prep
+ * --ref-logp; src/app/eval.c): the model from the checkpoint's own config,
+ * its weights loaded (verified with verify) on the ranks of MPI_COMM_WORLD,
+ * DP over them (tp ranks per replica, 2D with tp_2d), eval_data (or NULL)
+ * as the held-out set, micro-batch mb, sequences of at most T tokens.  The
+ * caller destroys tc whatever failed; *origin_out (or NULL) gets the
+ * checkpoint's origin, freed by the caller. */
+ift_status app_eval_load(train_ctx *tc, const char *ckpt_arg, const char *eval_data, int mb, int T,
+                         int verify, int tp, int tp_2d, char **origin_out);
 
 /* Held-out mean NLL and greedy exact-match accuracy on up to max_samples
  * rows of d (0 = all), generating at most max_new tokens per row. */

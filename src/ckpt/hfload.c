@@ -257,25 +257,22 @@ ift_status ckpt_hf_load(const char *dir, model *m, MPI_Comm comm) {
   model_config c;
   st_set s;
   memset(&s, 0, sizeof s);
-  ift_status st = ckpt_hf_config(dir, &c, NULL);
-  if (st == IFT_OK) {
-    /* the configured model must be the directory's: name every difference */
-    char diff[1024];
-    if (model_config_diff(&c, model_cfg(m), diff, sizeof diff)) {
-      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "model config",
-                    "leave the [model] section at the directory's config.json",
-                    "%s/config.json describes another model: %s", dir, diff);
-      st = IFT_ERR_CONFIG;
-    }
-  }
-  if (st == IFT_OK) st = st_set_open(&s, dir);
-  for (int i = 0; i < model_ntensors(m) && st == IFT_OK; i++) {
+  ift_status st = IFT_OK;
+  char diff[1024];
+  IFT_TRY_GOTO(st, done, ckpt_hf_config(dir, &c, NULL));
+  /* the configured model must be the directory's: name every difference */
+  if (model_config_diff(&c, model_cfg(m), diff, sizeof diff))
+    IFT_FAIL_GOTO(st, done, IFT_ERR_CONFIG, "leave the [model] section at the directory's config.json",
+                  "%s/config.json describes another model: %s", dir, diff);
+  IFT_TRY_GOTO(st, done, st_set_open(&s, dir));
+  for (int i = 0; i < model_ntensors(m); i++) {
     const model_tensor *t = model_tensor_at(m, i);
     hf_st *f = NULL;
     int k = 0;
-    st = st_set_find(&s, dir, t->name, &f, &k);
-    if (st == IFT_OK) st = read_shard(f, s.fds[k], s.data_off[k], t, model_params(m) + t->offset, dir);
+    IFT_TRY_GOTO(st, done, st_set_find(&s, dir, t->name, &f, &k));
+    IFT_TRY_GOTO(st, done, read_shard(f, s.fds[k], s.data_off[k], t, model_params(m) + t->offset, dir));
   }
+done:
   st_set_close(&s);
   /* every rank read its own shards: one agreement, no collective before */
   return dist_agree(st, comm);
@@ -315,22 +312,24 @@ ift_status ckpt_hf_origin(const char *dir, char **out) {
   DIR *d = opendir(abs);
   IFT_REQUIRE(d, IFT_ERR_IO, "check the model directory", "cannot list '%s': %s", abs,
               strerror(errno));
-  json_t *root = json_object(), *files = json_object();
-  ift_status st = root && files ? IFT_OK : IFT_ERR_NOMEM;
+  ift_status st = IFT_OK;
+  json_t *root = json_object(), *files = json_object(), *tok = json_null(), *cj;
+  char cp[PATH_MAX + 32];
+  const char *th;
   struct dirent *e;
-  while (st == IFT_OK && (e = readdir(d))) {
+  IFT_REQUIRE_GOTO(st, done, root && files, IFT_ERR_NOMEM, NULL, "origin of %s", abs);
+  while ((e = readdir(d))) {
     if (!origin_file(e->d_name)) continue;
     char p[PATH_MAX + 256], hex[65];
     struct stat sb;
     snprintf(p, sizeof p, "%s/%s", abs, e->d_name);
     if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
-    st = core_sha256_file(p, hex);
-    if (st == IFT_OK && json_object_set_new(files, e->d_name, json_string(hex))) st = IFT_ERR_NOMEM;
+    IFT_TRY_GOTO(st, done, core_sha256_file(p, hex));
+    IFT_REQUIRE_GOTO(st, done, !json_object_set_new(files, e->d_name, json_string(hex)), IFT_ERR_NOMEM,
+                     NULL, "origin of %s", abs);
   }
-  closedir(d);
-  json_t *tok = json_null();
-  const char *th = json_string_value(json_object_get(files, "tokenizer.json"));
-  if (st == IFT_OK && th) {
+  th = json_string_value(json_object_get(files, "tokenizer.json"));
+  if (th) {
     /* the tokenizer's identity: its file's hash and the class that loads it */
     char tc[PATH_MAX + 32];
     snprintf(tc, sizeof tc, "%s/tokenizer_config.json", abs);
@@ -339,26 +338,23 @@ ift_status ckpt_hf_origin(const char *dir, char **out) {
     tok = json_pack("{s:O?,s:s,s:s}", "class", json_is_string(cls) ? cls : NULL, "file",
                     "tokenizer.json", "sha256", th);
     if (cfg) json_decref(cfg);
-    if (!tok) st = IFT_ERR_NOMEM;
+    IFT_REQUIRE_GOTO(st, done, tok, IFT_ERR_NOMEM, NULL, "origin of %s", abs);
   }
   /* config.json itself, so that export can write back what iftrain does not
    * model (bos/eos ids, architecture name, ...) after the source is gone */
-  char cp[PATH_MAX + 32];
   snprintf(cp, sizeof cp, "%s/config.json", abs);
-  json_t *cj = st == IFT_OK ? json_load_file(cp, 0, NULL) : NULL;
-  if (st == IFT_OK && !cj) {
-    ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "config.json", "repair config.json",
-                  "%s cannot be read as JSON", cp);
-    st = IFT_ERR_CONFIG;
-  }
-  if (st == IFT_OK && json_object_set_new(root, "config", cj)) st = IFT_ERR_NOMEM;
-  if (st == IFT_OK &&
-      (json_object_set_new(root, "format", json_string("huggingface")) ||
-       json_object_set_new(root, "source", json_string(abs)) ||
-       json_object_set(root, "files", files) || json_object_set(root, "tokenizer", tok)))
-    st = IFT_ERR_NOMEM;
-  if (st == IFT_OK && !(*out = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT))) st = IFT_ERR_NOMEM;
-  if (st == IFT_ERR_NOMEM) ift_error_set(st, __FILE__, __LINE__, "jansson", NULL, "origin of %s", abs);
+  cj = json_load_file(cp, 0, NULL);
+  IFT_REQUIRE_GOTO(st, done, cj, IFT_ERR_CONFIG, "repair config.json", "%s cannot be read as JSON", cp);
+  IFT_REQUIRE_GOTO(st, done,
+                   !json_object_set_new(root, "config", cj) &&
+                       !json_object_set_new(root, "format", json_string("huggingface")) &&
+                       !json_object_set_new(root, "source", json_string(abs)) &&
+                       !json_object_set(root, "files", files) && !json_object_set(root, "tokenizer", tok),
+                   IFT_ERR_NOMEM, NULL, "origin of %s", abs);
+  *out = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT);
+  IFT_REQUIRE_GOTO(st, done, *out, IFT_ERR_NOMEM, NULL, "origin of %s", abs);
+done:
+  closedir(d);
   if (tok) json_decref(tok);
   if (files) json_decref(files);
   if (root) json_decref(root);
@@ -402,6 +398,12 @@ ift_status ckpt_origin_copy_tokenizer(const char *origin, const char *dir, int *
   const char *src = json_string_value(json_object_get(root, "source"));
   json_t *files = json_object_get(root, "files");
   ift_status st = IFT_OK;
+  const char *const hint_gone =
+      "restore the model directory the checkpoint was imported from, or export "
+      "with --no-tokenizer and copy the tokenizer files yourself";
+  const char *const hint_changed =
+      "restore the file the model was imported with, or export with "
+      "--no-tokenizer and copy the right tokenizer files yourself";
   if (!src || !json_is_object(files)) {
     json_decref(root);
     return IFT_OK; /* not imported from a directory */
@@ -409,31 +411,24 @@ ift_status ckpt_origin_copy_tokenizer(const char *origin, const char *dir, int *
   const char *name;
   json_t *v;
   /* check every file before copying any: all or nothing */
-  for (int pass = 0; pass < 2 && st == IFT_OK; pass++)
+  for (int pass = 0; pass < 2; pass++)
     json_object_foreach(files, name, v) {
-      if (st != IFT_OK || !is_tokenizer_file(name)) continue;
+      if (!is_tokenizer_file(name)) continue;
       char sp[PATH_MAX + 256], dp[PATH_MAX + 256], hex[65];
       snprintf(sp, sizeof sp, "%s/%s", src, name);
       if (pass == 0) {
-        if ((st = core_sha256_file(sp, hex)) != IFT_OK) {
-          ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, name,
-                        "restore the model directory the checkpoint was imported from, or export "
-                        "with --no-tokenizer and copy the tokenizer files yourself",
-                        "tokenizer file %s of the source model is gone", sp);
-          st = IFT_ERR_FORMAT;
-        } else if (!json_is_string(v) || strcmp(hex, json_string_value(v))) {
-          ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, name,
-                        "restore the file the model was imported with, or export with "
-                        "--no-tokenizer and copy the right tokenizer files yourself",
-                        "%s changed since the import (SHA-256 %s, recorded %s)", sp, hex,
-                        json_is_string(v) ? json_string_value(v) : "?");
-          st = IFT_ERR_FORMAT;
-        }
+        if (core_sha256_file(sp, hex) != IFT_OK)
+          IFT_FAIL_GOTO(st, done, IFT_ERR_FORMAT, hint_gone, "tokenizer file %s of the source model is gone", sp);
+        IFT_REQUIRE_GOTO(st, done, json_is_string(v) && !strcmp(hex, json_string_value(v)), IFT_ERR_FORMAT,
+                         hint_changed, "%s changed since the import (SHA-256 %s, recorded %s)", sp, hex,
+                         json_is_string(v) ? json_string_value(v) : "?");
       } else {
         snprintf(dp, sizeof dp, "%s/%s", dir, name);
-        if ((st = copy_file(sp, dp)) == IFT_OK) (*ncopied)++;
+        IFT_TRY_GOTO(st, done, copy_file(sp, dp));
+        (*ncopied)++;
       }
     }
+done:
   json_decref(root);
   return st;
 }

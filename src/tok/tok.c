@@ -88,17 +88,13 @@ enum { E_MEM = -1, E_RE = -2 };
 
 /* ------------------------------------------------------------ load errors */
 
+/* Errors follow core.h's convention (IFT_FAIL / IFT_TRY).  st records a
+ * failure reported without leaving (a bad boolean in jbool, a refused regex
+ * in compile_re; the first one wins), which the caller checks. */
 typedef struct {
   const char *file;
   ift_status st;
 } ldctx;
-
-#define LFAIL(x, status, hint, ...)                                                       \
-  do {                                                                                    \
-    ift_error_set((status), __FILE__, __LINE__, "tokenizer.json", (hint), __VA_ARGS__);    \
-    (x)->st = (status);                                                                   \
-    return (status);                                                                      \
-  } while (0)
 
 static const char HINT_BAD[] =
     "the file is not a tokenizer.json the Hugging Face tokenizers library writes: re-save it "
@@ -110,7 +106,7 @@ static const char HINT_UNSUP[] =
 
 static const char *jstr(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 /* o[k] as a boolean (def when absent or null); another type is recorded in
- * x->st (the first error wins) and checked by the caller through jdone. */
+ * x->st (the first error wins) and checked by the caller. */
 static int jbool(ldctx *x, const json_t *o, const char *where, const char *k, int def) {
   const json_t *v = json_object_get(o, k);
   if (v && !json_is_boolean(v) && !json_is_null(v) && x->st == IFT_OK) {
@@ -198,16 +194,16 @@ static ift_status load_pattern(ldctx *x, const json_t *p, const char *where, cha
                                pcre2_code **re) {
   const char *s = jstr(p, "String"), *r = jstr(p, "Regex");
   if (s) {
-    if (!*s) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: %s: empty pattern", x->file, where);
+    if (!*s) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: %s: empty pattern", x->file, where);
     *lit = strdup(s);
-    if (!*lit) LFAIL(x, IFT_ERR_NOMEM, NULL, "pattern");
+    if (!*lit) IFT_FAIL(IFT_ERR_NOMEM, NULL, "pattern");
     return IFT_OK;
   }
   if (r) {
     *re = compile_re(x, r, where);
     return *re ? IFT_OK : x->st;
   }
-  LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: %s: pattern is neither {\"String\": ...} nor {\"Regex\": ...}",
+  IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: %s: pattern is neither {\"String\": ...} nor {\"Regex\": ...}",
         x->file, where);
 }
 
@@ -217,7 +213,7 @@ static ift_status load_scheme(ldctx *x, const json_t *o, const char *where, prep
     if (!strcmp(s, "first")) *ps = PS_FIRST;
     else if (!strcmp(s, "never")) *ps = PS_NEVER;
     else if (!strcmp(s, "always")) *ps = PS_ALWAYS;
-    else LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: %s: unknown prepend_scheme %.40s (always, first, never)", x->file, where, s);
+    else IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: %s: unknown prepend_scheme %.40s (always, first, never)", x->file, where, s);
     return IFT_OK;
   }
   *ps = jbool(x, o, where, "add_prefix_space", 1) ? PS_ALWAYS : PS_NEVER; /* older files */
@@ -229,7 +225,7 @@ static ift_status load_replacement(ldctx *x, const json_t *o, const char *where,
   const char *r = jstr(o, "replacement");
   int32_t c;
   int l = r ? tok_utf8_next((const unsigned char *)r, strlen(r), &c) : -1;
-  if (l < 0 || r[l]) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: %s: replacement must be one character", x->file, where);
+  if (l < 0 || r[l]) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: %s: replacement must be one character", x->file, where);
   *cp = c;
   if (utf8) memcpy(utf8, r, (size_t)l + 1);
   return IFT_OK;
@@ -240,10 +236,10 @@ static ift_status load_replacement(ldctx *x, const json_t *o, const char *where,
 static ift_status load_nm(tok *t, ldctx *x, const json_t *n) {
   if (json_is_null(n) || !n) return IFT_OK;
   const char *ty = jstr(n, "type");
-  if (!ty) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer without a type", x->file);
+  if (!ty) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer without a type", x->file);
   if (!strcmp(ty, "Sequence")) {
     const json_t *a = json_object_get(n, "normalizers");
-    if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer Sequence without normalizers", x->file);
+    if (!json_is_array(a)) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer Sequence without normalizers", x->file);
     size_t i;
     const json_t *v;
     json_array_foreach(a, i, v) IFT_TRY(load_nm(t, x, v));
@@ -257,19 +253,19 @@ static ift_status load_nm(tok *t, ldctx *x, const json_t *n) {
   else if (!strcmp(ty, "Prepend")) {
     s.k = NM_PREPEND;
     const char *p = jstr(n, "prepend");
-    if (!p) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer Prepend without prepend", x->file);
-    if (!(s.a = strdup(p))) LFAIL(x, IFT_ERR_NOMEM, NULL, "normalizer");
+    if (!p) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer Prepend without prepend", x->file);
+    if (!(s.a = strdup(p))) IFT_FAIL(IFT_ERR_NOMEM, NULL, "normalizer");
   } else if (!strcmp(ty, "Replace")) {
     s.k = NM_REPLACE;
     const char *c = jstr(n, "content");
-    if (!c) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer Replace without content", x->file);
-    if (load_pattern(x, json_object_get(n, "pattern"), "normalizer Replace", &s.a, &s.re)) return x->st;
-    if (!(s.b = strdup(c))) LFAIL(x, IFT_ERR_NOMEM, NULL, "normalizer");
+    if (!c) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: normalizer Replace without content", x->file);
+    IFT_TRY(load_pattern(x, json_object_get(n, "pattern"), "normalizer Replace", &s.a, &s.re));
+    if (!(s.b = strdup(c))) IFT_FAIL(IFT_ERR_NOMEM, NULL, "normalizer");
   } else {
-    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: normalizer %s is not supported", x->file, ty);
+    IFT_FAIL(IFT_ERR_UNIMPL, HINT_UNSUP, "%s: normalizer %s is not supported", x->file, ty);
   }
   nm_step *q = realloc(t->nm, sizeof *q * (size_t)(t->nnm + 1));
-  if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "normalizer");
+  if (!q) IFT_FAIL(IFT_ERR_NOMEM, NULL, "normalizer");
   t->nm = q;
   t->nm[t->nnm++] = s;
   return IFT_OK;
@@ -280,10 +276,10 @@ static ift_status load_nm(tok *t, ldctx *x, const json_t *n) {
 static ift_status load_pt(tok *t, ldctx *x, const json_t *n) {
   if (json_is_null(n) || !n) return IFT_OK;
   const char *ty = jstr(n, "type");
-  if (!ty) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer without a type", x->file);
+  if (!ty) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer without a type", x->file);
   if (!strcmp(ty, "Sequence")) {
     const json_t *a = json_object_get(n, "pretokenizers");
-    if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer Sequence without pretokenizers", x->file);
+    if (!json_is_array(a)) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer Sequence without pretokenizers", x->file);
     size_t i;
     const json_t *v;
     json_array_foreach(a, i, v) IFT_TRY(load_pt(t, x, v));
@@ -297,16 +293,16 @@ static ift_status load_pt(tok *t, ldctx *x, const json_t *n) {
   } else if (!strcmp(ty, "Split")) {
     s.k = PT_SPLIT;
     const char *b = jstr(n, "behavior");
-    if (!b) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer Split without behavior", x->file);
+    if (!b) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer Split without behavior", x->file);
     if (!strcmp(b, "Removed")) s.beh = SB_REMOVED;
     else if (!strcmp(b, "Isolated")) s.beh = SB_ISOLATED;
     else if (!strcmp(b, "MergedWithPrevious")) s.beh = SB_PREV;
     else if (!strcmp(b, "MergedWithNext")) s.beh = SB_NEXT;
     else if (!strcmp(b, "Contiguous")) s.beh = SB_CONTIGUOUS;
-    else LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer Split: unknown behavior %s", x->file, b);
+    else IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: pre_tokenizer Split: unknown behavior %s", x->file, b);
     s.invert = jbool(x, n, "pre_tokenizer Split", "invert", 0);
     if (x->st) return x->st;
-    if (load_pattern(x, json_object_get(n, "pattern"), "pre_tokenizer Split", &s.lit, &s.re)) return x->st;
+    IFT_TRY(load_pattern(x, json_object_get(n, "pattern"), "pre_tokenizer Split", &s.lit, &s.re));
   } else if (!strcmp(ty, "Metaspace")) {
     s.k = PT_METASPACE;
     IFT_TRY(load_replacement(x, n, "pre_tokenizer Metaspace", &s.repl_cp, s.repl));
@@ -316,11 +312,11 @@ static ift_status load_pt(tok *t, ldctx *x, const json_t *n) {
     s.k = PT_DIGITS;
     s.individual = jbool(x, n, "pre_tokenizer Digits", "individual_digits", 0);
   } else {
-    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: pre_tokenizer %s is not supported", x->file, ty);
+    IFT_FAIL(IFT_ERR_UNIMPL, HINT_UNSUP, "%s: pre_tokenizer %s is not supported", x->file, ty);
   }
   if (x->st) return x->st; /* a bad boolean; nothing allocated */
   pt_step *q = realloc(t->pt, sizeof *q * (size_t)(t->npt + 1));
-  if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "pre_tokenizer");
+  if (!q) IFT_FAIL(IFT_ERR_NOMEM, NULL, "pre_tokenizer");
   t->pt = q;
   t->pt[t->npt++] = s;
   return IFT_OK;
@@ -332,10 +328,10 @@ static ift_status load_dc(tok *t, ldctx *x, const json_t *n) {
   if (json_is_null(n) || !n) return IFT_OK;
   t->has_decoder = 1;
   const char *ty = jstr(n, "type");
-  if (!ty) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: decoder without a type", x->file);
+  if (!ty) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: decoder without a type", x->file);
   if (!strcmp(ty, "Sequence")) {
     const json_t *a = json_object_get(n, "decoders");
-    if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: decoder Sequence without decoders", x->file);
+    if (!json_is_array(a)) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: decoder Sequence without decoders", x->file);
     size_t i;
     const json_t *v;
     json_array_foreach(a, i, v) IFT_TRY(load_dc(t, x, v));
@@ -352,24 +348,24 @@ static ift_status load_dc(tok *t, ldctx *x, const json_t *n) {
     const json_t *a = json_object_get(n, "start"), *b = json_object_get(n, "stop");
     if (l < 0 || c[l] || !json_is_integer(a) || !json_is_integer(b) || json_integer_value(a) < 0 ||
         json_integer_value(b) < 0 || json_integer_value(a) > 1 << 20 || json_integer_value(b) > 1 << 20)
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: decoder Strip needs one content character and start/stop counts", x->file);
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: decoder Strip needs one content character and start/stop counts", x->file);
     s.start = (int)json_integer_value(a);
     s.stop = (int)json_integer_value(b);
   } else if (!strcmp(ty, "Replace")) {
     s.k = DC_REPLACE;
     const char *c = jstr(n, "content");
-    if (!c) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: decoder Replace without content", x->file);
-    if (load_pattern(x, json_object_get(n, "pattern"), "decoder Replace", &s.lit, &s.re)) return x->st;
-    if (!(s.content = strdup(c))) LFAIL(x, IFT_ERR_NOMEM, NULL, "decoder");
+    if (!c) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: decoder Replace without content", x->file);
+    IFT_TRY(load_pattern(x, json_object_get(n, "pattern"), "decoder Replace", &s.lit, &s.re));
+    if (!(s.content = strdup(c))) IFT_FAIL(IFT_ERR_NOMEM, NULL, "decoder");
   } else if (!strcmp(ty, "Metaspace")) {
     s.k = DC_METASPACE;
     IFT_TRY(load_replacement(x, n, "decoder Metaspace", &s.cp, NULL));
     IFT_TRY(load_scheme(x, n, "decoder Metaspace", &s.scheme));
   } else {
-    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: decoder %s is not supported", x->file, ty);
+    IFT_FAIL(IFT_ERR_UNIMPL, HINT_UNSUP, "%s: decoder %s is not supported", x->file, ty);
   }
   dc_step *q = realloc(t->dc, sizeof *q * (size_t)(t->ndc + 1));
-  if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "decoder");
+  if (!q) IFT_FAIL(IFT_ERR_NOMEM, NULL, "decoder");
   t->dc = q;
   t->dc[t->ndc++] = s;
   return IFT_OK;
@@ -380,10 +376,10 @@ static ift_status load_dc(tok *t, ldctx *x, const json_t *n) {
 static ift_status load_post(tok *t, ldctx *x, const json_t *n) {
   if (json_is_null(n) || !n) return IFT_OK;
   const char *ty = jstr(n, "type");
-  if (!ty) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: post_processor without a type", x->file);
+  if (!ty) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: post_processor without a type", x->file);
   if (!strcmp(ty, "Sequence")) {
     const json_t *a = json_object_get(n, "processors");
-    if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: post_processor Sequence without processors", x->file);
+    if (!json_is_array(a)) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: post_processor Sequence without processors", x->file);
     size_t i;
     const json_t *v;
     json_array_foreach(a, i, v) IFT_TRY(load_post(t, x, v));
@@ -395,12 +391,12 @@ static ift_status load_post(tok *t, ldctx *x, const json_t *n) {
     return x->st;
   }
   if (strcmp(ty, "TemplateProcessing"))
-    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: post_processor %s is not supported", x->file, ty);
+    IFT_FAIL(IFT_ERR_UNIMPL, HINT_UNSUP, "%s: post_processor %s is not supported", x->file, ty);
   if (t->has_post)
-    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: two TemplateProcessing post-processors", x->file);
+    IFT_FAIL(IFT_ERR_UNIMPL, HINT_UNSUP, "%s: two TemplateProcessing post-processors", x->file);
   const json_t *single = json_object_get(n, "single"), *sp = json_object_get(n, "special_tokens");
   if (!json_is_array(single))
-    LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing without a single template", x->file);
+    IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing without a single template", x->file);
   size_t i;
   const json_t *v;
   json_array_foreach(single, i, v) {
@@ -408,9 +404,9 @@ static ift_status load_post(tok *t, ldctx *x, const json_t *n) {
     if (seq) {
       const char *id = jstr(seq, "id");
       if (!id || strcmp(id, "A"))
-        LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing single names sequence %s", x->file, id ? id : "?");
+        IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing single names sequence %s", x->file, id ? id : "?");
       int *q = realloc(t->post, sizeof *q * (size_t)(t->npost + 1));
-      if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "template");
+      if (!q) IFT_FAIL(IFT_ERR_NOMEM, NULL, "template");
       t->post = q;
       t->post[t->npost++] = -1;
       continue;
@@ -418,15 +414,15 @@ static ift_status load_post(tok *t, ldctx *x, const json_t *n) {
     const char *name = st ? jstr(st, "id") : NULL;
     const json_t *ids = name ? json_object_get(json_object_get(sp, name), "ids") : NULL;
     if (!json_is_array(ids))
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing: special token %s has no ids in special_tokens",
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing: special token %s has no ids in special_tokens",
             x->file, name ? name : "?");
     size_t j;
     const json_t *w;
     json_array_foreach(ids, j, w) {
       if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 1 << 30)
-        LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing: bad id of %s", x->file, name);
+        IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: TemplateProcessing: bad id of %s", x->file, name);
       int *q = realloc(t->post, sizeof *q * (size_t)(t->npost + 1));
-      if (!q) LFAIL(x, IFT_ERR_NOMEM, NULL, "template");
+      if (!q) IFT_FAIL(IFT_ERR_NOMEM, NULL, "template");
       t->post = q;
       t->post[t->npost++] = (int)json_integer_value(w);
     }
@@ -440,18 +436,18 @@ static ift_status load_post(tok *t, ldctx *x, const json_t *n) {
 static ift_status load_model(tok *t, ldctx *x, const json_t *m) {
   tok_bpe *b = &t->bpe;
   const char *ty = jstr(m, "type");
-  if (!json_is_object(m)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: no model", x->file);
+  if (!json_is_object(m)) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: no model", x->file);
   if (ty && strcmp(ty, "BPE"))
-    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: model %s is not supported (BPE only)", x->file, ty);
+    IFT_FAIL(IFT_ERR_UNIMPL, HINT_UNSUP, "%s: model %s is not supported (BPE only)", x->file, ty);
   const json_t *vocab = json_object_get(m, "vocab"), *merges = json_object_get(m, "merges");
   if (!json_is_object(vocab) || !json_is_array(merges))
-    LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model has no vocab object and merges list", x->file);
+    IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: model has no vocab object and merges list", x->file);
   const json_t *d = json_object_get(m, "dropout");
   if (d && !json_is_null(d) && json_number_value(d) != 0.0)
-    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: BPE dropout %g is not supported", x->file, json_number_value(d));
+    IFT_FAIL(IFT_ERR_UNIMPL, HINT_UNSUP, "%s: BPE dropout %g is not supported", x->file, json_number_value(d));
   const char *pre = jstr(m, "continuing_subword_prefix"), *suf = jstr(m, "end_of_word_suffix");
   if ((pre && *pre) || (suf && *suf))
-    LFAIL(x, IFT_ERR_UNIMPL, HINT_UNSUP, "%s: BPE continuing_subword_prefix / end_of_word_suffix are not supported",
+    IFT_FAIL(IFT_ERR_UNIMPL, HINT_UNSUP, "%s: BPE continuing_subword_prefix / end_of_word_suffix are not supported",
           x->file);
   b->fuse_unk = jbool(x, m, "model", "fuse_unk", 0);
   b->byte_fallback = jbool(x, m, "model", "byte_fallback", 0);
@@ -462,28 +458,28 @@ static ift_status load_model(tok *t, ldctx *x, const json_t *m) {
   int maxid = -1;
   json_object_foreach((json_t *)vocab, k, v) {
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= 1 << 24)
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model.vocab[\"%.40s\"] is not an id in [0, 2^24)", x->file, k);
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: model.vocab[\"%.40s\"] is not an id in [0, 2^24)", x->file, k);
     const int id = (int)json_integer_value(v);
-    if (smap_put(&b->vocab, k, strlen(k), id)) LFAIL(x, IFT_ERR_NOMEM, NULL, "vocab");
+    if (smap_put(&b->vocab, k, strlen(k), id)) IFT_FAIL(IFT_ERR_NOMEM, NULL, "vocab");
     if (id > maxid) maxid = id;
   }
   /* id -> token; two tokens with one id would decode differently from run
    * to run in the library (its reverse map is built from a hash map) */
   t->nvocab = b->nvocab = maxid + 1;
   b->vocab_r = calloc((size_t)b->nvocab + 1, sizeof(char *));
-  if (!b->vocab_r) LFAIL(x, IFT_ERR_NOMEM, NULL, "reverse vocabulary");
+  if (!b->vocab_r) IFT_FAIL(IFT_ERR_NOMEM, NULL, "reverse vocabulary");
   for (size_t j = 0; j < b->vocab.cap; j++) {
     if (!b->vocab.keys[j]) continue;
     const int id = b->vocab.vals[j];
     if (b->vocab_r[id])
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model.vocab gives id %d to both \"%.40s\" and \"%.40s\"", x->file, id,
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: model.vocab gives id %d to both \"%.40s\" and \"%.40s\"", x->file, id,
             b->vocab_r[id], b->vocab.keys[j]);
-    if (!(b->vocab_r[id] = strdup(b->vocab.keys[j]))) LFAIL(x, IFT_ERR_NOMEM, NULL, "reverse vocabulary");
+    if (!(b->vocab_r[id] = strdup(b->vocab.keys[j]))) IFT_FAIL(IFT_ERR_NOMEM, NULL, "reverse vocabulary");
   }
   const char *unk = jstr(m, "unk_token");
   b->unk = -1;
   if (unk && !smap_get(&b->vocab, unk, strlen(unk), &b->unk))
-    LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: unk_token %s is not in the vocabulary", x->file, unk);
+    IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: unk_token %s is not in the vocabulary", x->file, unk);
   for (int i = 0; i < 256; i++) {
     char nm[8];
     snprintf(nm, sizeof nm, "<0x%02X>", i);
@@ -497,7 +493,7 @@ static ift_status load_model(tok *t, ldctx *x, const json_t *m) {
       a = json_string_value(v);
       const char *sp = strchr(a, ' ');
       if (!sp || strchr(sp + 1, ' '))
-        LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model.merges[%zu] \"%.40s\" is not two tokens", x->file, i, a);
+        IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: model.merges[%zu] \"%.40s\" is not two tokens", x->file, i, a);
       la = (size_t)(sp - a);
       c = sp + 1;
       lc = strlen(c);
@@ -508,11 +504,11 @@ static ift_status load_model(tok *t, ldctx *x, const json_t *m) {
       la = strlen(a);
       lc = strlen(c);
     } else {
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", x->file, i);
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", x->file, i);
     }
     int ia, ic, im;
     char *ac = malloc(la + lc + 1);
-    if (!ac) LFAIL(x, IFT_ERR_NOMEM, NULL, "merges");
+    if (!ac) IFT_FAIL(IFT_ERR_NOMEM, NULL, "merges");
     memcpy(ac, a, la);
     memcpy(ac + la, c, lc);
     ac[la + lc] = 0;
@@ -520,9 +516,9 @@ static ift_status load_model(tok *t, ldctx *x, const json_t *m) {
                    smap_get(&b->vocab, ac, la + lc, &im);
     free(ac);
     if (!ok)
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: model.merges[%zu]: a token of the merge or its result is not in the vocabulary",
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: model.merges[%zu]: a token of the merge or its result is not in the vocabulary",
             x->file, i);
-    if (pmap_put(&b->merges, ia, ic, (int)i, im)) LFAIL(x, IFT_ERR_NOMEM, NULL, "merges");
+    if (pmap_put(&b->merges, ia, ic, (int)i, im)) IFT_FAIL(IFT_ERR_NOMEM, NULL, "merges");
   }
   return IFT_OK;
 }
@@ -546,33 +542,33 @@ static ift_status load_added_list(tok *t, ldctx *x, const json_t *a, smap *seen)
   json_array_foreach(a, i, v) {
     const char *c = jstr(v, "content");
     const json_t *jid = json_object_get(v, "id");
-    if (!c) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] has no \"content\" string", x->file, i);
+    if (!c) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] has no \"content\" string", x->file, i);
     if (!*c)
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] has an empty content (the tokenizers library ignores it)",
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] has an empty content (the tokenizers library ignores it)",
             x->file, i);
     if (!json_is_integer(jid) || json_integer_value(jid) < 0 || json_integer_value(jid) >= 1 << 24)
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] \"%.40s\" has no id in [0, 2^24)", x->file, i, c);
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] \"%.40s\" has no id in [0, 2^24)", x->file, i, c);
     const size_t len = strlen(c);
     const int id = (int)json_integer_value(jid);
     int j, vid;
     if (smap_get(seen, c, len, &j))
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] repeats \"%.40s\" of added_tokens[%d]", x->file, i, c, j);
-    if (smap_put(seen, c, len, (int)i)) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] repeats \"%.40s\" of added_tokens[%d]", x->file, i, c, j);
+    if (smap_put(seen, c, len, (int)i)) IFT_FAIL(IFT_ERR_NOMEM, NULL, "added tokens");
     const int in_vocab = smap_get(&b->vocab, c, len, &vid);
     const int expect = in_vocab ? vid : maxadded >= vlen ? maxadded + 1 : vlen;
     if (id != expect)
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD,
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD,
             "%s: added_tokens[%zu] \"%.40s\" has id %d but the tokenizers library gives it id %d (%s)", x->file, i, c,
             id, expect, in_vocab ? "its id in model.vocab" : "the next id after model.vocab and the added tokens before it");
     if (!in_vocab && id < b->nvocab && b->vocab_r[id])
-      LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] \"%.40s\" has id %d, the id of model.vocab's \"%.40s\"",
+      IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens[%zu] \"%.40s\" has id %d, the id of model.vocab's \"%.40s\"",
             x->file, i, c, id, b->vocab_r[id]);
     if (id > maxadded) maxadded = id;
     char where[40];
     snprintf(where, sizeof where, "added_tokens[%zu]", i);
     added_tok *k = &t->added[t->nadded++];
     k->content = strdup(c);
-    if (!k->content) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+    if (!k->content) IFT_FAIL(IFT_ERR_NOMEM, NULL, "added tokens");
     k->len = len;
     k->id = id;
     k->special = jbool(x, v, where, "special", 0);
@@ -588,9 +584,9 @@ static ift_status load_added_list(tok *t, ldctx *x, const json_t *a, smap *seen)
 
 static ift_status load_added(tok *t, ldctx *x, const json_t *a) {
   if (!a || json_is_null(a)) return IFT_OK;
-  if (!json_is_array(a)) LFAIL(x, IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens is not a list", x->file);
+  if (!json_is_array(a)) IFT_FAIL(IFT_ERR_FORMAT, HINT_BAD, "%s: added_tokens is not a list", x->file);
   t->added = calloc(json_array_size(a) + 1, sizeof *t->added);
-  if (!t->added) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+  if (!t->added) IFT_FAIL(IFT_ERR_NOMEM, NULL, "added tokens");
   smap seen = {0};
   const ift_status st = load_added_list(t, x, a, &seen);
   smap_free(&seen);
@@ -599,7 +595,7 @@ static ift_status load_added(tok *t, ldctx *x, const json_t *a) {
 
 static ift_status finish_added(tok *t, ldctx *x) {
   t->added_of_id = malloc(sizeof(int) * ((size_t)t->nvocab + 1));
-  if (!t->added_of_id) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+  if (!t->added_of_id) IFT_FAIL(IFT_ERR_NOMEM, NULL, "added tokens");
   for (int i = 0; i < t->nvocab; i++) t->added_of_id[i] = -1;
   for (int i = 0; i < t->nadded; i++) {
     added_tok *k = &t->added[i];
@@ -608,11 +604,11 @@ static ift_status finish_added(tok *t, ldctx *x) {
     if (k->normalized) { /* matched in normalized text: in its normalized form */
       tbuf b = {0};
       const int rc = normalize(t, k->content, k->len, NULL, &b, NULL);
-      if (rc == E_RE) return x->st = ift_error_last_status(); /* reported */
-      if (rc) LFAIL(x, IFT_ERR_NOMEM, NULL, "%s: normalizing added token %s", x->file, k->content);
+      if (rc == E_RE) return ift_error_last_status(); /* reported */
+      if (rc) IFT_FAIL(IFT_ERR_NOMEM, NULL, "%s: normalizing added token %s", x->file, k->content);
       k->norm = b.s ? b.s : strdup("");
       k->norm_len = b.n;
-      if (!k->norm) LFAIL(x, IFT_ERR_NOMEM, NULL, "added tokens");
+      if (!k->norm) IFT_FAIL(IFT_ERR_NOMEM, NULL, "added tokens");
       if (k->norm_len) t->first_byte[1][(unsigned char)k->norm[0]] = 1;
     }
   }
@@ -690,38 +686,28 @@ ift_status tok_load(tok **out, const char *path) {
     t->mc = pcre2_match_context_create(NULL);
     /* the interpreter's backtracking memory (the JIT has its own stack) */
     if (t->mc) pcre2_set_heap_limit(t->mc, 256 * 1024); /* KiB */
-    if (!t->bl_re || !t->md || !t->mc) {
-      st = IFT_ERR_NOMEM;
-      ift_error_set(st, __FILE__, __LINE__, "pcre2", NULL, "ByteLevel regex");
-    }
+    IFT_REQUIRE_GOTO(st, done, t->bl_re && t->md && t->mc, IFT_ERR_NOMEM, NULL, "ByteLevel regex");
   }
-  if (!st && !json_is_object(root)) {
-    st = IFT_ERR_FORMAT;
-    ift_error_set(st, __FILE__, __LINE__, "tokenizer.json", HINT_BAD, "%s: not a JSON object", file);
-  }
+  IFT_REQUIRE_GOTO(st, done, json_is_object(root), IFT_ERR_FORMAT, HINT_BAD, "%s: not a JSON object", file);
   const json_t *tr = json_object_get(root, "truncation");
-  if (!st && tr && !json_is_null(tr)) {
-    ift_error_set(IFT_ERR_UNIMPL, __FILE__, __LINE__, "tokenizer.json",
-                  "set \"truncation\": null in the file (iftrain truncates with prep --max-len)",
-                  "%s: truncation is set; iftrain does not truncate inside the tokenizer", file);
-    st = IFT_ERR_UNIMPL;
-  }
-  if (!st) st = load_model(t, &x, json_object_get(root, "model"));
-  if (!st) st = load_nm(t, &x, json_object_get(root, "normalizer"));
-  if (!st) st = load_pt(t, &x, json_object_get(root, "pre_tokenizer"));
-  if (!st) st = load_post(t, &x, json_object_get(root, "post_processor"));
-  if (!st) st = load_dc(t, &x, json_object_get(root, "decoder"));
-  if (!st) st = load_added(t, &x, json_object_get(root, "added_tokens"));
-  if (!st) st = finish_added(t, &x);
-  json_decref(root);
+  IFT_REQUIRE_GOTO(st, done, !tr || json_is_null(tr), IFT_ERR_UNIMPL,
+                   "set \"truncation\": null in the file (iftrain truncates with prep --max-len)",
+                   "%s: truncation is set; iftrain does not truncate inside the tokenizer", file);
+  IFT_TRY_GOTO(st, done, load_model(t, &x, json_object_get(root, "model")));
+  IFT_TRY_GOTO(st, done, load_nm(t, &x, json_object_get(root, "normalizer")));
+  IFT_TRY_GOTO(st, done, load_pt(t, &x, json_object_get(root, "pre_tokenizer")));
+  IFT_TRY_GOTO(st, done, load_post(t, &x, json_object_get(root, "post_processor")));
+  IFT_TRY_GOTO(st, done, load_dc(t, &x, json_object_get(root, "decoder")));
+  IFT_TRY_GOTO(st, done, load_added(t, &x, json_object_get(root, "added_tokens")));
+  IFT_TRY_GOTO(st, done, finish_added(t, &x));
   /* every id encode gives is decodable: the template's too */
-  for (int i = 0; !st && i < t->npost; i++)
-    if (t->post[i] >= 0 && !tok_token(t, t->post[i])) {
-      st = IFT_ERR_FORMAT;
-      ift_error_set(st, __FILE__, __LINE__, "tokenizer.json", HINT_BAD,
+  for (int i = 0; i < t->npost; i++)
+    if (t->post[i] >= 0 && !tok_token(t, t->post[i]))
+      IFT_FAIL_GOTO(st, done, IFT_ERR_FORMAT, HINT_BAD,
                     "%s: post_processor TemplateProcessing: id %d is not in the vocabulary (size %d)", file, t->post[i],
                     t->nvocab);
-    }
+done:
+  json_decref(root);
   if (st) {
     tok_free(t);
     return st;
