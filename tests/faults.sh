@@ -113,6 +113,9 @@ check "one rank's batch-plan allocation fails: both stop, exit 1, no hang" sh -c
 check "one rank's data read fails mid-run on 2 ranks (TP 2): no hang, exit 2" sh -c "
   IFT_FAULT=data_read@0 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --dist.tp=2 --train.steps=2 $D --ckpt.dir=$w/dr > $w/dr.log 2>&1
   rc=\$?; test \$rc -eq 2 && grep -q 'reading row' $w/dr.log"
+check "one rank's packed loss scratch fails (TP 2, packing): no hang, exit 1" sh -c "
+  IFT_FAULT=step_scratch@1 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --dist.tp=2 --train.packing=1 --train.steps=2 $D --ckpt.dir=$w/ss > $w/ss.log 2>&1
+  rc=\$?; test \$rc -eq 1 && grep -q 'rank 1/2.*packed documents' $w/ss.log && ! grep -q MPI_ABORT $w/ss.log"
 check "one rank's data read fails mid-run on 4 ranks (DP 2 x TP 2): no hang" sh -c "
   IFT_FAULT=data_read@3 $T $MPIRUN_WRAP 4 $IFTRAIN train $tiny --dist.tp=2 --train.steps=2 $D --ckpt.dir=$w/dr4 > $w/dr4.log 2>&1
   rc=\$?; test \$rc -eq 2 && grep -q 'rank 3/4.*reading row' $w/dr4.log"

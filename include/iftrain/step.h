@@ -57,6 +57,11 @@ typedef struct {
 } step_pack;
 
 ift_status step_ws_create(step_ws *w, int B, int T);
+/* Grow the scratch a micro-batch of B x T (packed: pk) needs beyond the
+ * fixed buffers (the packed loss view, the IFT loss's scratch), so that a
+ * rank short of memory fails before the micro-batch's collectives, where
+ * the failure can be agreed; the step functions call it too (a no-op then). */
+ift_status step_ws_reserve(step_ws *w, const step_pack *pk, int B, int T);
 void step_ws_destroy(step_ws *w);
 
 /* IFT steps 1-3: from the greedy predictions of the intuition pass

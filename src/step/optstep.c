@@ -96,8 +96,9 @@ ift_status step_optimizer(model *m, step_ws *w, optim_state *opt, step_zero *z, 
   for (int k = 0; k < o->nmb && st == IFT_OK; k++) {
     step_mb mb = {0};
     st = load(ctx, k, &mb, &ntok, &slots);
-    /* a read that fails on one rank is agreed before the step's
-     * collectives (tensor-parallel forward, gradient reduce) */
+    if (st == IFT_OK && mb.rows) st = step_ws_reserve(w, mb.pk, mb.rows, mb.T);
+    /* a read (or scratch) that fails on one rank is agreed before the
+     * step's collectives (tensor-parallel forward, gradient reduce) */
     if ((st = dist_agree(st, g->world)) != IFT_OK || !mb.rows) continue;
     if (loss_is_pref(cfg->kind))
       st = step_pairs_packed(m, w, &met, mb.tokens, mb.mask, mb.rows, mb.T, mb.pk, mb.ref, mb.n_global,

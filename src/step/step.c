@@ -47,12 +47,12 @@ typedef struct {
   int B, T;
 } loss_view;
 
-static ift_status view_open(step_ws *w, const step_pack *pk, const uint8_t *mask, int B, int T,
-                            int backward, loss_view *v) {
-  if (!pk) {
-    *v = (loss_view){w->logp, mask, backward ? w->dlogp : NULL, B, T};
-    return IFT_OK;
-  }
+/* The loss view's shape: the rows, or (packed) the documents and the
+ * longest of them, each checked to be a document of the micro-batch. */
+static ift_status view_shape(const step_pack *pk, int B, int T, int *vb, int *vt) {
+  *vb = B;
+  *vt = T;
+  if (!pk) return IFT_OK;
   int L = 2;
   for (int d = 0; d < pk->ndocs; d++) {
     const step_doc *dc = &pk->docs[d];
@@ -63,17 +63,45 @@ static ift_status view_open(step_ws *w, const step_pack *pk, const uint8_t *mask
                 dc->row, dc->start, dc->len, B, T);
     if (dc->len > L) L = dc->len;
   }
-  const size_t need = (size_t)pk->ndocs * L;
-  if (need > w->vcap) {
+  *vb = pk->ndocs;
+  *vt = L;
+  return IFT_OK;
+}
+
+ift_status step_ws_reserve(step_ws *w, const step_pack *pk, int B, int T) {
+  int vb, vt;
+  IFT_TRY(view_shape(pk, B, T, &vb, &vt));
+  const size_t need = (size_t)vb * vt;
+  if (pk && (need > w->vcap || core_fault("step_scratch"))) {
     core_free(w->vlogp);
     core_free(w->vdlogp);
     core_free(w->vmask);
     w->vlogp = core_alloc(need * sizeof(float));
     w->vdlogp = core_alloc(need * sizeof(float));
     w->vmask = core_alloc(need);
-    w->vcap = w->vlogp && w->vdlogp && w->vmask ? need : 0;
-    IFT_REQUIRE(w->vcap, IFT_ERR_NOMEM, NULL, "the packed documents' loss view (%d x %d)", pk->ndocs, L);
+    w->vcap = w->vlogp && w->vdlogp && w->vmask && !core_fault("step_scratch") ? need : 0;
+    IFT_REQUIRE(w->vcap, IFT_ERR_NOMEM, NULL, "the packed documents' loss view (%d x %d)", vb, vt);
   }
+  /* the IFT loss's scratch: a packed micro-batch's documents can outnumber its rows */
+  const size_t lneed = LOSS_IFT_SCRATCH(vb, vt);
+  if (lneed > w->lcap) {
+    core_free(w->lscr);
+    w->lscr = core_alloc(lneed * sizeof(double));
+    w->lcap = w->lscr ? lneed : 0;
+    IFT_REQUIRE(w->lscr, IFT_ERR_NOMEM, NULL, "the IFT loss's scratch (%d x %d)", vb, vt);
+  }
+  return IFT_OK;
+}
+
+static ift_status view_open(step_ws *w, const step_pack *pk, const uint8_t *mask, int B, int T,
+                            int backward, loss_view *v) {
+  IFT_TRY(step_ws_reserve(w, pk, B, T)); /* nothing to do when the caller reserved */
+  if (!pk) {
+    *v = (loss_view){w->logp, mask, backward ? w->dlogp : NULL, B, T};
+    return IFT_OK;
+  }
+  int vb, L;
+  IFT_TRY(view_shape(pk, B, T, &vb, &L));
   for (int d = 0; d < pk->ndocs; d++) {
     const step_doc *dc = &pk->docs[d];
     const size_t src = (size_t)dc->row * T + dc->start, dst = (size_t)d * L;
@@ -83,19 +111,7 @@ static ift_status view_open(step_ws *w, const step_pack *pk, const uint8_t *mask
     memset(w->vlogp + dst + dc->len, 0, sizeof(float) * (size_t)(L - dc->len));
     memset(w->vmask + dst + dc->len, 0, (size_t)(L - dc->len));
   }
-  *v = (loss_view){w->vlogp, w->vmask, backward ? w->vdlogp : NULL, pk->ndocs, L};
-  return IFT_OK;
-}
-
-/* The IFT loss's scratch for a B x T view, grown on demand (a packed
- * micro-batch's documents can outnumber its rows). */
-static ift_status loss_scratch(step_ws *w, int B, int T) {
-  const size_t need = LOSS_IFT_SCRATCH(B, T);
-  if (need <= w->lcap) return IFT_OK;
-  core_free(w->lscr);
-  w->lscr = core_alloc(need * sizeof(double));
-  w->lcap = w->lscr ? need : 0;
-  IFT_REQUIRE(w->lscr, IFT_ERR_NOMEM, NULL, "the IFT loss's scratch (%d x %d)", B, T);
+  *v = (loss_view){w->vlogp, w->vmask, backward ? w->vdlogp : NULL, vb, L};
   return IFT_OK;
 }
 
@@ -150,7 +166,6 @@ ift_status step_microbatch_packed(model *m, step_ws *w, loss_metrics *met, const
     }
     IFT_TRY(model_forward(m, w->logp, NULL, &in, B, T, backward));
     IFT_TRY(view_open(w, pk, mask, B, T, backward, &v));
-    IFT_TRY(loss_scratch(w, v.B, v.T));
     loss_ift(v.dlogp, NULL, &mb, v.logp, v.mask, v.B, v.T, n_global, &cfg->ift, w->lscr);
   } else {
     IFT_REQUIRE(cfg->kind == LOSS_SFT, IFT_ERR_ARG,
