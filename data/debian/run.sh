@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The real-data pipeline of data/debian/README.md, one stage at a time:
+#   data/debian/run.sh corpus     gather the corpus, tokenise it (prep)
+#   data/debian/run.sh instruct   WordNet conversations and preference pairs, tokenised
+#   data/debian/run.sh init       the base model's starting HF directory (random weights,
+#                                 the Mistral tokenizer's files)
+#   data/debian/run.sh base       pretrain (slurm/train.sbatch: sbatch when Slurm answers,
+#                                 else run in place; resumable: run it again after a stop)
+#   data/debian/run.sh export     export the base model (HF directory) + held-out perplexity
+# Environment: RUN (output root, default runs/debian), IFTRAIN (the binary, default
+# ./iftrain), NTASKS (ranks, default 2), THREADS (per rank, default 1), MAX_CHARS
+# (longest corpus piece, default 1200), BASE_ARGS (extra `iftrain train` options).
+# Every stage skips work whose output is complete; outputs are written under a
+# temporary name and renamed, so a stopped stage leaves nothing half-made.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+RUN=${RUN:-runs/debian}
+IFTRAIN=${IFTRAIN:-$root/iftrain}
+NTASKS=${NTASKS:-2}
+THREADS=${THREADS:-1}
+MAX_CHARS=${MAX_CHARS:-1200}
+MAX_LEN=512
+tok="$RUN/tokenizer"
+
+die() { echo "run.sh: $*" >&2; exit 2; }
+[ -x "$IFTRAIN" ] || die "no iftrain binary at $IFTRAIN (build it: ./bootstrap.sh, or set IFTRAIN)"
+mkdir -p "$RUN"
+
+tokenizer() {
+  [ -f "$tok/tokenizer.json" ] && return
+  mkdir -p "$tok.tmp"
+  gzip -dc "$root/tests/tok/data/mistral/tokenizer.json.gz" > "$tok.tmp/tokenizer.json"
+  cp "$root/tests/tok/data/mistral/tokenizer_config.json" "$root/tests/tok/data/mistral/LICENSE" "$tok.tmp/"
+  mv "$tok.tmp" "$tok"
+}
+
+prep() {   # prep IN.jsonl OUT.h5 [options]: skipped when OUT is newer than IN
+  local in=$1 out=$2; shift 2
+  if [ -f "$out" ] && [ "$out" -nt "$in" ]; then echo "run.sh: $out is up to date"; return; fi
+  mpirun --allow-run-as-root --oversubscribe -n "$NTASKS" "$IFTRAIN" prep "$in" -o "$out" \
+    --tokenizer "$tok" --quiet "$@"
+}
+
+case ${1:-} in
+  corpus)
+    tokenizer
+    if [ ! -f "$RUN/corpus/stats.json" ]; then
+      python3 "$here/gather_corpus.py" -o "$RUN/corpus" --max-chars "$MAX_CHARS"
+    fi
+    prep "$RUN/corpus/train.jsonl" "$RUN/corpus_train.h5" --max-len "$MAX_LEN"
+    prep "$RUN/corpus/heldout.jsonl" "$RUN/corpus_heldout.h5" --max-len "$MAX_LEN"
+    ;;
+  instruct)
+    tokenizer
+    [ -f "$RUN/instruct/stats.json" ] || python3 "$here/make_instruct.py" -o "$RUN/instruct"
+    # the Mistral tokenizer_config.json carries no chat template: name it
+    for n in sft_train sft_test pref_train pref_test; do
+      prep "$RUN/instruct/$n.jsonl" "$RUN/$n.h5" --chat-template=mistral
+    done
+    ;;
+  init)
+    # iftrain has no key yet for a fresh model with a Hugging Face tokenizer:
+    # step 0 of a model built from base.ini (on a stand-in byte data set,
+    # which only has to fit the vocabulary), exported, joined by the
+    # tokenizer's files, with the tokenizer's BOS/EOS ids in config.json
+    tokenizer
+    if [ ! -f "$RUN/init-hf/config.json" ]; then
+      rm -rf "$RUN/init-ckpt" "$RUN/init-hf" "$RUN/init-hf.tmp"
+      "$IFTRAIN" train --config "$here/base.ini" --train.steps=0 --ckpt.dir="$RUN/init-ckpt" \
+        --data.train="$root/data/arith_train.h5" --data.eval= --quiet
+      "$IFTRAIN" export "$RUN/init-ckpt" -o "$RUN/init-hf.tmp" --no-tokenizer
+      cp "$tok/tokenizer.json" "$tok/tokenizer_config.json" "$tok/LICENSE" "$RUN/init-hf.tmp/"
+      python3 - "$RUN/init-hf.tmp" <<'PY'
+import json, sys
+d = sys.argv[1]
+tc = json.load(open(d + "/tokenizer_config.json"))
+ids = {t["content"]: t["id"] for t in json.load(open(d + "/tokenizer.json"))["added_tokens"]}
+def tok(k):
+    v = tc.get(k)
+    return ids[v if isinstance(v, str) else v["content"]]
+for name in ("config.json", "generation_config.json"):
+    c = json.load(open(d + "/" + name))
+    c["bos_token_id"], c["eos_token_id"] = tok("bos_token"), tok("eos_token")
+    json.dump(c, open(d + "/" + name, "w"), indent=2)
+PY
+      mv "$RUN/init-hf.tmp" "$RUN/init-hf"
+      rm -rf "$RUN/init-ckpt"
+    fi
+    echo "run.sh: base model's starting directory: $RUN/init-hf"
+    ;;
+  base)
+    [ -f "$RUN/init-hf/config.json" ] || die "run 'init' first"
+    args=(--config "$here/base.ini" --ckpt.init="$RUN/init-hf"
+          --data.train="$RUN/corpus_train.h5" --data.eval="$RUN/corpus_heldout.h5")
+    # shellcheck disable=SC2206  # BASE_ARGS is a list of options
+    args+=(${BASE_ARGS:-})
+    if sinfo -h > /dev/null 2>&1; then
+      RUN_DIR="$RUN/base" sbatch --job-name=debian-base --ntasks="$NTASKS" \
+        --cpus-per-task="$THREADS" --time=12:00:00 "$root/slurm/train.sbatch" "${args[@]}"
+    else
+      echo "run.sh: no Slurm here: running slurm/train.sbatch in place (rerun to resume)"
+      RUN_DIR="$RUN/base" NTASKS="$NTASKS" bash "$root/slurm/train.sbatch" "${args[@]}"
+    fi
+    ;;
+  export)
+    [ -d "$RUN/base/ckpt" ] || die "no $RUN/base/ckpt: run 'base' first"
+    [ -d "$RUN/base-hf" ] || "$IFTRAIN" export "$RUN/base/ckpt" -o "$RUN/base-hf"
+    mpirun --allow-run-as-root --oversubscribe -n "$NTASKS" "$IFTRAIN" eval --ckpt "$RUN/base/ckpt" \
+      --data "$RUN/corpus_heldout.h5" --max-new-tokens 1 --json | tee "$RUN/base-heldout.json"
+    ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
