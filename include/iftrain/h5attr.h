@@ -1,7 +1,8 @@
 /* h5attr — the HDF5 and file helpers shared by the data sets (data) and the
  * checkpoints (ckpt): the HDF5 check of the error convention (core.h), the
- * one string-attribute writer, and the space reservation made before a
- * collective (parallel HDF5) write. */
+ * attribute readers, the one string-attribute writer, and the space
+ * reservation made before a collective (parallel HDF5) write.  Defined in
+ * src/data/h5util.c. */
 #ifndef IFTRAIN_H5ATTR_H
 #define IFTRAIN_H5ATTR_H
 
@@ -39,6 +40,22 @@ extern "C" {
 /* Scalar string attribute `name` = v on obj (an existing one is replaced);
  * negative on failure. */
 herr_t ift_h5_attr_str(hid_t obj, const char *name, const char *v);
+
+/* Attribute `name` of obj read into *v as a long / a double (HDF5 converts
+ * from any integer or float type it is stored as); 0, or negative when obj
+ * has no such attribute or it cannot be read as one (*v then unchanged or
+ * undefined). */
+herr_t ift_h5_attr_get_long(hid_t obj, const char *name, long *v);
+herr_t ift_h5_attr_get_double(hid_t obj, const char *name, double *v);
+
+/* String attribute `name` of obj (fixed-length, any stored length) as a
+ * malloc'd NUL-terminated string the caller frees; NULL when it is absent,
+ * not a fixed-length string, or cannot be read or allocated. */
+char *ift_h5_attr_dup_str(hid_t obj, const char *name);
+
+/* The same string into out[0..n) (truncated to n - 1 bytes); 0, or negative
+ * on the failures of ift_h5_attr_dup_str, with out = "". */
+herr_t ift_h5_attr_get_str(hid_t obj, const char *name, char *out, size_t n);
 
 /* Make sure the file system will take `need` bytes at `path` before a
  * parallel HDF5 file is written there: a parallel file whose writes fail
