@@ -20,7 +20,9 @@ are about words no training conversation mentions as the asked word.
 
 Output in OUT: sft_train.jsonl / sft_test.jsonl ({"messages": [...]}),
 pref_train.jsonl / pref_test.jsonl ({"prompt": [...], "chosen": [...],
-"rejected": [...]}, message lists), words_test.txt and stats.json.
+"rejected": [...]}, message lists), qa_test.jsonl (every held-out turn as its
+own row: {"prompt": [the conversation so far], "completion": [the answer]},
+for exact match and ROUGE-L of the one answer), words_test.txt and stats.json.
 Deterministic.
 
   python3 data/debian/make_instruct.py -o runs/wn/instruct [--test 0.1]
@@ -114,7 +116,7 @@ def main():
     ans = {w: answers(w) for w in order}
     os.makedirs(a.out, exist_ok=True)
     outs = {n: open(os.path.join(a.out, n + ".jsonl.tmp"), "w", encoding="utf-8")
-            for n in ("sft_train", "sft_test", "pref_train", "pref_test")}
+            for n in ("sft_train", "sft_test", "pref_train", "pref_test", "qa_test")}
     stats = {"words": {"train": 0, "test": 0}, "turns": {"train": 0, "test": 0},
              "pairs": {"train": 0, "test": 0}, "rejected_from": {"other_sense": 0, "neighbour": 0}}
     test_words = []
@@ -143,6 +145,10 @@ def main():
         msgs = []
         for q, right, wrong in turns:
             msgs.append({"role": "user", "content": q})
+            if split == "test":
+                outs["qa_test"].write(json.dumps(
+                    {"prompt": list(msgs), "completion": [{"role": "assistant", "content": right}]},
+                    ensure_ascii=False) + "\n")
             if wrong:
                 outs["pref_" + split].write(json.dumps(
                     {"prompt": list(msgs), "chosen": [{"role": "assistant", "content": right}],

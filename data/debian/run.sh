@@ -55,7 +55,7 @@ case ${1:-} in
     tokenizer
     [ -f "$RUN/instruct/stats.json" ] || python3 "$here/make_instruct.py" -o "$RUN/instruct"
     # the Mistral tokenizer_config.json carries no chat template: name it
-    for n in sft_train sft_test pref_train pref_test; do
+    for n in sft_train sft_test pref_train pref_test qa_test; do
       prep "$RUN/instruct/$n.jsonl" "$RUN/$n.h5" --chat-template=mistral
     done
     ;;
