@@ -7,7 +7,7 @@
 # speeds up writing large files when present.
 #
 #   hfref.py make DIR --seed S [model options]        write a random HF model directory
-#   hfref.py logits DIR --tokens 1,2,3 [--out F]      float64 forward: logits, log p
+#   hfref.py logits DIR --tokens 1,2,3 [--out F] [--f32] [--no-logits]   float64 forward: logits, log p
 #   hfref.py grad DIR --tokens ... --mask 0,1,... [--ift L,G] [--dlogp ...] [--out F.json|F.safetensors]
 #   hfref.py rope DIR [--f32]                         RoPE inverse frequencies of DIR's config
 #   hfref.py compare A_DIR B_DIR                      exit 0 when tensors and model config agree
@@ -565,14 +565,21 @@ def write_out(obj, out):
 
 
 def cmd_logits(a):
-    _, p, W = load_model(a.dir)
+    # --f32: the same forward in float32 (weights, RoPE tables and arithmetic, as transformers runs
+    # an F32 model): its distance from the float64 result is what float32 rounding alone costs, the
+    # scale for a float32 implementation's tolerance.  --no-logits: logp and sum only (a 32000-word
+    # vocabulary makes the logits rows megabytes of JSON).
+    _, p, W = load_model(a.dir, torch.float32 if a.f32 else torch.float64)
     tokens = parse_list(a.tokens, int, "--tokens")
     if len(tokens) < 1:
         raise InputError("--tokens: empty")
     with torch.no_grad():
         lg = forward(p, W, tokens)
         lp = token_logp(lg, tokens)
-    write_out({"tokens": tokens, "logits": lg.tolist(), "logp": lp.tolist(), "sum": float(lp.sum())}, a.out)
+    out = {"tokens": tokens, "logp": lp.tolist(), "sum": float(lp.sum())}
+    if not a.no_logits:
+        out["logits"] = lg.tolist()
+    write_out(out, a.out)
     return 0
 
 
@@ -833,6 +840,8 @@ def main(argv=None):
     lg.add_argument("dir")
     lg.add_argument("--tokens", required=True)
     lg.add_argument("--out")
+    lg.add_argument("--f32", action="store_true", help="the forward in float32 instead of float64")
+    lg.add_argument("--no-logits", action="store_true", help="omit the logits rows from the output")
     gr = sub.add_parser("grad", help="SFT or IFT loss (or sum dlogp*logp) and its gradient, float64 autograd")
     gr.add_argument("dir")
     gr.add_argument("--tokens", required=True, help="comma list; several rows (same length) separated by ';'")

@@ -48,3 +48,18 @@ finish() {
   [ "$fail" -eq 0 ] || { echo "$fail $1 check(s) failed"; exit 1; }
   exit 0
 }
+# hf_tokenizer NAME DIR: the stored tokenizer NAME of tests/tok/data (gpt2,
+# llama3, llama3_instruct, mistral, qwen3) into DIR -- tokenizer.json and,
+# where stored, tokenizer_config.json -- each checked against
+# tests/tok/data/SHA256SUMS (tests/tok/unpack.sh does all five at once).
+hf_tokenizer() {
+  td=$here/../tok/data
+  mkdir -p "$2" && gzip -dc "$td/$1/tokenizer.json.gz" > "$2/tokenizer.json" || return 1
+  if [ -f "$td/$1/tokenizer_config.json" ]; then cp "$td/$1/tokenizer_config.json" "$2/" || return 1; fi
+  for f in tokenizer.json tokenizer_config.json; do
+    [ -f "$2/$f" ] || continue
+    want=$(grep " $1/$f\$" "$td/SHA256SUMS" | cut -c1-64)
+    [ -n "$want" ] && [ "$(sha256sum < "$2/$f" | cut -c1-64)" = "$want" ] ||
+      { echo "$2/$f: not the file of tests/tok/data/SHA256SUMS"; return 1; }
+  done
+}
