@@ -10,7 +10,7 @@
 
 #include "harness.h"
 #include "iftrain/app.h"
-#include "iftrain/config.h"
+#include "../src/app/app_config.h"
 
 static char dir[] = "/tmp/ift_config_XXXXXX";
 

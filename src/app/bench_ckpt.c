@@ -8,7 +8,7 @@
 
 #include "iftrain/app.h"
 #include "iftrain/ckpt.h"
-#include "iftrain/config.h"
+#include "app_config.h"
 #include "iftrain/dist.h"
 
 static const char ckpt_bench_help[] =

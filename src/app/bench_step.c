@@ -6,7 +6,7 @@
 #include <sys/resource.h>
 
 #include "iftrain/app.h"
-#include "iftrain/config.h"
+#include "app_config.h"
 #include "iftrain/kern.h"
 #include "iftrain/optim.h"
 #include "iftrain/step.h"

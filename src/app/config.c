@@ -5,7 +5,7 @@
  * documenting: config_help.c; whole-configuration checks: config_check.c
  * (all of them through config_keys.h). */
 #include "config.h"
-#include "iftrain/config.h"
+#include "app_config.h"
 
 #include <ctype.h>
 #include <stddef.h>

@@ -4,7 +4,7 @@
  * packing, the tensor-parallel layout) and the 2D grid dist.tp_mode = 2d
  * uses (app_tp_grid). */
 #include "config.h"
-#include "iftrain/config.h"
+#include "app_config.h"
 
 #include <string.h>
 

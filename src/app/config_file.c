@@ -5,7 +5,7 @@
  * of config.c (a key set twice in one file is refused); then the
  * --section.key=value overrides of the command line. */
 #include "config.h"
-#include "iftrain/config.h"
+#include "app_config.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -3,7 +3,7 @@
  * key with its default, choices and range (--help-config), and the same as
  * the markdown reference docs/config.md (--help-config=markdown). */
 #include "config.h"
-#include "iftrain/config.h"
+#include "app_config.h"
 
 #include <stdint.h>
 #include <stdio.h>

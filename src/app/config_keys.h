@@ -1,5 +1,5 @@
 /* config_keys — the key table of the configuration, shared by the files of
- * src/app/ that implement include/iftrain/config.h (internal, not exported):
+ * src/app/ that implement src/app/app_config.h (internal, not exported):
  * config.c holds the table, the defaults and the setting of one key (enum
  * names, "did you mean"); config_file.c reads INI files; config_help.c
  * writes a configuration and its documentation; config_check.c checks a
@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #include "iftrain/app.h"
-#include "iftrain/config.h"
+#include "app_config.h"
 
 typedef enum { K_INT, K_LONG, K_DOUBLE, K_BOOL, K_STR, K_ENUM, K_U64 } key_type;
 

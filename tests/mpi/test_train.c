@@ -8,7 +8,7 @@
 
 #include "iftrain/app.h"
 #include "iftrain/kern.h"
-#include "iftrain/train.h"
+#include "../../src/app/app_train.h"
 #include "mpi_harness.h"
 
 static char data_path[256];
