@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "iftrain/app.h"
+#include "../src/app/app.h"
 #include "../src/app/app_config.h"
 
 static char dir[] = "/tmp/ift_config_XXXXXX";

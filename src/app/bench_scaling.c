@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "app_config.h"
 #include "iftrain/dist.h"
 #include "iftrain/kern.h"

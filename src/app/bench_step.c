@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "app_config.h"
 #include "iftrain/kern.h"
 #include "iftrain/optim.h"

@@ -14,7 +14,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "config_keys.h"
 
 /* The ranges live here, beside the keys, so that loading, app_config_check

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "config_keys.h"
 
 void app_tp_grid(const app_config *c, int *pr, int *pc) {

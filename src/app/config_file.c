@@ -18,7 +18,7 @@
 
 #include <ini.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "config_keys.h"
 
 /* The most characters before a line's '#' comment that are read (a comment

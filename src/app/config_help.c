@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "config_keys.h"
 
 /* Whether "section.key" starts another section than the one in section[32]

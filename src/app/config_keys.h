@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "app_config.h"
 
 typedef enum { K_INT, K_LONG, K_DOUBLE, K_BOOL, K_STR, K_ENUM, K_U64 } key_type;

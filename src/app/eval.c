@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/chat.h"
 #include "iftrain/ckpt.h"
 #include "iftrain/data.h"

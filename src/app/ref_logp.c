@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/ckpt.h"
 #include "iftrain/data.h"
 #include "app_train.h"

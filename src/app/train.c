@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/ckpt.h"
 #include "app_config.h"
 #include "iftrain/data.h"

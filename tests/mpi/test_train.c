@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "../../src/app/app.h"
 #include "iftrain/kern.h"
 #include "../../src/app/app_train.h"
 #include "mpi_harness.h"
