@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "iftrain/app.h"
-#include "iftrain/config.h"
+#include "../src/app/app.h"
+#include "../src/app/app_config.h"
 
 static char dir[] = "/tmp/ift_config_XXXXXX";
 

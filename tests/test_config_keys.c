@@ -1,4 +1,4 @@
-/* config keys (include/iftrain/config.h): the defaults of docs/config.md,
+/* config keys (src/app/app_config.h): the defaults of docs/config.md,
  * a key of every type (integer, number, choice, string, 0 or 1) set from a
  * command-line override and from a file (the override winning), a refused
  * value of every type naming the key and leaving it as it was, and the "did
@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "iftrain/config.h"
+#include "../src/app/app_config.h"
 #include "tmpdir.h"
 
 #define TMPL "/tmp/ift_test_config_keys_XXXXXX"

@@ -1,7 +1,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 
 static const struct {
   const char *name;

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/ckpt.h"
-#include "iftrain/config.h"
+#include "app_config.h"
 #include "iftrain/dist.h"
 
 static const char ckpt_bench_help[] =

@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/dist.h"
 #include "iftrain/kern.h"
 #include "iftrain/scalapack.h"

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iftrain/app.h"
-#include "iftrain/config.h"
+#include "app.h"
+#include "app_config.h"
 #include "iftrain/dist.h"
 #include "iftrain/kern.h"
 #include "iftrain/optim.h"

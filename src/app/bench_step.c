@@ -5,8 +5,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "iftrain/app.h"
-#include "iftrain/config.h"
+#include "app.h"
+#include "app_config.h"
 #include "iftrain/kern.h"
 #include "iftrain/optim.h"
 #include "iftrain/step.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/dist.h"
 #include "iftrain/tok.h"
 

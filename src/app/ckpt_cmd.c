@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/ckpt.h"
 #include "iftrain/data.h"
 

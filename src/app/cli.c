@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "iftrain/app.h"
+#include "app.h"
 
 app_global app_g;
 

@@ -9,12 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/chat.h"
 #include "iftrain/ckpt.h"
 #include "iftrain/data.h"
 #include "iftrain/tok.h"
-#include "iftrain/train.h"
+#include "app_train.h"
 
 const char app_eval_help[] =
     "Held-out loss and greedy exact-match accuracy of a checkpoint on a data set.\n"
@@ -104,7 +104,7 @@ static int parse(int argc, char **argv, ev_opts *o, const char *cmd) {
   return 0;
 }
 
-/* declared in train.h */
+/* declared in app_train.h */
 ift_status app_eval_load(train_ctx *tc, const char *ckpt_arg, const char *eval_data, int mb, int T,
                             int verify, int tp, int tp_2d, char **origin_out) {
   memset(tc, 0, sizeof *tc); /* destroyable even when reading the config fails */

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/ckpt.h"
 #include "iftrain/data.h"
 #include "iftrain/dist.h"

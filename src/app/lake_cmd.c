@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/lake.h"
 
 const char app_lake_help[] =

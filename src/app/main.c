@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/dist.h"
 #include "iftrain/kern.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/data.h"
 
 const char app_prep_help[] =

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/ckpt.h"
 #include "iftrain/data.h"
-#include "iftrain/train.h"
+#include "app_train.h"
 
 /* iftrain prep --ref-logp: the reference model's summed answer log-probs of
  * every pair, rows split over the ranks (micro-batches of mb pairs), summed

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/chat.h"
 #include "iftrain/tok.h"
 

@@ -10,15 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "app.h"
 #include "iftrain/ckpt.h"
-#include "iftrain/config.h"
+#include "app_config.h"
 #include "iftrain/data.h"
 #include "iftrain/dist.h"
 #include "iftrain/kern.h"
 #include "iftrain/sched.h"
 #include "iftrain/step.h"
-#include "iftrain/train.h"
+#include "app_train.h"
 
 static int data_len_cb(const void *ctx, long i) { return data_len((const data_set *)ctx, i); }
 

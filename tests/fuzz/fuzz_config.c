@@ -3,7 +3,7 @@
  * (--section.key=value); the rest is the config file.  A config that loads is
  * also checked (app_config_check) and written back (app_config_write). */
 #include "fuzz_common.h"
-#include "iftrain/config.h"
+#include "../../src/app/app_config.h"
 
 static char ini_path[512];
 

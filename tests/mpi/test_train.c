@@ -6,9 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "iftrain/app.h"
+#include "../../src/app/app.h"
 #include "iftrain/kern.h"
-#include "iftrain/train.h"
+#include "../../src/app/app_train.h"
 #include "mpi_harness.h"
 
 static char data_path[256];

@@ -1,5 +1,7 @@
-/* Configuration: the contract every tool, script and test uses (every key:
- * docs/config.md, generated from the table in src/app/config.c).  INI
+/* app_config — the configuration: a header of the app layer (src/app/, not
+ * the library's include/: nothing below app reads it) and the contract every
+ * tool, script and test uses (every key: docs/config.md, generated from the
+ * table in src/app/config.c).  INI
  * files read with inih: [section] headers, key = value, '#' comments, an
  * optional UTF-8 BOM, CRLF lines; on the command line --section.key=value
  * overrides the file.  Every
@@ -9,8 +11,8 @@
  * NaN/Inf, numbers with trailing characters or beyond their C type, lines
  * longer than inih reads whole, and --config paths that are not regular files are all
  * IFT_ERR_CONFIG. */
-#ifndef IFTRAIN_CONFIG_H
-#define IFTRAIN_CONFIG_H
+#ifndef IFTRAIN_APP_CONFIG_H
+#define IFTRAIN_APP_CONFIG_H
 
 #include <stdint.h>
 #include <stdio.h>

@@ -1,4 +1,5 @@
-/* app — the iftrain subcommands and their shared command-line handling.
+/* app — the iftrain subcommands and their shared command-line handling (a
+ * header of the app layer, beside its sources: no library module includes it).
  * Every subcommand is `int app_X(int argc, char **argv)` with argv[0] the
  * subcommand name; it returns the process exit code (0 ok, 1 failure,
  * 2 usage error, 3 not implemented in this build). */

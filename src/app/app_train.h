@@ -1,9 +1,9 @@
 /* train — the training job behind `iftrain train` and `iftrain eval`
  * (app layer): rank grid, data sets, model, scheduler, optimizer. */
-#ifndef IFTRAIN_TRAIN_H
-#define IFTRAIN_TRAIN_H
+#ifndef IFTRAIN_APP_TRAIN_H
+#define IFTRAIN_APP_TRAIN_H
 
-#include "iftrain/config.h"
+#include "app_config.h"
 #include "iftrain/data.h"
 #include "iftrain/dist.h"
 #include "iftrain/model.h"
