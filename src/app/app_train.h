@@ -44,10 +44,31 @@ void train_ctx_destroy(train_ctx *tc);
 ift_status app_eval_load(train_ctx *tc, const char *ckpt_arg, const char *eval_data, int mb, int T,
                          int verify, int tp, int tp_2d, char **origin_out);
 
-/* Held-out mean NLL and greedy exact-match accuracy on up to max_samples
- * rows of d (0 = all), generating at most max_new tokens per row. */
+/* Held-out evaluation (src/app/evaluate.c) of up to max_samples rows of d
+ * (0 = all). A row's answer is its first run of loss-masked tokens; greedy
+ * decoding from the prompt before it runs until the answer's own last
+ * (end-of-turn) token or max_new tokens. */
+typedef struct {
+  long rows;       /* rows evaluated */
+  double loss;     /* mean over rows of the row's mean answer NLL */
+  double exact;    /* fraction of rows whose greedy answer is the answer, end of turn included */
+  double rouge_l;  /* mean ROUGE-L F1 over tokens of greedy answer against answer (end of turn left out) */
+  long pairs;      /* pairs scored (data sets with /chosen and /rejected; else 0) */
+  double pref_acc; /* fraction of pairs whose chosen answer has the higher summed log-prob */
+} eval_result;
+ift_status train_evaluate(train_ctx *tc, data_set *d, int max_samples, int max_new, eval_result *r);
+/* train_evaluate's loss and exact match alone. */
 ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, double *loss,
                       double *exact);
+/* ROUGE-L F1 of token sequences gen[0..n) and ref[0..m) (LCS-based; 1 when
+ * both are empty). */
+double eval_rouge_l(const int *gen, int n, const int *ref, int m);
+
+/* Read rows[0..nb) of group (NULL: the main rows; "chosen"; "rejected") into
+ * padded [nb, T] buffers (position 0 masked), T = the longest row capped at
+ * seq_len; *ntok accumulates the tokens read. */
+ift_status train_load_group(data_set *d, const char *group, const long *rows, int nb, int seq_len,
+                            int *tok, uint8_t *mask, int *T_out, long *ntok);
 
 /* Read the pairs rows[0..nb) into padded [2nb, T] buffers (chosen rows
  * first, then rejected; position 0 masked), T = the longest row capped at

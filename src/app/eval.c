@@ -17,11 +17,22 @@
 #include "app_train.h"
 
 const char app_eval_help[] =
-    "Held-out loss and greedy exact-match accuracy of a checkpoint on a data set.\n"
+    "Held-out loss, greedy exact match and ROUGE-L of a checkpoint on a data set;\n"
+    "on a preference data set also the preference accuracy.\n"
     "  iftrain eval --ckpt FILE --data FILE.h5 [--max-samples N] [--max-new-tokens N]\n"
     "               [--micro-batch N] [--tp N [--tp-mode 2d]] [--json] [--no-verify]\n\n"
-    "The model config is read from the checkpoint. Exact match: greedy decoding from\n"
-    "each row's prompt reproduces every answer token up to and including <eos>.\n"
+    "The model config is read from the checkpoint. A row's answer is its first run of\n"
+    "loss tokens (in a conversation: the first assistant turn), ending with the end-of-\n"
+    "turn token it was prepared with (<eos>, </s>, <|im_end|>, ...); the prompt is what\n"
+    "comes before it. Greedy decoding from the prompt runs until that token or\n"
+    "--max-new-tokens (default 64). held-out loss: the mean over rows of the answer's\n"
+    "mean NLL (nats per token). exact match: the greedy answer is the answer, token for\n"
+    "token, end of turn included. ROUGE-L: F1 of the longest common subsequence of the\n"
+    "greedy answer's and the answer's tokens (end of turn left out), mean over rows.\n"
+    "preference accuracy (sets with /chosen and /rejected): fraction of pairs whose\n"
+    "chosen answer has the higher summed log-probability under the model.\n"
+    "--json: one line {ckpt, data, samples, eval_loss, exact_match, rouge_l[, pairs,\n"
+    "pref_acc]}.\n"
     "Runs on any number of ranks (rows are split over the replicas; --tp N ranks per\n"
     "replica, as dist.tp / dist.tp_mode). FILE may also be a\n"
     "checkpoint directory (its latest). Every tensor's checksum is verified on load\n"
@@ -154,25 +165,35 @@ int app_eval(int argc, char **argv) {
   ift_status st = data_open(&d, o.data, MPI_COMM_WORLD, 0);
   if (st == IFT_OK) {
     for (long i = 0; i < d.n; i++) longest = data_len(&d, i) > longest ? data_len(&d, i) : longest;
+    if (d.has_pairs && data_max_pair_len(&d) > longest) longest = data_max_pair_len(&d);
     data_close(&d);
   } else {
     return app_exit_code(st); /* printed where it happened */
   }
   train_ctx tc;
   st = app_eval_load(&tc, o.ckpt, o.data, o.mb, (int)(longest + o.max_new + 1), !o.no_verify, o.tp, o.tp_2d, NULL);
-  double loss = 0, exact = 0;
-  if (st == IFT_OK) st = train_eval(&tc, &tc.eval, o.max_samples, o.max_new, &loss, &exact);
-  long n = tc.have_eval ? tc.eval.n : 0;
+  eval_result r = {0};
+  if (st == IFT_OK) st = train_evaluate(&tc, &tc.eval, o.max_samples, o.max_new, &r);
   train_ctx_destroy(&tc);
   if (st != IFT_OK) return app_exit_code(st);
-  if (o.max_samples > 0 && n > o.max_samples) n = o.max_samples;
   if (core_rank() == 0) {
-    if (o.json)
-      printf("{\"ckpt\":\"%s\",\"data\":\"%s\",\"samples\":%ld,\"eval_loss\":%.6f,\"exact_match\":%.4f}\n",
-             o.ckpt, o.data, n, loss, exact);
-    else
-      printf("%s on %s (%ld samples): held-out loss %.4f, exact match %.4f\n", o.ckpt, o.data, n,
-             loss, exact);
+    if (o.json) {
+      json_t *j = json_pack("{s:s,s:s,s:I,s:f,s:f,s:f}", "ckpt", o.ckpt, "data", o.data, "samples",
+                            (json_int_t)r.rows, "eval_loss", r.loss, "exact_match", r.exact, "rouge_l",
+                            r.rouge_l);
+      if (j && r.pairs) {
+        json_object_set_new(j, "pairs", json_integer(r.pairs));
+        json_object_set_new(j, "pref_acc", json_real(r.pref_acc));
+      }
+      if (j) json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
+      printf("\n");
+      json_decref(j);
+    } else {
+      printf("%s on %s (%ld samples): held-out loss %.4f, exact match %.4f, ROUGE-L %.4f", o.ckpt, o.data,
+             r.rows, r.loss, r.exact, r.rouge_l);
+      if (r.pairs) printf(", preference accuracy %.4f (%ld pairs)", r.pref_acc, r.pairs);
+      printf("\n");
+    }
   }
   return APP_EXIT_OK;
 }

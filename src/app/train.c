@@ -58,6 +58,12 @@ static ift_status load_rows(data_set *d, const long *rows, int nb, int seq_len, 
   return load_groups(d, main_rows, 1, rows, nb, seq_len, tok, mask, T_out, ntok);
 }
 
+ift_status train_load_group(data_set *d, const char *group, const long *rows, int nb, int seq_len,
+                            int *tok, uint8_t *mask, int *T_out, long *ntok) {
+  const char *const groups[1] = {group};
+  return load_groups(d, groups, 1, rows, nb, seq_len, tok, mask, T_out, ntok);
+}
+
 ift_status train_load_pairs(data_set *d, const long *rows, int nb, int seq_len, int *tok,
                             uint8_t *mask, float *ref, int *T_out, long *ntok) {
   static const char *const pair_rows[2] = {"chosen", "rejected"};
@@ -298,114 +304,6 @@ static void on_signal(int sig) { g_stop = sig; }
  * run was not stopped that way -- a failure while a signal was pending is a
  * failure, not a requeue) */
 static int g_preempted = 0;
-
-/* Held-out NLL and greedy exact match of rows [r0, r0 + nb) into sums
- * (nll sum, rows, exact). Collective over the tensor-parallel group. */
-static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int max_new, double sums[3]) {
-  const int Tm = tc->cfg.train.seq_len;
-  step_cfg sft = {.kind = LOSS_SFT};
-  int T;
-  long rows[512];
-  for (int j = 0; j < nb; j++) rows[j] = r0 + j;
-  long ntok = 0;
-  /* the replica's ranks agree on its reads before the forward's collectives */
-  IFT_TRY(dist_agree(load_rows(d, rows, nb, Tm, tc->tok, tc->mask, &T, &ntok), tc->grid.tp));
-  /* With the key/value cache (1D layouts) the held-out forward below also
-   * fills the cache: every prompt position's keys and values are those of
-   * the prompt alone (causal attention), and generation then runs one token
-   * per row and step (model_decode); else a full forward per step. */
-  int kv = model_kv_supported(tc->m);
-  if (kv) IFT_TRY(model_kv_enable(tc->m));
-  loss_metrics met = {0};
-  IFT_TRY(step_microbatch(tc->m, &tc->ws, &met, tc->tok, tc->mask, nb, T, 1.0, 0.0f, &sft, 0));
-  sums[0] += met.nll_sum;
-  sums[1] += met.rows;
-  /* Greedy generation, all rows of the batch together. */
-  int plen[512], pos[512], done[512], ok[512];
-  int maxp = 0;
-  for (int j = 0; j < nb; j++) {
-    const uint8_t *mk = tc->mask + (size_t)j * T;
-    int p = 1;
-    while (p < T && !mk[p]) p++;
-    plen[j] = p;
-    pos[j] = p;
-    done[j] = p >= T;
-    ok[j] = 1;
-    if (p > maxp) maxp = p;
-    memcpy(tc->gen + (size_t)j * Tm, tc->tok + (size_t)j * T, sizeof(int) * (size_t)p);
-  }
-  int Tg = maxp + max_new < Tm ? maxp + max_new : Tm;
-  int nexts[512], dtok[512], dpos[512];
-  for (int step = 0; step < max_new; step++) {
-    int cur = 0, active = 0;
-    for (int j = 0; j < nb; j++)
-      if (!done[j]) {
-        active = 1;
-        if (pos[j] + 1 > cur) cur = pos[j] + 1;
-      }
-    if (!active || cur > Tg) break;
-    if (cur < 2) cur = 2;
-    if (!kv) {
-      for (int j = 0; j < nb; j++)
-        for (int t = pos[j]; t < cur; t++) tc->gen[(size_t)j * Tm + t] = TOK_PAD;
-      /* pack rows of stride Tm into [nb, cur] */
-      for (int j = 0; j < nb; j++)
-        memmove(tc->gtok + (size_t)j * cur, tc->gen + (size_t)j * Tm, sizeof(int) * (size_t)cur);
-      model_input in = {.tokens = tc->gtok};
-      IFT_TRY(model_forward(tc->m, tc->ws.logp, tc->ws.argmax, &in, nb, cur, 0));
-      for (int j = 0; j < nb; j++) nexts[j] = tc->ws.argmax[(size_t)j * cur + pos[j] - 1];
-    } else {
-      /* each row's last token (the prompt's at step 0, then the one it
-       * took) at its position; the cache holds the positions before it.
-       * Finished rows decode a pad in place: their results are not used. */
-      for (int j = 0; j < nb; j++) {
-        dpos[j] = pos[j] - 1 < Tm - 1 ? pos[j] - 1 : Tm - 1;
-        dtok[j] = done[j] ? TOK_PAD : tc->gen[(size_t)j * Tm + pos[j] - 1];
-      }
-      IFT_TRY(model_decode(tc->m, dtok, dpos, nb, nexts));
-    }
-    for (int j = 0; j < nb; j++) {
-      if (done[j]) continue;
-      int next = nexts[j];
-      tc->gen[(size_t)j * Tm + pos[j]] = next;
-      /* compare with the reference answer token at this position */
-      const int *ref = tc->tok + (size_t)j * T;
-      const uint8_t *mk = tc->mask + (size_t)j * T;
-      if (pos[j] >= T || !mk[pos[j]] || ref[pos[j]] != next) ok[j] = 0;
-      pos[j]++;
-      if (next == TOK_EOS || !ok[j] || pos[j] >= Tg) done[j] = 1;
-    }
-  }
-  for (int j = 0; j < nb; j++) {
-    /* exact: every answer token reproduced, ending with <eos> */
-    const uint8_t *mk = tc->mask + (size_t)j * T;
-    int alen = 0;
-    for (int t = plen[j]; t < T && mk[t]; t++) alen++;
-    sums[2] += ok[j] && pos[j] - plen[j] == alen && alen > 0;
-  }
-  return IFT_OK;
-}
-
-ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, double *loss,
-                      double *exact) {
-  /* Every DP replica evaluates a slice of the held-out rows: held-out NLL
-   * with the plain forward, and exact match of greedy generation from the
-   * prompt (answer = every masked token up to and including <eos>). */
-  const int B = tc->cfg.train.micro_batch;
-  long n = d->n;
-  if (max_samples > 0 && n > max_samples) n = max_samples;
-  double sums[3] = {0, 0, 0}; /* nll sum, rows, exact */
-  ift_status st = IFT_OK;
-  for (long r0 = (long)tc->grid.dp_rank * B; r0 < n && st == IFT_OK; r0 += (long)tc->grid.dp_size * B)
-    st = eval_batch(tc, d, r0, (int)(n - r0 < B ? n - r0 : B), max_new, sums);
-  /* replicas evaluate different numbers of batches: agree before the sum */
-  IFT_TRY(dist_agree(st, tc->grid.world));
-  if (tc->grid.tp_rank != 0) memset(sums, 0, sizeof sums);
-  IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 3, MPI_DOUBLE, MPI_SUM, tc->grid.world), NULL);
-  *loss = sums[1] > 0 ? sums[0] / sums[1] : 0;
-  *exact = n > 0 ? sums[2] / (double)n : 0;
-  return IFT_OK;
-}
 
 ift_status train_ctx_create(train_ctx *tc, const app_config *cfg, int flags, MPI_Comm comm) {
   const int need_train_data = flags & TRAIN_CTX_TRAIN_DATA;
