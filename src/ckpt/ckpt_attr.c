@@ -14,7 +14,7 @@
 void ckpt_quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 /* Scalar attributes: one writer and one reader for every native type. */
-herr_t ckpt_attr_scalar(hid_t obj, const char *name, hid_t type, const void *v) {
+static herr_t attr_scalar(hid_t obj, const char *name, hid_t type, const void *v) {
   hid_t sp = H5Screate(H5S_SCALAR);
   hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
   herr_t r = a < 0 ? -1 : H5Awrite(a, type, v);
@@ -23,12 +23,12 @@ herr_t ckpt_attr_scalar(hid_t obj, const char *name, hid_t type, const void *v) 
   return r;
 }
 herr_t ckpt_attr_int(hid_t obj, const char *name, long v) {
-  return ckpt_attr_scalar(obj, name, H5T_NATIVE_LONG, &v);
+  return attr_scalar(obj, name, H5T_NATIVE_LONG, &v);
 }
 static herr_t attr_double(hid_t obj, const char *name, double v) {
-  return ckpt_attr_scalar(obj, name, H5T_NATIVE_DOUBLE, &v);
+  return attr_scalar(obj, name, H5T_NATIVE_DOUBLE, &v);
 }
-herr_t ckpt_read_attr(hid_t obj, const char *name, hid_t type, void *v) {
+static herr_t read_attr(hid_t obj, const char *name, hid_t type, void *v) {
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
   if (a < 0) return -1;
   herr_t r = H5Aread(a, type, v);
@@ -36,10 +36,10 @@ herr_t ckpt_read_attr(hid_t obj, const char *name, hid_t type, void *v) {
   return r;
 }
 herr_t ckpt_read_attr_long(hid_t obj, const char *name, long *v) {
-  return ckpt_read_attr(obj, name, H5T_NATIVE_LONG, v);
+  return read_attr(obj, name, H5T_NATIVE_LONG, v);
 }
 static herr_t read_attr_double(hid_t obj, const char *name, double *v) {
-  return ckpt_read_attr(obj, name, H5T_NATIVE_DOUBLE, v);
+  return read_attr(obj, name, H5T_NATIVE_DOUBLE, v);
 }
 char *ckpt_read_attr_str(hid_t obj, const char *name) {
   if (H5Aexists(obj, name) <= 0) return NULL;
@@ -59,6 +59,18 @@ char *ckpt_read_attr_str(hid_t obj, const char *name) {
   if (t >= 0) H5Tclose(t);
   if (a >= 0) H5Aclose(a);
   return v;
+}
+
+/* A tensor's stored checksum is the uint64 attribute "checksum" of its data
+ * set (the sum of ckpt_checksum_part over the whole tensor). */
+herr_t ckpt_attr_checksum(hid_t ds, uint64_t sum) {
+  return attr_scalar(ds, "checksum", H5T_NATIVE_UINT64, &sum);
+}
+int ckpt_stored_checksum(hid_t g, const char *name, uint64_t *sum) {
+  hid_t ds = H5Dopen2(g, name, H5P_DEFAULT);
+  const int has = ds >= 0 && read_attr(ds, "checksum", H5T_NATIVE_UINT64, sum) >= 0;
+  if (ds >= 0) H5Dclose(ds);
+  return has;
 }
 
 static const char *const rope_type_names[] = {"default", "linear", "llama3"};

@@ -16,12 +16,8 @@ static void print_attr(FILE *out, hid_t obj, const char *name, const char *label
   if (H5Aexists(obj, name) <= 0) return;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = H5Aget_type(a);
   if (H5Tget_class(t) == H5T_STRING) {
-    size_t n = H5Tget_size(t);
-    char *v = calloc(n + 1, 1);
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, n);
-    if (v && H5Aread(a, mt, v) >= 0) fprintf(out, "  %-24s %s\n", label, v);
-    H5Tclose(mt);
+    char *v = ckpt_read_attr_str(obj, name);
+    if (v) fprintf(out, "  %-24s %s\n", label, v);
     free(v);
   } else if (H5Tget_class(t) == H5T_FLOAT) {
     double v;
@@ -132,9 +128,7 @@ ift_status ckpt_verify(const char *path, FILE *out, long *ntensors) {
       for (int i = 0; i < model_ntensors(m) && st == IFT_OK; i++) {
         const model_tensor *t = model_tensor_at(m, i);
         uint64_t want = 0, have = ckpt_checksum_part(model_params(m) + t->offset, t->rows, t->cols, 0, 0, t->cols);
-        hid_t ds = H5Dopen2(g, t->name, H5P_DEFAULT);
-        int has = ds >= 0 && ckpt_read_attr(ds, "checksum", H5T_NATIVE_UINT64, &want) >= 0;
-        if (ds >= 0) H5Dclose(ds);
+        const int has = ckpt_stored_checksum(g, t->name, &want);
         if (!has || want != have) {
           ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "checksum",
                         "the checkpoint is damaged: resume from an earlier one",
@@ -238,10 +232,7 @@ ift_status ckpt_fingerprint(const char *path, char out[17]) {
   for (int i = 0; i < model_ntensors(m); i++) {
     const model_tensor *t = model_tensor_at(m, i);
     uint64_t sum = 0;
-    hid_t ds = H5Dopen2(g, t->name, H5P_DEFAULT);
-    int has = ds >= 0 && ckpt_read_attr(ds, "checksum", H5T_NATIVE_UINT64, &sum) >= 0;
-    if (ds >= 0) H5Dclose(ds);
-    if (!has) {
+    if (!ckpt_stored_checksum(g, t->name, &sum)) {
       IFT_FAIL_GOTO(st, done, IFT_ERR_FORMAT,
                     "use a checkpoint written by iftrain train (iftrain ckpt verify checks it)",
                     "%s: tensor /model/%s is missing or has no checksum", path, t->name);

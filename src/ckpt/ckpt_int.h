@@ -16,17 +16,19 @@
 /* HDF5 prints nothing itself: every failure is reported through the error
  * convention (h5attr.h). */
 void ckpt_quiet_hdf5(void);
-/* Scalar attribute `name` = *v of native type `type` on obj (created: it
- * must not exist yet); negative on failure. */
-herr_t ckpt_attr_scalar(hid_t obj, const char *name, hid_t type, const void *v);
+/* Scalar attribute `name` = v on obj (created: it must not exist yet);
+ * negative on failure. */
 herr_t ckpt_attr_int(hid_t obj, const char *name, long v);
-/* Scalar attribute `name` of obj read as native `type` into *v; negative
- * when it is absent or unreadable. */
-herr_t ckpt_read_attr(hid_t obj, const char *name, hid_t type, void *v);
+/* Scalar attribute `name` of obj into *v; negative when it is absent or
+ * unreadable. */
 herr_t ckpt_read_attr_long(hid_t obj, const char *name, long *v);
 /* A string attribute (any stored length) as a malloc'd string; NULL when it
  * is absent or not a string. */
 char *ckpt_read_attr_str(hid_t obj, const char *name);
+/* The stored checksum of a tensor: written on its data set ds, read from
+ * the data set `name` of group g (1 when it is there, else 0). */
+herr_t ckpt_attr_checksum(hid_t ds, uint64_t sum);
+int ckpt_stored_checksum(hid_t g, const char *name, uint64_t *sum);
 
 /* The model config as attributes of /model (HF config.json names), and
  * back: the keys of the first checkpoints are required, the later ones

@@ -181,11 +181,8 @@ static ift_status read_group(hid_t f, const char *gname, const model *m, float *
   IFT_REQUIRE(g >= 0, IFT_ERR_FORMAT, "resume from a checkpoint written by iftrain train (it has /optim)",
               "%s has no %s", path, gname);
   ift_status st = ckpt_read_tensors(g, m, base, path);
-  for (int i = 0; i < model_ntensors(m) && st == IFT_OK; i++) {
-    hid_t ds = H5Dopen2(g, model_tensor_at(m, i)->name, H5P_DEFAULT);
-    if (ds < 0 || ckpt_read_attr(ds, "checksum", H5T_NATIVE_UINT64, &want[i]) < 0) *missing = 1;
-    if (ds >= 0) H5Dclose(ds);
-  }
+  for (int i = 0; i < model_ntensors(m) && st == IFT_OK; i++)
+    if (!ckpt_stored_checksum(g, model_tensor_at(m, i)->name, &want[i])) *missing = 1;
   H5Gclose(g);
   return st;
 }

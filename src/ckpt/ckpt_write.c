@@ -43,7 +43,6 @@ static ift_status write_tensors(hid_t g, const model *m, const float *base, cons
     ckpt_shard_sel sel;
     ckpt_shard_select(t, &sel);
     const int mine = writer && ckpt_owns_part(m, t);
-    uint64_t sum = sums[i];
     hid_t fs = H5Screate_simple(sel.rank, sel.gdims, NULL);
     hid_t ds = H5Dcreate2(g, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t ms = H5Screate_simple(sel.rank, sel.ldims, NULL);
@@ -51,7 +50,7 @@ static ift_status write_tensors(hid_t g, const model *m, const float *base, cons
     /* Collective: every rank takes part; one writer per element (replica 0,
      * and for replicated tensors only its TP rank 0), the others with an
      * empty selection. */
-    if (ds >= 0) r = ckpt_attr_scalar(ds, "checksum", H5T_NATIVE_UINT64, &sum);
+    if (ds >= 0) r = ckpt_attr_checksum(ds, sums[i]);
     if (mine) {
       r |= ckpt_shard_hyperslab(fs, &sel);
     } else {
