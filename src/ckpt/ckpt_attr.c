@@ -1,6 +1,7 @@
-/* ckpt/ckpt_attr — the HDF5 attributes of checkpoint files: scalar and
- * string attribute writers and readers, and the model config as the
- * attributes of /model in both directions (one table of RoPE type names,
+/* ckpt/ckpt_attr — the HDF5 attributes of checkpoint files: the scalar
+ * attribute writers (the readers are h5attr.h's), a tensor's stored
+ * checksum, and the model config as the attributes of /model in both
+ * directions (one table of RoPE type names,
  * so what is written is what is read). */
 #include "config.h"
 #include <hdf5.h>
@@ -13,7 +14,7 @@
 
 void ckpt_quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-/* Scalar attributes: one writer and one reader for every native type. */
+/* Scalar attributes: one writer for every native type. */
 static herr_t attr_scalar(hid_t obj, const char *name, hid_t type, const void *v) {
   hid_t sp = H5Screate(H5S_SCALAR);
   hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
@@ -28,6 +29,7 @@ herr_t ckpt_attr_int(hid_t obj, const char *name, long v) {
 static herr_t attr_double(hid_t obj, const char *name, double v) {
   return attr_scalar(obj, name, H5T_NATIVE_DOUBLE, &v);
 }
+/* (The readers of long, double and string attributes are h5attr.h's.) */
 static herr_t read_attr(hid_t obj, const char *name, hid_t type, void *v) {
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
   if (a < 0) return -1;
@@ -35,32 +37,6 @@ static herr_t read_attr(hid_t obj, const char *name, hid_t type, void *v) {
   H5Aclose(a);
   return r;
 }
-herr_t ckpt_read_attr_long(hid_t obj, const char *name, long *v) {
-  return read_attr(obj, name, H5T_NATIVE_LONG, v);
-}
-static herr_t read_attr_double(hid_t obj, const char *name, double *v) {
-  return read_attr(obj, name, H5T_NATIVE_DOUBLE, v);
-}
-char *ckpt_read_attr_str(hid_t obj, const char *name) {
-  if (H5Aexists(obj, name) <= 0) return NULL;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = a < 0 ? -1 : H5Aget_type(a);
-  char *v = NULL;
-  if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
-    size_t n = H5Tget_size(t);
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, n);
-    v = calloc(n + 1, 1);
-    if (v && H5Aread(a, mt, v) < 0) {
-      free(v);
-      v = NULL;
-    }
-    H5Tclose(mt);
-  }
-  if (t >= 0) H5Tclose(t);
-  if (a >= 0) H5Aclose(a);
-  return v;
-}
-
 /* A tensor's stored checksum is the uint64 attribute "checksum" of its data
  * set (the sum of ckpt_checksum_part over the whole tensor). */
 herr_t ckpt_attr_checksum(hid_t ds, uint64_t sum) {
@@ -93,7 +69,7 @@ herr_t ckpt_write_config_attrs(hid_t g, const model_config *c) {
   r |= attr_double(g, "rope_low_freq_factor", c->rope_low_freq_factor);
   r |= attr_double(g, "rope_high_freq_factor", c->rope_high_freq_factor);
   r |= ckpt_attr_int(g, "rope_original_max_position_embeddings",
-                c->rope_original_max_position_embeddings);
+                     c->rope_original_max_position_embeddings);
   r |= ckpt_attr_int(g, "sliding_window", c->sliding_window);
   r |= ift_h5_attr_str(g, "model_type", "llama");
   r |= ift_h5_attr_str(g, "torch_dtype", "float32");
@@ -116,7 +92,7 @@ ift_status ckpt_read_model_attrs(hid_t gm, model_config *c, const char *path) {
   for (int i = 0; i < 8 + 2; i++) {
     const char *k = i < 8 ? ik[i] : dk[i - 8];
     long v = 0;
-    herr_t r = i < 8 ? ckpt_read_attr_long(gm, k, &v) : read_attr_double(gm, k, dv[i - 8]);
+    herr_t r = i < 8 ? ift_h5_attr_get_long(gm, k, &v) : ift_h5_attr_get_double(gm, k, dv[i - 8]);
     IFT_REQUIRE(r >= 0, IFT_ERR_FORMAT, "the checkpoint lacks its model config: use one written by iftrain",
                 "%s: /model has no attribute %s", path, k);
     if (i < 8) *iv[i] = (int)v;
@@ -127,7 +103,7 @@ ift_status ckpt_read_model_attrs(hid_t gm, model_config *c, const char *path) {
   for (int i = 0; i < 3; i++) {
     long v = 0;
     if (H5Aexists(gm, ok[i]) > 0) {
-      IFT_REQUIRE(ckpt_read_attr_long(gm, ok[i], &v) >= 0, IFT_ERR_FORMAT, "use an earlier checkpoint",
+      IFT_REQUIRE(ift_h5_attr_get_long(gm, ok[i], &v) >= 0, IFT_ERR_FORMAT, "use an earlier checkpoint",
                   "%s: /model attribute %s is unreadable", path, ok[i]);
       *ov[i] = (int)v;
     }
@@ -136,10 +112,10 @@ ift_status ckpt_read_model_attrs(hid_t gm, model_config *c, const char *path) {
   double *odv[] = {&c->rope_factor, &c->rope_low_freq_factor, &c->rope_high_freq_factor};
   for (int i = 0; i < 3; i++)
     if (H5Aexists(gm, odk[i]) > 0)
-      IFT_REQUIRE(read_attr_double(gm, odk[i], odv[i]) >= 0, IFT_ERR_FORMAT,
+      IFT_REQUIRE(ift_h5_attr_get_double(gm, odk[i], odv[i]) >= 0, IFT_ERR_FORMAT,
                   "use an earlier checkpoint", "%s: /model attribute %s is unreadable", path,
                   odk[i]);
-  char *rt = ckpt_read_attr_str(gm, "rope_type");
+  char *rt = ift_h5_attr_dup_str(gm, "rope_type");
   if (rt) {
     int k = -1;
     char name[48];

@@ -14,6 +14,7 @@
 
 #include "ckpt_int.h"
 #include "iftrain/dist.h"
+#include "iftrain/h5attr.h"
 
 /* The run id stored in a checkpoint file ("" when it has none or cannot be
  * read).  Serial. */
@@ -23,10 +24,10 @@ static void file_run_id(const char *path, char out[CKPT_RUN_ID_LEN]) {
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) return;
   hid_t g = H5Lexists(f, "/train", H5P_DEFAULT) > 0 ? H5Gopen2(f, "/train", H5P_DEFAULT) : -1;
-  char *v = g >= 0 ? ckpt_read_attr_str(g, "run_id") : NULL;
-  if (v) snprintf(out, CKPT_RUN_ID_LEN, "%s", v);
-  free(v);
-  if (g >= 0) H5Gclose(g);
+  if (g >= 0) {
+    ift_h5_attr_get_str(g, "run_id", out, CKPT_RUN_ID_LEN);
+    H5Gclose(g);
+  }
   H5Fclose(f);
 }
 

@@ -16,7 +16,7 @@ static void print_attr(FILE *out, hid_t obj, const char *name, const char *label
   if (H5Aexists(obj, name) <= 0) return;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = H5Aget_type(a);
   if (H5Tget_class(t) == H5T_STRING) {
-    char *v = ckpt_read_attr_str(obj, name);
+    char *v = ift_h5_attr_dup_str(obj, name);
     if (v) fprintf(out, "  %-24s %s\n", label, v);
     free(v);
   } else if (H5Tget_class(t) == H5T_FLOAT) {

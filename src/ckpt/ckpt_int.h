@@ -1,8 +1,9 @@
 /* Internals of the checkpoint module shared by its files (not installed):
- * the HDF5 attribute helpers (ckpt_attr.c), the model config as /model
- * attributes (ckpt_attr.c), a tensor's shard in the global tensor with its
- * checksums (ckpt_shard.c), and the tensor reader that ckpt_load and
- * ckpt_verify share (ckpt_read.c). */
+ * the attribute writers, the stored checksum and the model config as /model
+ * attributes (ckpt_attr.c; the attribute readers are h5attr.h's), a
+ * tensor's shard in the global tensor with its checksums (ckpt_shard.c),
+ * and the tensor reader that ckpt_load and ckpt_verify share
+ * (ckpt_read.c). */
 #ifndef IFTRAIN_CKPT_INT_H
 #define IFTRAIN_CKPT_INT_H
 
@@ -19,12 +20,6 @@ void ckpt_quiet_hdf5(void);
 /* Scalar attribute `name` = v on obj (created: it must not exist yet);
  * negative on failure. */
 herr_t ckpt_attr_int(hid_t obj, const char *name, long v);
-/* Scalar attribute `name` of obj into *v; negative when it is absent or
- * unreadable. */
-herr_t ckpt_read_attr_long(hid_t obj, const char *name, long *v);
-/* A string attribute (any stored length) as a malloc'd string; NULL when it
- * is absent or not a string. */
-char *ckpt_read_attr_str(hid_t obj, const char *name);
 /* The stored checksum of a tensor: written on its data set ds, read from
  * the data set `name` of group g (1 when it is there, else 0). */
 herr_t ckpt_attr_checksum(hid_t ds, uint64_t sum);

@@ -78,7 +78,7 @@ ift_status ckpt_origin(const char *path, char **out) {
   hid_t f = -1, gm = -1;
   ift_status st = open_model_group(path, &f, &gm);
   if (st != IFT_OK) goto done;
-  *out = ckpt_read_attr_str(gm, "origin");
+  *out = ift_h5_attr_dup_str(gm, "origin");
 done:
   if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT;
   if (gm >= 0) H5Gclose(gm);
@@ -151,7 +151,7 @@ static ift_status read_train_state(hid_t f, ckpt_train_state *ts, const char *pa
   long *vals[3] = {&ts->step, &ts->epoch, &ts->cursor};
   ift_status st = IFT_OK;
   for (int i = 0; i < 3 && st == IFT_OK; i++) {
-    if (ckpt_read_attr_long(gt, keys[i], vals[i]) < 0) {
+    if (ift_h5_attr_get_long(gt, keys[i], vals[i]) < 0) {
       ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, keys[i],
                     "the file is damaged: use an earlier checkpoint",
                     "%s: /train has no attribute %s", path, keys[i]);
@@ -163,12 +163,9 @@ static ift_status read_train_state(hid_t f, ckpt_train_state *ts, const char *pa
       st = IFT_ERR_FORMAT;
     }
   }
-  char *id = ckpt_read_attr_str(gt, "run_id"), *dh = ckpt_read_attr_str(gt, "data_content_sha256");
-  snprintf(ts->run_id, sizeof ts->run_id, "%s", id ? id : "");
-  snprintf(ts->data_hash, sizeof ts->data_hash, "%s", dh ? dh : "");
-  free(id);
-  free(dh);
-  ts->config_text = ckpt_read_attr_str(gt, "config");
+  ift_h5_attr_get_str(gt, "run_id", ts->run_id, sizeof ts->run_id);
+  ift_h5_attr_get_str(gt, "data_content_sha256", ts->data_hash, sizeof ts->data_hash);
+  ts->config_text = ift_h5_attr_dup_str(gt, "config");
   H5Gclose(gt);
   return st;
 }
@@ -276,9 +273,9 @@ ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_st
                     "new run from its weights with ckpt.init",
                     "%s has no optimizer state to resume from", path);
     }
-    char *name = ckpt_read_attr_str(go, "name");
+    char *name = ift_h5_attr_dup_str(go, "name");
     long t = -1;
-    ckpt_read_attr_long(go, "t", &t);
+    ift_h5_attr_get_long(go, "t", &t);
     H5Gclose(go);
     if (!name || strcmp(name, optim_kind_name(opt->cfg.kind))) {
       ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "optim.name",
