@@ -40,46 +40,27 @@ import subprocess
 import sys
 import time
 
-WORDNET = "/usr/share/wordnet"
+import wordnet
+
 MAN = "/usr/share/man"
 DOC = "/usr/share/doc"
 POS = [("noun", "noun"), ("verb", "verb"), ("adj", "adj"), ("adv", "adv")]
 
 
 # ---------------------------------------------------------------- WordNet
-def wordnet_synsets(pos):
-    """offset -> (lemmas, gloss) of data.POS; skips the licence header."""
-    out = {}
-    with open(os.path.join(WORDNET, "data." + pos), encoding="latin-1") as f:
-        for line in f:
-            if line.startswith("  "):
-                continue
-            head, _, gloss = line.partition(" | ")
-            t = head.split()
-            n = int(t[3], 16)
-            lemmas = [re.sub(r"\(\w+\)$", "", t[4 + 2 * i]).replace("_", " ") for i in range(n)]
-            out[t[0]] = (lemmas, gloss.strip())
-    return out
-
-
 def wordnet_documents():
     """(path, text) per lemma and part of speech, as `wn LEMMA -overX` lays it out."""
     for pos, name in POS:
-        syn = wordnet_synsets(pos)
-        with open(os.path.join(WORDNET, "index." + pos), encoding="latin-1") as f:
-            for line in f:
-                if line.startswith("  "):
-                    continue
-                t = line.split()
-                lemma = t[0].replace("_", " ")
-                nsyn = int(t[2])
-                offsets = t[-nsyn:]
-                lines = ["Overview of %s %s" % (name, lemma), "",
-                         "The %s %s has %d sense%s" % (name, lemma, nsyn, "" if nsyn == 1 else "s"), ""]
-                for i, off in enumerate(offsets):
-                    lemmas, gloss = syn[off]
-                    lines.append("%d. %s -- (%s)" % (i + 1, ", ".join(lemmas), gloss))
-                yield "wordnet:%s:%s" % (pos, t[0]), "\n".join(lines)
+        syn = wordnet.synsets(pos)
+        for raw, _, offsets in wordnet.index(pos):
+            lemma = raw.replace("_", " ")
+            n = len(offsets)
+            lines = ["Overview of %s %s" % (name, lemma), "",
+                     "The %s %s has %d sense%s" % (name, lemma, n, "" if n == 1 else "s"), ""]
+            for i, off in enumerate(offsets):
+                lemmas, gloss = syn[off]
+                lines.append("%d. %s -- (%s)" % (i + 1, ", ".join(lemmas), gloss))
+            yield "wordnet:%s:%s" % (pos, raw), "\n".join(lines)
 
 
 # ---------------------------------------------------------------- roff
@@ -346,8 +327,8 @@ def main():
     ap.add_argument("--max-chars", type=int, default=1800, help="longest piece in characters")
     ap.add_argument("--sources", default="wordnet,man,doc", help="comma-separated subset")
     a = ap.parse_args()
-    if not os.path.isfile(os.path.join(WORDNET, "data.noun")) and "wordnet" in a.sources:
-        sys.exit("gather_corpus: %s/data.noun not found\n  hint: apt-get install wordnet-base" % WORDNET)
+    if not wordnet.available() and "wordnet" in a.sources:
+        sys.exit("gather_corpus: %s/data.noun not found\n  hint: apt-get install wordnet-base" % wordnet.WORDNET)
     os.makedirs(a.out, exist_ok=True)
     owner = file_owners()
     debian = debian_archive_packages()

@@ -34,7 +34,8 @@ import os
 import re
 import sys
 
-WORDNET = "/usr/share/wordnet"
+import wordnet
+
 POS = {"noun": "n", "verb": "v", "adj": "a", "adv": "r"}
 
 
@@ -56,27 +57,8 @@ def split_gloss(gloss):
 
 
 def load(pos):
-    syn = {}
-    with open(os.path.join(WORDNET, "data." + pos), encoding="latin-1") as f:
-        for line in f:
-            if line.startswith("  "):
-                continue
-            head, _, gloss = line.partition(" | ")
-            t = head.split()
-            n = int(t[3], 16)
-            lemmas = [re.sub(r"\(\w+\)$", "", t[4 + 2 * i]).replace("_", " ") for i in range(n)]
-            d, ex = split_gloss(gloss.strip())
-            syn[t[0]] = (lemmas, d, ex)
-    index = []
-    with open(os.path.join(WORDNET, "index." + pos), encoding="latin-1") as f:
-        for line in f:
-            if line.startswith("  "):
-                continue
-            t = line.split()
-            nsyn, p_cnt = int(t[2]), int(t[3])
-            tagged = int(t[5 + p_cnt])
-            index.append((t[0], tagged, t[-nsyn:]))
-    return syn, index
+    syn = {off: (lemmas,) + split_gloss(gloss) for off, (lemmas, gloss) in wordnet.synsets(pos).items()}
+    return syn, wordnet.index(pos)
 
 
 def contains_word(sentence, w):
@@ -88,8 +70,8 @@ def main():
     ap.add_argument("-o", "--out", required=True)
     ap.add_argument("--test", type=float, default=0.1, help="fraction of words held out")
     a = ap.parse_args()
-    if not os.path.isfile(os.path.join(WORDNET, "data.noun")):
-        sys.exit("make_instruct: %s/data.noun not found\n  hint: apt-get install wordnet-base" % WORDNET)
+    if not wordnet.available():
+        sys.exit("make_instruct: %s/data.noun not found\n  hint: apt-get install wordnet-base" % wordnet.WORDNET)
     # word -> its senses over all parts of speech, most frequent part of speech first
     senses = {}
     for pos in POS:
