@@ -78,61 +78,52 @@ static ift_status read_corpus(const char *path, char **buf, span **texts, size_t
   ssize_t got;
   long ln = 0;
   ift_status st = IFT_OK;
-  while (st == IFT_OK && (got = getline(&line, &cap, f)) >= 0) {
+  json_t *o = NULL;
+  span *t = NULL;
+  while ((got = getline(&line, &cap, f)) >= 0) {
     ln++;
     if (got == 0 || (got == 1 && line[0] == '\n')) continue;
     json_error_t je;
-    json_t *o = json_loadb(line, (size_t)got, JSON_ALLOW_NUL, &je);
+    o = json_loadb(line, (size_t)got, JSON_ALLOW_NUL, &je);
     const json_t *tx = json_object_get(o, "text");
-    if (!json_is_string(tx)) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "corpus", "each line must be {\"text\": ...}",
-                    "%s line %ld: %s", path, ln, o ? "no \"text\" string" : je.text);
-      st = IFT_ERR_FORMAT;
-    } else {
-      const size_t l = json_string_length(tx);
-      if (n + l > acap || nt == tcap) {
-        size_t ac = acap ? acap : 1 << 20, tc = tcap ? 2 * tcap : 4096;
-        while (ac < n + l) ac *= 2;
-        char *a = realloc(all, ac);
-        if (a) all = a, acap = ac;
-        size_t *p = realloc(off, tc * sizeof *p), *q = p ? realloc(len, tc * sizeof *q) : NULL;
-        if (p) off = p;
-        if (q) len = q, tcap = tc;
-        if (!a || !p || !q) {
-          ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "corpus", NULL, "%s", path);
-          st = IFT_ERR_NOMEM;
-        }
-      }
-      if (st == IFT_OK) {
-        memcpy(all + n, json_string_value(tx), l);
-        off[nt] = n;
-        len[nt++] = l;
-        n += l;
-      }
+    IFT_REQUIRE_GOTO(st, out, json_is_string(tx), IFT_ERR_FORMAT, "each line must be {\"text\": ...}",
+                     "%s line %ld: %s", path, ln, o ? "no \"text\" string" : je.text);
+    const size_t l = json_string_length(tx);
+    if (n + l > acap || nt == tcap) {
+      size_t ac = acap ? acap : 1 << 20, tc = tcap ? 2 * tcap : 4096;
+      while (ac < n + l) ac *= 2;
+      char *a = realloc(all, ac);
+      if (a) all = a, acap = ac;
+      size_t *p = realloc(off, tc * sizeof *p), *q = p ? realloc(len, tc * sizeof *q) : NULL;
+      if (p) off = p;
+      if (q) len = q, tcap = tc;
+      IFT_REQUIRE_GOTO(st, out, a && p && q, IFT_ERR_NOMEM, NULL, "%s", path);
     }
+    memcpy(all + n, json_string_value(tx), l);
+    off[nt] = n;
+    len[nt++] = l;
+    n += l;
     json_decref(o);
+    o = NULL;
   }
-  free(line);
-  fclose(f);
-  if (st == IFT_OK && !nt) {
-    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "corpus", "give a JSONL file of {\"text\": ...} lines",
-                  "%s has no lines", path);
-    st = IFT_ERR_FORMAT;
-  }
-  span *t = st == IFT_OK ? malloc(nt * sizeof *t) : NULL;
-  if (st == IFT_OK && !t) st = IFT_ERR_NOMEM;
-  for (size_t i = 0; t && i < nt; i++) t[i] = (span){all + off[i], len[i]};
-  free(off);
-  free(len);
-  if (st != IFT_OK) {
-    free(all);
-    return st;
-  }
+  IFT_REQUIRE_GOTO(st, out, nt, IFT_ERR_FORMAT, "give a JSONL file of {\"text\": ...} lines", "%s has no lines",
+                   path);
+  t = malloc(nt * sizeof *t);
+  IFT_REQUIRE_GOTO(st, out, t, IFT_ERR_NOMEM, NULL, "%s: %zu lines", path, nt);
+  for (size_t i = 0; i < nt; i++) t[i] = (span){all + off[i], len[i]};
   *buf = all;
+  all = NULL;
   *texts = t;
   *ntexts = nt;
   *bytes = n;
-  return IFT_OK;
+out:
+  json_decref(o);
+  free(line);
+  fclose(f);
+  free(off);
+  free(len);
+  free(all);
+  return st;
 }
 
 /* The lines joined with '\n', cut at the first line end at or after CHUNK

@@ -325,13 +325,12 @@ static ift_status gen_prompt(gen_tok *g, const ev_opts *o, const char *origin, i
               "mean nothing to it",
               o->ckpt, DATA_TOKENIZER, o->tokenizer);
   tok_ids ids = {0};
-  ift_status st = gen_hf_prompt(g, o, origin, mtok, msrc, V, &ids);
-  if (st == IFT_OK && (long)ids.n >= cap) {
-    ift_error_set(IFT_ERR_ARG, __FILE__, __LINE__, "--prompt", "shorten the prompt",
-                  "the prompt is %zu tokens: no room left in the model's %d positions", ids.n, cap);
-    st = IFT_ERR_ARG;
-  }
-  if (st == IFT_OK) memcpy(seq, ids.ids, sizeof(int) * ids.n);
+  ift_status st;
+  IFT_TRY_GOTO(st, out, gen_hf_prompt(g, o, origin, mtok, msrc, V, &ids));
+  IFT_REQUIRE_GOTO(st, out, (long)ids.n < cap, IFT_ERR_ARG, "shorten the prompt",
+                   "the prompt is %zu tokens: no room left in the model's %d positions", ids.n, cap);
+  memcpy(seq, ids.ids, sizeof(int) * ids.n);
+out:
   *n = (int)ids.n;
   tok_ids_free(&ids);
   return st;

@@ -230,29 +230,28 @@ static ift_status export_weights(model *m, const export_opts *o, const char *dir
   hf_st_wtensor *t = calloc((size_t)n, sizeof *t);
   int64_t *shapes = calloc((size_t)n * 2, sizeof *shapes);
   int *shard = calloc((size_t)n, sizeof *shard);
-  ift_status st = t && shapes && shard ? IFT_OK : IFT_ERR_NOMEM;
-  if (st != IFT_OK) ift_error_set(st, __FILE__, __LINE__, "calloc", NULL, "tensor list");
   uint64_t total = 0;
   int ns = 0;
-  if (st == IFT_OK) {
-    export_tensors(m, o->bf16, t, shapes);
-    /* transformers' split: in model order, a new shard when the next tensor
-     * would push the current one past the limit (a larger tensor alone) */
-    uint64_t cur = 0;
-    for (int i = 0; i < n; i++) {
-      const uint64_t b = (uint64_t)shapes[2 * i] * (uint64_t)shapes[2 * i + 1] * (o->bf16 ? 2u : 4u);
-      if (i == 0 || (cur > 0 && cur + b > o->max_shard)) {
-        ns++;
-        cur = 0;
-      }
-      shard[i] = ns - 1;
-      cur += b;
-      total += b;
+  json_t *map = NULL;
+  ift_status st = IFT_OK;
+  IFT_REQUIRE_GOTO(st, out, t && shapes && shard, IFT_ERR_NOMEM, NULL, "tensor list");
+  export_tensors(m, o->bf16, t, shapes);
+  /* transformers' split: in model order, a new shard when the next tensor
+   * would push the current one past the limit (a larger tensor alone) */
+  uint64_t cur = 0;
+  for (int i = 0; i < n; i++) {
+    const uint64_t b = (uint64_t)shapes[2 * i] * (uint64_t)shapes[2 * i + 1] * (o->bf16 ? 2u : 4u);
+    if (i == 0 || (cur > 0 && cur + b > o->max_shard)) {
+      ns++;
+      cur = 0;
     }
+    shard[i] = ns - 1;
+    cur += b;
+    total += b;
   }
   static const hf_kv meta[] = {{"format", "pt"}};
-  json_t *map = json_object();
-  for (int s = 0; s < ns && st == IFT_OK; s++) {
+  map = json_object();
+  for (int s = 0; s < ns; s++) {
     char name[64], path[4200];
     if (ns == 1) snprintf(name, sizeof name, "model.safetensors");
     else snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", s + 1, ns);
@@ -264,21 +263,19 @@ static ift_status export_weights(model *m, const export_opts *o, const char *dir
         cnt++;
         json_object_set_new(map, t[i].name, json_string(name));
       }
-    st = hf_st_write(path, t + first, (size_t)cnt, meta, 1);
+    IFT_TRY_GOTO(st, out, hf_st_write(path, t + first, (size_t)cnt, meta, 1));
   }
-  if (st == IFT_OK && ns > 1) {
+  if (ns > 1) {
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     json_t *idx = json_pack("{s:{s:I},s:O}", "metadata", "total_size", (json_int_t)total,
                             "weight_map", map);
-    if (!idx || dump_json(idx, path) != 0) {
-      ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "index", "check free disk space",
-                    "cannot write %s", path);
-      st = IFT_ERR_WRITE;
-    }
-    if (idx) json_decref(idx);
+    const int written = idx && dump_json(idx, path) == 0;
+    json_decref(idx);
+    IFT_REQUIRE_GOTO(st, out, written, IFT_ERR_WRITE, "check free disk space", "cannot write %s", path);
   }
-  if (map) json_decref(map);
+out:
+  json_decref(map);
   *nfiles = ns;
   free(t);
   free(shapes);
@@ -313,52 +310,39 @@ static ift_status export_run(const export_opts *o) {
   char *origin = NULL;
   IFT_TRY(ckpt_read_config(path, &c));
   IFT_TRY(model_create(&m, &c, MPI_COMM_NULL, 1, 2));
-  ift_status st = ckpt_load(path, m, NULL, NULL, MPI_COMM_NULL, CKPT_VERIFY);
-  if (st == IFT_OK) st = ckpt_origin(path, &origin);
+  ift_status st;
   hf_config hc;
-  if (st == IFT_OK) st = export_config(&c, origin, o->bf16, &hc);
-  if (st == IFT_OK) {
-    remove_tree(tmp); /* a leftover of an interrupted export */
-    if (mkdir(tmp, 0755) != 0) {
-      ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "mkdir", "check the parent directory",
-                    "cannot create '%s': %s", tmp, strerror(errno));
-      st = IFT_ERR_IO;
-    }
-  }
   int nfiles = 0, ntok = 0;
   char p[1200];
-  if (st == IFT_OK) {
-    snprintf(p, sizeof p, "%s/config.json", tmp);
-    st = hf_config_write(p, &hc);
+  IFT_TRY_GOTO(st, out, ckpt_load(path, m, NULL, NULL, MPI_COMM_NULL, CKPT_VERIFY));
+  IFT_TRY_GOTO(st, out, ckpt_origin(path, &origin));
+  IFT_TRY_GOTO(st, out, export_config(&c, origin, o->bf16, &hc));
+  remove_tree(tmp); /* a leftover of an interrupted export */
+  if (mkdir(tmp, 0755) != 0)
+    IFT_FAIL_GOTO(st, out, IFT_ERR_IO, "check the parent directory", "cannot create '%s': %s", tmp,
+                  strerror(errno));
+  snprintf(p, sizeof p, "%s/config.json", tmp);
+  IFT_TRY_GOTO(st, out, hf_config_write(p, &hc));
+  snprintf(p, sizeof p, "%s/generation_config.json", tmp);
+  IFT_TRY_GOTO(st, out, write_generation_config(p, &hc));
+  IFT_TRY_GOTO(st, out, export_weights(m, o, tmp, &nfiles));
+  if (!o->no_tokenizer) IFT_TRY_GOTO(st, out, ckpt_origin_copy_tokenizer(origin, tmp, &ntok));
+  int fd = open(tmp, O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
   }
-  if (st == IFT_OK) {
-    snprintf(p, sizeof p, "%s/generation_config.json", tmp);
-    st = write_generation_config(p, &hc);
-  }
-  if (st == IFT_OK) st = export_weights(m, o, tmp, &nfiles);
-  if (st == IFT_OK && !o->no_tokenizer) st = ckpt_origin_copy_tokenizer(origin, tmp, &ntok);
-  if (st == IFT_OK) {
-    int fd = open(tmp, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-      fsync(fd);
-      close(fd);
-    }
-    if (rename(tmp, o->out) != 0) {
-      ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "rename", "check the output path",
-                    "cannot rename %s to %s: %s", tmp, o->out, strerror(errno));
-      st = IFT_ERR_IO;
-    }
-  }
-  if (st != IFT_OK) {
-    remove_tree(tmp);
-  } else {
-    printf("%s -> %s: %d tensors (%zu parameters, %s) in %d safetensors file%s, %d tokenizer "
-           "file%s%s, %.2f s\n",
-           path, o->out, model_ntensors(m), model_nparams_global(m), o->bf16 ? "bf16" : "f32",
-           nfiles, nfiles == 1 ? "" : "s", ntok, ntok == 1 ? "" : "s",
-           origin ? "" : " (no origin recorded: config.json from the model alone)",
-           core_now() - t0);
-  }
+  if (rename(tmp, o->out) != 0)
+    IFT_FAIL_GOTO(st, out, IFT_ERR_IO, "check the output path", "cannot rename %s to %s: %s", tmp, o->out,
+                  strerror(errno));
+  printf("%s -> %s: %d tensors (%zu parameters, %s) in %d safetensors file%s, %d tokenizer "
+         "file%s%s, %.2f s\n",
+         path, o->out, model_ntensors(m), model_nparams_global(m), o->bf16 ? "bf16" : "f32",
+         nfiles, nfiles == 1 ? "" : "s", ntok, ntok == 1 ? "" : "s",
+         origin ? "" : " (no origin recorded: config.json from the model alone)",
+         core_now() - t0);
+out:
+  if (st != IFT_OK) remove_tree(tmp); /* the unfinished export */
   free(origin);
   model_destroy(m);
   return st;

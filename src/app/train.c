@@ -19,6 +19,7 @@
 #include "iftrain/sched.h"
 #include "iftrain/step.h"
 #include "app_train.h"
+#include "metrics.h"
 
 static int data_len_cb(const void *ctx, long i) { return data_len((const data_set *)ctx, i); }
 
@@ -288,16 +289,6 @@ static ift_status check_resume(const app_config *cfg, const char *cfg_text, cons
   return IFT_OK;
 }
 
-/* Metrics are for tools, not the run: a record that cannot be written (full
- * disk, quota) is reported once and counted, and training goes on. */
-static void metrics_flush(FILE *mf, const char *path, long step, long *lost) {
-  if (!ferror(mf) && fflush(mf) == 0) return;
-  if (!(*lost)++)
-    IFT_LOG0("\nwarning: metrics.path '%s': the record of step %ld could not be written (%s); "
-             "training goes on, later failures are counted", path, step, strerror(errno));
-  clearerr(mf);
-}
-
 static volatile sig_atomic_t g_stop = 0;
 static void on_signal(int sig) { g_stop = sig; }
 /* the signal that stopped the run after its checkpoint was written (0: the
@@ -478,12 +469,10 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
   sched_plan plan;
   memset(&sc, 0, sizeof sc);
   memset(&plan, 0, sizeof plan);
-  FILE *mf = NULL;
-  long metrics_lost = 0;
+  metrics_file mf = {0};
   int *pos = NULL; /* packed micro-batches: positions, documents; reference log-probs */
   step_doc *docs = NULL;
   float *ref = NULL;
-  const double peak = kern_gemm_peak() * tc.grid.size * kern_threads();
   /* local failures (memory) go to the agreement below with the others */
   st = step_zero_create(&zp, cfg->optim_zero, model_nparams(tc.m), &tc.grid);
   if (st == IFT_OK) st = optim_create(&opt, &cfg->optim, zp.n);
@@ -497,20 +486,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
                   "optimizer state");
     st = IFT_ERR_NOMEM; /* one rank's: agreed below */
   }
-  if (st == IFT_OK && rank == 0 && cfg->metrics.path[0]) {
-    char d[1024];
-    snprintf(d, sizeof d, "%s", cfg->metrics.path);
-    char *slash = strrchr(d, '/');
-    if (slash && slash != d) {
-      *slash = 0;
-      core_mkdir_p(d);
-    }
-    mf = fopen(cfg->metrics.path, "a");
-    if (!mf)
-      ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "fopen", "choose a writable metrics.path (or empty: none)",
-                    "cannot open metrics.path '%s' for appending: %s", cfg->metrics.path, strerror(errno));
-    st = mf ? IFT_OK : IFT_ERR_IO;
-  }
+  if (st == IFT_OK && rank == 0) st = metrics_open(&mf, cfg->metrics.path);
   IFT_TRY_GOTO(st, out, dist_agree(st, tc.grid.world));
   step_cfg scfg = {.kind = cfg->train.loss,
                    .ift = {.gamma = cfg->ift.gamma, .side = cfg->ift.side, .value = cfg->ift.value,
@@ -619,10 +595,9 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     st = IFT_ERR_NOMEM;
   }
   IFT_TRY_GOTO(st, out, dist_agree(st, tc.grid.world));
-  const double flops_tok_step =
-      model_forward_flops(tc.m, 1, cfg->train.seq_len) / cfg->train.seq_len *
-      (scfg.kind == LOSS_IFT ? 4.0 : 3.0); /* pairs: 3 per token of both rows (reference cached) */
-  double t_start = core_now(), t_last = t_start, tok_since = 0, flops_run = 0;
+  metrics_flops flops;
+  metrics_flops_init(&flops, tc.m, cfg->train.seq_len, scfg.kind, tc.grid.size);
+  double t_start = core_now(), t_last = t_start, tok_since = 0;
   int tty = isatty(2);
   for (long step = start; step < total; step++) {
     double t0 = core_now();
@@ -642,10 +617,7 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     IFT_TRY_GOTO(st, stopped, step_optimizer(tc.m, &tc.ws, &opt, &zp, &tc.grid, &scfg, &so, source_load, &src, &rep));
     const double ms[7] = {rep.met.loss_sum, rep.met.nll_sum, rep.met.rows, rep.tokens, rep.met.pref_correct,
                           rep.met.margin_sum, rep.slots};
-    char prefm[96] = "";
-    if (pairs && ms[2] > 0)
-      snprintf(prefm, sizeof prefm, ",\"pref_acc\":%.4f,\"margin\":%.5g", ms[4] / ms[2], ms[5] / ms[2]);
-    const double gn = rep.grad_norm, loss = rep.loss, nll = ms[2] > 0 ? ms[1] / ms[2] : 0;
+    const double loss = rep.loss, nll = ms[2] > 0 ? ms[1] / ms[2] : 0;
     if (res) {
       if (step < 64) res->loss[step] = loss;
       res->steps = step + 1;
@@ -653,22 +625,18 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     }
     double now = core_now(), dt = now - t0;
     tok_since += ms[3];
-    double tps = ms[3] / dt;
-    /* IFT with λ = 0 skips its intuition pass: 3 passes, not 4 */
-    const double ftok = scfg.kind == LOSS_IFT && lambda == 0.0f ? flops_tok_step * 0.75 : flops_tok_step;
-    double mfu = tps * ftok / (peak * 1e9);
+    const double tps = ms[3] / dt, mfu = metrics_flops_step(&flops, lambda, ms[3], tps);
     /* real tokens per token slot computed (padding and packing's waste) */
     const double fill = ms[6] > 0 ? ms[3] / ms[6] : 0.0;
-    flops_run += ftok * ms[3];
     if (rank == 0) {
-      if (mf && (step + 1) % (cfg->metrics.every > 0 ? cfg->metrics.every : 1) == 0) {
-        fprintf(mf,
-                "{\"step\":%ld,\"epoch\":%ld,\"loss\":%.6f,\"nll\":%.6f,\"lr\":%.6g,\"lambda\":%.4f,"
-                "\"grad_norm\":%.5g,\"tokens\":%.0f,\"tokens_per_s\":%.1f,\"fill\":%.4f,\"mfu\":%.4f,"
-                "\"seconds\":%.4f,\"flops\":%.5g,\"restart_count\":%s%s}\n",
-                step + 1, plan.epoch, loss, nll, lr, lambda, gn, ms[3], tps, fill, mfu, dt, flops_run,
-                getenv("SLURM_RESTART_COUNT") ? getenv("SLURM_RESTART_COUNT") : "0", prefm);
-        metrics_flush(mf, cfg->metrics.path, step + 1, &metrics_lost);
+      if ((step + 1) % (cfg->metrics.every > 0 ? cfg->metrics.every : 1) == 0) {
+        const metrics_step rec = {.step = step + 1, .epoch = plan.epoch, .loss = loss, .nll = nll, .lr = lr,
+                                  .lambda = lambda, .grad_norm = rep.grad_norm, .tokens = ms[3],
+                                  .tokens_per_s = tps, .fill = fill, .mfu = mfu, .seconds = dt,
+                                  .flops = flops.run, .pref = pairs && ms[2] > 0,
+                                  .pref_acc = ms[2] > 0 ? ms[4] / ms[2] : 0,
+                                  .margin = ms[2] > 0 ? ms[5] / ms[2] : 0};
+        metrics_put_step(&mf, &rec);
       }
       if (verbose && (tty || now - t_last > 10 || step + 1 == total || step == 0)) {
         char eta[32];
@@ -688,15 +656,11 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     if (do_eval || (tc.have_eval && step + 1 == total)) {
       double el, em;
       IFT_TRY_GOTO(st, stopped, train_eval(&tc, &tc.eval, cfg->eval.max_samples, cfg->eval.max_new_tokens, &el, &em));
-      if (rank == 0 && verbose) {
+      if (rank == 0 && verbose)
         fprintf(stderr, "%seval @ step %ld: held-out loss %.4f  exact match %.3f\n", tty ? "\n" : "",
                 step + 1, el, em);
-        if (mf) {
-          fprintf(mf, "{\"step\":%ld,\"eval_loss\":%.6f,\"exact_match\":%.4f,\"flops\":%.5g}\n", step + 1,
-                  el, em, flops_run);
-          metrics_flush(mf, cfg->metrics.path, step + 1, &metrics_lost);
-        }
-      }
+      /* the metrics do not depend on the log level */
+      if (rank == 0) metrics_put_eval(&mf, step + 1, el, em, flops.run);
       tc.last_exact = em;
       tc.last_eval_loss = el;
     }
@@ -736,10 +700,7 @@ out:
   free(pos);
   free(docs);
   free(ref);
-  if (mf && (fclose(mf) != 0 || metrics_lost)) {
-    IFT_LOG0("warning: metrics.path '%s': %ld record%s could not be written (disk full or quota?)",
-             cfg0->metrics.path, metrics_lost ? metrics_lost : 1, metrics_lost == 1 ? "" : "s");
-  }
+  metrics_close(&mf);
   free(cfg_text);
   free(origin);
   optim_destroy(&opt);

@@ -737,17 +737,14 @@ static ift_status hash_file(const char *in, char hex[65]) {
   FILE *f = fopen(in, "rb");
   IFT_REQUIRE(f, IFT_ERR_IO, "check the input path", "cannot open '%s': %s", in, strerror(errno));
   core_sha256 *h = NULL;
-  ift_status st = core_sha256_begin(&h);
+  ift_status st;
+  IFT_TRY_GOTO(st, out, core_sha256_begin(&h));
   char buf[1 << 16];
   size_t got;
-  while (st == IFT_OK && (got = fread(buf, 1, sizeof buf, f)) > 0) core_sha256_update(h, buf, got);
-  if (st == IFT_OK) {
-    core_sha256_end(h, hex);
-    if (ferror(f)) {
-      ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, in, "check the input file", "reading '%s' failed", in);
-      st = IFT_ERR_IO;
-    }
-  }
+  while ((got = fread(buf, 1, sizeof buf, f)) > 0) core_sha256_update(h, buf, got);
+  core_sha256_end(h, hex);
+  IFT_REQUIRE_GOTO(st, out, !ferror(f), IFT_ERR_IO, "check the input file", "reading '%s' failed", in);
+out:
   fclose(f);
   return st;
 }

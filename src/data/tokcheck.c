@@ -48,25 +48,20 @@ ift_status data_check_tokenizer(const data_set *d, const char *origin, const cha
   }
 #undef VOCAB_FITS
   const int mhf = !strncmp(mtok, "hf:", 3);
-  if (mhf && dhf) {
-    ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "tokenizer",
-                  "prepare the JSONL again with iftrain prep --tokenizer of the model's directory",
-                  "%s was tokenized by another tokenizer than the model's: data set tokenizer.json sha256 %s "
-                  "(tokenizer_source %s), model %s tokenizer.json sha256 %s (source directory %s)",
-                  d->path, d->tokenizer + 3, d->tokenizer_source, model, mtok + 3, msrc);
-  } else if (mhf) {
-    ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "tokenizer",
-                  "prepare the JSONL with iftrain prep --tokenizer of the model's directory",
-                  "%s holds ids of iftrain's byte tokenizer %s, but the model %s uses the Hugging Face "
-                  "tokenizer hf:%s (source directory %s)",
-                  d->path, DATA_TOKENIZER, model, mtok + 3, msrc);
-  } else {
-    ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "tokenizer",
-                  "train a Hugging Face model on it (ckpt.init = its directory), or prepare the JSONL "
-                  "without --tokenizer for this model",
-                  "%s holds ids of the Hugging Face tokenizer %s%s, but the model %s uses iftrain's byte "
-                  "tokenizer %s",
-                  d->path, d->tokenizer, dsrc, model, DATA_TOKENIZER);
-  }
-  return IFT_ERR_CONFIG;
+  if (mhf && dhf)
+    IFT_FAIL(IFT_ERR_CONFIG, "prepare the JSONL again with iftrain prep --tokenizer of the model's directory",
+             "%s was tokenized by another tokenizer than the model's: data set tokenizer.json sha256 %s "
+             "(tokenizer_source %s), model %s tokenizer.json sha256 %s (source directory %s)",
+             d->path, d->tokenizer + 3, d->tokenizer_source, model, mtok + 3, msrc);
+  if (mhf)
+    IFT_FAIL(IFT_ERR_CONFIG, "prepare the JSONL with iftrain prep --tokenizer of the model's directory",
+             "%s holds ids of iftrain's byte tokenizer %s, but the model %s uses the Hugging Face "
+             "tokenizer hf:%s (source directory %s)",
+             d->path, DATA_TOKENIZER, model, mtok + 3, msrc);
+  IFT_FAIL(IFT_ERR_CONFIG,
+           "train a Hugging Face model on it (ckpt.init = its directory), or prepare the JSONL "
+           "without --tokenizer for this model",
+           "%s holds ids of the Hugging Face tokenizer %s%s, but the model %s uses iftrain's byte "
+           "tokenizer %s",
+           d->path, d->tokenizer, dsrc, model, DATA_TOKENIZER);
 }

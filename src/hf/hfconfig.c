@@ -237,14 +237,11 @@ static ift_status read_function(const cfg_ctx *x, hf_config *c) {
 static ift_status config_from_json(json_t *root, const char *name, hf_config *c) {
   cfg_ctx x = {name, root, ""};
   ift_status s = IFT_OK;
-  if (!json_is_object(root)) {
-    ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "config.json", HINT_BROKEN,
-                  "%s: not a JSON object", name);
-    s = IFT_ERR_CONFIG;
-  }
-  if (s == IFT_OK) s = read_arch(&x, c);
-  if (s == IFT_OK) s = read_sizes(&x, c);
-  if (s == IFT_OK) s = read_function(&x, c);
+  IFT_REQUIRE_GOTO(s, done, json_is_object(root), IFT_ERR_CONFIG, HINT_BROKEN, "%s: not a JSON object", name);
+  IFT_TRY_GOTO(s, done, read_arch(&x, c));
+  IFT_TRY_GOTO(s, done, read_sizes(&x, c));
+  IFT_TRY_GOTO(s, done, read_function(&x, c));
+done:
   json_decref(root);
   return s;
 }

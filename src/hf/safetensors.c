@@ -571,13 +571,9 @@ static ift_status build_header(const char *path, const wentry *w, size_t n, cons
     at += nb;
   }
   char *s = bad ? NULL : json_dumps(root, JSON_COMPACT);
-  if (bad) {
-    ift_error_set(IFT_ERR_ARG, __FILE__, __LINE__, "header", "names must be distinct UTF-8 strings",
-                  "%s: %s '%s' given twice or not valid UTF-8", path, what, bad);
-    json_decref(root);
-    return IFT_ERR_ARG;
-  }
   json_decref(root);
+  IFT_REQUIRE(!bad, IFT_ERR_ARG, "names must be distinct UTF-8 strings", "%s: %s '%s' given twice or not valid UTF-8",
+              path, what, bad);
   IFT_REQUIRE(s, IFT_ERR_NOMEM, NULL, "%s: header", path);
   size_t l = strlen(s), pad = (8 - l % 8) % 8;
   char *p = realloc(s, l + pad + 1);
@@ -636,24 +632,20 @@ ift_status hf_st_write(const char *path, const hf_st_wtensor *t, size_t n, const
   wentry *w = calloc(n ? n : 1, sizeof *w);
   char *tmp = malloc(strlen(path) + 5), *hdr = NULL;
   size_t hlen = 0;
-  ift_status s = IFT_ERR_NOMEM;
-  if (!w || !tmp) {
-    ift_error_set(s, __FILE__, __LINE__, "malloc", NULL, "%s: writer tables", path);
-    goto done;
-  }
+  ift_status s = IFT_OK;
+  IFT_REQUIRE_GOTO(s, done, w && tmp, IFT_ERR_NOMEM, NULL, "%s: writer tables", path);
   sprintf(tmp, "%s.tmp", path);
-  if ((s = check_wtensors(path, t, n, w)) != IFT_OK) goto done;
-  if ((s = build_header(path, w, n, meta, nmeta, &hdr, &hlen)) != IFT_OK) goto done;
+  IFT_TRY_GOTO(s, done, check_wtensors(path, t, n, w));
+  IFT_TRY_GOTO(s, done, build_header(path, w, n, meta, nmeta, &hdr, &hlen));
   if ((s = write_file(tmp, hdr, hlen, w, n)) != IFT_OK) {
-    unlink(tmp);
+    unlink(tmp); /* the partial file */
     goto done;
   }
   if (rename(tmp, path) != 0) {
-    int e = errno;
+    const int e = errno;
     unlink(tmp);
-    s = IFT_ERR_WRITE;
-    ift_error_set(s, __FILE__, __LINE__, "rename", "check the output directory",
-                  "renaming %s to %s: %s", tmp, path, strerror(e));
+    IFT_FAIL_GOTO(s, done, IFT_ERR_WRITE, "check the output directory", "renaming %s to %s: %s", tmp, path,
+                  strerror(e));
   }
 done:
   free(w);

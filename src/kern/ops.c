@@ -185,14 +185,18 @@ static double sum_exp(const float *restrict x, int n, float shift) {
   return tot;
 }
 
-/* out[j] = mul * exp(a*in[j] - b); returns Σ_j exp(a*in[j] - b). */
-static double exp_row(float *restrict out, const float *restrict in, int n, float a, float b,
-                      float mul) {
+/* out[j] = mul * exp(a*in[j] - b); returns Σ_j exp(a*in[j] - b).  out may
+ * be in (in place), so the pointers are not restrict: the two callers below
+ * inline it, where out and in are restrict (exp_row) or one pointer
+ * (exp_row_inplace), and either way the loops vectorise without an overlap
+ * check.  One body for both: in place and out of place give the same bits. */
+static inline __attribute__((always_inline)) double exp_row_body(float *out, const float *in, int n,
+                                                                 float a, float b, float mul) {
   double tot = 0.0;
   for (int c0 = 0; c0 < n; c0 += CHUNK) {
     const int m = n - c0 < CHUNK ? n - c0 : CHUNK;
-    const float *restrict ic = in + c0;
-    float *restrict oc = out + c0;
+    const float *ic = in + c0;
+    float *oc = out + c0;
     float acc[W] = {0};
     int j = 0;
     for (; j + W <= m; j += W)
@@ -211,28 +215,13 @@ static double exp_row(float *restrict out, const float *restrict in, int n, floa
   return tot;
 }
 
-/* exp_row with out == in; same arithmetic, so the same bits. */
-static double exp_row_inplace(float *restrict x, int n, float a, float b, float mul) {
-  double tot = 0.0;
-  for (int c0 = 0; c0 < n; c0 += CHUNK) {
-    const int m = n - c0 < CHUNK ? n - c0 : CHUNK;
-    float *restrict xc = x + c0;
-    float acc[W] = {0};
-    int j = 0;
-    for (; j + W <= m; j += W)
-      for (int l = 0; l < W; l++) {
-        const float e = exp_fast(a * xc[j + l] - b);
-        acc[l] += e;
-        xc[j + l] = mul * e;
-      }
-    for (; j < m; j++) {
-      const float e = exp_fast(a * xc[j] - b);
-      acc[0] += e;
-      xc[j] = mul * e;
-    }
-    tot += lanes_sum(acc);
-  }
-  return tot;
+static double exp_row(float *restrict out, const float *restrict in, int n, float a, float b,
+                      float mul) {
+  return exp_row_body(out, in, n, a, b, mul);
+}
+
+static double exp_row_inplace(float *x, int n, float a, float b, float mul) {
+  return exp_row_body(x, x, n, a, b, mul);
 }
 
 static void scale_row(float *restrict x, int n, float k) {

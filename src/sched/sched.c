@@ -109,11 +109,8 @@ static ift_status pack_plan(const sched *s, sched_plan *p, const row_len *rl, co
   int *rank = malloc(sizeof(int) * (size_t)B), *first = calloc((size_t)B + 1, sizeof(int));
   int *items = malloc(sizeof(int) * (size_t)B);
   ift_status st = IFT_OK;
-  if (!used || !of || !cnt || !order || !load || !tok || !rank || !first || !items) {
-    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "malloc", NULL, "packing plan (%d rows)", B);
-    st = IFT_ERR_NOMEM;
-    goto out;
-  }
+  IFT_REQUIRE_GOTO(st, out, used && of && cnt && order && load && tok && rank && first && items, IFT_ERR_NOMEM,
+                   NULL, "packing plan (%d rows)", B);
   int np = 0;
   for (int j = 0; j < B; j++) {
     int l[2];

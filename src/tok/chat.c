@@ -74,39 +74,34 @@ ift_status chat_from_config(const char *path, const char *force, chat_tmpl *t) {
   }
   ift_status st = IFT_OK;
   if (force) {
-    if (chat_kind_parse(force, &t->kind)) {
-      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "chat template",
-                    "choose llama3, llama3-instruct, llama3.1, chatml, qwen3, mistral, llama2 or mixtral",
-                    "unknown chat template '%s'", force);
-      st = IFT_ERR_CONFIG;
-    }
-  } else if (!json_is_string(ct)) {
-    ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "chat_template",
-                  "choose the format with --chat-template=NAME (llama3, llama3-instruct, llama3.1, "
-                  "chatml, qwen3, mistral, llama2, mixtral)",
-                  "%s has no chat_template", file);
-    st = IFT_ERR_CONFIG;
+    IFT_REQUIRE_GOTO(st, out, !chat_kind_parse(force, &t->kind), IFT_ERR_CONFIG,
+                     "choose llama3, llama3-instruct, llama3.1, chatml, qwen3, mistral, llama2 or mixtral",
+                     "unknown chat template '%s'", force);
   } else {
+    IFT_REQUIRE_GOTO(st, out, json_is_string(ct), IFT_ERR_CONFIG,
+                     "choose the format with --chat-template=NAME (llama3, llama3-instruct, llama3.1, "
+                     "chatml, qwen3, mistral, llama2, mixtral)",
+                     "%s has no chat_template", file);
     char h[65];
-    st = chat_template_hash(json_string_value(ct), h);
+    IFT_TRY_GOTO(st, out, chat_template_hash(json_string_value(ct), h));
     int k = -1;
-    for (int i = 0; st == IFT_OK && i < CHAT_KINDS; i++)
+    for (int i = 0; i < CHAT_KINDS; i++)
       if (!strcmp(h, HASHES[i])) k = i;
-    if (st == IFT_OK && k < 0) {
+    if (k < 0) {
       const char *s = json_string_value(ct);
       const char *guess = strstr(s, "<|start_header_id|>") ? " (it looks like a Llama 3 template)"
                           : strstr(s, "<|im_start|>")      ? " (it looks like ChatML)"
                           : strstr(s, "[INST]")            ? " (it looks like an [INST] template)"
                                                            : "";
-      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "chat_template",
+      IFT_FAIL_GOTO(st, out, IFT_ERR_CONFIG,
                     "if the model's format is one of these, choose it with --chat-template=NAME: "
                     "llama3, llama3-instruct, llama3.1, chatml, qwen3, mistral, llama2, mixtral "
                     "(check a rendering with iftrain prep --show)",
                     "%s: chat_template (sha256 %.16s...) is not one this build renders%s", file, h, guess);
-      st = IFT_ERR_CONFIG;
     }
-    if (st == IFT_OK) t->kind = (chat_kind)k;
+    t->kind = (chat_kind)k;
   }
+out:
   json_decref(cfg);
   return st;
 }
@@ -187,8 +182,8 @@ static int leading_system(const chat_msg *m, int n, const char **sys) {
 }
 
 static ift_status refuse(const char *msg) {
-  IFT_REQUIRE(0, IFT_ERR_FORMAT, "fix the conversation's roles in the data (the model's template refuses it)",
-              "%s", msg);
+  IFT_FAIL(IFT_ERR_FORMAT, "fix the conversation's roles in the data (the model's template refuses it)", "%s",
+           msg);
 }
 
 static int is(const chat_msg *m, const char *role) { return !strcmp(m->role, role); }
@@ -454,21 +449,19 @@ ift_status chat_render(const chat_tmpl *t, const chat_msg *m, int n, int gen, ch
   case CHAT_MISTRAL: st = r_mistral(&r, t, m, n); break;
   case CHAT_LLAMA2: st = r_llama2(&r, t, m, n); break;
   case CHAT_MIXTRAL: st = r_mixtral(&r, t, m, n); break;
-  default: st = IFT_ERR_ARG; break;
+  default:
+    IFT_FAIL_GOTO(st, fail, IFT_ERR_ARG, "report this as a bug", "unknown chat template kind %d", (int)t->kind);
   }
+  if (st != IFT_OK) goto fail; /* a renderer's refusal, recorded */
   if (!r.oom && !r.b.s) r.oom = tbuf_put(&r.b, "", 0) != 0;
-  if (st == IFT_OK && r.oom) {
-    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "chat", NULL, "rendering %d messages", n);
-    st = IFT_ERR_NOMEM;
-  }
-  if (st != IFT_OK) {
-    tbuf_free(&r.b);
-    chat_out_free(out);
-    return st;
-  }
+  IFT_REQUIRE_GOTO(st, fail, !r.oom, IFT_ERR_NOMEM, NULL, "rendering %d messages", n);
   out->text = r.b.s;
   out->len = r.b.n;
   return IFT_OK;
+fail:
+  tbuf_free(&r.b);
+  chat_out_free(out);
+  return st;
 }
 
 ift_status chat_encode(tok *t, const chat_out *r, tok_ids *ids, uint8_t **mask) {

@@ -1448,31 +1448,26 @@ ift_status tok_encode_offsets(tok *t, const char *text, size_t len, int add_spec
                               tok_offs *offs) {
   tspans o = {0};
   const size_t before = out->n;
-  ift_status st = encode(t, text, len, add_special, out, &o);
-  if (st == IFT_OK && o.n != out->n - before) { /* a step lost track: a bug, never silently wrong offsets */
-    ift_error_set(IFT_ERR_INTERNAL, __FILE__, __LINE__, "tokenizer offsets", "report this with the text",
-                  "%zu offsets for %zu ids", o.n, out->n - before);
-    st = IFT_ERR_INTERNAL;
+  ift_status st;
+  IFT_TRY_GOTO(st, end, encode(t, text, len, add_special, out, &o));
+  /* a step lost track: a bug, never silently wrong offsets */
+  IFT_REQUIRE_GOTO(st, end, o.n == out->n - before, IFT_ERR_INTERNAL, "report this with the text",
+                   "%zu offsets for %zu ids", o.n, out->n - before);
+  size_t need = 2 * (offs->n + o.n);
+  if (need > offs->cap) {
+    size_t c = offs->cap ? offs->cap : 64;
+    while (c < need) c *= 2;
+    size_t *q = realloc(offs->o, c * sizeof *q);
+    IFT_REQUIRE_GOTO(st, end, q, IFT_ERR_NOMEM, NULL, "offsets of %zu ids", o.n);
+    offs->o = q;
+    offs->cap = c;
   }
-  if (st == IFT_OK) {
-    size_t need = 2 * (offs->n + o.n);
-    if (need > offs->cap) {
-      size_t c = offs->cap ? offs->cap : 64;
-      while (c < need) c *= 2;
-      size_t *q = realloc(offs->o, c * sizeof *q);
-      if (!q) {
-        tspans_free(&o);
-        IFT_REQUIRE(0, IFT_ERR_NOMEM, NULL, "offsets of %zu ids", o.n);
-      }
-      offs->o = q;
-      offs->cap = c;
-    }
-    for (size_t i = 0; i < o.n; i++) {
-      offs->o[2 * (offs->n + i)] = o.v[i].a;
-      offs->o[2 * (offs->n + i) + 1] = o.v[i].b;
-    }
-    offs->n += o.n;
+  for (size_t i = 0; i < o.n; i++) {
+    offs->o[2 * (offs->n + i)] = o.v[i].a;
+    offs->o[2 * (offs->n + i) + 1] = o.v[i].b;
   }
+  offs->n += o.n;
+end:
   tspans_free(&o);
   return st;
 }
