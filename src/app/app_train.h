@@ -57,9 +57,6 @@ typedef struct {
   double pref_acc; /* fraction of pairs whose chosen answer has the higher summed log-prob */
 } eval_result;
 ift_status train_evaluate(train_ctx *tc, data_set *d, int max_samples, int max_new, eval_result *r);
-/* train_evaluate's loss and exact match alone. */
-ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, double *loss,
-                      double *exact);
 /* ROUGE-L F1 of token sequences gen[0..n) and ref[0..m) (LCS-based; 1 when
  * both are empty). */
 double eval_rouge_l(const int *gen, int n, const int *ref, int m);

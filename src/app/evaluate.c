@@ -173,12 +173,3 @@ ift_status train_evaluate(train_ctx *tc, data_set *d, int max_samples, int max_n
   r->pref_acc = d->has_pairs && n > 0 ? sums[4] / (double)n : 0;
   return IFT_OK;
 }
-
-ift_status train_eval(train_ctx *tc, data_set *d, int max_samples, int max_new, double *loss,
-                      double *exact) {
-  eval_result r;
-  IFT_TRY(train_evaluate(tc, d, max_samples, max_new, &r));
-  *loss = r.loss;
-  *exact = r.exact;
-  return IFT_OK;
-}

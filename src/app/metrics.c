@@ -111,12 +111,13 @@ void metrics_put_step(metrics_file *mf, const metrics_step *s) {
   put(mf, r, s->step);
 }
 
-void metrics_put_eval(metrics_file *mf, long step, double eval_loss, double exact, double flops) {
+void metrics_put_eval(metrics_file *mf, long step, const eval_result *r, double flops) {
   if (!mf->f) return;
-  put(mf,
-      json_pack("{s:I,s:o,s:o,s:o}", "step", (json_int_t)step, "eval_loss", num("%.6f", eval_loss),
-                "exact_match", num("%.4f", exact), "flops", num("%.5g", flops)),
-      step);
+  json_t *j = json_pack("{s:I,s:o,s:o,s:o}", "step", (json_int_t)step, "eval_loss", num("%.6f", r->loss),
+                        "exact_match", num("%.4f", r->exact), "rouge_l", num("%.4f", r->rouge_l));
+  if (j && r->pairs) json_object_set_new(j, "eval_pref_acc", num("%.4f", r->pref_acc));
+  if (j) json_object_set_new(j, "flops", num("%.5g", flops));
+  put(mf, j, step);
 }
 
 void metrics_close(metrics_file *mf) {

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 
+#include "app_train.h"
 #include "iftrain/loss.h"
 #include "iftrain/model.h"
 
@@ -45,10 +46,10 @@ typedef struct {
  * IFT_ERR_IO, recorded.  An empty path: no file, IFT_OK. */
 ift_status metrics_open(metrics_file *mf, const char *path);
 /* Append a step's record, or an evaluation's (eval_loss, exact_match,
- * flops).  A record that cannot be written (full disk) is counted, the
+ * rouge_l, pref_acc on pair sets, flops).  A record that cannot be written (full disk) is counted, the
  * first one reported; training goes on.  No-ops without a file. */
 void metrics_put_step(metrics_file *mf, const metrics_step *s);
-void metrics_put_eval(metrics_file *mf, long step, double eval_loss, double exact, double flops);
+void metrics_put_eval(metrics_file *mf, long step, const eval_result *r, double flops);
 /* Close; warns when records were lost. */
 void metrics_close(metrics_file *mf);
 

@@ -654,15 +654,18 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
     }
     int do_eval = tc.have_eval && cfg->eval.every > 0 && (step + 1) % cfg->eval.every == 0 && step + 1 < total;
     if (do_eval || (tc.have_eval && step + 1 == total)) {
-      double el, em;
-      IFT_TRY_GOTO(st, stopped, train_eval(&tc, &tc.eval, cfg->eval.max_samples, cfg->eval.max_new_tokens, &el, &em));
-      if (rank == 0 && verbose)
-        fprintf(stderr, "%seval @ step %ld: held-out loss %.4f  exact match %.3f\n", tty ? "\n" : "",
-                step + 1, el, em);
+      eval_result er;
+      IFT_TRY_GOTO(st, stopped, train_evaluate(&tc, &tc.eval, cfg->eval.max_samples, cfg->eval.max_new_tokens, &er));
+      if (rank == 0 && verbose) {
+        fprintf(stderr, "%seval @ step %ld: held-out loss %.4f  exact match %.3f  ROUGE-L %.3f", tty ? "\n" : "",
+                step + 1, er.loss, er.exact, er.rouge_l);
+        if (er.pairs) fprintf(stderr, "  preference accuracy %.3f", er.pref_acc);
+        fprintf(stderr, "\n");
+      }
       /* the metrics do not depend on the log level */
-      if (rank == 0) metrics_put_eval(&mf, step + 1, el, em, flops.run);
-      tc.last_exact = em;
-      tc.last_eval_loss = el;
+      if (rank == 0) metrics_put_eval(&mf, step + 1, &er, flops.run);
+      tc.last_exact = er.exact;
+      tc.last_eval_loss = er.loss;
     }
     int stop = g_stop;
     IFT_MPI_CHECK_GOTO(st, stopped, MPI_Allreduce(MPI_IN_PLACE, &stop, 1, MPI_INT, MPI_MAX, tc.grid.world), NULL);
