@@ -208,6 +208,9 @@ ift_status model_backward(model *m, const float *dlogp, int B, int T);
  * greedy next token (ties -> lowest id; under TP the global argmax), the
  * same as model_forward's argmax at that position up to float rounding. */
 ift_status model_kv_enable(model *m);
+/* Free the cache: forwards store no keys and values again (training after
+ * an evaluation; packed inputs are refused while the cache is on). */
+void model_kv_disable(model *m);
 /* 1 when model_kv_enable can work in this layout (not the 2D mode). */
 int model_kv_supported(const model *m);
 ift_status model_decode(model *m, const int *tok, const int *pos, int B, int *next);

@@ -160,6 +160,9 @@ ift_status train_evaluate(train_ctx *tc, data_set *d, int max_samples, int max_n
   if (d->has_pairs)
     for (long r0 = (long)tc->grid.dp_rank * B; r0 < n && st == IFT_OK; r0 += stride)
       st = eval_pairs(tc, d, r0, (int)(n - r0 < B ? n - r0 : B), &sums[4]);
+  /* training goes on after an evaluation: no key/value cache (forwards
+   * would keep storing into it, and packed micro-batches refuse it) */
+  model_kv_disable(tc->m);
   /* replicas evaluate different numbers of batches: agree before the sum */
   IFT_TRY(dist_agree(st, tc->grid.world));
   if (tc->grid.tp_rank != 0) memset(sums, 0, sizeof sums);

@@ -945,6 +945,13 @@ ift_status model_kv_enable(model *m) {
   return IFT_OK;
 }
 
+void model_kv_disable(model *m) {
+  core_free(m->kv);
+  free(m->kvs);
+  m->kv = NULL;
+  m->kvs = NULL;
+}
+
 /* One decoder layer for B single tokens at positions pos (1D layouts):
  * the layer's activation buffers serve as scratch. */
 static ift_status layer_decode(model *m, int l, const float *x, float *y, const int *pos, int B) {
