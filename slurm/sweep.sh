@@ -28,8 +28,8 @@ export IFTRAIN_SLURM_DIR="$here"
 
 if [ "${SWEEP_INPLACE:-0}" = 1 ] || ! sinfo -h > /dev/null 2>&1; then
   echo "sweep.sh: no Slurm here: running the array tasks in place, one after the other"
-  inplace() {  # RECIPES LAST_TASK
-    local recipes=$1 last=$2 k r s
+  inplace() {  # RECIPES LAST_TASK: every task, as an array would; fails if one did
+    local recipes=$1 last=$2 k r s rc=0
     read -ra rs <<< "$recipes"
     for k in $(seq 0 "$last"); do
       r=${rs[$((k / ${#seeds[@]}))]} s=${seeds[$((k % ${#seeds[@]}))]}
@@ -37,15 +37,19 @@ if [ "${SWEEP_INPLACE:-0}" = 1 ] || ! sinfo -h > /dev/null 2>&1; then
         echo "sweep.sh: seed $s $r: finished before, skipped"; continue
       fi
       mkdir -p "$SWEEP_DIR/seed$s/$r"
-      # the task's output goes where sbatch would put it (--output of recipes.sbatch)
-      RECIPES="$recipes" SLURM_ARRAY_TASK_ID=$k bash "$here/recipes.sbatch" "${extra[@]}" \
-        >> "$SWEEP_DIR/seed$s/$r/task.out" 2>&1 ||
-        { echo "sweep.sh: seed $s $r failed (exit $?; see $SWEEP_DIR/seed$s/$r/task.out)" >&2; return 1; }
-      echo "sweep.sh: seed $s $r: done"
+      # the task's output goes to its run directory (sbatch: --output of recipes.sbatch)
+      if RECIPES="$recipes" SLURM_ARRAY_TASK_ID=$k bash "$here/recipes.sbatch" "${extra[@]}" \
+           >> "$SWEEP_DIR/seed$s/$r/task.out" 2>&1; then
+        echo "sweep.sh: seed $s $r: done"
+      else
+        echo "sweep.sh: seed $s $r failed (exit $?; see $SWEEP_DIR/seed$s/$r/task.out)" >&2; rc=1
+      fi
     done
+    return $rc
   }
-  inplace "$A" "$na"
-  inplace "$B" "$nb"
+  # stage B only after every stage-A task succeeded (sbatch: --dependency=afterok)
+  inplace "$A" "$na" || { echo "sweep.sh: stage A incomplete: stage B not run" >&2; exit 1; }
+  inplace "$B" "$nb" || exit 1
   echo "runs in $SWEEP_DIR/seed<S>/<recipe>/; table: python3 bench/compare_report.py $SWEEP_DIR"
   exit 0
 fi
