@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
-"""Summarise bench/compare.sh: a markdown table (exact match and held-out loss,
-mean ± std over seeds, FLOPs used) and per-method curves of exact match vs
-training FLOPs for bench/plot_compare.gp.
+"""Summarise bench/compare.sh or slurm/sweep.sh: a markdown table (exact match
+and held-out loss, mean ± std over seeds, FLOPs used) and per-method curves of
+exact match vs training FLOPs for bench/plot_compare.gp.
 
     python3 bench/compare_report.py [OUT]   (default bench/out/compare)
 writes OUT/compare.md and OUT/curves.dat (one gnuplot block per method).
+The table's numbers are the final in-training evaluation of each run, unless
+the run directory holds the held-out evaluations of data/debian/run.sh report
+(eval_qa.json, eval_sft.json, eval_pref.json: `iftrain eval --json` on the
+question set, the held-out conversations and the held-out pairs): then the
+table has their exact match, ROUGE-L, answer NLL, conversation NLL and
+preference accuracy instead, and a second table gives every seed's values.
 A seed whose run of a method failed, stopped early or is missing is left out of
 that method's mean ± std and counted in the table's "failed" column; the list
 under the table names each with the reason."""
@@ -35,8 +41,22 @@ class RunFailed(Exception):
     pass
 
 
+EVALS = ("qa", "sft", "pref")
+
+
+def held_out(d):
+    """The run's eval_<set>.json files (all three, or none: {})."""
+    have = [os.path.exists(os.path.join(d, f"eval_{k}.json")) for k in EVALS]
+    if not any(have):
+        return {}
+    if not all(have):
+        raise RunFailed("held-out evaluation incomplete (eval_qa/sft/pref.json)")
+    return {k: json.load(open(os.path.join(d, f"eval_{k}.json"))) for k in EVALS}
+
+
 def run(seed_dir, name, stage1):
-    """(final exact, final loss, total flops, steps, curve [(flops, exact)])."""
+    """(final exact, final loss, total flops, steps, curve [(flops, exact)],
+    held-out evaluations {set: eval json} or {})."""
     d = os.path.join(seed_dir, name)
     if not os.path.isdir(d):
         raise RunFailed("no run directory")
@@ -60,43 +80,73 @@ def run(seed_dir, name, stage1):
         curve += [(e["flops"], e["exact_match"]) for e in e1]
         base = s1[-1]["flops"] + (ref_flops(seed_dir) if name == "dpo" else 0.0)
     curve += [(base + e["flops"], e["exact_match"]) for e in evals]
-    return evals[-1]["exact_match"], evals[-1]["eval_loss"], base + steps[-1]["flops"], len(steps), curve
+    return (evals[-1]["exact_match"], evals[-1]["eval_loss"], base + steps[-1]["flops"], len(steps), curve,
+            held_out(d))
 
 
 def ms(v):
     return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
 
-seeds = sorted(d for d in os.listdir(OUT) if d.startswith("seed"))
-rows, curves, failed = [], {}, []
+seeds = sorted((d for d in os.listdir(OUT) if d.startswith("seed")), key=lambda d: (len(d), d))
+rows, curves, failed, per_seed = [], {}, [], []
 sft_flops = None
 for key, label, stage1 in METHODS:
-    res, fails = [], []
+    res, fails, names = [], [], []
     for sd in seeds:
         try:
             res.append(run(os.path.join(OUT, sd), key, stage1))
+            names.append(sd)
         except (OSError, ValueError, IndexError, AttributeError, KeyError, TypeError, RunFailed) as e:
             fails.append(f"{label}, {sd}: {'' if isinstance(e, RunFailed) else e.__class__.__name__ + ': '}{e}")
     if not res and all(x.endswith(": no run directory") for x in fails):
         continue  # a method this sweep did not run
     failed += fails
-    nfail = len(fails)
-    if not res:
-        rows.append((label, 0, float("nan"), (float("nan"),) * 2, (float("nan"),) * 2, [], 0, nfail))
-        continue
-    em, el, fl = [r[0] for r in res], [r[1] for r in res], [r[2] for r in res]
-    if key == "sft":
-        sft_flops = statistics.mean(fl)
-    rows.append((label, res[0][3], statistics.mean(fl), ms(em), ms(el), em, len(res), nfail))
-    curves[label] = [r[4] for r in res]
+    rows.append((label, key, res, fails))
+    if key == "sft" and res:
+        sft_flops = statistics.mean(r[2] for r in res)
+    if res:
+        curves[label] = [r[4] for r in res]
+    per_seed += [(label, sd, r) for sd, r in zip(names, res)]
 
+# the held-out evaluations decide the table when every counted run has them
+real = bool(per_seed) and all(r[5] for _, _, r in per_seed)
+# (column, value of a held-out evaluation set, format of mean ± std)
+HELD_OUT = [("exact match %", lambda h: 100 * h["qa"]["exact_match"], "{:.1f} ± {:.1f}"),
+            ("ROUGE-L %", lambda h: 100 * h["qa"]["rouge_l"], "{:.1f} ± {:.1f}"),
+            ("answer NLL", lambda h: h["qa"]["eval_loss"], "{:.3f} ± {:.3f}"),
+            ("conversation NLL", lambda h: h["sft"]["eval_loss"], "{:.3f} ± {:.3f}"),
+            ("pref acc %", lambda h: 100 * h["pref"]["pref_acc"], "{:.1f} ± {:.1f}")]
+nan = float("nan")
 with open(os.path.join(OUT, "compare.md"), "w") as f:
-    f.write("| method | steps | training FLOPs | vs SFT | exact match % | held-out loss | per seed | seeds | failed |\n")
-    f.write("|---|---|---|---|---|---|---|---|---|\n")
-    for label, steps, flops, (emm, ems), (elm, els), em, n, nfail in rows:
-        ratio = flops / sft_flops if sft_flops else float("nan")
-        f.write(f"| {label} | {steps} | {flops:.3g} | {ratio:.2f} | {100*emm:.1f} ± {100*ems:.1f} | "
-                f"{elm:.4f} ± {els:.4f} | {', '.join(f'{100*x:.1f}' for x in em)} | {n} | {nfail} |\n")
+    if real:
+        f.write("| method | steps | training FLOPs | vs SFT | " + " | ".join(c for c, _, _ in HELD_OUT) +
+                " | seeds | failed |\n")
+        f.write("|---" * (len(HELD_OUT) + 6) + "|\n")
+    else:
+        f.write("| method | steps | training FLOPs | vs SFT | exact match % | held-out loss | per seed | seeds | failed |\n")
+        f.write("|---|---|---|---|---|---|---|---|---|\n")
+    for label, key, res, fails in rows:
+        flops = statistics.mean(r[2] for r in res) if res else nan
+        ratio = flops / sft_flops if sft_flops else nan
+        steps = res[0][3] if res else 0
+        head = f"| {label} | {steps} | {flops:.3g} | {ratio:.2f} | "
+        if real:
+            cells = [fmt.format(*ms([get(r[5]) for r in res])) if res else "–" for _, get, fmt in HELD_OUT]
+            f.write(head + " | ".join(cells) + f" | {len(res)} | {len(fails)} |\n")
+        else:
+            (emm, ems), (elm, els) = (ms([r[0] for r in res]), ms([r[1] for r in res])) if res else ((nan,) * 2,) * 2
+            f.write(head + f"{100*emm:.1f} ± {100*ems:.1f} | {elm:.4f} ± {els:.4f} | "
+                    f"{', '.join(f'{100*r[0]:.1f}' for r in res)} | {len(res)} | {len(fails)} |\n")
+    if real:
+        n = {k: per_seed[0][2][5][k]["samples"] for k in EVALS}
+        f.write(f"\nHeld-out sets: {n['qa']} questions (exact match, ROUGE-L, answer NLL), {n['sft']} "
+                f"conversations (NLL of every answer), {n['pref']} pairs (preference accuracy).\n\n")
+        f.write("| method | seed | " + " | ".join(c for c, _, _ in HELD_OUT) + " |\n")
+        f.write("|---" * (len(HELD_OUT) + 2) + "|\n")
+        for label, sd, r in per_seed:
+            f.write(f"| {label} | {sd[4:]} | " +
+                    " | ".join(fmt.split(" ±")[0].format(get(r[5])) for _, get, fmt in HELD_OUT) + " |\n")
     if failed:
         f.write("\nNot counted in mean ± std (failed, unfinished or missing runs):\n\n")
         f.writelines(f"- {x}\n" for x in failed)

@@ -3,7 +3,7 @@
 # train.sbatch forwards USR1 to iftrain, which checkpoints and exits 75; the
 # rerun resumes and ends with weights bit-identical to an uninterrupted run; a
 # failing run is not treated as preemption; scaling.sbatch array tasks fill
-# one CSV.
+# one CSV; sweep.sh runs a recipe set given by the environment in place.
 set -u
 : "${IFTRAIN:?}"
 # MPI jobs of the test suite run one at a time (2 cores): hold the same lock
@@ -62,7 +62,29 @@ recipes() {
   head -1 "$w/sweep/seed2/dpo/metrics.jsonl" | grep -q '"loss":0.69314' || { echo "first DPO loss is not log 2:"; head -1 "$w/sweep/seed2/dpo/metrics.jsonl"; return 1; }
   grep -q '"pref_acc"' "$w/sweep/seed2/simpo/metrics.jsonl" && test -s "$w/sweep/seed2/ref.log"
 }
+sweep_inplace() {
+  # RECIPE_ARGS is read as one line
+  local small="--model.hidden_size=32 --model.intermediate_size=64 --model.num_hidden_layers=1"
+  small+=" --train.batch_size=8 --train.micro_batch=4 --train.steps=2 --eval.max_samples=8 --eval.every=0"
+  mkdir -p "$w/rs"
+  for r in sft orpo sft_stage1 dpo; do cp "$top/data/recipes/$r.ini" "$w/rs/"; done
+  run_sweep() {
+    SWEEP_INPLACE=1 SWEEP_DIR=$w/sw RECIPE_DIR=$w/rs TRAIN_DATA=$w/a.h5 PREF_DATA=$top/data/arith_train.h5 \
+      EVAL_DATA="" INIT=$w/full/ckpt/step_300.h5 STAGE_A="sft orpo sft_stage1" STAGE_B=dpo RECIPE_ARGS="$small" \
+      bash "$top/slurm/sweep.sh" 1
+  }
+  run_sweep > "$w/sw.log" 2>&1 || { cat "$w/sw.log"; return 1; }
+  # stage A from INIT on its data; stage B from stage 1 on the pairs; no evaluation
+  grep -q "initial weights from $w/full/ckpt/step_300.h5" "$w/sw/seed1/sft/task.out" || { echo "sft did not start from INIT"; return 1; }
+  grep -q "^train = $w/a.h5" "$w/sw/seed1/sft/task.out" || { echo "sft did not train on TRAIN_DATA"; return 1; }
+  grep -q "^train = $top/data/arith_train.h5" "$w/sw/seed1/orpo/task.out" || { echo "orpo did not train on PREF_DATA"; return 1; }
+  grep -q "initial weights from $w/sw/seed1/sft_stage1/ckpt/step_2.h5" "$w/sw/seed1/dpo/task.out" || { echo "dpo did not start from stage 1"; return 1; }
+  ! grep -q eval_loss "$w/sw/seed1/sft/metrics.jsonl" || { echo "evaluated although EVAL_DATA is empty"; return 1; }
+  # a rerun skips the finished runs
+  run_sweep > "$w/sw2.log" 2>&1 && [ "$(grep -c 'finished before, skipped' "$w/sw2.log")" -eq 4 ] || { cat "$w/sw2.log"; return 1; }
+}
 check "train.sbatch: a run to the end exits 0" full
+check "sweep.sh in place: recipe set, data and INIT from the environment; a rerun skips finished runs" sweep_inplace
 check "recipes.sbatch: SFT stage 1, then SFT -> DPO (reference cache) and SFT -> SimPO" recipes
 check "train.sbatch: USR1 -> checkpoint, exit 75; rerun resumes to bit-identical weights" preempted
 check "train.sbatch: a failing run exits non-zero and is not requeued" crash

@@ -7,9 +7,16 @@
 #   data/debian/run.sh base       pretrain (slurm/train.sbatch: sbatch when Slurm answers,
 #                                 else run in place; resumable: run it again after a stop)
 #   data/debian/run.sh export     export the base model (HF directory) + held-out perplexity
+#   data/debian/run.sh compare    the comparison of data/debian/recipes/ from the base model:
+#                                 slurm/sweep.sh (job arrays; in place without Slurm)
+#   data/debian/run.sh report     held-out evaluation of every run, table and plot
 # Environment: RUN (output root, default runs/debian), IFTRAIN (the binary, default
 # ./iftrain), NTASKS (ranks, default 2), THREADS (per rank, default 1), MAX_CHARS
-# (longest corpus piece, default 1200), BASE_ARGS (extra `iftrain train` options).
+# (longest corpus piece, default 1200), BASE_ARGS (extra `iftrain train` options);
+# compare/report: SEEDS (default "1 2 3"), INIT (default RUN/base-hf), SWEEP_DIR
+# (default RUN/compare), RECIPE_ARGS (extra `iftrain train` options of every run),
+# EVAL_SAMPLES (held-out questions and conversations report scores, default 0: all),
+# PAIR_SAMPLES (held-out pairs report scores, default 2000; 0: all).
 # Every stage skips work whose output is complete; outputs are written under a
 # temporary name and renamed, so a stopped stage leaves nothing half-made.
 set -euo pipefail
@@ -109,5 +116,66 @@ PY
     mpirun --allow-run-as-root --oversubscribe -n "$NTASKS" "$IFTRAIN" eval --ckpt "$RUN/base/ckpt" \
       --data "$RUN/corpus_heldout.h5" --max-new-tokens 1 --json | tee "$RUN/base-heldout.json"
     ;;
-  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  compare)
+    # data/debian/README.md, "The comparison": slurm/sweep.sh with the recipes
+    # of data/debian/recipes/ on the WordNet data, every stage-A run starting
+    # from the base model; sbatch job arrays when Slurm answers, else in place
+    INIT=${INIT:-$RUN/base-hf}
+    [ -e "$INIT" ] || die "no base model $INIT: run 'export' first (or set INIT)"
+    for n in sft_train pref_train qa_test; do
+      [ -f "$RUN/$n.h5" ] || die "no $RUN/$n.h5: run 'instruct' first"
+    done
+    # DPO's pairs: every 28th training pair, so that the reference cache fits
+    # the compute budget (data/debian/recipes/dpo.ini has the arithmetic)
+    dpo_in="$RUN/instruct/pref_train.jsonl"
+    if [ ! -f "$RUN/pref_dpo.jsonl" ] || [ "$RUN/pref_dpo.jsonl" -ot "$dpo_in" ]; then
+      awk 'NR % 28 == 1' "$dpo_in" > "$RUN/pref_dpo.jsonl.tmp"
+      mv "$RUN/pref_dpo.jsonl.tmp" "$RUN/pref_dpo.jsonl"
+    fi
+    tokenizer
+    prep "$RUN/pref_dpo.jsonl" "$RUN/pref_dpo.h5" --chat-template=mistral
+    export NTASKS   # train.sbatch's ranks when it runs in place
+    # shellcheck disable=SC2086  # SEEDS is a list
+    RECIPE_DIR="$here/recipes" TRAIN_DATA="$RUN/sft_train.h5" PREF_DATA="$RUN/pref_train.h5" \
+      REF_DATA="$RUN/pref_dpo.h5" EVAL_DATA="$RUN/qa_test.h5" INIT="$INIT" \
+      SWEEP_DIR="${SWEEP_DIR:-$RUN/compare}" \
+      SBATCH_ARGS="--ntasks=$NTASKS --cpus-per-task=$THREADS --time=02:00:00 ${SBATCH_ARGS:-}" \
+      bash "$root/slurm/sweep.sh" ${SEEDS:-1 2 3}
+    ;;
+  report)
+    # every finished run of every seed (sft_stage1 only feeds dpo and simpo):
+    # iftrain eval of its last checkpoint on the held-out questions (exact
+    # match, ROUGE-L, answer NLL), conversations (NLL of every answer) and
+    # pairs (preference accuracy), then the table and the plot
+    sweep=${SWEEP_DIR:-$RUN/compare}
+    [ -d "$sweep" ] || die "no $sweep: run 'compare' first"
+    ev() {  # RUN_DIR NAME DATA [options]: RUN_DIR/eval_NAME.json, redone when the checkpoint is newer
+      local d=$1 data=$3 out="$1/eval_$2.json"; shift 3
+      [ -f "$out" ] && [ "$out" -nt "$d/ckpt/latest" ] && return
+      mpirun --allow-run-as-root --oversubscribe -n "$NTASKS" "$IFTRAIN" eval --ckpt "$d/ckpt" \
+        --data "$data" --json --quiet "$@" > "$out.tmp"
+      mv "$out.tmp" "$out"
+      echo "run.sh: $out: $(cat "$out")"
+    }
+    for d in "$sweep"/seed*/*/; do
+      d=${d%/}
+      [ "$(basename "$d")" != sft_stage1 ] || continue
+      [ "$(cut -d' ' -f1 "$d/ckpt/exit_status" 2>/dev/null)" = 0 ] ||
+        { echo "run.sh: $d did not finish: not evaluated"; continue; }
+      ev "$d" qa "$RUN/qa_test.h5" --max-samples "${EVAL_SAMPLES:-0}"
+      ev "$d" sft "$RUN/sft_test.h5" --max-new-tokens 1 --max-samples "${EVAL_SAMPLES:-0}"
+      ev "$d" pref "$RUN/pref_test.h5" --max-new-tokens 1 --max-samples "${PAIR_SAMPLES:-2000}"
+    done
+    python3 "$root/bench/compare_report.py" "$sweep"
+    if command -v gnuplot > /dev/null; then
+      gnuplot -e "dat='$sweep/curves.dat'; out='$sweep/compare.png'" \
+        -e "title='WordNet questions (held-out words): exact match vs training compute'" \
+        -e "ylab='exact match (%), in-training evaluations (held-out questions)'; yauto=1" \
+        "$root/bench/plot_compare.gp"
+      echo "run.sh: table $sweep/compare.md, plot $sweep/compare.png"
+    else
+      echo "run.sh: table $sweep/compare.md (no gnuplot: no plot)"
+    fi
+    ;;
+  *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
