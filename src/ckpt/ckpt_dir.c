@@ -99,33 +99,30 @@ ift_status ckpt_save(const char *dir, int keep, model *m, const optim_state *opt
      * of a run before run ids) is not this run's to replace */
     char id[CKPT_RUN_ID_LEN];
     file_run_id(fin, id);
-    if (strcmp(id, meta->run_id)) {
-      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "ckpt_save",
-                    "move that file out of ckpt.dir (or choose a new ckpt.dir); it was not changed",
-                    "%s exists and is not a checkpoint of this run: not overwriting it", fin);
-      st = IFT_ERR_CONFIG;
-    }
+    IFT_REQUIRE_GOTO(st, agree, !strcmp(id, meta->run_id), IFT_ERR_CONFIG,
+                     "move that file out of ckpt.dir (or choose a new ckpt.dir); it was not changed",
+                     "%s exists and is not a checkpoint of this run: not overwriting it", fin);
   }
+agree:
   IFT_TRY(dist_agree(st, world));
   IFT_TRY(ckpt_save_file(fin, m, opt, meta, world, dp_rank));
-  int all = 1;
   if (rank == 0) {
     /* the new checkpoint is complete: point `latest` at it, then rotate */
     char lt[1110], lf[1100];
     snprintf(lf, sizeof lf, "%s/latest", dir);
     snprintf(lt, sizeof lt, "%s.tmp", lf);
     FILE *f = fopen(lt, "w");
-    all = f && fprintf(f, "step_%ld.h5\n", meta->step) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int all = f && fprintf(f, "step_%ld.h5\n", meta->step) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (f && fclose(f) != 0) all = 0;
     if (all && rename(lt, lf) != 0) all = 0;
-    if (all) prune(dir, meta->step, keep, meta->run_id);
+    IFT_REQUIRE_GOTO(st, pointed, all, IFT_ERR_WRITE,
+                     "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
+                     "the pointer %s/latest to step %ld could not be written", dir, meta->step);
+    prune(dir, meta->step, keep, meta->run_id);
   }
-  if (!all)
-    ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "latest",
-                  "check free space and permissions of ckpt.dir; the previous checkpoint is intact",
-                  "the pointer %s/latest to step %ld could not be written", dir, meta->step);
+pointed:
   /* rank 0 alone wrote the pointer: an agreement, so the job ends without MPI_ABORT */
-  IFT_TRY(dist_agree(all ? IFT_OK : IFT_ERR_WRITE, world));
+  IFT_TRY(dist_agree(st, world));
   if (path_out) snprintf(path_out, 1100, "%s", fin);
   return IFT_OK;
 }

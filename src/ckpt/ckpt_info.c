@@ -115,35 +115,32 @@ ift_status ckpt_verify(const char *path, FILE *out, long *ntensors) {
   model *m;
   IFT_TRY(model_create(&m, &c, MPI_COMM_NULL, 1, 2));
   ift_status st = IFT_OK;
-  hid_t f = -1;
+  hid_t f = -1, g = -1;
   long n = 0;
   IFT_H5_CHECK_GOTO(st, done, f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
                     "the file is not HDF5 or is truncated", "HDF5 call failed on %s", path);
   static const char *groups[3] = {"/model", "/optim/m", "/optim/v"};
-  for (int k = 0; k < 3 && st == IFT_OK; k++) {
+  for (int k = 0; k < 3; k++) {
     if (k > 0 && H5Lexists(f, "/optim", H5P_DEFAULT) <= 0) break;
     if (k > 0 && H5Lexists(f, groups[k], H5P_DEFAULT) <= 0) continue;
-    hid_t g = H5Gopen2(f, groups[k], H5P_DEFAULT);
-    if ((st = ckpt_read_tensors(g, m, model_params(m), path)) == IFT_OK) {
-      for (int i = 0; i < model_ntensors(m) && st == IFT_OK; i++) {
-        const model_tensor *t = model_tensor_at(m, i);
-        uint64_t want = 0, have = ckpt_checksum_part(model_params(m) + t->offset, t->rows, t->cols, 0, 0, t->cols);
-        const int has = ckpt_stored_checksum(g, t->name, &want);
-        if (!has || want != have) {
-          ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "checksum",
-                        "the checkpoint is damaged: resume from an earlier one",
-                        "%s: tensor %s/%s %s", path, groups[k], t->name,
-                        has ? "does not match its checksum" : "has no checksum attribute");
-          st = IFT_ERR_FORMAT;
-        }
-        n++;
-      }
+    g = H5Gopen2(f, groups[k], H5P_DEFAULT);
+    IFT_TRY_GOTO(st, done, ckpt_read_tensors(g, m, model_params(m), path));
+    for (int i = 0; i < model_ntensors(m); i++) {
+      const model_tensor *t = model_tensor_at(m, i);
+      uint64_t want = 0, have = ckpt_checksum_part(model_params(m) + t->offset, t->rows, t->cols, 0, 0, t->cols);
+      const int has = ckpt_stored_checksum(g, t->name, &want);
+      n++; /* the failing tensor counts as checked */
+      IFT_REQUIRE_GOTO(st, done, has && want == have, IFT_ERR_FORMAT,
+                       "the checkpoint is damaged: resume from an earlier one", "%s: tensor %s/%s %s", path,
+                       groups[k], t->name, has ? "does not match its checksum" : "has no checksum attribute");
     }
     H5Gclose(g);
+    g = -1;
   }
-  if (st == IFT_OK && out) fprintf(out, "%s: OK, %ld tensors verified\n", path, n);
+  if (out) fprintf(out, "%s: OK, %ld tensors verified\n", path, n);
 done:
   if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT; /* a file HDF5 cannot read is malformed input */
+  if (g >= 0) H5Gclose(g);
   if (f >= 0) H5Fclose(f);
   model_destroy(m);
   if (ntensors) *ntensors = n;
@@ -164,11 +161,8 @@ ift_status ckpt_export_model(const char *path, const char *out_path) {
                     "the checkpoint has no /model", "HDF5 call failed on %s", path);
   IFT_H5_CHECK_GOTO(st, done, H5Fclose(o), "check free disk space", "HDF5 call failed on %s", path);
   o = -1;
-  if (rename(tmp, out_path) != 0) {
-    ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "rename", "check the output directory",
-                  "cannot rename %s to %s", tmp, out_path);
-    st = IFT_ERR_IO;
-  }
+  IFT_REQUIRE_GOTO(st, done, rename(tmp, out_path) == 0, IFT_ERR_IO, "check the output directory",
+                   "cannot rename %s to %s", tmp, out_path);
 done:
   if (o >= 0) H5Fclose(o);
   if (f >= 0) H5Fclose(f);
@@ -200,14 +194,16 @@ static uint64_t config_hash(const model_config *c) {
 static ift_status hf_fingerprint(const char *dir, const model_config *c, uint64_t *h) {
   model *m;
   IFT_TRY(model_create(&m, c, MPI_COMM_NULL, 1, 2));
-  ift_status st = ckpt_hf_load(dir, m, MPI_COMM_NULL);
-  for (int i = 0; st == IFT_OK && i < model_ntensors(m); i++) {
+  ift_status st;
+  IFT_TRY_GOTO(st, done, ckpt_hf_load(dir, m, MPI_COMM_NULL));
+  for (int i = 0; i < model_ntensors(m); i++) {
     const model_tensor *t = model_tensor_at(m, i);
     uint64_t sum =
         ckpt_checksum_part(model_params(m) + t->offset, t->rows, t->cols, 0, 0, t->cols);
     *h = core_fnv1a(*h, t->name, strlen(t->name));
     *h = core_fnv1a(*h, &sum, sizeof sum);
   }
+done:
   model_destroy(m);
   return st;
 }

@@ -97,8 +97,8 @@ ift_status ckpt_origin_shared(const char *path, char **out, MPI_Comm comm) {
   IFT_MPI_CHECK(MPI_Bcast(&n, 1, MPI_LONG, 0, comm), NULL);
   if (!n) return IFT_OK;
   if (rank != 0) *out = malloc((size_t)n);
-  st = *out ? IFT_OK : IFT_ERR_NOMEM;
-  if (st != IFT_OK) ift_error_set(st, __FILE__, __LINE__, "malloc", NULL, "origin text");
+  IFT_REQUIRE_GOTO(st, agree, *out, IFT_ERR_NOMEM, NULL, "origin text");
+agree:
   IFT_TRY_GOTO(st, fail, dist_agree(st, comm)); /* one rank's malloc: agreed before the Bcast */
   IFT_MPI_CHECK_GOTO(st, fail, MPI_Bcast(*out, (int)n, MPI_CHAR, 0, comm), NULL);
   return IFT_OK;
@@ -150,22 +150,17 @@ static ift_status read_train_state(hid_t f, ckpt_train_state *ts, const char *pa
   static const char *keys[3] = {"step", "epoch", "cursor"};
   long *vals[3] = {&ts->step, &ts->epoch, &ts->cursor};
   ift_status st = IFT_OK;
-  for (int i = 0; i < 3 && st == IFT_OK; i++) {
-    if (ift_h5_attr_get_long(gt, keys[i], vals[i]) < 0) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, keys[i],
-                    "the file is damaged: use an earlier checkpoint",
-                    "%s: /train has no attribute %s", path, keys[i]);
-      st = IFT_ERR_FORMAT;
-    } else if (*vals[i] < 0) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, keys[i],
-                    "the file is damaged: use an earlier checkpoint",
-                    "%s: /train %s = %ld is negative", path, keys[i], *vals[i]);
-      st = IFT_ERR_FORMAT;
-    }
+  for (int i = 0; i < 3; i++) {
+    IFT_REQUIRE_GOTO(st, out, ift_h5_attr_get_long(gt, keys[i], vals[i]) >= 0, IFT_ERR_FORMAT,
+                     "the file is damaged: use an earlier checkpoint", "%s: /train has no attribute %s",
+                     path, keys[i]);
+    IFT_REQUIRE_GOTO(st, out, *vals[i] >= 0, IFT_ERR_FORMAT, "the file is damaged: use an earlier checkpoint",
+                     "%s: /train %s = %ld is negative", path, keys[i], *vals[i]);
   }
   ift_h5_attr_get_str(gt, "run_id", ts->run_id, sizeof ts->run_id);
   ift_h5_attr_get_str(gt, "data_content_sha256", ts->data_hash, sizeof ts->data_hash);
   ts->config_text = ift_h5_attr_dup_str(gt, "config");
+out:
   H5Gclose(gt);
   return st;
 }
@@ -177,9 +172,11 @@ static ift_status read_group(hid_t f, const char *gname, const model *m, float *
   hid_t g = H5Lexists(f, gname, H5P_DEFAULT) > 0 ? H5Gopen2(f, gname, H5P_DEFAULT) : -1;
   IFT_REQUIRE(g >= 0, IFT_ERR_FORMAT, "resume from a checkpoint written by iftrain train (it has /optim)",
               "%s has no %s", path, gname);
-  ift_status st = ckpt_read_tensors(g, m, base, path);
-  for (int i = 0; i < model_ntensors(m) && st == IFT_OK; i++)
+  ift_status st;
+  IFT_TRY_GOTO(st, out, ckpt_read_tensors(g, m, base, path));
+  for (int i = 0; i < model_ntensors(m); i++)
     if (!ckpt_stored_checksum(g, model_tensor_at(m, i)->name, &want[i])) *missing = 1;
+out:
   H5Gclose(g);
   return st;
 }
@@ -195,10 +192,8 @@ static ift_status verify_read(const model *m, float *const *bufs, const uint64_t
   const uint64_t replicas = (uint64_t)(size / model_tp_size(m));
   uint64_t *sums = calloc((size_t)nbuf * nt, sizeof(uint64_t));
   ift_status st = IFT_OK;
-  if (!sums) {
-    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "calloc", NULL, "checksums of %d tensors", nt);
-    st = IFT_ERR_NOMEM;
-  }
+  IFT_REQUIRE_GOTO(st, agree, sums, IFT_ERR_NOMEM, NULL, "checksums of %d tensors", nt);
+agree:
   IFT_TRY_GOTO(st, out, dist_agree(st, comm)); /* one rank's calloc: agreed before the Allreduce */
   for (int k = 0; k < nbuf; k++)
     for (int i = 0; i < nt; i++) {
@@ -225,31 +220,24 @@ ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_st
                      MPI_Comm comm, unsigned flags) {
   if (ckpt_is_hf_dir(path)) {
     /* weights only: a fine-tuning start (ckpt.init), eval or generate */
-    ift_status hs = IFT_OK;
-    if (opt || ts) {
-      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "ckpt.resume",
-                    "start from it with --ckpt.init=DIR (resume continues iftrain checkpoints)",
-                    "%s is a Hugging Face model directory: it has no optimizer state or step to "
-                    "resume", path);
-      hs = IFT_ERR_CONFIG;
-    }
-    return hs == IFT_OK ? ckpt_hf_load(path, m, comm) : hs;
+    IFT_REQUIRE(!opt && !ts, IFT_ERR_CONFIG,
+                "start from it with --ckpt.init=DIR (resume continues iftrain checkpoints)",
+                "%s is a Hugging Face model directory: it has no optimizer state or step to "
+                "resume", path);
+    return ckpt_hf_load(path, m, comm);
   }
   ift_status st = IFT_OK;
   hid_t fapl = -1, f = -1, gm = -1;
   const int nt = model_ntensors(m);
   uint64_t *want = calloc(3 * (size_t)nt, sizeof(uint64_t));
   int missing = 0;
+  char *oname = NULL; /* the optimizer the checkpoint holds */
   if (ts) memset(ts, 0, sizeof *ts);
   ckpt_quiet_hdf5();
-  if (!want) {
-    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "calloc", NULL, "checksums of %d tensors", nt);
-    st = IFT_ERR_NOMEM;
-  } else if (access(path, R_OK) != 0) {
-    ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "access", "check the checkpoint path",
-                  "checkpoint '%s' does not exist or is unreadable", path);
-    st = IFT_ERR_IO;
-  }
+  IFT_REQUIRE_GOTO(st, agree, want, IFT_ERR_NOMEM, NULL, "checksums of %d tensors", nt);
+  IFT_REQUIRE_GOTO(st, agree, access(path, R_OK) == 0, IFT_ERR_IO, "check the checkpoint path",
+                   "checkpoint '%s' does not exist or is unreadable", path);
+agree:
   /* the open is collective: every rank must know that every rank may open */
   IFT_TRY_GOTO(st, out, dist_agree(st, comm));
   IFT_H5_CHECK_GOTO(st, done, fapl = H5Pcreate(H5P_FILE_ACCESS), NULL, "HDF5 call failed on %s", path);
@@ -262,7 +250,7 @@ ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_st
   /* From here on every read is this rank's own (no collective until the
    * checksums): a failure on one rank is agreed before the all-reduce. */
   IFT_TRY_GOTO(st, done, check_arch(gm, model_cfg(m), path));
-  if (ts && (st = read_train_state(f, ts, path)) != IFT_OK) goto done;
+  if (ts) IFT_TRY_GOTO(st, done, read_train_state(f, ts, path));
   IFT_TRY_GOTO(st, done, read_group(f, "/model", m, model_params(m), want, &missing, path));
   if (opt) {
     /* resume needs the optimizer moments the run had */
@@ -273,35 +261,27 @@ ift_status ckpt_load(const char *path, model *m, optim_state *opt, ckpt_train_st
                     "new run from its weights with ckpt.init",
                     "%s has no optimizer state to resume from", path);
     }
-    char *name = ift_h5_attr_dup_str(go, "name");
+    oname = ift_h5_attr_dup_str(go, "name");
     long t = -1;
     ift_h5_attr_get_long(go, "t", &t);
     H5Gclose(go);
-    if (!name || strcmp(name, optim_kind_name(opt->cfg.kind))) {
-      ift_error_set(IFT_ERR_CONFIG, __FILE__, __LINE__, "optim.name",
-                    "resume with the optimizer the run was started with",
-                    "%s holds %s state but optim.name = %s", path, name ? name : "no",
-                    optim_kind_name(opt->cfg.kind));
-      st = IFT_ERR_CONFIG;
-    } else if (ts && t != ts->step) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "/optim t",
-                    "the file is damaged: use an earlier checkpoint",
-                    "%s: the optimizer has taken %ld steps but /train step is %ld", path, t, ts->step);
-      st = IFT_ERR_FORMAT;
-    }
-    free(name);
     opt->t = t;
+    IFT_REQUIRE_GOTO(st, done, oname && !strcmp(oname, optim_kind_name(opt->cfg.kind)), IFT_ERR_CONFIG,
+                     "resume with the optimizer the run was started with",
+                     "%s holds %s state but optim.name = %s", path, oname ? oname : "no",
+                     optim_kind_name(opt->cfg.kind));
+    IFT_REQUIRE_GOTO(st, done, !ts || t == ts->step, IFT_ERR_FORMAT,
+                     "the file is damaged: use an earlier checkpoint",
+                     "%s: the optimizer has taken %ld steps but /train step is %ld", path, t, ts->step);
     static const char *groups[2] = {"/optim/m", "/optim/v"};
     float *bufs[2] = {opt->m, opt->v};
-    for (int k = 0; k < 2 && st == IFT_OK; k++)
-      if (bufs[k]) st = read_group(f, groups[k], m, bufs[k], want + (size_t)(k + 1) * nt, &missing, path);
+    for (int k = 0; k < 2; k++)
+      if (bufs[k])
+        IFT_TRY_GOTO(st, done, read_group(f, groups[k], m, bufs[k], want + (size_t)(k + 1) * nt, &missing, path));
   }
-  if (st == IFT_OK && missing && (flags & CKPT_VERIFY)) {
-    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "checksum",
-                  "it was not written by iftrain train; load it without verification (ckpt.verify=0 / --no-verify)",
-                  "%s: a tensor has no stored checksum", path);
-    st = IFT_ERR_FORMAT;
-  }
+  IFT_REQUIRE_GOTO(st, done, !missing || !(flags & CKPT_VERIFY), IFT_ERR_FORMAT,
+                   "it was not written by iftrain train; load it without verification (ckpt.verify=0 / --no-verify)",
+                   "%s: a tensor has no stored checksum", path);
 done:
   if (st == IFT_ERR_HDF5) st = IFT_ERR_FORMAT; /* a file HDF5 cannot read is malformed input */
   if ((st = dist_agree(st, comm)) == IFT_OK && (flags & CKPT_VERIFY)) {
@@ -313,6 +293,7 @@ done:
   if (f >= 0) H5Fclose(f);
   if (fapl >= 0) H5Pclose(fapl);
 out:
+  free(oname);
   free(want);
   if (st != IFT_OK && ts) ckpt_train_state_free(ts);
   return st;

@@ -66,12 +66,10 @@ static ift_status write_tensors(hid_t g, const model *m, const float *base, cons
      * fit, not on all: agree before the next tensor's collectives, or the
      * ranks that succeeded wait in them forever. */
     ift_status st = IFT_OK;
-    if (r < 0) {
-      ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "H5Dwrite",
-                    "check free disk space and quota of ckpt.dir; the previous checkpoint is intact",
-                    "writing %s to %s failed", t->name, path);
-      st = IFT_ERR_WRITE;
-    }
+    IFT_REQUIRE_GOTO(st, agree, r >= 0, IFT_ERR_WRITE,
+                     "check free disk space and quota of ckpt.dir; the previous checkpoint is intact",
+                     "writing %s to %s failed", t->name, path);
+  agree:
     IFT_TRY(dist_agree(st, world));
   }
   return IFT_OK;
@@ -185,11 +183,13 @@ done:
   if (go >= 0) H5Gclose(go);
   if (gm >= 0) H5Gclose(gm);
   if (dxpl >= 0) H5Pclose(dxpl);
-  if (f >= 0 && H5Fclose(f) < 0 && st == IFT_OK) {
-    ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Fclose", "check free disk space of ckpt.dir",
-                  "closing %s failed", path);
-    st = IFT_ERR_HDF5;
-  }
+  /* the close is collective (every rank, whoever failed); its own failure
+   * counts only when nothing failed before */
+  if (f >= 0 && st != IFT_OK)
+    H5Fclose(f);
+  else if (f >= 0)
+    IFT_H5_CHECK_GOTO(st, closed, H5Fclose(f), "check free disk space of ckpt.dir", "closing %s failed", path);
+closed:
   if (st != IFT_OK) close_watchdog(NULL);
   if (fapl >= 0) H5Pclose(fapl);
   free(sums);
@@ -223,14 +223,11 @@ ift_status ckpt_save_file(const char *path, model *m, const optim_state *opt,
   IFT_TRY(dist_agree(rank == 0 ? reserve_space(tmp, need) : IFT_OK, world));
   ift_status st = write_file(tmp, m, opt, meta, world, dp_rank == 0);
   /* the close may fail on some ranks only: agree, then rank 0 renames */
-  st = dist_agree(st, world);
-  if (rank == 0) {
-    if (st == IFT_OK && rename(tmp, path) != 0) {
-      ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "rename", "check the permissions of the directory",
-                    "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-      st = IFT_ERR_WRITE;
-    }
-    if (st != IFT_OK) unlink(tmp); /* the previous file at path stays as it was */
-  }
+  IFT_TRY_GOTO(st, out, dist_agree(st, world));
+  if (rank == 0)
+    IFT_REQUIRE_GOTO(st, out, rename(tmp, path) == 0, IFT_ERR_WRITE, "check the permissions of the directory",
+                     "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+out:
+  if (rank == 0 && st != IFT_OK) unlink(tmp); /* the previous file at path stays as it was */
   return dist_agree(st, world);
 }

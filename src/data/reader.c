@@ -151,12 +151,9 @@ static ift_status check_tokens(void *ctx, const void *buf, long first, long coun
   const slice_check *c = ctx;
   const int *t = buf;
   for (long i = 0; i < count; i++)
-    if (t[i] < 0 || t[i] >= c->vocab) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "token id", DATA_REGEN,
-                    "%s: %s/tokens[%ld] = %d is outside the vocabulary [0, %d) (row %ld)", c->path,
-                    c->prefix, first + i, t[i], c->vocab, row_of(c->off, c->n, first + i));
-      return IFT_ERR_FORMAT;
-    }
+    IFT_REQUIRE(t[i] >= 0 && t[i] < c->vocab, IFT_ERR_FORMAT, DATA_REGEN,
+                "%s: %s/tokens[%ld] = %d is outside the vocabulary [0, %d) (row %ld)", c->path, c->prefix,
+                first + i, t[i], c->vocab, row_of(c->off, c->n, first + i));
   return IFT_OK;
 }
 
@@ -164,12 +161,9 @@ static ift_status check_mask(void *ctx, const void *buf, long first, long count)
   slice_check *c = ctx;
   const uint8_t *m = buf;
   for (long i = 0; i < count; i++) {
-    if (m[i] > 1) {
-      ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "loss mask", DATA_REGEN,
-                    "%s: row %ld: %s/loss_mask[%ld] = %u; loss mask values must be 0 or 1", c->path,
-                    row_of(c->off, c->n, first + i), c->prefix, first + i, (unsigned)m[i]);
-      return IFT_ERR_FORMAT;
-    }
+    IFT_REQUIRE(m[i] <= 1, IFT_ERR_FORMAT, DATA_REGEN,
+                "%s: row %ld: %s/loss_mask[%ld] = %u; loss mask values must be 0 or 1", c->path,
+                row_of(c->off, c->n, first + i), c->prefix, first + i, (unsigned)m[i]);
     c->ones += m[i];
   }
   return IFT_OK;
@@ -302,34 +296,27 @@ ift_status data_open(data_set *d, const char *path, MPI_Comm comm, int expect_vo
   ift_status st = IFT_OK;
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   snprintf(d->path, sizeof d->path, "%s", path);
-  if (access(path, R_OK) != 0) {
-    ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "data set",
-                  "check data.train / data.eval, or create the set with iftrain prep",
-                  "data set '%s' cannot be read: %s", path, strerror(errno));
-    st = IFT_ERR_IO;
-  } else if (H5Fis_hdf5(path) <= 0) {
-    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "data set",
-                  "convert JSONL with iftrain prep INPUT.jsonl -o OUTPUT.h5",
-                  "'%s' is not an HDF5 file (truncated or another format)", path);
-    st = IFT_ERR_FORMAT;
-  }
+  IFT_REQUIRE_GOTO(st, agree, access(path, R_OK) == 0, IFT_ERR_IO,
+                   "check data.train / data.eval, or create the set with iftrain prep",
+                   "data set '%s' cannot be read: %s", path, strerror(errno));
+  IFT_REQUIRE_GOTO(st, agree, H5Fis_hdf5(path) > 0, IFT_ERR_FORMAT,
+                   "convert JSONL with iftrain prep INPUT.jsonl -o OUTPUT.h5",
+                   "'%s' is not an HDF5 file (truncated or another format)", path);
+agree:
   /* a rank that cannot see the file must not leave the others in the
    * collective H5Fopen */
-  if ((st = data_agree_message(st, comm)) != IFT_OK) return st;
+  IFT_TRY(data_agree_message(st, comm));
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   if (comm != MPI_COMM_NULL) H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
   d->file = f;
-  if (f < 0) {
-    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "H5Fopen", "the file may be truncated; regenerate it",
-                  "cannot open '%s' as HDF5", path);
-    st = IFT_ERR_FORMAT;
-  } else {
-    /* every rank reads the same structure, so they normally fail alike; a
-     * read error on one rank alone must still not strand the others */
-    st = read_header(d, f, path, expect_vocab);
-  }
+  IFT_REQUIRE_GOTO(st, header_read, f >= 0, IFT_ERR_FORMAT, "the file may be truncated; regenerate it",
+                   "cannot open '%s' as HDF5", path);
+  /* every rank reads the same structure, so they normally fail alike; a
+   * read error on one rank alone must still not strand the others */
+  st = read_header(d, f, path, expect_vocab);
+header_read:
   IFT_TRY_GOTO(st, done, data_agree_message(st, comm));
   /* One pass over the values, split by rows: each rank reads ntokens/size
    * tokens (int32) and mask bytes per group.  Its own rows may be bad while

@@ -145,18 +145,16 @@ static ift_status write_dataset(hid_t g, const char *group, const part *p, hid_t
   hid_t ds = H5Dcreate2(g, p->name, p->ftype, s, H5P_DEFAULT, pl, H5P_DEFAULT);
   H5Pclose(pl);
   H5Sclose(s);
-  if (ds < 0) {
-    ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Dcreate2", "check free disk space of the output directory",
-                  "%s: cannot create dataset %s/%s", path, group, p->name);
-    st = IFT_ERR_HDF5;
-  }
+  IFT_REQUIRE_GOTO(st, agree_create, ds >= 0, IFT_ERR_HDF5, "check free disk space of the output directory",
+                   "%s: cannot create dataset %s/%s", path, group, p->name);
+agree_create:
   if ((st = data_agree_message(st, comm)) != IFT_OK) {
     if (ds >= 0) H5Dclose(ds);
     return st;
   }
   hid_t fs = H5Dget_space(ds);
   const char dummy = 0;
-  for (int64_t i = 0; i < rounds && st == IFT_OK; i++) {
+  for (int64_t i = 0; i < rounds; i++) {
     const int64_t a = i * round < p->count ? i * round : p->count;
     const int64_t b = a + round < p->count ? a + round : p->count;
     hsize_t s0 = (hsize_t)(p->start + a), c = (hsize_t)(b - a), one = 1;
@@ -175,16 +173,15 @@ static ift_status write_dataset(hid_t g, const char *group, const part *p, hid_t
     if (H5Dwrite(ds, p->mtype, ms, fs, dxpl, src) < 0) r = -1;
     if (core_fault("data_write")) r = -1;
     if (ms >= 0) H5Sclose(ms);
-    if (r < 0) {
-      ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "H5Dwrite",
-                    "check free disk space and quota of the output directory; an existing file there is left as it was",
-                    "writing %s/%s[%lld:%lld] to %s.tmp failed", group, p->name,
-                    (long long)(p->start + a), (long long)(p->start + b), path);
-      st = IFT_ERR_WRITE;
-    }
+    IFT_REQUIRE_GOTO(st, agree_write, r >= 0, IFT_ERR_WRITE,
+                     "check free disk space and quota of the output directory; an existing file there is left as it was",
+                     "writing %s/%s[%lld:%lld] to %s.tmp failed", group, p->name,
+                     (long long)(p->start + a), (long long)(p->start + b), path);
+  agree_write:
     /* a full disk fails the ranks whose part did not fit, not all of them */
-    st = data_agree_message(st, comm);
+    IFT_TRY_GOTO(st, out, data_agree_message(st, comm));
   }
+out:
   if (fs >= 0) H5Sclose(fs);
   H5Dclose(ds);
   return st;
@@ -209,12 +206,10 @@ ift_status data_writer_close_comm(data_writer *w) {
   cnt = malloc(sizeof(int64_t) * (size_t)size * NCOUNT);
   parts = malloc(sizeof(int64_t) * (size_t)size);
   if (rank == 0) scratch = malloc(HASH_BLOCK * sizeof(int64_t));
-  if (!cnt || !parts || (rank == 0 && !scratch)) {
-    ift_error_set(IFT_ERR_NOMEM, __FILE__, __LINE__, "malloc", NULL,
-                  "%s: the row counts of %d ranks and a hash buffer", w->path, size);
-    st = IFT_ERR_NOMEM;
-  }
-  if (st == IFT_OK && rank == 0) st = core_sha256_begin(&h);
+  IFT_REQUIRE_GOTO(st, agree_alloc, cnt && parts && (rank != 0 || scratch), IFT_ERR_NOMEM, NULL,
+                   "%s: the row counts of %d ranks and a hash buffer", w->path, size);
+  if (rank == 0) IFT_TRY_GOTO(st, agree_alloc, core_sha256_begin(&h));
+agree_alloc:
   IFT_TRY_GOTO(st, out, data_agree_message(st, comm));
   int64_t mine[NCOUNT];
   for (int g = 0; g < 3; g++) {
@@ -253,19 +248,19 @@ ift_status data_writer_close_comm(data_writer *w) {
     for (size_t i = 1; i <= w->t[g].nrow; i++) w->t[g].off[i] += tokbase[g];
 
   /* 3. the content hash, in the serial writer's order: per group tokens,
-   * offsets, masks, each over the ranks in order */
+   * offsets, masks, each over the ranks in order (a failure is an MPI
+   * one: the job cannot go on anyway) */
   const int64_t zero = 0;
-  for (int g = 0; g < ng && st == IFT_OK; g++) {
+  for (int g = 0; g < ng; g++) {
     const triple *t = &w->t[g];
     for (int r = 0; r < size; r++) parts[r] = cnt[r * NCOUNT + 2 * g + 1];
-    st = hash_stream(h, t->tok, parts, sizeof(int), MPI_INT, scratch, rank, size, comm);
+    IFT_TRY_GOTO(st, out, hash_stream(h, t->tok, parts, sizeof(int), MPI_INT, scratch, rank, size, comm));
     for (int r = 0; r < size; r++) parts[r] = cnt[r * NCOUNT + 2 * g] + (r == 0);
     const int64_t *off = rank == 0 ? (t->nrow ? t->off : &zero) : t->nrow ? t->off + 1 : NULL;
-    if (st == IFT_OK) st = hash_stream(h, off, parts, sizeof(int64_t), MPI_INT64_T, scratch, rank, size, comm);
+    IFT_TRY_GOTO(st, out, hash_stream(h, off, parts, sizeof(int64_t), MPI_INT64_T, scratch, rank, size, comm));
     for (int r = 0; r < size; r++) parts[r] = cnt[r * NCOUNT + 2 * g + 1];
-    if (st == IFT_OK) st = hash_stream(h, t->mask, parts, 1, MPI_UINT8_T, scratch, rank, size, comm);
+    IFT_TRY_GOTO(st, out, hash_stream(h, t->mask, parts, 1, MPI_UINT8_T, scratch, rank, size, comm));
   }
-  if (st != IFT_OK) goto out; /* an MPI failure: the job cannot go on anyway */
   if (rank == 0) {
     core_sha256_end(h, hex);
     h = NULL;
@@ -282,32 +277,26 @@ ift_status data_writer_close_comm(data_writer *w) {
   if (rank == 0) {
     int cannot_create = 0;
     const int e = ift_fs_reserve(tmp, need, &cannot_create);
-    if (cannot_create) {
-      ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "open", "check that the output directory exists and is writable",
-                    "cannot create '%s': %s", tmp, strerror(e));
-      st = IFT_ERR_IO;
-    } else if (e) {
-      ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "fallocate",
-                    "free space (or raise the quota) in the output directory, or write elsewhere",
-                    "the disk cannot take the %.1f MiB of '%s': %s", need / 1048576.0, tmp, strerror(e));
-      st = IFT_ERR_WRITE;
-    }
+    IFT_REQUIRE_GOTO(st, agree_space, !cannot_create, IFT_ERR_IO,
+                     "check that the output directory exists and is writable", "cannot create '%s': %s", tmp,
+                     strerror(e));
+    IFT_REQUIRE_GOTO(st, agree_space, !e, IFT_ERR_WRITE,
+                     "free space (or raise the quota) in the output directory, or write elsewhere",
+                     "the disk cannot take the %.1f MiB of '%s': %s", need / 1048576.0, tmp, strerror(e));
   }
+agree_space:
   IFT_TRY_GOTO(st, out, data_agree_message(st, comm));
 
   /* 5. the file, collectively */
   created = 1;
   fapl = H5Pcreate(H5P_FILE_ACCESS);
-  if (fapl < 0 || H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0) {
-    ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Pset_fapl_mpio", "is HDF5 built with MPI (parallel)?",
-                  "%s: cannot set up the MPI-IO file driver", tmp);
-    st = IFT_ERR_HDF5;
-  } else if ((f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
-    ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "H5Fcreate",
-                  "check that the output directory exists and is writable on every rank's node",
-                  "cannot create '%s' with the MPI-IO driver", tmp);
-    st = IFT_ERR_IO;
-  }
+  IFT_REQUIRE_GOTO(st, agree_file, fapl >= 0 && H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) >= 0,
+                   IFT_ERR_HDF5, "is HDF5 built with MPI (parallel)?", "%s: cannot set up the MPI-IO file driver",
+                   tmp);
+  IFT_REQUIRE_GOTO(st, agree_file, (f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) >= 0, IFT_ERR_IO,
+                   "check that the output directory exists and is writable on every rank's node",
+                   "cannot create '%s' with the MPI-IO driver", tmp);
+agree_file:
   if ((st = data_agree_message(st, comm)) != IFT_OK) {
     /* a rank that did create it cannot close it: the close is collective
      * over ranks that have no file.  The handle is left open (rank 0
@@ -316,25 +305,20 @@ ift_status data_writer_close_comm(data_writer *w) {
     goto out;
   }
   dxpl = H5Pcreate(H5P_DATASET_XFER);
-  if (dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
-    ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Pset_dxpl_mpio", "is HDF5 built with MPI (parallel)?",
-                  "%s: cannot set up collective transfers", tmp);
-    st = IFT_ERR_HDF5;
-  }
+  IFT_REQUIRE_GOTO(st, agree_dxpl, dxpl >= 0 && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) >= 0,
+                   IFT_ERR_HDF5, "is HDF5 built with MPI (parallel)?", "%s: cannot set up collective transfers",
+                   tmp);
+agree_dxpl:
   IFT_TRY_GOTO(st, close, data_agree_message(st, comm));
   static const char *const group_names[3] = {"", "chosen", "rejected"};
-  for (int g = 0; g < ng && st == IFT_OK; g++) {
+  for (int g = 0; g < ng; g++) {
     const triple *t = &w->t[g];
+    int64_t *op = NULL;
     hid_t grp = g ? H5Gcreate2(f, group_names[g], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : f;
-    if (grp < 0) {
-      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Gcreate2", "check free disk space of the output directory",
-                    "%s: cannot create group /%s", tmp, group_names[g]);
-      st = IFT_ERR_HDF5;
-    }
-    if ((st = data_agree_message(st, comm)) != IFT_OK) {
-      if (g && grp >= 0) H5Gclose(grp);
-      break;
-    }
+    IFT_REQUIRE_GOTO(st, agree_group, grp >= 0, IFT_ERR_HDF5, "check free disk space of the output directory",
+                     "%s: cannot create group /%s", tmp, group_names[g]);
+  agree_group:
+    IFT_TRY_GOTO(st, group_done, data_agree_message(st, comm));
     char gname[16];
     snprintf(gname, sizeof gname, "%s%s", g ? "/" : "", group_names[g]);
     for (int r = 0; r < size; r++) parts[r] = cnt[r * NCOUNT + 2 * g + 1];
@@ -342,44 +326,40 @@ ift_status data_writer_close_comm(data_writer *w) {
                      tokbase[g], (int64_t)t->ntok, toks[g], parts};
     const part mp = {"loss_mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, t->mask,
                      tokbase[g], (int64_t)t->ntok, toks[g], parts};
-    st = write_dataset(grp, gname, &tp, dxpl, w->path, size, comm);
-    if (st == IFT_OK) st = write_dataset(grp, gname, &mp, dxpl, w->path, size, comm);
-    if (st == IFT_OK) {
-      int64_t *op = malloc(sizeof(int64_t) * (size_t)size);
-      if ((st = data_agree_message(op ? IFT_OK : IFT_ERR_NOMEM, comm)) == IFT_OK) {
-        for (int r = 0; r < size; r++) op[r] = cnt[r * NCOUNT + 2 * g] + (r == 0);
-        const void *ob = rank == 0 ? (t->nrow ? t->off : &zero) : t->nrow ? t->off + 1 : NULL;
-        const part offp = {"offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, sizeof(int64_t), ob,
-                           rank == 0 ? 0 : rowbase[g] + 1, op[rank], rows[g] + 1, op};
-        st = write_dataset(grp, gname, &offp, dxpl, w->path, size, comm);
-      }
-      free(op);
-    }
-    if (g) H5Gclose(grp);
+    IFT_TRY_GOTO(st, group_done, write_dataset(grp, gname, &tp, dxpl, w->path, size, comm));
+    IFT_TRY_GOTO(st, group_done, write_dataset(grp, gname, &mp, dxpl, w->path, size, comm));
+    op = malloc(sizeof(int64_t) * (size_t)size);
+    IFT_TRY_GOTO(st, group_done, data_agree_message(op ? IFT_OK : IFT_ERR_NOMEM, comm));
+    for (int r = 0; r < size; r++) op[r] = cnt[r * NCOUNT + 2 * g] + (r == 0);
+    const void *ob = rank == 0 ? (t->nrow ? t->off : &zero) : t->nrow ? t->off + 1 : NULL;
+    const part offp = {"offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, sizeof(int64_t), ob,
+                       rank == 0 ? 0 : rowbase[g] + 1, op[rank], rows[g] + 1, op};
+    st = write_dataset(grp, gname, &offp, dxpl, w->path, size, comm);
+  group_done:
+    free(op);
+    if (g && grp >= 0) H5Gclose(grp);
+    if (st != IFT_OK) goto close;
   }
-  if (st == IFT_OK) {
-    if (data_write_root_attrs(f, w) < 0) {
-      ift_error_set(IFT_ERR_HDF5, __FILE__, __LINE__, "H5Acreate2", "check free disk space of the output directory",
-                    "%s: cannot write the root attributes", tmp);
-      st = IFT_ERR_HDF5;
-    }
-    st = data_agree_message(st, comm);
-  }
+  IFT_REQUIRE_GOTO(st, agree_attrs, data_write_root_attrs(f, w) >= 0, IFT_ERR_HDF5,
+                   "check free disk space of the output directory", "%s: cannot write the root attributes", tmp);
+agree_attrs:
+  st = data_agree_message(st, comm);
 close:
   /* 6. every rank reaches the collective close together, whoever failed */
   if (dxpl >= 0) H5Pclose(dxpl);
-  if (H5Fclose(f) < 0 && st == IFT_OK) {
-    ift_error_set(IFT_ERR_WRITE, __FILE__, __LINE__, "H5Fclose", "check free disk space of the output directory",
-                  "closing '%s' failed", tmp);
-    st = IFT_ERR_WRITE;
-  }
+  /* the close's own failure counts only when nothing failed before */
+  const herr_t closed = H5Fclose(f);
   f = -1;
-  st = data_agree_message(st, comm);
-  if (rank == 0 && st == IFT_OK && rename(tmp, w->path) != 0) {
-    ift_error_set(IFT_ERR_IO, __FILE__, __LINE__, "rename", "check permissions of the output directory",
-                  "cannot rename %s to %s: %s", tmp, w->path, strerror(errno));
-    st = IFT_ERR_IO;
-  }
+  if (st == IFT_OK)
+    IFT_REQUIRE_GOTO(st, agree_close, closed >= 0, IFT_ERR_WRITE, "check free disk space of the output directory",
+                     "closing '%s' failed", tmp);
+agree_close:
+  IFT_TRY_GOTO(st, agree_rename, data_agree_message(st, comm));
+  if (rank == 0)
+    IFT_REQUIRE_GOTO(st, agree_rename, rename(tmp, w->path) == 0, IFT_ERR_IO,
+                     "check permissions of the output directory", "cannot rename %s to %s: %s", tmp, w->path,
+                     strerror(errno));
+agree_rename:
   st = data_agree_message(st, comm);
 out:
   /* nothing of a failed write is left behind; an older PATH stays */
