@@ -90,21 +90,6 @@ static inline double lanes_sum(const float *acc) {
 
 /* ---------------------------------------------------------------- reductions */
 
-static double sum_sq(const float *restrict x, int n) {
-  double tot = 0.0;
-  for (int c0 = 0; c0 < n; c0 += CHUNK) {
-    const int m = n - c0 < CHUNK ? n - c0 : CHUNK;
-    const float *restrict xc = x + c0;
-    float acc[W] = {0};
-    int j = 0;
-    for (; j + W <= m; j += W)
-      for (int l = 0; l < W; l++) acc[l] += xc[j + l] * xc[j + l];
-    for (; j < m; j++) acc[0] += xc[j] * xc[j];
-    tot += lanes_sum(acc);
-  }
-  return tot;
-}
-
 static double dot2(const float *restrict a, const float *restrict b, int n) {
   double tot = 0.0;
   for (int c0 = 0; c0 < n; c0 += CHUNK) {
@@ -119,6 +104,9 @@ static double dot2(const float *restrict a, const float *restrict b, int n) {
   }
   return tot;
 }
+
+/* read-only aliasing of a and b is allowed under restrict */
+static double sum_sq(const float *x, int n) { return dot2(x, x, n); }
 
 static double dot3(const float *restrict a, const float *restrict b, const float *restrict c,
                    int n) {

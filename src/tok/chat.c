@@ -188,23 +188,28 @@ static ift_status refuse(const char *msg) {
 
 static int is(const chat_msg *m, const char *role) { return !strcmp(m->role, role); }
 
+/* One Llama 3 turn: header with the role, the content trimmed, <|eot_id|>. */
+static void llama3_turn(rctx *r, const chat_msg *m, int i) {
+  puts_(r, "<|start_header_id|>");
+  puts_(r, m[i].role);
+  puts_(r, "<|end_header_id|>\n\n");
+  const char *c = m[i].content;
+  size_t l = strlen(c);
+  strip(&c, &l, 1, 1, 0);
+  if (is(&m[i], "assistant")) assistant(r, i, c, l, "<|eot_id|>");
+  else {
+    put(r, c, l);
+    puts_(r, "<|eot_id|>");
+  }
+}
+
 /* Llama 3 (base and Instruct): '<|start_header_id|>' + role +
  * '<|end_header_id|>\n\n' + content|trim + '<|eot_id|>', BOS before the
  * first; the base config's closes with the assistant header always. */
 static void r_llama3(rctx *r, const chat_tmpl *t, const chat_msg *m, int n, int gen, int always) {
   for (int i = 0; i < n; i++) {
     if (i == 0) puts_(r, t->bos);
-    puts_(r, "<|start_header_id|>");
-    puts_(r, m[i].role);
-    puts_(r, "<|end_header_id|>\n\n");
-    const char *c = m[i].content;
-    size_t l = strlen(c);
-    strip(&c, &l, 1, 1, 0);
-    if (is(&m[i], "assistant")) assistant(r, i, c, l, "<|eot_id|>");
-    else {
-      put(r, c, l);
-      puts_(r, "<|eot_id|>");
-    }
+    llama3_turn(r, m, i);
   }
   if (gen || always) puts_(r, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
@@ -227,17 +232,7 @@ static void r_llama31(rctx *r, const chat_tmpl *t, const chat_msg *m, int n, int
   put(r, sys, ls);
   puts_(r, "<|eot_id|>");
   for (int i = i0; i < n; i++) {
-    puts_(r, "<|start_header_id|>");
-    puts_(r, m[i].role);
-    puts_(r, "<|end_header_id|>\n\n");
-    const char *c = m[i].content;
-    size_t l = strlen(c);
-    strip(&c, &l, 1, 1, 0);
-    if (is(&m[i], "assistant")) assistant(r, i, c, l, "<|eot_id|>");
-    else {
-      put(r, c, l);
-      puts_(r, "<|eot_id|>");
-    }
+    llama3_turn(r, m, i);
   }
   if (gen) puts_(r, "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
