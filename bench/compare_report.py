@@ -24,11 +24,29 @@ METHODS = [("sft", "SFT", None), ("ift_static", "IFT (static λ)", None),
 
 
 def records(path):
+    """Step and evaluation records of a metrics file, their "flops" made the
+    training FLOPs of the run's trajectory up to that step. A resumed run
+    (train.sbatch after a preemption) appends to the same file and counts its
+    flops from 0 again, and the steps after the checkpoint it resumed from are
+    done twice: each step counts once, with its last attempt's FLOPs."""
     steps, evals = [], []
+    inc = {}  # step -> FLOPs of that step (metrics.every > 1: of the steps since the last record)
+    prev = None
     with open(path) as f:
         for line in f:
             r = json.loads(line)
-            (evals if "exact_match" in r else steps).append(r)
+            if "exact_match" in r:
+                r["flops"] = sum(v for k, v in inc.items() if k <= r["step"])
+                evals.append(r)
+                continue
+            restart = prev is None or r["flops"] < prev["flops"] or r["step"] <= prev["step"]
+            if restart:  # the steps from here on are redone
+                for k in [k for k in inc if k >= r["step"]]:
+                    del inc[k]
+            inc[r["step"]] = r["flops"] - (0.0 if restart else prev["flops"])
+            prev = dict(r)
+            r["flops"] = sum(v for k, v in inc.items() if k <= r["step"])
+            steps.append(r)
     return steps, evals
 
 
