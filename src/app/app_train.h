@@ -50,7 +50,8 @@ ift_status app_eval_load(train_ctx *tc, const char *ckpt_arg, const char *eval_d
  * (end-of-turn) token or max_new tokens. */
 typedef struct {
   long rows;       /* rows evaluated */
-  double loss;     /* mean over rows of the row's mean answer NLL */
+  double loss;      /* mean over rows of the row's mean answer NLL */
+  double token_nll; /* answer NLL per token over all rows (exp: the perplexity) */
   double exact;    /* fraction of rows whose greedy answer is the answer, end of turn included */
   double rouge_l;  /* mean ROUGE-L F1 over tokens of greedy answer against answer (end of turn left out) */
   long pairs;      /* pairs scored (data sets with /chosen and /rejected; else 0) */

@@ -26,12 +26,13 @@ const char app_eval_help[] =
     "turn token it was prepared with (<eos>, </s>, <|im_end|>, ...); the prompt is what\n"
     "comes before it. Greedy decoding from the prompt runs until that token or\n"
     "--max-new-tokens (default 64). held-out loss: the mean over rows of the answer's\n"
-    "mean NLL (nats per token). exact match: the greedy answer is the answer, token for\n"
+    "mean NLL (nats per token); token_nll: the NLL per answer token over all rows\n"
+    "(exp(token_nll): the perplexity). exact match: the greedy answer is the answer, token for\n"
     "token, end of turn included. ROUGE-L: F1 of the longest common subsequence of the\n"
     "greedy answer's and the answer's tokens (end of turn left out), mean over rows.\n"
     "preference accuracy (sets with /chosen and /rejected): fraction of pairs whose\n"
     "chosen answer has the higher summed log-probability under the model.\n"
-    "--json: one line {ckpt, data, samples, eval_loss, exact_match, rouge_l[, pairs,\n"
+    "--json: one line {ckpt, data, samples, eval_loss, token_nll, exact_match, rouge_l[, pairs,\n"
     "pref_acc]}.\n"
     "Runs on any number of ranks (rows are split over the replicas; --tp N ranks per\n"
     "replica, as dist.tp / dist.tp_mode). FILE may also be a\n"
@@ -178,9 +179,9 @@ int app_eval(int argc, char **argv) {
   if (st != IFT_OK) return app_exit_code(st);
   if (core_rank() == 0) {
     if (o.json) {
-      json_t *j = json_pack("{s:s,s:s,s:I,s:f,s:f,s:f}", "ckpt", o.ckpt, "data", o.data, "samples",
-                            (json_int_t)r.rows, "eval_loss", r.loss, "exact_match", r.exact, "rouge_l",
-                            r.rouge_l);
+      json_t *j = json_pack("{s:s,s:s,s:I,s:f,s:f,s:f,s:f}", "ckpt", o.ckpt, "data", o.data, "samples",
+                            (json_int_t)r.rows, "eval_loss", r.loss, "token_nll", r.token_nll, "exact_match",
+                            r.exact, "rouge_l", r.rouge_l);
       if (j && r.pairs) {
         json_object_set_new(j, "pairs", json_integer(r.pairs));
         json_object_set_new(j, "pref_acc", json_real(r.pref_acc));
@@ -189,8 +190,9 @@ int app_eval(int argc, char **argv) {
       printf("\n");
       json_decref(j);
     } else {
-      printf("%s on %s (%ld samples): held-out loss %.4f, exact match %.4f, ROUGE-L %.4f", o.ckpt, o.data,
-             r.rows, r.loss, r.exact, r.rouge_l);
+      printf("%s on %s (%ld samples): held-out loss %.4f (per token %.4f, perplexity %.2f), exact match %.4f, "
+             "ROUGE-L %.4f",
+             o.ckpt, o.data, r.rows, r.loss, r.token_nll, exp(r.token_nll), r.exact, r.rouge_l);
       if (r.pairs) printf(", preference accuracy %.4f (%ld pairs)", r.pref_acc, r.pairs);
       printf("\n");
     }

@@ -41,11 +41,11 @@ double eval_rouge_l(const int *gen, int n, const int *ref, int m) {
   return 2 * p * r / (p + r);
 }
 
-/* NLL, exact match and ROUGE-L of rows [r0, r0 + nb) into sums (nll sum,
- * rows, exact, rouge). Collective over the tensor-parallel group. */
-static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int max_new, double sums[4]) {
+/* NLL, exact match and ROUGE-L of rows [r0, r0 + nb) into sums (row-mean
+ * NLL sum, rows, exact, rouge, -, token NLL sum, answer tokens). Collective
+ * over the tensor-parallel group. */
+static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int max_new, double sums[7]) {
   const int Tm = tc->cfg.train.seq_len;
-  step_cfg sft = {.kind = LOSS_SFT};
   int T;
   long rows[512];
   for (int j = 0; j < nb; j++) rows[j] = r0 + j;
@@ -58,10 +58,18 @@ static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int ma
    * per row and step (model_decode); else a full forward per step. */
   int kv = model_kv_supported(tc->m);
   if (kv) IFT_TRY(model_kv_enable(tc->m));
-  loss_metrics met = {0};
-  IFT_TRY(step_microbatch(tc->m, &tc->ws, &met, tc->tok, tc->mask, nb, T, 1.0, 0.0f, &sft, 0));
-  sums[0] += met.nll_sum;
-  sums[1] += met.rows;
+  /* answer NLL: each row's mean (the SFT loss) and the token-weighted one */
+  double lp[512];
+  IFT_TRY(step_answer_logp(tc->m, &tc->ws, lp, tc->tok, tc->mask, nb, T));
+  for (int j = 0; j < nb; j++) {
+    int n = 0;
+    for (int t = 0; t < T; t++) n += tc->mask[(size_t)j * T + t] != 0;
+    if (n == 0) continue;
+    sums[0] += -lp[j] / n;
+    sums[1] += 1;
+    sums[5] += -lp[j];
+    sums[6] += n;
+  }
   /* Greedy generation, all rows of the batch together, each until its
    * answer's end-of-turn token or max_new tokens. */
   int plen[512], pos[512], done[512], aend[512], stop[512];
@@ -152,7 +160,7 @@ ift_status train_evaluate(train_ctx *tc, data_set *d, int max_samples, int max_n
   const int B = tc->cfg.train.micro_batch;
   long n = d->n;
   if (max_samples > 0 && n > max_samples) n = max_samples;
-  double sums[5] = {0, 0, 0, 0, 0}; /* nll sum, rows, exact, rouge, pairs correct */
+  double sums[7] = {0}; /* row-mean nll sum, rows, exact, rouge, pairs correct, token nll sum, tokens */
   ift_status st = IFT_OK;
   const long stride = (long)tc->grid.dp_size * B;
   for (long r0 = (long)tc->grid.dp_rank * B; r0 < n && st == IFT_OK; r0 += stride)
@@ -166,10 +174,11 @@ ift_status train_evaluate(train_ctx *tc, data_set *d, int max_samples, int max_n
   /* replicas evaluate different numbers of batches: agree before the sum */
   IFT_TRY(dist_agree(st, tc->grid.world));
   if (tc->grid.tp_rank != 0) memset(sums, 0, sizeof sums);
-  IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 5, MPI_DOUBLE, MPI_SUM, tc->grid.world), NULL);
+  IFT_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, 7, MPI_DOUBLE, MPI_SUM, tc->grid.world), NULL);
   memset(r, 0, sizeof *r);
   r->rows = n;
   r->loss = sums[1] > 0 ? sums[0] / sums[1] : 0;
+  r->token_nll = sums[6] > 0 ? sums[5] / sums[6] : 0;
   r->exact = n > 0 ? sums[2] / (double)n : 0;
   r->rouge_l = n > 0 ? sums[3] / (double)n : 0;
   r->pairs = d->has_pairs ? n : 0;

@@ -9,6 +9,7 @@
 #   answer "Hello there"        exact match 0, ROUGE-L 0.5 (1 of 2 tokens in common)
 #   answer "Hello"              exact match 0, ROUGE-L 2/3 (P 1/2, R 1)
 #   a two-turn conversation     only its first answer counts: exact 1
+#   rows 1 and 3 together       eval_loss the mean of their means, token_nll per token
 #   pairs (chosen, rejected)    preference accuracy 1 for Hello world over
 #                               Hello there, 0 for the pair the other way round,
 #                               each pair's log-probs as the reference computes them
@@ -85,6 +86,35 @@ sys.exit(0 if ok else 1)' "$2" "$3" "$1" || return 1
 }
 check "exact match and ROUGE-L of known greedy answers, the end of turn being </s> (1 rank)" eval_rows 1
 check "the same on 2 ranks" eval_rows 2
+
+# eval_loss is the mean over rows of each row's mean answer NLL; token_nll
+# weighs every answer token alike: on rows 1 and 3 together (3 and 2 answer
+# tokens) both follow from the one-row evaluations
+eval_nll() {
+  for i in 1 3; do
+    $IFTRAIN eval --ckpt $w/m --data $w/r$i.h5 --max-new-tokens 1 --json | tail -n 1 > $w/nll$i.json || return 1
+  done
+  sed -n '1p;3p' $w/rows.jsonl > $w/r13.jsonl &&
+  $IFTRAIN prep $w/r13.jsonl -o $w/r13.h5 --tokenizer $w/m --quiet > /dev/null &&
+  $MPIRUN_WRAP 2 $IFTRAIN eval --ckpt $w/m --data $w/r13.h5 --max-new-tokens 1 --json | tail -n 1 > $w/nll13.json || return 1
+  $PY - $w <<'PY'
+import h5py, json, sys
+w = sys.argv[1]
+one = {i: json.load(open("%s/nll%d.json" % (w, i))) for i in (1, 3)}
+both = json.load(open(w + "/nll13.json"))
+n = {i: int(h5py.File("%s/r%d.h5" % (w, i), "r")["loss_mask"][:].sum()) for i in (1, 3)}
+for i in (1, 3):  # one row: the row mean is the token mean
+    assert abs(one[i]["token_nll"] - one[i]["eval_loss"]) < 1e-5, one[i]
+want_row = (one[1]["eval_loss"] + one[3]["eval_loss"]) / 2
+want_tok = (n[1] * one[1]["eval_loss"] + n[3] * one[3]["eval_loss"]) / (n[1] + n[3])
+print("FIG answer tokens %s; eval_loss %.6f (want %.6f), token_nll %.6f (want %.6f)"
+      % (n, both["eval_loss"], want_row, both["token_nll"], want_tok))
+assert n == {1: 3, 3: 2}
+assert abs(both["eval_loss"] - want_row) < 1e-5 and abs(both["token_nll"] - want_tok) < 1e-5
+assert abs(want_row - want_tok) > 1e-3  # the two means differ on these rows
+PY
+}
+check "eval_loss (mean of the rows' means) and token_nll (per answer token) on 2 rows of 3 and 2 answer tokens" eval_nll
 
 eval_pairs() {
   $IFTRAIN prep $w/pairs.jsonl -o $w/pairs.h5 --tokenizer $w/m --quiet > /dev/null || return 1
