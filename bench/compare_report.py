@@ -28,7 +28,10 @@ def records(path):
     training FLOPs of the run's trajectory up to that step. A resumed run
     (train.sbatch after a preemption) appends to the same file and counts its
     flops from 0 again, and the steps after the checkpoint it resumed from are
-    done twice: each step counts once, with its last attempt's FLOPs."""
+    done twice: each step counts once, with its last attempt's FLOPs, and the
+    records (and evaluations) of the abandoned attempt are dropped. Exact when
+    every step has a record (metrics.every = 1, the default) or when
+    checkpoints fall on record steps."""
     steps, evals = [], []
     inc = {}  # step -> FLOPs of that step (metrics.every > 1: of the steps since the last record)
     prev = None
@@ -39,10 +42,13 @@ def records(path):
                 r["flops"] = sum(v for k, v in inc.items() if k <= r["step"])
                 evals.append(r)
                 continue
-            restart = prev is None or r["flops"] < prev["flops"] or r["step"] <= prev["step"]
+            restart = (prev is None or r["flops"] < prev["flops"] or r["step"] <= prev["step"] or
+                       r.get("restart_count") != prev.get("restart_count"))
             if restart:  # the steps from here on are redone
                 for k in [k for k in inc if k >= r["step"]]:
                     del inc[k]
+                steps = [x for x in steps if x["step"] < r["step"]]
+                evals = [x for x in evals if x["step"] < r["step"]]
             inc[r["step"]] = r["flops"] - (0.0 if restart else prev["flops"])
             prev = dict(r)
             r["flops"] = sum(v for k, v in inc.items() if k <= r["step"])
@@ -98,7 +104,7 @@ def run(seed_dir, name, stage1):
         curve += [(e["flops"], e["exact_match"]) for e in e1]
         base = s1[-1]["flops"] + (ref_flops(seed_dir) if name == "dpo" else 0.0)
     curve += [(base + e["flops"], e["exact_match"]) for e in evals]
-    return (evals[-1]["exact_match"], evals[-1]["eval_loss"], base + steps[-1]["flops"], len(steps), curve,
+    return (evals[-1]["exact_match"], evals[-1]["eval_loss"], base + steps[-1]["flops"], steps[-1]["step"], curve,
             held_out(d))
 
 

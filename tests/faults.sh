@@ -116,6 +116,9 @@ check "one rank's data read fails mid-run on 2 ranks (TP 2): no hang, exit 2" sh
 check "one rank's packed loss scratch fails (TP 2, packing): no hang, exit 1" sh -c "
   IFT_FAULT=step_scratch@1 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --dist.tp=2 --train.packing=1 --train.steps=2 $D --ckpt.dir=$w/ss > $w/ss.log 2>&1
   rc=\$?; test \$rc -eq 1 && grep -q 'rank 1/2.*packed documents' $w/ss.log && ! grep -q MPI_ABORT $w/ss.log"
+check "one rank's key/value cache for the held-out evaluation fails (TP 2): no hang, exit 1" sh -c "
+  IFT_FAULT=kv_alloc@1 $T $MPIRUN_WRAP 2 $IFTRAIN train $tiny --dist.tp=2 --train.steps=2 $D --data.eval=$w/a.h5 --eval.every=1 --eval.max_samples=8 --ckpt.dir=$w/kv > $w/kv.log 2>&1
+  rc=\$?; test \$rc -eq 1 && grep -q 'rank 1/2.*key/value cache' $w/kv.log && ! grep -q MPI_ABORT $w/kv.log"
 check "one rank's data read fails mid-run on 4 ranks (DP 2 x TP 2): no hang" sh -c "
   IFT_FAULT=data_read@3 $T $MPIRUN_WRAP 4 $IFTRAIN train $tiny --dist.tp=2 --train.steps=2 $D --ckpt.dir=$w/dr4 > $w/dr4.log 2>&1
   rc=\$?; test \$rc -eq 2 && grep -q 'rank 3/4.*reading row' $w/dr4.log"

@@ -327,6 +327,14 @@ def main():
     ap.add_argument("--max-chars", type=int, default=1800, help="longest piece in characters")
     ap.add_argument("--sources", default="wordnet,man,doc", help="comma-separated subset")
     a = ap.parse_args()
+    if not 0 < a.heldout < 1:
+        ap.error(f"--heldout {a.heldout}: a fraction of the documents, between 0 and 1 (e.g. 0.02)")
+    if a.max_chars < 200:
+        ap.error(f"--max-chars {a.max_chars}: pieces are cut at paragraphs; give 200 or more (e.g. 1200)")
+    unknown = [s for s in a.sources.split(",") if s not in ("wordnet", "man", "doc")]
+    if unknown or not a.sources:
+        ap.error(f"--sources {a.sources!r}: unknown source {', '.join(unknown) or '(empty)'}; "
+                 "choose from wordnet, man, doc (comma-separated)")
     if not wordnet.available() and "wordnet" in a.sources:
         sys.exit("gather_corpus: %s/data.noun not found\n  hint: apt-get install wordnet-base" % wordnet.WORDNET)
     os.makedirs(a.out, exist_ok=True)

@@ -70,6 +70,8 @@ def main():
     ap.add_argument("-o", "--out", required=True)
     ap.add_argument("--test", type=float, default=0.1, help="fraction of words held out")
     a = ap.parse_args()
+    if not 0 < a.test < 1:
+        ap.error(f"--test {a.test}: a fraction of the words, between 0 and 1 (e.g. 0.1)")
     if not wordnet.available():
         sys.exit("make_instruct: %s/data.noun not found\n  hint: apt-get install wordnet-base" % wordnet.WORDNET)
     # word -> its senses over all parts of speech, most frequent part of speech first

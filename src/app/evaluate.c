@@ -32,19 +32,23 @@ static int lcs_len(const int *a, int n, const int *b, int m, int *row) {
 
 double eval_rouge_l(const int *gen, int n, const int *ref, int m) {
   if (n == 0 || m == 0) return n == m ? 1.0 : 0.0;
-  int *row = malloc(sizeof(int) * (size_t)(m + 1));
+  /* answers are at most a sequence long: the scratch row fits the stack */
+  int small[1024] = {0}, *row = m < 1024 ? small : malloc(sizeof(int) * (size_t)(m + 1));
   if (!row) return 0.0;
   const int l = lcs_len(gen, n, ref, m, row);
-  free(row);
+  if (row != small) free(row);
   if (l == 0) return 0.0;
   const double p = (double)l / n, r = (double)l / m;
   return 2 * p * r / (p + r);
 }
 
 /* NLL, exact match and ROUGE-L of rows [r0, r0 + nb) into sums (row-mean
- * NLL sum, rows, exact, rouge, -, token NLL sum, answer tokens). Collective
- * over the tensor-parallel group. */
-static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int max_new, double sums[7]) {
+ * NLL sum, rows, exact, rouge, -, token NLL sum, answer tokens); lp[j] =
+ * row j's summed answer log-prob. Collective over the tensor-parallel
+ * group: a failure on one of its ranks is agreed before the next
+ * collective, so the group stops together. */
+static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int max_new, double sums[7],
+                             double lp[]) {
   const int Tm = tc->cfg.train.seq_len;
   int T;
   long rows[512];
@@ -57,9 +61,8 @@ static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int ma
    * the prompt alone (causal attention), and generation then runs one token
    * per row and step (model_decode); else a full forward per step. */
   int kv = model_kv_supported(tc->m);
-  if (kv) IFT_TRY(model_kv_enable(tc->m));
+  if (kv) IFT_TRY(dist_agree(model_kv_enable(tc->m), tc->grid.tp));
   /* answer NLL: each row's mean (the SFT loss) and the token-weighted one */
-  double lp[512];
   IFT_TRY(step_answer_logp(tc->m, &tc->ws, lp, tc->tok, tc->mask, nb, T));
   for (int j = 0; j < nb; j++) {
     int n = 0;
@@ -139,19 +142,18 @@ static ift_status eval_batch(train_ctx *tc, data_set *d, long r0, int nb, int ma
 }
 
 /* Preference accuracy of pairs [r0, r0 + nb): the summed answer log-prob
- * of the chosen row above the rejected one's. */
-static ift_status eval_pairs(train_ctx *tc, data_set *d, long r0, int nb, double *correct) {
+ * of the chosen row (lp_chosen: a pair set's main rows are its chosen
+ * rows, scored by eval_batch) above the rejected one's. */
+static ift_status eval_pairs(train_ctx *tc, data_set *d, long r0, int nb, const double *lp_chosen,
+                             double *correct) {
   const int Tm = tc->cfg.train.seq_len;
   long rows[512], ntok = 0;
-  double lp[2][512];
-  static const char *const groups[2] = {"chosen", "rejected"};
+  double lp[512];
+  int T;
   for (int j = 0; j < nb; j++) rows[j] = r0 + j;
-  for (int g = 0; g < 2; g++) {
-    int T;
-    IFT_TRY(dist_agree(train_load_group(d, groups[g], rows, nb, Tm, tc->tok, tc->mask, &T, &ntok), tc->grid.tp));
-    IFT_TRY(step_answer_logp(tc->m, &tc->ws, lp[g], tc->tok, tc->mask, nb, T));
-  }
-  for (int j = 0; j < nb; j++) *correct += lp[0][j] > lp[1][j];
+  IFT_TRY(dist_agree(train_load_group(d, "rejected", rows, nb, Tm, tc->tok, tc->mask, &T, &ntok), tc->grid.tp));
+  IFT_TRY(step_answer_logp(tc->m, &tc->ws, lp, tc->tok, tc->mask, nb, T));
+  for (int j = 0; j < nb; j++) *correct += lp_chosen[j] > lp[j];
   return IFT_OK;
 }
 
@@ -163,11 +165,12 @@ ift_status train_evaluate(train_ctx *tc, data_set *d, int max_samples, int max_n
   double sums[7] = {0}; /* row-mean nll sum, rows, exact, rouge, pairs correct, token nll sum, tokens */
   ift_status st = IFT_OK;
   const long stride = (long)tc->grid.dp_size * B;
-  for (long r0 = (long)tc->grid.dp_rank * B; r0 < n && st == IFT_OK; r0 += stride)
-    st = eval_batch(tc, d, r0, (int)(n - r0 < B ? n - r0 : B), max_new, sums);
-  if (d->has_pairs)
-    for (long r0 = (long)tc->grid.dp_rank * B; r0 < n && st == IFT_OK; r0 += stride)
-      st = eval_pairs(tc, d, r0, (int)(n - r0 < B ? n - r0 : B), &sums[4]);
+  double lp[512];
+  for (long r0 = (long)tc->grid.dp_rank * B; r0 < n && st == IFT_OK; r0 += stride) {
+    const int nb = (int)(n - r0 < B ? n - r0 : B);
+    st = eval_batch(tc, d, r0, nb, max_new, sums, lp);
+    if (st == IFT_OK && d->has_pairs) st = eval_pairs(tc, d, r0, nb, lp, &sums[4]);
+  }
   /* training goes on after an evaluation: no key/value cache (forwards
    * would keep storing into it, and packed micro-batches refuse it) */
   model_kv_disable(tc->m);

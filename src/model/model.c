@@ -934,7 +934,7 @@ ift_status model_kv_enable(model *m) {
   const size_t n = (size_t)m->L * 2 * m->Bmax * m->Tmax * kv_row(m);
   m->kv = core_alloc(sizeof(float) * n);
   m->kvs = malloc(sizeof(float) * (size_t)m->Tmax);
-  if (!m->kv || !m->kvs) {
+  if (!m->kv || !m->kvs || core_fault("kv_alloc")) {
     core_free(m->kv);
     free(m->kvs);
     m->kv = NULL;

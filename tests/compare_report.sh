@@ -1,0 +1,75 @@
+#!/bin/sh
+# bench/compare_report.py on a synthetic sweep whose numbers are known:
+#   seed1/sft         6 steps of 10 FLOPs, one record a step
+#   seed1/ift_static  preempted after step 5, resumed from its step-3 checkpoint
+#                     (steps 4 and 5 done twice, the first attempt's evaluation at
+#                     step 4 abandoned): 6 steps of 13 FLOPs = 78, not 117
+#   seed2/sft         as seed1's
+#   seed2/ift_static  one record every 2 steps, preempted after step 6, resumed from
+#                     the step-4 checkpoint (a Slurm requeue: restart_count 1): 78
+#   seed3/sft         exit status 1: not counted, listed as failed
+# and the held-out evaluations (eval_qa/sft/pref.json) of every counted run.
+# Checks the steps and FLOPs columns, the FLOP ratio to SFT, mean ± std over
+# seeds, the per-seed table, the failed run and the curve's points.
+set -u
+PY=python3
+command -v $PY >/dev/null || { echo "SKIP: no python3"; exit 77; }
+top=$(cd "$(dirname "$0")/.." && pwd)
+w=${TMPDIR:-/tmp}/iftrain-compare-report.$$
+trap 'rm -rf "$w"' EXIT
+$PY - "$w" <<'PY' || exit 1
+import json, os, sys
+w = sys.argv[1]
+def run(d, recs, status="0", exact=None, rouge=0.5, nll=1.0, pacc=0.5):
+    os.makedirs(d)
+    with open(os.path.join(d, "metrics.jsonl"), "w") as f:
+        for r in recs:
+            f.write(json.dumps(r) + "\n")
+    with open(os.path.join(d, "exit_status"), "w") as f:
+        f.write(status + "\n")
+    if exact is not None:
+        for k, v in (("qa", {"exact_match": exact, "rouge_l": rouge, "eval_loss": nll, "samples": 10}),
+                     ("sft", {"exact_match": 0, "rouge_l": 0, "eval_loss": nll + 1, "samples": 5}),
+                     ("pref", {"exact_match": 0, "rouge_l": 0, "eval_loss": 0, "pref_acc": pacc, "samples": 4})):
+            json.dump(v, open(os.path.join(d, f"eval_{k}.json"), "w"))
+def steps(first, last, per, every=1, rc=0, start=0.0):
+    return [{"step": s, "flops": start + per * (s - first + 1), "restart_count": rc}
+            for s in range(first, last + 1) if s % every == 0 or s == last]
+def ev(step, e):
+    return {"step": step, "exact_match": e, "eval_loss": 2.0}
+sft = steps(1, 3, 10) + [ev(3, 0.1)] + steps(4, 6, 10, start=30) + [ev(6, 0.2)]
+for sd in ("seed1", "seed2"):
+    run(f"{w}/{sd}/sft", sft, exact=0.4, rouge=0.6, nll=1.5, pacc=0.5)
+# preempted after step 5, resumed from step 3: flops restart at 0
+ift1 = steps(1, 3, 13) + [ev(3, 0.3)] + steps(4, 4, 13, start=39) + [ev(4, 0.9)] + steps(5, 5, 13, start=52) + \
+       steps(4, 6, 13) + [ev(6, 0.5)]
+run(f"{w}/seed1/ift_static", ift1, exact=0.5, rouge=0.7, nll=1.2, pacc=0.75)
+# a record every 2 steps, preempted after 6, resumed (Slurm requeue) from step 4
+ift2 = steps(1, 6, 13, every=2) + [ev(6, 0.9)] + steps(5, 6, 13, every=2, rc=1) + [ev(6, 0.7)]
+run(f"{w}/seed2/ift_static", ift2, exact=0.7, rouge=0.9, nll=1.0, pacc=1.0)
+run(f"{w}/seed3/sft", sft, status="1 failed")
+PY
+$PY "$top/bench/compare_report.py" "$w" > "$w/out.txt" 2> "$w/err.txt" || { echo "FAIL: compare_report.py exited $?"; cat "$w/err.txt"; exit 1; }
+fail=0
+want() { grep -qF -- "$1" "$w/compare.md" || { echo "FAIL: not in compare.md: $1"; fail=1; }; }
+# steps, FLOPs (each step once), ratio, exact % mean ± std, ROUGE-L %, answer NLL, conversation NLL, pref acc %, seeds, failed
+want "| SFT | 6 | 60 | 1.00 | 40.0 ± 0.0 | 60.0 ± 0.0 | 1.500 ± 0.000 | 2.500 ± 0.000 | 50.0 ± 0.0 | 2 | 1 |"
+want "| IFT (static λ) | 6 | 78 | 1.30 | 60.0 ± 14.1 | 80.0 ± 14.1 | 1.100 ± 0.141 | 2.100 ± 0.141 | 87.5 ± 17.7 | 2 | 1 |"
+want "| IFT (static λ) | 2 | 70.0 | 90.0 | 1.000 | 2.000 | 100.0 |"
+want "Held-out sets: 10 questions"
+want "- SFT, seed3: exit status 1 failed"
+want "- IFT (static λ), seed3: no run directory"
+grep -q "not counted" "$w/err.txt" || { echo "FAIL: no warning of the failed run"; fail=1; }
+# the curve: IFT's evaluations at steps 3 and 6 (the abandoned one at step 4 dropped),
+# at 39 and 78 FLOPs (in 1e12: 0.0000 at 4 decimals) -> check the exact-match column
+$PY - "$w/curves.dat" <<'PY' || fail=1
+import sys
+blocks = open(sys.argv[1]).read().strip().split("\n\n\n")
+ift = [l.split() for l in blocks[1].splitlines()[1:]]
+assert [b.splitlines()[0] for b in blocks] == ['"SFT"', '"IFT (static λ)"'], blocks
+# seed1: 0.3 at step 3, 0.5 at step 6; seed2 (records every 2 steps, one evaluation kept): 0.7
+# the mean over seeds is taken per evaluation index, over the shortest run's count
+assert len(ift) == 1 and ift[0][1] == "50.00", ift
+PY
+[ $fail -eq 0 ] && echo "PASS: compare_report.py tables and curves" || cat "$w/compare.md"
+exit $fail

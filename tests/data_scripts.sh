@@ -1,0 +1,33 @@
+#!/bin/sh
+# data/debian's scripts refuse bad input with the cause and the fix, before
+# reading anything: exit 2 (argparse) for a bad option, 1 with an apt-get
+# hint when WordNet is missing (WORDNET_DIR points at an empty directory).
+# Their output on the real database is described in data/debian/README.md.
+set -u
+PY=python3
+command -v $PY >/dev/null || { echo "SKIP: no python3"; exit 77; }
+top=$(cd "$(dirname "$0")/.." && pwd)
+w=${TMPDIR:-/tmp}/iftrain-data-scripts.$$
+mkdir -p "$w/empty"
+trap 'rm -rf "$w"' EXIT
+fail=0
+# expect CODE 'TEXT' SCRIPT ARGS...: exit code CODE, TEXT in the messages, no output directory made
+expect() {
+  code=$1 text=$2; shift 2
+  WORDNET_DIR=$w/empty $PY "$@" > "$w/log" 2>&1; rc=$?
+  if [ $rc -ne "$code" ] || ! grep -qF -- "$text" "$w/log" || [ -e "$w/out" ]; then
+    echo "FAIL: $* -> exit $rc (want $code), want '$text':"; sed 's/^/    /' "$w/log"; fail=1
+  else
+    echo "PASS: $(basename "$1"): $text"
+  fi
+}
+g=$top/data/debian/gather_corpus.py m=$top/data/debian/make_instruct.py
+expect 2 "--heldout 1.5: a fraction" "$g" -o "$w/out" --heldout 1.5
+expect 2 "--heldout 0.0: a fraction" "$g" -o "$w/out" --heldout 0
+expect 2 "--max-chars 10: pieces are cut at paragraphs" "$g" -o "$w/out" --max-chars 10
+expect 2 "unknown source wiki; choose from wordnet, man, doc" "$g" -o "$w/out" --sources man,wiki
+expect 2 "the following arguments are required: -o/--out" "$g"
+expect 1 "hint: apt-get install wordnet-base" "$g" -o "$w/out"
+expect 2 "--test -0.1: a fraction of the words" "$m" -o "$w/out" --test -0.1
+expect 1 "hint: apt-get install wordnet-base" "$m" -o "$w/out"
+exit $fail
