@@ -2,8 +2,6 @@
 # The real-data pipeline of data/debian/README.md, one stage at a time:
 #   data/debian/run.sh corpus     gather the corpus, tokenise it (prep)
 #   data/debian/run.sh instruct   WordNet conversations and preference pairs, tokenised
-#   data/debian/run.sh init       the base model's starting HF directory (random weights,
-#                                 the Mistral tokenizer's files)
 #   data/debian/run.sh base       pretrain (slurm/train.sbatch: sbatch when Slurm answers,
 #                                 else run in place; resumable: run it again after a stop)
 #   data/debian/run.sh export     export the base model (HF directory) + held-out perplexity
@@ -66,39 +64,11 @@ case ${1:-} in
       prep "$RUN/instruct/$n.jsonl" "$RUN/$n.h5" --chat-template=mistral
     done
     ;;
-  init)
-    # iftrain has no key yet for a fresh model with a Hugging Face tokenizer:
-    # step 0 of a model built from base.ini (on a stand-in byte data set,
-    # which only has to fit the vocabulary), exported, joined by the
-    # tokenizer's files, with the tokenizer's BOS/EOS ids in config.json
-    tokenizer
-    if [ ! -f "$RUN/init-hf/config.json" ]; then
-      rm -rf "$RUN/init-ckpt" "$RUN/init-hf" "$RUN/init-hf.tmp"
-      "$IFTRAIN" train --config "$here/base.ini" --train.steps=0 --ckpt.dir="$RUN/init-ckpt" \
-        --data.train="$root/data/arith_train.h5" --data.eval= --quiet
-      "$IFTRAIN" export "$RUN/init-ckpt" -o "$RUN/init-hf.tmp" --no-tokenizer
-      cp "$tok/tokenizer.json" "$tok/tokenizer_config.json" "$tok/LICENSE" "$RUN/init-hf.tmp/"
-      python3 - "$RUN/init-hf.tmp" <<'PY'
-import json, sys
-d = sys.argv[1]
-tc = json.load(open(d + "/tokenizer_config.json"))
-ids = {t["content"]: t["id"] for t in json.load(open(d + "/tokenizer.json"))["added_tokens"]}
-def tok(k):
-    v = tc.get(k)
-    return ids[v if isinstance(v, str) else v["content"]]
-for name in ("config.json", "generation_config.json"):
-    c = json.load(open(d + "/" + name))
-    c["bos_token_id"], c["eos_token_id"] = tok("bos_token"), tok("eos_token")
-    json.dump(c, open(d + "/" + name, "w"), indent=2)
-PY
-      mv "$RUN/init-hf.tmp" "$RUN/init-hf"
-      rm -rf "$RUN/init-ckpt"
-    fi
-    echo "run.sh: base model's starting directory: $RUN/init-hf"
-    ;;
   base)
-    [ -f "$RUN/init-hf/config.json" ] || die "run 'init' first"
-    args=(--config "$here/base.ini" --ckpt.init="$RUN/init-hf"
+    tokenizer
+    # a new model (base.ini's shape) with the Mistral tokenizer: every
+    # checkpoint records it, export copies its files and BOS/EOS ids
+    args=(--config "$here/base.ini" --model.tokenizer="$tok"
           --data.train="$RUN/corpus_train.h5" --data.eval="$RUN/corpus_heldout.h5")
     # shellcheck disable=SC2206  # BASE_ARGS is a list of options
     args+=(${BASE_ARGS:-})
@@ -112,7 +82,12 @@ PY
     ;;
   export)
     [ -d "$RUN/base/ckpt" ] || die "no $RUN/base/ckpt: run 'base' first"
-    [ -d "$RUN/base-hf" ] || "$IFTRAIN" export "$RUN/base/ckpt" -o "$RUN/base-hf"
+    if [ ! -d "$RUN/base-hf" ]; then
+      rm -rf "$RUN/base-hf.tmp"
+      "$IFTRAIN" export "$RUN/base/ckpt" -o "$RUN/base-hf.tmp"
+      cp "$tok/LICENSE" "$RUN/base-hf.tmp/"   # the tokenizer's licence travels with it
+      mv "$RUN/base-hf.tmp" "$RUN/base-hf"
+    fi
     mpirun --allow-run-as-root --oversubscribe -n "$NTASKS" "$IFTRAIN" eval --ckpt "$RUN/base/ckpt" \
       --data "$RUN/corpus_heldout.h5" --max-new-tokens 1 --json | tee "$RUN/base-heldout.json"
     ;;

@@ -144,6 +144,11 @@ ift_status ckpt_hf_config(const char *dir, model_config *c, hf_config *hc);
 ift_status ckpt_hf_load(const char *dir, model *m, MPI_Comm comm);
 /* ckpt_origin of a directory (serial). */
 ift_status ckpt_hf_origin(const char *dir, char **out);
+/* The origin of a new model whose tokenizer is the Hugging Face tokenizer in
+ * DIR (model.tokenizer): its tokenizer files' hashes and the tokenizer's
+ * identity as for an import, and the BOS/EOS ids export writes into
+ * config.json (-1: none). */
+ift_status ckpt_tokenizer_origin(const char *dir, int bos, int eos, char **out);
 
 #ifdef __cplusplus
 }

@@ -204,6 +204,9 @@ void data_origin_tokenizer(const char *origin, char mtok[80], char msrc[1100]);
  * IFT_ERR_FORMAT when the file cannot be read as JSON or the token is not
  * one of t's. */
 ift_status data_tokenizer_eos(const char *dir, tok *t, int *eos);
+/* The same for any special-token field of tokenizer_config.json (key:
+ * "bos_token", "eos_token", ...). */
+ift_status data_tokenizer_special(const char *dir, tok *t, const char *key, int *id);
 
 /* ---- iftrain prep */
 typedef struct {

@@ -29,6 +29,7 @@ typedef enum { LAMBDA_STATIC, LAMBDA_LINEAR, LAMBDA_NOISE } lambda_sched;
 
 typedef struct {
   model_config model;
+  char model_tokenizer[1024]; /* model.tokenizer: a new model's Hugging Face tokenizer directory */
   struct {
     loss_kind loss;
     long steps;       /* optimizer steps; 0 = write the initial checkpoint and exit */

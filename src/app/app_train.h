@@ -75,6 +75,13 @@ ift_status train_load_group(data_set *d, const char *group, const long *rows, in
 ift_status train_load_pairs(data_set *d, const long *rows, int nb, int seq_len, int *tok,
                             uint8_t *mask, float *ref, int *T_out, long *ntok);
 
+/* model.tokenizer (src/app/model_tok.c), collective over comm.  A new model
+ * (resumed NULL): *origin = the tokenizer's origin (ckpt_tokenizer_origin;
+ * refused when its ids do not fit model.vocab_size).  A resumed one
+ * (resumed = its checkpoint, *origin = the checkpoint's): refused unless the
+ * checkpoint's tokenizer is this one. */
+ift_status train_model_tokenizer(const app_config *cfg, const char *resumed, char **origin, MPI_Comm comm);
+
 /* What a run reports back (tests, benchmarks). */
 typedef struct {
   long steps;

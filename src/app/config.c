@@ -46,6 +46,7 @@ const key_def app_cfg_keys[] = {
     KINT("model.max_position_embeddings", model.max_position_embeddings, APP_GE(1), "longest sequence the model accepts"),
     KBOOL("model.tie_word_embeddings", model.tie_word_embeddings, "1: LM head shares the input embedding"),
     KU64("model.init_seed", model.init_seed, "seed of the weight initialisation"),
+    KSTR("model.tokenizer", model_tokenizer, "a new model's Hugging Face tokenizer: the directory of its tokenizer.json (and tokenizer_config.json); recorded in every checkpoint like an imported model's, so prep --tokenizer data, eval, generate and export use it (empty: iftrain's byte tokenizer; not with ckpt.init, whose model has its own)"),
     KENUM("train.loss", train.loss, "sft|ift|dpo|ipo|orpo|simpo", "training objective"),
     KLONG("train.steps", train.steps, APP_GE(-1), "optimizer steps (-1: use train.epochs; 0: write step 0 and exit)"),
     KINT("train.epochs", train.epochs, APP_GE(1), "epochs over data.train when train.steps = -1"),

@@ -61,6 +61,11 @@ ift_status app_config_check(const app_config *c, int dp, int tp) {
   IFT_REQUIRE(!loss_is_pref(c->train.loss) || 2 * c->train.micro_batch <= 512, IFT_ERR_CONFIG,
               "train.micro_batch <= 256 for preference losses (each pair is two rows)",
               "train.micro_batch = %d", c->train.micro_batch);
+  IFT_REQUIRE(!c->model_tokenizer[0] || !c->ckpt.init[0], IFT_ERR_CONFIG,
+              "leave model.tokenizer empty (the model of ckpt.init carries its own tokenizer), or drop "
+              "ckpt.init to build a new model with this tokenizer",
+              "model.tokenizer = %s names a new model's tokenizer, but ckpt.init = %s starts from an existing model",
+              c->model_tokenizer, c->ckpt.init);
   IFT_REQUIRE(!c->train.packing || !c->ift.reduce_microbatch, IFT_ERR_CONFIG,
               "use ift.reduce = global with train.packing = 1",
               "ift.reduce = microbatch averages over a micro-batch's rows, which packing changes");

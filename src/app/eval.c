@@ -292,6 +292,7 @@ static ift_status gen_hf_prompt(gen_tok *g, const ev_opts *o, const char *origin
   json_t *oj = origin ? json_loads(origin, 0, NULL) : NULL;
   if (oj) {
     eos_add_json(g, json_object_get(oj, "config"));
+    eos_add_json(g, json_object_get(oj, "token_ids")); /* a new model's (model.tokenizer) */
     json_decref(oj);
   }
   return IFT_OK;

@@ -132,6 +132,12 @@ static ift_status export_config(const model_config *c, const char *origin, int b
   char *text = cj ? json_dumps(cj, 0) : NULL;
   ift_status st = text ? hf_config_parse(text, "the source config.json (checkpoint origin)", hc) : IFT_OK;
   free(text);
+  /* a new model with a Hugging Face tokenizer (model.tokenizer): its ids */
+  json_t *ids = o && !cj ? json_object_get(o, "token_ids") : NULL;
+  const json_t *bos = json_object_get(ids, "bos_token_id"), *eos = json_object_get(ids, "eos_token_id");
+  if (json_is_integer(bos)) hc->bos_token_id[hc->n_bos++] = (int)json_integer_value(bos);
+  if (json_is_integer(eos)) hc->eos_token_id[hc->n_eos++] = (int)json_integer_value(eos);
+  const int have_ids = ids != NULL;
   if (o) json_decref(o);
   IFT_TRY(st);
   if (!cj) {
@@ -141,7 +147,7 @@ static ift_status export_config(const model_config *c, const char *origin, int b
       snprintf(hc->architecture, sizeof hc->architecture, "MistralForCausalLM");
       snprintf(hc->model_type, sizeof hc->model_type, "mistral");
     }
-    if (c->vocab_size >= TOK_VOCAB) { /* iftrain's byte tokenizer */
+    if (!have_ids && c->vocab_size >= TOK_VOCAB) { /* iftrain's byte tokenizer */
       hc->n_bos = hc->n_eos = 1;
       hc->bos_token_id[0] = TOK_BOS;
       hc->eos_token_id[0] = TOK_EOS;

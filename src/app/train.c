@@ -541,7 +541,12 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       IFT_TRY_GOTO(st, out, ckpt_load(ipath, tc.m, NULL, NULL, tc.grid.world, lflags));
       IFT_TRY_GOTO(st, out, ckpt_origin_shared(ipath, &origin, tc.grid.world));
       IFT_LOG0("initial weights from %s", ipath);
+    } else if (cfg->model_tokenizer[0]) {
+      IFT_TRY_GOTO(st, out, train_model_tokenizer(cfg, NULL, &origin, tc.grid.world));
+      IFT_LOG0("a new model with the tokenizer of %s", cfg->model_tokenizer);
     }
+    if (rpath[0] && cfg->model_tokenizer[0])
+      IFT_TRY_GOTO(st, out, train_model_tokenizer(cfg, rpath, &origin, tc.grid.world));
     const int resumed = rpath[0] != 0;
     /* the data's tokenizer must be the model's (its origin; none: a model
      * iftrain built, bytes-v1): the same attributes and origin on every rank */
@@ -549,6 +554,8 @@ ift_status train_run(const app_config *cfg0, MPI_Comm comm, train_result *res) {
       char model[1200];
       if (rpath[0]) snprintf(model, sizeof model, "%s", rpath);
       else if (cfg->ckpt.init[0]) snprintf(model, sizeof model, "%s", cfg->ckpt.init);
+      else if (cfg->model_tokenizer[0])
+        snprintf(model, sizeof model, "built from the model.* settings with model.tokenizer %s", cfg->model_tokenizer);
       else snprintf(model, sizeof model, "built from the model.* settings");
       const int V = cfg->model.vocab_size;
       if (tc.have_train) IFT_TRY_GOTO(st, out, data_check_tokenizer(&tc.train, origin, model, V, rank == 0));

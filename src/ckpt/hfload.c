@@ -304,7 +304,12 @@ static int origin_file(const char *name) {
          !strcmp(name, "model.safetensors.index.json");
 }
 
-ift_status ckpt_hf_origin(const char *dir, char **out) {
+/* The origin of directory DIR: the hashes of its model and tokenizer files,
+ * the tokenizer's identity, and either config.json (ids == NULL: an imported
+ * model's directory, config.json required) or the token ids a new model
+ * takes from its tokenizer (ids: {"bos_token_id", "eos_token_id"}, kept as
+ * "token_ids"; a tokenizer's directory, tokenizer.json required). */
+static ift_status hf_origin(const char *dir, json_t *ids, char **out) {
   *out = NULL;
   char abs[PATH_MAX];
   IFT_REQUIRE(realpath(dir, abs), IFT_ERR_IO, "check the model directory",
@@ -319,7 +324,8 @@ ift_status ckpt_hf_origin(const char *dir, char **out) {
   struct dirent *e;
   IFT_REQUIRE_GOTO(st, done, root && files, IFT_ERR_NOMEM, NULL, "origin of %s", abs);
   while ((e = readdir(d))) {
-    if (!origin_file(e->d_name)) continue;
+    /* a new model's tokenizer: its files alone (the directory may be a model's) */
+    if (ids ? !is_tokenizer_file(e->d_name) : !origin_file(e->d_name)) continue;
     char p[PATH_MAX + 256], hex[65];
     struct stat sb;
     snprintf(p, sizeof p, "%s/%s", abs, e->d_name);
@@ -333,21 +339,28 @@ ift_status ckpt_hf_origin(const char *dir, char **out) {
     /* the tokenizer's identity: its file's hash and the class that loads it */
     char tc[PATH_MAX + 32];
     snprintf(tc, sizeof tc, "%s/tokenizer_config.json", abs);
-    json_t *cfg = json_load_file(tc, 0, NULL);
+    json_t *cfg = json_load_file(tc, JSON_DECODE_INT_AS_REAL, NULL) /* model_max_length is often 1e30 */;
     json_t *cls = cfg ? json_object_get(cfg, "tokenizer_class") : NULL;
     tok = json_pack("{s:O?,s:s,s:s}", "class", json_is_string(cls) ? cls : NULL, "file",
                     "tokenizer.json", "sha256", th);
     if (cfg) json_decref(cfg);
     IFT_REQUIRE_GOTO(st, done, tok, IFT_ERR_NOMEM, NULL, "origin of %s", abs);
   }
-  /* config.json itself, so that export can write back what iftrain does not
-   * model (bos/eos ids, architecture name, ...) after the source is gone */
-  snprintf(cp, sizeof cp, "%s/config.json", abs);
-  cj = json_load_file(cp, 0, NULL);
-  IFT_REQUIRE_GOTO(st, done, cj, IFT_ERR_CONFIG, "repair config.json", "%s cannot be read as JSON", cp);
+  if (ids) {
+    IFT_REQUIRE_GOTO(st, done, th, IFT_ERR_CONFIG,
+                     "give model.tokenizer the directory of a Hugging Face tokenizer (its tokenizer.json)",
+                     "%s has no tokenizer.json", abs);
+    IFT_REQUIRE_GOTO(st, done, !json_object_set(root, "token_ids", ids), IFT_ERR_NOMEM, NULL, "origin of %s", abs);
+  } else {
+    /* config.json itself, so that export can write back what iftrain does not
+     * model (bos/eos ids, architecture name, ...) after the source is gone */
+    snprintf(cp, sizeof cp, "%s/config.json", abs);
+    cj = json_load_file(cp, 0, NULL);
+    IFT_REQUIRE_GOTO(st, done, cj, IFT_ERR_CONFIG, "repair config.json", "%s cannot be read as JSON", cp);
+    IFT_REQUIRE_GOTO(st, done, !json_object_set_new(root, "config", cj), IFT_ERR_NOMEM, NULL, "origin of %s", abs);
+  }
   IFT_REQUIRE_GOTO(st, done,
-                   !json_object_set_new(root, "config", cj) &&
-                       !json_object_set_new(root, "format", json_string("huggingface")) &&
+                   !json_object_set_new(root, "format", json_string("huggingface")) &&
                        !json_object_set_new(root, "source", json_string(abs)) &&
                        !json_object_set(root, "files", files) && !json_object_set(root, "tokenizer", tok),
                    IFT_ERR_NOMEM, NULL, "origin of %s", abs);
@@ -358,6 +371,18 @@ done:
   if (tok) json_decref(tok);
   if (files) json_decref(files);
   if (root) json_decref(root);
+  return st;
+}
+
+ift_status ckpt_hf_origin(const char *dir, char **out) { return hf_origin(dir, NULL, out); }
+
+ift_status ckpt_tokenizer_origin(const char *dir, int bos, int eos, char **out) {
+  json_t *ids = json_object();
+  IFT_REQUIRE(ids, IFT_ERR_NOMEM, NULL, "origin of %s", dir);
+  if (bos >= 0) json_object_set_new(ids, "bos_token_id", json_integer(bos));
+  if (eos >= 0) json_object_set_new(ids, "eos_token_id", json_integer(eos));
+  ift_status st = hf_origin(dir, ids, out);
+  json_decref(ids);
   return st;
 }
 

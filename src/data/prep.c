@@ -616,24 +616,28 @@ static ift_status prep_line(prep_ctx *c, const char *line, size_t len, long ln, 
   return st;
 }
 
-ift_status data_tokenizer_eos(const char *dir, tok *t, int *eos) {
-  *eos = -1;
+ift_status data_tokenizer_special(const char *dir, tok *t, const char *key, int *id) {
+  *id = -1;
   if (!dir[0]) return IFT_OK;
   char file[1200];
   snprintf(file, sizeof file, "%s/tokenizer_config.json", dir);
   json_error_t je;
   json_t *cfg = json_load_file(file, JSON_DECODE_INT_AS_REAL, &je);
   IFT_REQUIRE(cfg, IFT_ERR_FORMAT, "repair the file (it must be JSON)", "%s: %s", file, je.text);
-  const json_t *e = json_object_get(cfg, "eos_token");
+  const json_t *e = json_object_get(cfg, key);
   if (json_is_object(e)) e = json_object_get(e, "content");
   ift_status st = IFT_OK;
-  if (json_is_string(e) && (*eos = tok_id(t, json_string_value(e))) < 0) {
-    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, "eos_token", "repair tokenizer_config.json",
-                  "%s: eos_token '%s' is not a token of the tokenizer", file, json_string_value(e));
+  if (json_is_string(e) && (*id = tok_id(t, json_string_value(e))) < 0) {
+    ift_error_set(IFT_ERR_FORMAT, __FILE__, __LINE__, key, "repair tokenizer_config.json",
+                  "%s: %s '%s' is not a token of the tokenizer", file, key, json_string_value(e));
     st = IFT_ERR_FORMAT;
   }
   json_decref(cfg);
   return st;
+}
+
+ift_status data_tokenizer_eos(const char *dir, tok *t, int *eos) {
+  return data_tokenizer_special(dir, t, "eos_token", eos);
 }
 
 /* ------------------------------------------------------------ the file */

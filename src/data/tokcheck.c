@@ -59,7 +59,8 @@ ift_status data_check_tokenizer(const data_set *d, const char *origin, const cha
              "tokenizer hf:%s (source directory %s)",
              d->path, DATA_TOKENIZER, model, mtok + 3, msrc);
   IFT_FAIL(IFT_ERR_CONFIG,
-           "train a Hugging Face model on it (ckpt.init = its directory), or prepare the JSONL "
+           "train a Hugging Face model on it (ckpt.init = its directory; a new model: model.tokenizer = "
+           "the tokenizer's directory), or prepare the JSONL "
            "without --tokenizer for this model",
            "%s holds ids of the Hugging Face tokenizer %s%s, but the model %s uses iftrain's byte "
            "tokenizer %s",
