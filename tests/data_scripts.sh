@@ -2,6 +2,7 @@
 # data/debian's scripts refuse bad input with the cause and the fix, before
 # reading anything: exit 2 (argparse) for a bad option, 1 with an apt-get
 # hint when WordNet is missing (WORDNET_DIR points at an empty directory).
+# base_card.py names the missing pipeline output and the stage that makes it.
 # Their output on the real database is described in data/debian/README.md.
 set -u
 PY=python3
@@ -30,4 +31,7 @@ expect 2 "the following arguments are required: -o/--out" "$g"
 expect 1 "hint: apt-get install wordnet-base" "$g" -o "$w/out"
 expect 2 "--test -0.1: a fraction of the words" "$m" -o "$w/out" --test -0.1
 expect 1 "hint: apt-get install wordnet-base" "$m" -o "$w/out"
+# base_card.py on a run directory that lacks the exported model
+b=$top/data/debian/base_card.py
+expect 1 "base-hf/config.json: No such file or directory (run 'run.sh export' first)" "$b" "$w/empty"
 exit $fail

@@ -5,12 +5,14 @@
 #   data/debian/run.sh base       pretrain (slurm/train.sbatch: sbatch when Slurm answers,
 #                                 else run in place; resumable: run it again after a stop)
 #   data/debian/run.sh export     export the base model (HF directory) + held-out perplexity
+#   data/debian/run.sh card       the base model's card (CARD_DIR/base-card.md, base-loss.png)
 #   data/debian/run.sh compare    the comparison of data/debian/recipes/ from the base model:
 #                                 slurm/sweep.sh (job arrays; in place without Slurm)
 #   data/debian/run.sh report     held-out evaluation of every run, table and plot
 # Environment: RUN (output root, default runs/debian), IFTRAIN (the binary, default
 # ./iftrain), NTASKS (ranks, default 2), THREADS (per rank, default 1), MAX_CHARS
-# (longest corpus piece, default 1200), BASE_ARGS (extra `iftrain train` options);
+# (longest corpus piece, default 1200), BASE_ARGS (extra `iftrain train` options),
+# CARD_DIR (where card writes, default RUN);
 # compare/report: SEEDS (default "1 2 3"), INIT (default RUN/base-hf), SWEEP_DIR
 # (default RUN/compare), RECIPE_ARGS (extra `iftrain train` options of every run),
 # EVAL_SAMPLES (held-out questions and conversations report scores, default 0: all),
@@ -91,6 +93,16 @@ case ${1:-} in
     mpirun --allow-run-as-root --oversubscribe -n "$NTASKS" "$IFTRAIN" eval --ckpt "$RUN/base/ckpt" \
       --data "$RUN/corpus_heldout.h5" --max-new-tokens 1 --json | tee "$RUN/base-heldout.json"
     ;;
+  card)
+    # data/debian/base_card.py: shape, tokenizer, corpus, run, held-out loss
+    out=${CARD_DIR:-$RUN}
+    mkdir -p "$out"
+    python3 "$here/base_card.py" "$RUN" -o "$out"
+    if command -v gnuplot > /dev/null; then
+      gnuplot -e "dat='$out/base-loss.dat'; out='$out/base-loss.png'" "$here/plot_base.gp"
+      echo "run.sh: card $out/base-card.md, plot $out/base-loss.png"
+    fi
+    ;;
   compare)
     # data/debian/README.md, "The comparison": slurm/sweep.sh with the recipes
     # of data/debian/recipes/ on the WordNet data, every stage-A run starting
@@ -152,5 +164,5 @@ case ${1:-} in
       echo "run.sh: table $sweep/compare.md (no gnuplot: no plot)"
     fi
     ;;
-  *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
