@@ -15,8 +15,9 @@
 # CARD_DIR (where card writes, default RUN);
 # compare/report: SEEDS (default "1 2 3"), INIT (default RUN/base-hf), SWEEP_DIR
 # (default RUN/compare), RECIPE_ARGS (extra `iftrain train` options of every run),
-# EVAL_SAMPLES (held-out questions and conversations report scores, default 0: all),
-# PAIR_SAMPLES (held-out pairs report scores, default 2000; 0: all).
+# QA_SAMPLES (held-out questions report scores, default 1000; 0: all 3,923),
+# EVAL_SAMPLES (held-out conversations, default 0: all), PAIR_SAMPLES (held-out
+# pairs, default 2000; 0: all).
 # Every stage skips work whose output is complete; outputs are written under a
 # temporary name and renamed, so a stopped stage leaves nothing half-made.
 set -euo pipefail
@@ -149,7 +150,9 @@ case ${1:-} in
       [ "$(basename "$d")" != sft_stage1 ] || continue
       [ "$(cut -d' ' -f1 "$d/ckpt/exit_status" 2>/dev/null)" = 0 ] ||
         { echo "run.sh: $d did not finish: not evaluated"; continue; }
-      ev "$d" qa "$RUN/qa_test.h5" --max-samples "${EVAL_SAMPLES:-0}"
+      # greedy answers of up to 48 tokens (99.5 % of the reference answers are
+      # shorter); generation is most of the report's cost
+      ev "$d" qa "$RUN/qa_test.h5" --max-new-tokens 48 --max-samples "${QA_SAMPLES:-1000}"
       ev "$d" sft "$RUN/sft_test.h5" --max-new-tokens 1 --max-samples "${EVAL_SAMPLES:-0}"
       ev "$d" pref "$RUN/pref_test.h5" --max-new-tokens 1 --max-samples "${PAIR_SAMPLES:-2000}"
     done
