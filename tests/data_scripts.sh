@@ -6,6 +6,7 @@
 # Their output on the real database is described in data/debian/README.md.
 set -u
 PY=python3
+PYTHONDONTWRITEBYTECODE=1; export PYTHONDONTWRITEBYTECODE  # nothing written beside the scripts
 command -v $PY >/dev/null || { echo "SKIP: no python3"; exit 77; }
 top=$(cd "$(dirname "$0")/.." && pwd)
 w=${TMPDIR:-/tmp}/iftrain-data-scripts.$$
