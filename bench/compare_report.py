@@ -11,12 +11,18 @@ the run directory holds the held-out evaluations of data/debian/run.sh report
 question set, the held-out conversations and the held-out pairs): then the
 table has their exact match, ROUGE-L, answer NLL, conversation NLL and
 preference accuracy instead, and a second table gives every seed's values.
+COMPARE_CURVE=eval_loss (or rouge_l) makes the curves the in-training evaluations'
+held-out loss (ROUGE-L %) instead of their exact match %.
 A seed whose run of a method failed, stopped early or is missing is left out of
 that method's mean ± std and counted in the table's "failed" column; the list
 under the table names each with the reason."""
 import json, os, re, statistics, sys
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "out", "compare")
+CURVE = os.environ.get("COMPARE_CURVE") or "exact_match"
+if CURVE not in ("exact_match", "rouge_l", "eval_loss"):
+    sys.exit(f"compare_report: COMPARE_CURVE={CURVE}: choose exact_match, rouge_l or eval_loss")
+SCALE = 1.0 if CURVE == "eval_loss" else 100.0  # fractions are plotted as %
 METHODS = [("sft", "SFT", None), ("ift_static", "IFT (static λ)", None),
            ("ift_linear", "IFT (linear λ)", None), ("ift_noise", "IFT (noise λ)", None),
            ("dpo", "SFT → DPO", "sft_stage1"), ("simpo", "SFT → SimPO", "sft_stage1"),
@@ -79,7 +85,7 @@ def held_out(d):
 
 
 def run(seed_dir, name, stage1):
-    """(final exact, final loss, total flops, steps, curve [(flops, exact)],
+    """(final exact, final loss, total flops, steps, curve [(flops, CURVE)],
     held-out evaluations {set: eval json} or {})."""
     d = os.path.join(seed_dir, name)
     if not os.path.isdir(d):
@@ -101,9 +107,9 @@ def run(seed_dir, name, stage1):
     base, curve = 0.0, []
     if stage1:
         s1, e1 = records(os.path.join(seed_dir, stage1, "metrics.jsonl"))
-        curve += [(e["flops"], e["exact_match"]) for e in e1]
+        curve += [(e["flops"], e[CURVE]) for e in e1]
         base = s1[-1]["flops"] + (ref_flops(seed_dir) if name == "dpo" else 0.0)
-    curve += [(base + e["flops"], e["exact_match"]) for e in evals]
+    curve += [(base + e["flops"], e[CURVE]) for e in evals]
     return (evals[-1]["exact_match"], evals[-1]["eval_loss"], base + steps[-1]["flops"], steps[-1]["step"], curve,
             held_out(d))
 
@@ -185,7 +191,7 @@ with open(os.path.join(OUT, "curves.dat"), "w") as f:
             xs = [c[i][0] for c in runs]
             ys = [c[i][1] for c in runs]
             m, s = ms(ys)
-            f.write(f"{statistics.mean(xs)/1e12:.4f} {100*m:.2f} {100*s:.2f}\n")
+            f.write(f"{statistics.mean(xs)/1e12:.4f} {SCALE*m:.4g} {SCALE*s:.4g}\n")
 print(open(os.path.join(OUT, "compare.md")).read())
 if failed:
     print(f"compare_report: {len(failed)} run(s) not counted (listed under the table)", file=sys.stderr)

@@ -36,7 +36,7 @@ def steps(first, last, per, every=1, rc=0, start=0.0):
     return [{"step": s, "flops": start + per * (s - first + 1), "restart_count": rc}
             for s in range(first, last + 1) if s % every == 0 or s == last]
 def ev(step, e):
-    return {"step": step, "exact_match": e, "eval_loss": 2.0}
+    return {"step": step, "exact_match": e, "eval_loss": 2.5 if e == 0.9 else 2.0}
 sft = steps(1, 3, 10) + [ev(3, 0.1)] + steps(4, 6, 10, start=30) + [ev(6, 0.2)]
 for sd in ("seed1", "seed2"):
     run(f"{w}/{sd}/sft", sft, exact=0.4, rouge=0.6, nll=1.5, pacc=0.5)
@@ -69,7 +69,15 @@ ift = [l.split() for l in blocks[1].splitlines()[1:]]
 assert [b.splitlines()[0] for b in blocks] == ['"SFT"', '"IFT (static λ)"'], blocks
 # seed1: 0.3 at step 3, 0.5 at step 6; seed2 (records every 2 steps, one evaluation kept): 0.7
 # the mean over seeds is taken per evaluation index, over the shortest run's count
-assert len(ift) == 1 and ift[0][1] == "50.00", ift
+assert len(ift) == 1 and float(ift[0][1]) == 50.0, ift
 PY
+# COMPARE_CURVE=eval_loss: the curves are the evaluations' held-out loss (2.0 in every record
+# but the abandoned one, 2.5)
+COMPARE_CURVE=eval_loss $PY "$top/bench/compare_report.py" "$w" > /dev/null 2>&1 &&
+  $PY -c 'import sys; b = open(sys.argv[1]).read().strip().split("\n\n\n")[1].splitlines()[1:];
+assert [float(l.split()[1]) for l in b] == [2.0], b' "$w/curves.dat" || { echo "FAIL: the eval_loss curve"; fail=1; }
+COMPARE_CURVE=bogus $PY "$top/bench/compare_report.py" "$w" > /dev/null 2> "$w/err2.txt" &&
+  { echo "FAIL: COMPARE_CURVE=bogus accepted"; fail=1; }
+grep -q "choose exact_match, rouge_l or eval_loss" "$w/err2.txt" || { echo "FAIL: no message for COMPARE_CURVE=bogus"; fail=1; }
 [ $fail -eq 0 ] && echo "PASS: compare_report.py tables and curves" || cat "$w/compare.md"
 exit $fail
