@@ -339,7 +339,8 @@ static ift_status hf_origin(const char *dir, json_t *ids, char **out) {
     /* the tokenizer's identity: its file's hash and the class that loads it */
     char tc[PATH_MAX + 32];
     snprintf(tc, sizeof tc, "%s/tokenizer_config.json", abs);
-    json_t *cfg = json_load_file(tc, JSON_DECODE_INT_AS_REAL, NULL) /* model_max_length is often 1e30 */;
+    /* as reals: model_max_length is often 1e30, too big an integer for jansson */
+    json_t *cfg = json_load_file(tc, JSON_DECODE_INT_AS_REAL, NULL);
     json_t *cls = cfg ? json_object_get(cfg, "tokenizer_class") : NULL;
     tok = json_pack("{s:O?,s:s,s:s}", "class", json_is_string(cls) ? cls : NULL, "file",
                     "tokenizer.json", "sha256", th);
