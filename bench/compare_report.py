@@ -18,6 +18,8 @@ that method's mean ± std and counted in the table's "failed" column; the list
 under the table names each with the reason."""
 import json, os, re, statistics, sys
 
+from metrics_log import records
+
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "out", "compare")
 CURVE = os.environ.get("COMPARE_CURVE") or "exact_match"
 if CURVE not in ("exact_match", "rouge_l", "eval_loss"):
@@ -27,39 +29,6 @@ METHODS = [("sft", "SFT", None), ("ift_static", "IFT (static λ)", None),
            ("ift_linear", "IFT (linear λ)", None), ("ift_noise", "IFT (noise λ)", None),
            ("dpo", "SFT → DPO", "sft_stage1"), ("simpo", "SFT → SimPO", "sft_stage1"),
            ("orpo", "ORPO", None)]
-
-
-def records(path):
-    """Step and evaluation records of a metrics file, their "flops" made the
-    training FLOPs of the run's trajectory up to that step. A resumed run
-    (train.sbatch after a preemption) appends to the same file and counts its
-    flops from 0 again, and the steps after the checkpoint it resumed from are
-    done twice: each step counts once, with its last attempt's FLOPs, and the
-    records (and evaluations) of the abandoned attempt are dropped. Exact when
-    every step has a record (metrics.every = 1, the default) or when
-    checkpoints fall on record steps."""
-    steps, evals = [], []
-    inc = {}  # step -> FLOPs of that step (metrics.every > 1: of the steps since the last record)
-    prev = None
-    with open(path) as f:
-        for line in f:
-            r = json.loads(line)
-            if "exact_match" in r:
-                r["flops"] = sum(v for k, v in inc.items() if k <= r["step"])
-                evals.append(r)
-                continue
-            restart = (prev is None or r["flops"] < prev["flops"] or r["step"] <= prev["step"] or
-                       r.get("restart_count") != prev.get("restart_count"))
-            if restart:  # the steps from here on are redone
-                for k in [k for k in inc if k >= r["step"]]:
-                    del inc[k]
-                steps = [x for x in steps if x["step"] < r["step"]]
-                evals = [x for x in evals if x["step"] < r["step"]]
-            inc[r["step"]] = r["flops"] - (0.0 if restart else prev["flops"])
-            prev = dict(r)
-            r["flops"] = sum(v for k, v in inc.items() if k <= r["step"])
-            steps.append(r)
-    return steps, evals
 
 
 def ref_flops(seed_dir):

@@ -5,9 +5,8 @@ pretraining run and held-out loss, from what the pipeline wrote.
     python3 data/debian/base_card.py RUN [-o OUT_DIR]
 
 reads RUN/base-hf/config.json (the exported model), RUN/tokenizer/tokenizer.json,
-RUN/corpus/stats.json, RUN/base/metrics.jsonl (the pretraining run's records;
-a resumed run appends to it and redoes the steps after its checkpoint: each
-step counts once, its last attempt), data/debian/base.ini and
+RUN/corpus/stats.json, RUN/base/metrics.jsonl (the pretraining run's records, read by
+bench/metrics_log.py: each step counts once, its last attempt), data/debian/base.ini and
 RUN/base-heldout.json (iftrain eval of the final checkpoint on the held-out
 corpus), and writes OUT_DIR/base-card.md and OUT_DIR/base-loss.dat (step,
 training loss averaged over 25 steps, held-out loss at the evaluations) for
@@ -19,6 +18,9 @@ import json
 import math
 import os
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+from metrics_log import records  # noqa: E402  (bench/metrics_log.py)
 
 
 def die(msg):
@@ -35,30 +37,13 @@ def load_json(path, what):
         die(f"{path}: not JSON ({e}); {what}")
 
 
-def records(path):
-    """The last attempt of every step, and of every evaluation, in step order;
-    each step record gets "step_flops", the FLOPs of that step (a record's
-    "flops" counts from the start of its attempt)."""
-    steps, evals, prev = {}, {}, None
+def run_records(path):
     try:
-        f = open(path, encoding="utf-8")
+        return records(path)
     except OSError as e:
         die(f"{path}: {e.strerror} (run 'run.sh base' first)")
-    with f:
-        for line in f:
-            r = json.loads(line)
-            if "eval_loss" in r:
-                evals[r["step"]] = r
-                continue
-            restart = prev is None or r["step"] <= prev["step"] or r["flops"] < prev["flops"]
-            if restart:  # a resumed attempt redoes the steps from here on
-                for k in [k for k in steps if k >= r["step"]]:
-                    del steps[k]
-                for k in [k for k in evals if k >= r["step"]]:
-                    del evals[k]
-            r["step_flops"] = r["flops"] - (0.0 if restart else prev["flops"])
-            steps[r["step"]] = prev = r
-    return [steps[k] for k in sorted(steps)], [evals[k] for k in sorted(evals)]
+    except ValueError as e:
+        die(f"{path}: a line is not JSON ({e})")
 
 
 def params(c):
@@ -88,13 +73,13 @@ def main():
         die(f"{tok_path}: {e.strerror} (run 'run.sh corpus' first)")
     ini = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
     ini.read(os.path.join(here, "base.ini"))
-    steps, evals = records(os.path.join(run, "base", "metrics.jsonl"))
+    steps, evals = run_records(os.path.join(run, "base", "metrics.jsonl"))
     if not steps:
         die("no training step in base/metrics.jsonl")
     n, emb = params(cfg)
     tokens = sum(r.get("tokens", 0) for r in steps)
     seconds = sum(r.get("seconds", 0.0) for r in steps)
-    flops = sum(r["step_flops"] for r in steps)
+    flops = steps[-1]["flops"]
     last = steps[-25:]
     train_loss = sum(r["loss"] for r in last) / len(last)
     chars = {k: sum(v["chars"][k] for v in stats["sources"].values()) for k in ("train", "heldout")}
