@@ -88,7 +88,9 @@ case ${1:-} in
     if [ ! -d "$RUN/base-hf" ]; then
       rm -rf "$RUN/base-hf.tmp"
       "$IFTRAIN" export "$RUN/base/ckpt" -o "$RUN/base-hf.tmp"
-      cp "$tok/LICENSE" "$RUN/base-hf.tmp/"   # the tokenizer's licence travels with it
+      # export copies the licence the origin recorded; a run begun by an older
+      # iftrain recorded the tokenizer's files without it
+      [ -e "$RUN/base-hf.tmp/LICENSE" ] || cp "$tok/LICENSE" "$RUN/base-hf.tmp/"
       mv "$RUN/base-hf.tmp" "$RUN/base-hf"
     fi
     mpirun --allow-run-as-root --oversubscribe -n "$NTASKS" "$IFTRAIN" eval --ckpt "$RUN/base/ckpt" \

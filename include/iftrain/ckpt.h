@@ -100,7 +100,8 @@ ift_status ckpt_origin(const char *path, char **out);
 /* The same computed by rank 0 of comm and broadcast (failures agreed). */
 ift_status ckpt_origin_shared(const char *path, char **out, MPI_Comm comm);
 /* The origin's tokenizer and chat files (tokenizer.json, tokenizer_config.json,
- * special_tokens_map.json, tokenizer.model, ...) copied from its source
+ * special_tokens_map.json, tokenizer.model, ...) and licence files (LICENSE,
+ * NOTICE, USE_POLICY.md, ...) copied from its source
  * directory into DIR after checking each file's recorded SHA-256; a file
  * missing or changed since the import is an IFT_ERR_FORMAT naming it.
  * *ncopied: files copied (0 when the origin is not a directory). */

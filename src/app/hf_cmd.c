@@ -95,8 +95,9 @@ const char app_export_help[] =
     "bf16 (rounded to nearest even). When the weights came from a Hugging Face\n"
     "directory (iftrain import, train --ckpt.init=HF_DIR), config.json keeps that\n"
     "model's ids and names, and its tokenizer files (tokenizer.json,\n"
-    "tokenizer_config.json, special_tokens_map.json, ...) are copied after their\n"
-    "SHA-256 is checked against the one recorded at import (--no-tokenizer: skip).\n"
+    "tokenizer_config.json, special_tokens_map.json, ...) and licence files\n"
+    "(LICENSE, NOTICE, USE_POLICY.md, ...) are copied after their SHA-256 is\n"
+    "checked against the one recorded at import (--no-tokenizer: skip).\n"
     "The directory is written under HF_DIR.tmp and renamed when complete.\n"
     "Runs on one rank. Exit codes: 0 ok, 2 bad input, 1 other failure.\n";
 
@@ -341,7 +342,7 @@ static ift_status export_run(const export_opts *o) {
   if (rename(tmp, o->out) != 0)
     IFT_FAIL_GOTO(st, out, IFT_ERR_IO, "check the output path", "cannot rename %s to %s: %s", tmp, o->out,
                   strerror(errno));
-  printf("%s -> %s: %d tensors (%zu parameters, %s) in %d safetensors file%s, %d tokenizer "
+  printf("%s -> %s: %d tensors (%zu parameters, %s) in %d safetensors file%s, %d tokenizer/licence "
          "file%s%s, %.2f s\n",
          path, o->out, model_ntensors(m), model_nparams_global(m), o->bf16 ? "bf16" : "f32",
          nfiles, nfiles == 1 ? "" : "s", ntok, ntok == 1 ? "" : "s",

@@ -281,16 +281,28 @@ done:
 /* ------------------------------------------------------------ origin */
 
 /* Files of a model directory that define the model or its tokenizer (the
- * origin hashes them; export copies the tokenizer ones). */
+ * origin hashes them; export copies the tokenizer ones and the licence). */
 static const char *const TOKENIZER_FILES[] = {
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
     "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json"};
 enum { N_TOKENIZER_FILES = sizeof TOKENIZER_FILES / sizeof TOKENIZER_FILES[0] };
 
-static int is_tokenizer_file(const char *name) {
-  for (int i = 0; i < N_TOKENIZER_FILES; i++)
-    if (!strcmp(name, TOKENIZER_FILES[i])) return 1;
+/* The terms the model or tokenizer is distributed under: they travel with
+ * the tokenizer files, so that an exported model carries its licence. */
+static const char *const LICENCE_FILES[] = {"LICENSE",   "LICENSE.txt", "LICENSE.md", "LICENCE",
+                                            "LICENCE.txt", "LICENCE.md", "NOTICE",     "NOTICE.txt",
+                                            "NOTICE.md", "USE_POLICY.md"};
+enum { N_LICENCE_FILES = sizeof LICENCE_FILES / sizeof LICENCE_FILES[0] };
+
+static int in_list(const char *name, const char *const *list, int n) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(name, list[i])) return 1;
   return 0;
+}
+
+/* a file export copies (and a new model's origin holds): a tokenizer file or a licence */
+static int exported_file(const char *name) {
+  return in_list(name, TOKENIZER_FILES, N_TOKENIZER_FILES) || in_list(name, LICENCE_FILES, N_LICENCE_FILES);
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -299,7 +311,7 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 static int origin_file(const char *name) {
-  return is_tokenizer_file(name) || !strcmp(name, "config.json") ||
+  return exported_file(name) || !strcmp(name, "config.json") ||
          !strcmp(name, "generation_config.json") || ends_with(name, ".safetensors") ||
          !strcmp(name, "model.safetensors.index.json");
 }
@@ -324,8 +336,8 @@ static ift_status hf_origin(const char *dir, json_t *ids, char **out) {
   struct dirent *e;
   IFT_REQUIRE_GOTO(st, done, root && files, IFT_ERR_NOMEM, NULL, "origin of %s", abs);
   while ((e = readdir(d))) {
-    /* a new model's tokenizer: its files alone (the directory may be a model's) */
-    if (ids ? !is_tokenizer_file(e->d_name) : !origin_file(e->d_name)) continue;
+    /* a new model's tokenizer: its files and licence alone (the directory may be a model's) */
+    if (ids ? !exported_file(e->d_name) : !origin_file(e->d_name)) continue;
     char p[PATH_MAX + 256], hex[65];
     struct stat sb;
     snprintf(p, sizeof p, "%s/%s", abs, e->d_name);
@@ -439,12 +451,12 @@ ift_status ckpt_origin_copy_tokenizer(const char *origin, const char *dir, int *
   /* check every file before copying any: all or nothing */
   for (int pass = 0; pass < 2; pass++)
     json_object_foreach(files, name, v) {
-      if (!is_tokenizer_file(name)) continue;
+      if (!exported_file(name)) continue;
       char sp[PATH_MAX + 256], dp[PATH_MAX + 256], hex[65];
       snprintf(sp, sizeof sp, "%s/%s", src, name);
       if (pass == 0) {
         if (core_sha256_file(sp, hex) != IFT_OK)
-          IFT_FAIL_GOTO(st, done, IFT_ERR_FORMAT, hint_gone, "tokenizer file %s of the source model is gone", sp);
+          IFT_FAIL_GOTO(st, done, IFT_ERR_FORMAT, hint_gone, "file %s of the source model is gone", sp);
         IFT_REQUIRE_GOTO(st, done, json_is_string(v) && !strcmp(hex, json_string_value(v)), IFT_ERR_FORMAT,
                          hint_changed, "%s changed since the import (SHA-256 %s, recorded %s)", sp, hex,
                          json_is_string(v) ? json_string_value(v) : "?");

@@ -21,12 +21,15 @@ $REF make $w/src --seed 5 $small --heads 4 --kv-heads 2 --head-dim 16 --tied 0 \
 printf '{"version": "1.0", "model": {"type": "BPE", "vocab": {}}}\n' > $w/src/tokenizer.json
 printf '{"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>"}\n' > $w/src/tokenizer_config.json
 printf '{"bos_token": "<s>"}\n' > $w/src/special_tokens_map.json
+printf 'The terms of this model.\n' > $w/src/LICENSE
+printf 'Not a tokenizer or licence file.\n' > $w/src/README.md
 $IFTRAIN import $w/src -o $w/src.h5 > /dev/null
 
 check "F32 (untied, GQA, head_dim 16, llama3): import -> export is bit-identical, config keys equal" sh -c "
   $IFTRAIN export $w/src.h5 -o $w/e1 && $REF compare $w/src $w/e1"
-check "the three tokenizer files are copied byte for byte; ckpt info shows the origin" sh -c "
-  for f in tokenizer.json tokenizer_config.json special_tokens_map.json; do cmp $w/src/\$f $w/e1/\$f || exit 1; done
+check "the three tokenizer files and the LICENSE are copied byte for byte, not README.md; ckpt info shows the origin" sh -c "
+  for f in tokenizer.json tokenizer_config.json special_tokens_map.json LICENSE; do cmp $w/src/\$f $w/e1/\$f || exit 1; done
+  test ! -e $w/e1/README.md &&
   $IFTRAIN ckpt info $w/src.h5 > $w/info.txt &&
   grep -q 'origin .*huggingface directory $w/src' $w/info.txt &&
   grep -q \"model.safetensors  *sha256 \$(sha256sum $w/src/model.safetensors | cut -c1-64)\" $w/info.txt &&

@@ -55,7 +55,9 @@ finish() {
 hf_tokenizer() {
   td=$here/../tok/data
   mkdir -p "$2" && gzip -dc "$td/$1/tokenizer.json.gz" > "$2/tokenizer.json" || return 1
-  if [ -f "$td/$1/tokenizer_config.json" ]; then cp "$td/$1/tokenizer_config.json" "$2/" || return 1; fi
+  for f in tokenizer_config.json LICENSE; do
+    if [ -f "$td/$1/$f" ]; then cp "$td/$1/$f" "$2/" || return 1; fi
+  done
   for f in tokenizer.json tokenizer_config.json; do
     [ -f "$2/$f" ] || continue
     want=$(grep " $1/$f\$" "$td/SHA256SUMS" | cut -c1-64)

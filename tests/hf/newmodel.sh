@@ -29,9 +29,9 @@ check "train a new model with model.tokenizer on 2 ranks: the tokenizer recorded
   $MPIRUN_WRAP 2 $IFTRAIN train $tiny --model.tokenizer=$w/mistral --data.train=$w/t.h5 --train.steps=2 --ckpt.dir=$w/ck > $w/train.log 2>&1 &&
   grep -q 'a new model with the tokenizer of $w/mistral' $w/train.log &&
   $IFTRAIN ckpt info $w/ck > $w/info.txt && grep -q 'tokenizer  *LlamaTokenizer (tokenizer.json, sha256 fc4f0bd70b370931' $w/info.txt"
-check "export: tokenizer files byte for byte, BOS 1 and EOS 2 in config.json and generation_config.json" sh -c "
+check "export: tokenizer files and the tokenizer's LICENSE byte for byte, BOS 1 and EOS 2 in config.json and generation_config.json" sh -c "
   $IFTRAIN export $w/ck -o $w/hf > $w/export.log 2>&1 && cmp $w/hf/tokenizer.json $w/mistral/tokenizer.json &&
-  cmp $w/hf/tokenizer_config.json $w/mistral/tokenizer_config.json &&
+  cmp $w/hf/tokenizer_config.json $w/mistral/tokenizer_config.json && cmp $w/hf/LICENSE $w/mistral/LICENSE &&
   $PY -c 'import json,sys; d=sys.argv[1]; c=json.load(open(d+\"/config.json\")); g=json.load(open(d+\"/generation_config.json\"));
 assert (c[\"bos_token_id\"], c[\"eos_token_id\"], g[\"bos_token_id\"], g[\"eos_token_id\"], c[\"vocab_size\"]) == (1, 2, 1, 2, 32000), (c, g)' $w/hf"
 # a sentence the export's tokenizer encodes: iftrain's per-token log-probs of the

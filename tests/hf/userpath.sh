@@ -96,9 +96,9 @@ print('FIG IFT loss by step: ' + ' '.join('%.3f' % x for x in l))
 PY"
 
 # ---- export, and what it holds
-check "export: tokenizer files byte for byte, the model config keys kept, every tensor trained" sh -c "
+check "export: tokenizer files and LICENSE byte for byte, the model config keys kept, every tensor trained" sh -c "
   $IFTRAIN export $w/ft -o $w/out > /dev/null &&
-  for f in tokenizer.json tokenizer_config.json special_tokens_map.json; do cmp $w/base/\$f $w/out/\$f || exit 1; done
+  for f in tokenizer.json tokenizer_config.json special_tokens_map.json LICENSE; do cmp $w/base/\$f $w/out/\$f || exit 1; done
   $REF compare $w/base $w/out > $w/cmp.txt; test \$? -eq 1 &&
   ! grep -v '^tensor .* elements differ in bits' $w/cmp.txt &&
   n=\$(wc -l < $w/cmp.txt) && test \$n -eq 20 && echo \"FIG \$n of 20 tensors differ from the imported ones\""
