@@ -12,6 +12,7 @@ set key right top
 set grid
 set logscale y
 set yrange [2:12]
+set ytics (2, 2.5, 3, 4, 5, 6, 8, 10, 12)
 set datafile commentschars "#"
 plot dat index 0 using 1:2 with lines lw 2 title "training loss (mean over 25 steps)", \
      dat index 1 using 1:2 with linespoints lw 2 pt 7 title "held-out loss (600 pieces, mean of their NLL)"
