@@ -8,6 +8,7 @@
 #   seed2/ift_static  one record every 2 steps, preempted after step 6, resumed from
 #                     the step-4 checkpoint (a Slurm requeue: restart_count 1): 78
 #   seed3/sft         exit status 1: not counted, listed as failed
+# and bench/metrics_log.py alone on a resumed run with one record every 10 steps;
 # and the held-out evaluations (eval_qa/sft/pref.json) of every counted run.
 # Checks the steps and FLOPs columns, the FLOP ratio to SFT, mean ± std over
 # seeds, the per-seed table, the failed run and the curve's points.
@@ -79,5 +80,32 @@ assert [float(l.split()[1]) for l in b] == [2.0], b' "$w/curves.dat" || { echo "
 COMPARE_CURVE=bogus $PY "$top/bench/compare_report.py" "$w" > /dev/null 2> "$w/err2.txt" &&
   { echo "FAIL: COMPARE_CURVE=bogus accepted"; fail=1; }
 grep -q "choose exact_match, rouge_l or eval_loss" "$w/err2.txt" || { echo "FAIL: no message for COMPARE_CURVE=bogus"; fail=1; }
+# bench/metrics_log.py on a run with metrics.every = 10 and eval.every = 4, stopped
+# after step 40 and resumed from its step-20 checkpoint: the second attempt
+# evaluates steps 24 and 28 before its first record (step 30). Each step and
+# each evaluation once, the last attempt's, with the trajectory's FLOPs (1 a step).
+$PY - "$top/bench" "$w/every10.jsonl" <<'PY' || { echo "FAIL: metrics_log.py on a resumed run with metrics.every = 10"; fail=1; }
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from metrics_log import records
+recs = []
+def attempt(first, last, tag):
+    flops = 0
+    for s in range(first, last + 1):
+        flops += 1
+        if s % 10 == 0:
+            recs.append({"step": s, "flops": flops, "restart_count": 0})
+        if s % 4 == 0:
+            recs.append({"step": s, "eval_loss": tag, "exact_match": 0, "flops": flops})
+attempt(1, 40, 1.0)
+attempt(21, 60, 2.0)
+with open(sys.argv[2], "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in recs)
+steps, evals = records(sys.argv[2])
+assert [(r["step"], r["flops"]) for r in steps] == [(s, s) for s in range(10, 61, 10)], steps
+got = [(r["step"], r["flops"], r["eval_loss"]) for r in evals]
+want = [(s, s // 10 * 10, 1.0 if s <= 20 else 2.0) for s in range(4, 61, 4)]
+assert got == want, (got, want)
+PY
 [ $fail -eq 0 ] && echo "PASS: compare_report.py tables and curves" || cat "$w/compare.md"
 exit $fail

@@ -10,7 +10,8 @@ bench/metrics_log.py: each step counts once, its last attempt), data/debian/base
 RUN/base-heldout.json (iftrain eval of the final checkpoint on the held-out
 corpus), and writes OUT_DIR/base-card.md and OUT_DIR/base-loss.dat (step,
 training loss averaged over 25 steps, held-out loss at the evaluations) for
-data/debian/plot_base.gp. OUT_DIR defaults to RUN. Standard library only."""
+data/debian/plot_base.gp. OUT_DIR defaults to RUN. Standard library only (h5py,
+when installed, counts the corpus's tokens in RUN/corpus_train.h5)."""
 import argparse
 import configparser
 import hashlib
@@ -44,6 +45,17 @@ def run_records(path):
         die(f"{path}: {e.strerror} (run 'run.sh base' first)")
     except ValueError as e:
         die(f"{path}: a line is not JSON ({e})")
+
+
+def train_tokens(path, chars):
+    """(tokens of the prepared training corpus, "" or "≈"): counted in the
+    file with h5py when it is installed, else 3.3 characters a token."""
+    try:
+        import h5py
+        with h5py.File(path, "r") as f:
+            return int(f["tokens"].shape[0]), ""
+    except (ImportError, OSError, KeyError):
+        return chars / 3.3, "≈"
 
 
 def params(c):
@@ -85,6 +97,7 @@ def main():
     chars = {k: sum(v["chars"][k] for v in stats["sources"].values()) for k in ("train", "heldout")}
     pieces = {k: sum(v["pieces"][k] for v in stats["sources"].values()) for k in ("train", "heldout")}
     ppl = math.exp(held["token_nll"])
+    corpus_tokens, approx = train_tokens(os.path.join(run, "corpus_train.h5"), chars["train"])
     best = min(evals, key=lambda r: r["eval_loss"]) if evals else None
     L = []
     L.append("# Base model card: `runs/debian/base-hf`\n")
@@ -100,13 +113,13 @@ def main():
     L.append(f"| tokenizer | Mistral-7B's (`tests/tok/data/mistral`, Apache-2.0): {cfg['vocab_size']:,} ids, "
              f"BOS {cfg['bos_token_id']}, EOS {cfg['eos_token_id']}; tokenizer.json sha256 {tok_sha[:16]}… |")
     L.append(f"| corpus | Debian packages (`gather_corpus.py`): {pieces['train']:,} training pieces, "
-             f"{chars['train'] / 1e6:.1f} MB; {pieces['heldout']:,} held-out pieces, "
-             f"{chars['heldout'] / 1e6:.1f} MB (held out by document) |")
+             f"{chars['train'] / 1e6:.1f} M characters; {pieces['heldout']:,} held-out pieces, "
+             f"{chars['heldout'] / 1e6:.1f} M characters (held out by document) |")
     tr = ini["train"] if ini.has_section("train") else {}
     op = ini["optim"] if ini.has_section("optim") else {}
     L.append(f"| pretraining | {steps[-1]['step']} steps of {tr.get('batch_size', '?')} documents packed into "
              f"{tr.get('seq_len', '?')}-token sequences: {tokens / 1e6:.1f} M tokens "
-             f"({tokens / (chars['train'] / 3.3) * 100:.0f} % of the corpus's ≈{chars['train'] / 3.3 / 1e6:.0f} M); "
+             f"({tokens / corpus_tokens * 100:.0f} % of the corpus's {approx}{corpus_tokens / 1e6:.1f} M); "
              f"AdamW lr {op.get('lr', '?')}, {op.get('schedule', '?')} with warm-up {op.get('warmup', '?')}, "
              f"weight decay {op.get('weight_decay', '?')}, clip {op.get('clip', '?')} |")
     L.append(f"| compute | {flops:.3g} training FLOPs; {seconds / 3600:.1f} h of steps on 2 ranks (the last "

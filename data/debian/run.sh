@@ -6,6 +6,8 @@
 #                                 else run in place; resumable: run it again after a stop)
 #   data/debian/run.sh export     export the base model (HF directory) + held-out perplexity
 #   data/debian/run.sh card       the base model's card (CARD_DIR/base-card.md, base-loss.png)
+#   data/debian/run.sh check      the export against the float64 PyTorch reference (CHECK_SAMPLES
+#                                 held-out pieces, default 40; python3-torch, python3-h5py)
 #   data/debian/run.sh compare    the comparison of data/debian/recipes/ from the base model:
 #                                 slurm/sweep.sh (job arrays; in place without Slurm)
 #   data/debian/run.sh report     held-out evaluation of every run, table and plot
@@ -105,6 +107,15 @@ case ${1:-} in
       gnuplot -e "dat='$out/base-loss.dat'; out='$out/base-loss.png'" "$here/plot_base.gp"
       echo "run.sh: card $out/base-card.md, plot $out/base-loss.png"
     fi
+    ;;
+  check)
+    # data/debian/check_base.py: tests/hf/hfref.py (float64) on base-hf against
+    # iftrain eval of the checkpoint, the first CHECK_SAMPLES held-out pieces
+    [ -d "$RUN/base-hf" ] || die "no $RUN/base-hf: run 'export' first"
+    mpirun --allow-run-as-root --oversubscribe -n "$NTASKS" "$IFTRAIN" eval --ckpt "$RUN/base/ckpt" \
+      --data "$RUN/corpus_heldout.h5" --max-samples "${CHECK_SAMPLES:-40}" --max-new-tokens 1 \
+      --json --quiet > "$RUN/base-check-eval.json"
+    /usr/bin/python3 "$here/check_base.py" "$RUN" "$RUN/base-check-eval.json"
     ;;
   compare)
     # data/debian/README.md, "The comparison": slurm/sweep.sh with the recipes

@@ -438,10 +438,10 @@ ift_status ckpt_origin_copy_tokenizer(const char *origin, const char *dir, int *
   ift_status st = IFT_OK;
   const char *const hint_gone =
       "restore the model directory the checkpoint was imported from, or export "
-      "with --no-tokenizer and copy the tokenizer files yourself";
+      "with --no-tokenizer and copy the tokenizer and licence files yourself";
   const char *const hint_changed =
       "restore the file the model was imported with, or export with "
-      "--no-tokenizer and copy the right tokenizer files yourself";
+      "--no-tokenizer and copy the right tokenizer and licence files yourself";
   if (!src || !json_is_object(files)) {
     json_decref(root);
     return IFT_OK; /* not imported from a directory */

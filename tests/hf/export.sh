@@ -70,6 +70,11 @@ check "a tokenizer file changed since the import: refused by name (exit 2), noth
   test ! -e $w/e2 && test ! -e $w/e2.tmp &&
   $IFTRAIN export $w/src2.h5 -o $w/e2 --no-tokenizer > /dev/null && test ! -e $w/e2/tokenizer.json &&
   $REF compare $w/src $w/e2"
+check "the LICENSE removed since the import: refused by name (exit 2), nothing left" sh -c "
+  cp -r $w/src $w/src3 && $IFTRAIN import $w/src3 -o $w/src3.h5 > /dev/null && rm $w/src3/LICENSE
+  $IFTRAIN export $w/src3.h5 -o $w/e3 > $w/e3.log 2>&1; rc=\$?
+  test \$rc -eq 2 && grep -q 'src3/LICENSE of the source model is gone' $w/e3.log && grep -q 'licence files' $w/e3.log &&
+  test ! -e $w/e3 && test ! -e $w/e3.tmp"
 check "export does not overwrite: an existing directory is refused (exit 2), untouched" sh -c "
   mkdir -p $w/exists && touch $w/exists/keep
   $IFTRAIN export $w/src.h5 -o $w/exists > $w/ex.log 2>&1; test \$? -eq 2 && grep -q 'does not overwrite' $w/ex.log && test -f $w/exists/keep"
