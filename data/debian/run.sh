@@ -174,7 +174,7 @@ case ${1:-} in
     if command -v gnuplot > /dev/null; then
       gnuplot -e "dat='$sweep/curves.dat'; out='$sweep/compare.png'" \
         -e "title='WordNet questions (held-out words): answer NLL vs training compute'" \
-        -e "ylab='answer NLL (nats/token), in-training evaluations (200 held-out questions)'; yauto=1" \
+        -e "ylab='answer NLL (nats/token), 200 held-out questions'; yauto=1" \
         "$root/bench/plot_compare.gp"
       echo "run.sh: table $sweep/compare.md, plot $sweep/compare.png"
     else
