@@ -2,7 +2,8 @@
 # data/debian's scripts refuse bad input with the cause and the fix, before
 # reading anything: exit 2 (argparse) for a bad option, 1 with an apt-get
 # hint when WordNet is missing (WORDNET_DIR points at an empty directory).
-# base_card.py names the missing pipeline output and the stage that makes it.
+# base_card.py and check_base.py name the missing pipeline output and the stage
+# that makes it.
 # Their output on the real database is described in data/debian/README.md.
 set -u
 PY=python3
@@ -35,4 +36,16 @@ expect 1 "hint: apt-get install wordnet-base" "$m" -o "$w/out"
 # base_card.py on a run directory that lacks the exported model
 b=$top/data/debian/base_card.py
 expect 1 "base-hf/config.json: No such file or directory (run 'run.sh export' first)" "$b" "$w/empty"
+# check_base.py (python3-torch, python3-h5py): a bad eval JSON, a run without base-hf
+if /usr/bin/python3 -c 'import torch, h5py' 2>/dev/null; then
+  c=$top/data/debian/check_base.py
+  echo '{"samples": 4}' > "$w/ev.json"
+  PY=/usr/bin/python3 expect 1 "ev.json: not the JSON of iftrain eval --json (KeyError" "$c" "$w/empty" "$w/ev.json"
+  echo '{"samples": 4, "eval_loss": 1, "token_nll": 1}' > "$w/ev.json"
+  PY=/usr/bin/python3 expect 1 "base-hf/config.json" "$c" "$w/empty" "$w/ev.json"
+  PY=/usr/bin/python3 expect 1 "(run 'run.sh export' first)" "$c" "$w/empty" "$w/ev.json"
+  PY=/usr/bin/python3 expect 2 "check_base.py RUN eval.json" "$c" "$w/empty"
+else
+  echo "(check_base.py not checked: no python3-torch/python3-h5py)"
+fi
 exit $fail

@@ -21,14 +21,32 @@ import hfref  # noqa: E402  (tests/hf/hfref.py)
 import h5py  # noqa: E402
 
 
+def die(msg):
+    sys.exit(f"check_base: {msg}")
+
+
 def main():
     if len(sys.argv) != 3:
-        sys.exit(__doc__)
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
     run, ev_path = sys.argv[1:3]
-    ev = json.load(open(ev_path))
-    n = ev["samples"]
-    _, p, W = hfref.load_model(os.path.join(run, "base-hf"))
-    with h5py.File(os.path.join(run, "corpus_heldout.h5"), "r") as f:
+    try:
+        with open(ev_path, encoding="utf-8") as f:
+            ev = json.load(f)
+        n = int(ev["samples"])
+        ev = {k: float(ev[k]) for k in ("eval_loss", "token_nll")}
+    except OSError as e:
+        die(f"{ev_path}: {e.strerror} (write it with iftrain eval --json, or run 'run.sh check')")
+    except (ValueError, KeyError, TypeError) as e:
+        die(f"{ev_path}: not the JSON of iftrain eval --json ({e.__class__.__name__}: {e})")
+    try:
+        _, p, W = hfref.load_model(os.path.join(run, "base-hf"))
+    except (OSError, hfref.InputError) as e:
+        die(f"{run}/base-hf: {e} (run 'run.sh export' first)")
+    heldout = os.path.join(run, "corpus_heldout.h5")
+    if not os.path.isfile(heldout):
+        die(f"{heldout}: no such file (run 'run.sh corpus' first)")
+    with h5py.File(heldout, "r") as f:
         off, tok, msk = f["offsets"][: n + 1], f["tokens"], f["loss_mask"]
         per_piece, total, count = [], 0.0, 0
         for r in range(n):
