@@ -13,6 +13,8 @@ table has their exact match, ROUGE-L, answer NLL, conversation NLL and
 preference accuracy instead, and a second table gives every seed's values.
 COMPARE_CURVE=eval_loss (or rouge_l) makes the curves the in-training evaluations'
 held-out loss (ROUGE-L %) instead of their exact match %.
+A two-stage method's steps are the SFT stage's plus its own ("160 + 38"); with
+one seed a cell is the value alone (no ± 0.0).
 A seed whose run of a method failed, stopped early or is missing is left out of
 that method's mean ± std and counted in the table's "failed" column; the list
 under the table names each with the reason."""
@@ -73,18 +75,25 @@ def run(seed_dir, name, stage1):
     steps, evals = records(os.path.join(d, "metrics.jsonl"))
     if not steps or not evals:
         raise RunFailed("no training step or no evaluation in metrics.jsonl")
-    base, curve = 0.0, []
+    base, curve, nsteps = 0.0, [], f"{steps[-1]['step']}"
     if stage1:
         s1, e1 = records(os.path.join(seed_dir, stage1, "metrics.jsonl"))
         curve += [(e["flops"], e[CURVE]) for e in e1]
         base = s1[-1]["flops"] + (ref_flops(seed_dir) if name == "dpo" else 0.0)
+        nsteps = f"{s1[-1]['step']} + {nsteps}"  # the SFT stage's steps, then this stage's
     curve += [(base + e["flops"], e[CURVE]) for e in evals]
-    return (evals[-1]["exact_match"], evals[-1]["eval_loss"], base + steps[-1]["flops"], steps[-1]["step"], curve,
+    return (evals[-1]["exact_match"], evals[-1]["eval_loss"], base + steps[-1]["flops"], nsteps, curve,
             held_out(d))
 
 
 def ms(v):
     return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
+
+
+def cell(fmt, v):
+    """mean ± std of v in fmt ("{:.1f} ± {:.1f}"); the mean alone for one seed,
+    where there is no spread to report."""
+    return fmt.format(*ms(v)) if len(v) > 1 else fmt.split(" ±")[0].format(v[0])
 
 
 seeds = sorted((d for d in os.listdir(OUT) if d.startswith("seed")), key=lambda d: (len(d), d))
@@ -128,14 +137,14 @@ with open(os.path.join(OUT, "compare.md"), "w") as f:
     for label, key, res, fails in rows:
         flops = statistics.mean(r[2] for r in res) if res else nan
         ratio = flops / sft_flops if sft_flops else nan
-        steps = res[0][3] if res else 0
+        steps = res[0][3] if res else "–"
         head = f"| {label} | {steps} | {flops:.3g} | {ratio:.2f} | "
         if real:
-            cells = [fmt.format(*ms([get(r[5]) for r in res])) if res else "–" for _, get, fmt in HELD_OUT]
+            cells = [cell(fmt, [get(r[5]) for r in res]) if res else "–" for _, get, fmt in HELD_OUT]
             f.write(head + " | ".join(cells) + f" | {len(res)} | {len(fails)} |\n")
         else:
-            (emm, ems), (elm, els) = (ms([r[0] for r in res]), ms([r[1] for r in res])) if res else ((nan,) * 2,) * 2
-            f.write(head + f"{100*emm:.1f} ± {100*ems:.1f} | {elm:.4f} ± {els:.4f} | "
+            ex, lo = ([100 * r[0] for r in res], [r[1] for r in res]) if res else ([nan], [nan])
+            f.write(head + f"{cell('{:.1f} ± {:.1f}', ex)} | {cell('{:.4f} ± {:.4f}', lo)} | "
                     f"{', '.join(f'{100*r[0]:.1f}' for r in res)} | {len(res)} | {len(fails)} |\n")
     if real:
         n = {k: per_seed[0][2][5][k]["samples"] for k in EVALS}

@@ -8,6 +8,9 @@
 #   seed2/ift_static  one record every 2 steps, preempted after step 6, resumed from
 #                     the step-4 checkpoint (a Slurm requeue: restart_count 1): 78
 #   seed3/sft         exit status 1: not counted, listed as failed
+#   seed1/sft_stage1  4 steps of 10 FLOPs, then seed1/dpo 2 steps of 5 after a
+#                     reference cache of 7 FLOPs (ref.log): 4 + 2 steps, 57 FLOPs,
+#                     one seed (cells without ± 0.0)
 # and bench/metrics_log.py alone on a resumed run with one record every 10 steps;
 # and the held-out evaluations (eval_qa/sft/pref.json) of every counted run.
 # Checks the steps and FLOPs columns, the FLOP ratio to SFT, mean ± std over
@@ -49,6 +52,9 @@ run(f"{w}/seed1/ift_static", ift1, exact=0.5, rouge=0.7, nll=1.2, pacc=0.75)
 ift2 = steps(1, 6, 13, every=2) + [ev(6, 0.9)] + steps(5, 6, 13, every=2, rc=1) + [ev(6, 0.7)]
 run(f"{w}/seed2/ift_static", ift2, exact=0.7, rouge=0.9, nll=1.0, pacc=1.0)
 run(f"{w}/seed3/sft", sft, status="1 failed")
+run(f"{w}/seed1/sft_stage1", steps(1, 4, 10) + [ev(4, 0.1)])
+run(f"{w}/seed1/dpo", steps(1, 2, 5) + [ev(2, 0.3)], exact=0.3, rouge=0.8, nll=2.0, pacc=0.25)
+open(f"{w}/seed1/ref.log", "w").write("prep: reference log-probabilities of 8 pairs, 7 FLOPs\n")
 PY
 $PY "$top/bench/compare_report.py" "$w" > "$w/out.txt" 2> "$w/err.txt" || { echo "FAIL: compare_report.py exited $?"; cat "$w/err.txt"; exit 1; }
 fail=0
@@ -57,6 +63,8 @@ want() { grep -qF -- "$1" "$w/compare.md" || { echo "FAIL: not in compare.md: $1
 want "| SFT | 6 | 60 | 1.00 | 40.0 ± 0.0 | 60.0 ± 0.0 | 1.500 ± 0.000 | 2.500 ± 0.000 | 50.0 ± 0.0 | 2 | 1 |"
 want "| IFT (static λ) | 6 | 78 | 1.30 | 60.0 ± 14.1 | 80.0 ± 14.1 | 1.100 ± 0.141 | 2.100 ± 0.141 | 87.5 ± 17.7 | 2 | 1 |"
 want "| IFT (static λ) | 2 | 70.0 | 90.0 | 1.000 | 2.000 | 100.0 |"
+want "| SFT → DPO | 4 + 2 | 57 | 0.95 | 30.0 | 80.0 | 2.000 | 3.000 | 25.0 | 1 | 2 |"
+want "| SFT → DPO | 1 | 30.0 | 80.0 | 2.000 | 3.000 | 25.0 |"
 want "Held-out sets: 10 questions"
 want "- SFT, seed3: exit status 1 failed"
 want "- IFT (static λ), seed3: no run directory"
@@ -67,7 +75,10 @@ $PY - "$w/curves.dat" <<'PY' || fail=1
 import sys
 blocks = open(sys.argv[1]).read().strip().split("\n\n\n")
 ift = [l.split() for l in blocks[1].splitlines()[1:]]
-assert [b.splitlines()[0] for b in blocks] == ['"SFT"', '"IFT (static λ)"'], blocks
+assert [b.splitlines()[0] for b in blocks] == ['"SFT"', '"IFT (static λ)"', '"SFT → DPO"'], blocks
+# DPO's curve: the SFT stage's evaluation at 40 FLOPs, then its own at 40 + 7 + 10
+dpo = [l.split() for l in blocks[2].splitlines()[1:]]
+assert [float(x[1]) for x in dpo] == [10.0, 30.0], dpo
 # seed1: 0.3 at step 3, 0.5 at step 6; seed2 (records every 2 steps, one evaluation kept): 0.7
 # the mean over seeds is taken per evaluation index, over the shortest run's count
 assert len(ift) == 1 and float(ift[0][1]) == 50.0, ift
