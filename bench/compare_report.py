@@ -10,7 +10,9 @@ the run directory holds the held-out evaluations of data/debian/run.sh report
 (eval_qa.json, eval_sft.json, eval_pref.json: `iftrain eval --json` on the
 question set, the held-out conversations and the held-out pairs): then the
 table has their exact match, ROUGE-L, answer NLL, conversation NLL and
-preference accuracy instead, and a second table gives every seed's values.
+preference accuracy instead, and a second table gives every seed's values;
+OUT/base/eval_*.json, the same evaluations of the model every run started
+from, make the table's first row.
 COMPARE_CURVE=eval_loss (or rouge_l) makes the curves the in-training evaluations'
 held-out loss (ROUGE-L %) instead of their exact match %.
 A two-stage method's steps are the SFT stage's plus its own ("160 + 38"); with
@@ -119,6 +121,11 @@ for key, label, stage1 in METHODS:
 
 # the held-out evaluations decide the table when every counted run has them
 real = bool(per_seed) and all(r[5] for _, _, r in per_seed)
+try:  # OUT/base: the base model's held-out evaluations (all three, or no row)
+    base = held_out(os.path.join(OUT, "base"))
+except RunFailed as e:
+    print(f"compare_report: {os.path.join(OUT, 'base')}: {e}: no base row", file=sys.stderr)
+    base = {}
 # (column, value of a held-out evaluation set, format of mean ± std)
 HELD_OUT = [("exact match %", lambda h: 100 * h["qa"]["exact_match"], "{:.1f} ± {:.1f}"),
             ("ROUGE-L %", lambda h: 100 * h["qa"]["rouge_l"], "{:.1f} ± {:.1f}"),
@@ -134,6 +141,10 @@ with open(os.path.join(OUT, "compare.md"), "w") as f:
     else:
         f.write("| method | steps | training FLOPs | vs SFT | exact match % | held-out loss | per seed | seeds | failed |\n")
         f.write("|---|---|---|---|---|---|---|---|---|\n")
+    if real and base:
+        # the starting point, scored by the same evaluations (data/debian/run.sh report)
+        f.write("| base model, no fine-tuning | – | – | – | " +
+                " | ".join(fmt.split(" ±")[0].format(get(base)) for _, get, fmt in HELD_OUT) + " | – | – |\n")
     for label, key, res, fails in rows:
         flops = statistics.mean(r[2] for r in res) if res else nan
         ratio = flops / sft_flops if sft_flops else nan

@@ -11,6 +11,7 @@
 #   seed1/sft_stage1  4 steps of 10 FLOPs, then seed1/dpo 2 steps of 5 after a
 #                     reference cache of 7 FLOPs (ref.log): 4 + 2 steps, 57 FLOPs,
 #                     one seed (cells without ± 0.0)
+#   base              the base model's held-out evaluations: the first row
 # and bench/metrics_log.py alone on a resumed run with one record every 10 steps;
 # and the held-out evaluations (eval_qa/sft/pref.json) of every counted run.
 # Checks the steps and FLOPs columns, the FLOP ratio to SFT, mean ± std over
@@ -54,6 +55,12 @@ run(f"{w}/seed2/ift_static", ift2, exact=0.7, rouge=0.9, nll=1.0, pacc=1.0)
 run(f"{w}/seed3/sft", sft, status="1 failed")
 run(f"{w}/seed1/sft_stage1", steps(1, 4, 10) + [ev(4, 0.1)])
 run(f"{w}/seed1/dpo", steps(1, 2, 5) + [ev(2, 0.3)], exact=0.3, rouge=0.8, nll=2.0, pacc=0.25)
+# the base model's evaluations: the table's first row
+os.makedirs(f"{w}/base")
+for k, v in (("qa", {"exact_match": 0.1, "rouge_l": 0.05, "eval_loss": 7.0, "samples": 10}),
+             ("sft", {"exact_match": 0, "rouge_l": 0, "eval_loss": 6.5, "samples": 5}),
+             ("pref", {"exact_match": 0, "rouge_l": 0, "eval_loss": 0, "pref_acc": 0.5, "samples": 4})):
+    json.dump(v, open(f"{w}/base/eval_{k}.json", "w"))
 open(f"{w}/seed1/ref.log", "w").write("prep: reference log-probabilities of 8 pairs, 7 FLOPs\n")
 PY
 $PY "$top/bench/compare_report.py" "$w" > "$w/out.txt" 2> "$w/err.txt" || { echo "FAIL: compare_report.py exited $?"; cat "$w/err.txt"; exit 1; }
@@ -65,6 +72,7 @@ want "| IFT (static λ) | 6 | 78 | 1.30 | 60.0 ± 14.1 | 80.0 ± 14.1 | 1.100 ±
 want "| IFT (static λ) | 2 | 70.0 | 90.0 | 1.000 | 2.000 | 100.0 |"
 want "| SFT → DPO | 4 + 2 | 57 | 0.95 | 30.0 | 80.0 | 2.000 | 3.000 | 25.0 | 1 | 2 |"
 want "| SFT → DPO | 1 | 30.0 | 80.0 | 2.000 | 3.000 | 25.0 |"
+want "| base model, no fine-tuning | – | – | – | 10.0 | 5.0 | 7.000 | 6.500 | 50.0 | – | – |"
 want "Held-out sets: 10 questions"
 want "- SFT, seed3: exit status 1 failed"
 want "- IFT (static λ), seed3: no run directory"
@@ -91,6 +99,11 @@ assert [float(l.split()[1]) for l in b] == [2.0], b' "$w/curves.dat" || { echo "
 COMPARE_CURVE=bogus $PY "$top/bench/compare_report.py" "$w" > /dev/null 2> "$w/err2.txt" &&
   { echo "FAIL: COMPARE_CURVE=bogus accepted"; fail=1; }
 grep -q "choose exact_match, rouge_l or eval_loss" "$w/err2.txt" || { echo "FAIL: no message for COMPARE_CURVE=bogus"; fail=1; }
+# an incomplete base (one of its three evaluations missing): no base row, a warning naming it
+rm "$w/base/eval_pref.json"
+$PY "$top/bench/compare_report.py" "$w" > /dev/null 2> "$w/err3.txt" || { echo "FAIL: compare_report.py failed on an incomplete base"; fail=1; }
+grep -q "base: held-out evaluation incomplete.*no base row" "$w/err3.txt" || { echo "FAIL: no warning of the incomplete base"; fail=1; }
+! grep -q "^| base model" "$w/compare.md" || { echo "FAIL: a base row from an incomplete base"; fail=1; }
 # bench/metrics_log.py on a run with metrics.every = 10 and eval.every = 4, stopped
 # after step 40 and resumed from its step-20 checkpoint: the second attempt
 # evaluates steps 24 and 28 before its first record (step 30). Each step and

@@ -2,8 +2,8 @@
 # data/debian's scripts refuse bad input with the cause and the fix, before
 # reading anything: exit 2 (argparse) for a bad option, 1 with an apt-get
 # hint when WordNet is missing (WORDNET_DIR points at an empty directory).
-# base_card.py and check_base.py name the missing pipeline output and the stage
-# that makes it.
+# base_card.py, check_base.py and run.sh report name the missing pipeline
+# output and the stage that makes it.
 # Their output on the real database is described in data/debian/README.md.
 set -u
 PY=python3
@@ -36,6 +36,12 @@ expect 1 "hint: apt-get install wordnet-base" "$m" -o "$w/out"
 # base_card.py on a run directory that lacks the exported model
 b=$top/data/debian/base_card.py
 expect 1 "base-hf/config.json: No such file or directory (run 'run.sh export' first)" "$b" "$w/empty"
+# run.sh report before run.sh compare: no sweep directory, then one without runs
+# (IFTRAIN need only be executable: nothing runs)
+r=$top/data/debian/run.sh
+export RUN="$w/run" IFTRAIN=/bin/true
+SWEEP_DIR=$w/none PY=bash expect 2 "no $w/none: run 'compare' first" "$r" report
+SWEEP_DIR=$w/empty PY=bash expect 2 "no runs in $w/empty/seed*/: run 'compare' first" "$r" report
 # check_base.py (python3-torch, python3-h5py): a bad eval JSON, a run without base-hf
 if /usr/bin/python3 -c 'import torch, h5py' 2>/dev/null; then
   c=$top/data/debian/check_base.py

@@ -10,7 +10,8 @@
 #                                 held-out pieces, default 40; python3-torch, python3-h5py)
 #   data/debian/run.sh compare    the comparison of data/debian/recipes/ from the base model:
 #                                 slurm/sweep.sh (job arrays; in place without Slurm)
-#   data/debian/run.sh report     held-out evaluation of every run, table and plot
+#   data/debian/run.sh report     held-out evaluation of every run and of the base
+#                                 model (INIT), table and plot
 # Environment: RUN (output root, default runs/debian), IFTRAIN (the binary, default
 # ./iftrain), NTASKS (ranks, default 2), THREADS (per rank, default 1), MAX_CHARS
 # (longest corpus piece, default 1200), BASE_ARGS (extra `iftrain train` options),
@@ -147,27 +148,41 @@ case ${1:-} in
     # every finished run of every seed (sft_stage1 only feeds dpo and simpo):
     # iftrain eval of its last checkpoint on the held-out questions (exact
     # match, ROUGE-L, answer NLL), conversations (NLL of every answer) and
-    # pairs (preference accuracy), then the table and the plot
+    # pairs (preference accuracy), the base model's too (SWEEP_DIR/base), then
+    # the table and the plot
     sweep=${SWEEP_DIR:-$RUN/compare}
     [ -d "$sweep" ] || die "no $sweep: run 'compare' first"
-    ev() {  # RUN_DIR NAME DATA [options]: RUN_DIR/eval_NAME.json, redone when the checkpoint is newer
-      local d=$1 data=$3 out="$1/eval_$2.json"; shift 3
-      [ -f "$out" ] && [ "$out" -nt "$d/ckpt/latest" ] && return
-      mpirun --allow-run-as-root --oversubscribe -n "$NTASKS" "$IFTRAIN" eval --ckpt "$d/ckpt" \
+    compgen -G "$sweep/seed*/*/" > /dev/null || die "no runs in $sweep/seed*/: run 'compare' first"
+    ev() {  # OUT_DIR CKPT STAMP NAME DATA [options]: OUT_DIR/eval_NAME.json of CKPT,
+            # redone when STAMP (the checkpoint's latest, the model directory) is newer
+      local d=$1 ckpt=$2 stamp=$3 data=$5 out="$1/eval_$4.json"; shift 5
+      [ -f "$out" ] && [ "$out" -nt "$stamp" ] && return
+      mpirun --allow-run-as-root --oversubscribe -n "$NTASKS" "$IFTRAIN" eval --ckpt "$ckpt" \
         --data "$data" --json --quiet "$@" > "$out.tmp"
       mv "$out.tmp" "$out"
       echo "run.sh: $out: $(cat "$out")"
     }
+    evals() {  # OUT_DIR CKPT STAMP: the three held-out evaluations
+      # greedy answers of up to 48 tokens (99.5 % of the reference answers are
+      # shorter); generation is most of the report's cost
+      ev "$@" qa "$RUN/qa_test.h5" --max-new-tokens 48 --max-samples "${QA_SAMPLES:-1000}"
+      ev "$@" sft "$RUN/sft_test.h5" --max-new-tokens 1 --max-samples "${EVAL_SAMPLES:-0}"
+      ev "$@" pref "$RUN/pref_test.h5" --max-new-tokens 1 --max-samples "${PAIR_SAMPLES:-2000}"
+    }
+    # the starting point, scored the same way: the table's "base model" row
+    INIT=${INIT:-$RUN/base-hf}
+    if [ -d "$INIT" ]; then
+      mkdir -p "$sweep/base"
+      evals "$sweep/base" "$INIT" "$INIT"
+    else
+      echo "run.sh: no base model $INIT (INIT): the table has no base row"
+    fi
     for d in "$sweep"/seed*/*/; do
       d=${d%/}
       [ "$(basename "$d")" != sft_stage1 ] || continue
       [ "$(cut -d' ' -f1 "$d/ckpt/exit_status" 2>/dev/null)" = 0 ] ||
         { echo "run.sh: $d did not finish: not evaluated"; continue; }
-      # greedy answers of up to 48 tokens (99.5 % of the reference answers are
-      # shorter); generation is most of the report's cost
-      ev "$d" qa "$RUN/qa_test.h5" --max-new-tokens 48 --max-samples "${QA_SAMPLES:-1000}"
-      ev "$d" sft "$RUN/sft_test.h5" --max-new-tokens 1 --max-samples "${EVAL_SAMPLES:-0}"
-      ev "$d" pref "$RUN/pref_test.h5" --max-new-tokens 1 --max-samples "${PAIR_SAMPLES:-2000}"
+      evals "$d" "$d/ckpt" "$d/ckpt/latest"
     done
     # the curves: held-out answer NLL (exact match stays near 0 for a model this small)
     COMPARE_CURVE=eval_loss python3 "$root/bench/compare_report.py" "$sweep"
