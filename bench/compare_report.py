@@ -144,7 +144,7 @@ with open(os.path.join(OUT, "compare.md"), "w") as f:
     if real and base:
         # the starting point, scored by the same evaluations (data/debian/run.sh report)
         f.write("| base model, no fine-tuning | – | – | – | " +
-                " | ".join(fmt.split(" ±")[0].format(get(base)) for _, get, fmt in HELD_OUT) + " | – | – |\n")
+                " | ".join(cell(fmt, [get(base)]) for _, get, fmt in HELD_OUT) + " | – | – |\n")
     for label, key, res, fails in rows:
         flops = statistics.mean(r[2] for r in res) if res else nan
         ratio = flops / sft_flops if sft_flops else nan
@@ -165,7 +165,7 @@ with open(os.path.join(OUT, "compare.md"), "w") as f:
         f.write("|---" * (len(HELD_OUT) + 2) + "|\n")
         for label, sd, r in per_seed:
             f.write(f"| {label} | {sd[4:]} | " +
-                    " | ".join(fmt.split(" ±")[0].format(get(r[5])) for _, get, fmt in HELD_OUT) + " |\n")
+                    " | ".join(cell(fmt, [get(r[5])]) for _, get, fmt in HELD_OUT) + " |\n")
     if failed:
         f.write("\nNot counted in mean ± std (failed, unfinished or missing runs):\n\n")
         f.writelines(f"- {x}\n" for x in failed)
