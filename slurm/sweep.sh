@@ -5,7 +5,7 @@
 #   slurm/sweep.sh [SEEDS...]            (default 1 2 3)
 # Environment: SWEEP_DIR (default runs/sweep), SBATCH_ARGS (more sbatch options),
 # RECIPE_ARGS (more iftrain train options for every run, e.g. --train.steps=10),
-# STAGE_A / STAGE_B (the recipe lists, defaults below); the recipe set and its
+# STAGE_A / STAGE_B (the recipe lists, defaults below; STAGE_B= runs none); the recipe set and its
 # data: RECIPE_DIR, TRAIN_DATA, PREF_DATA, REF_DATA, EVAL_DATA, INIT (see
 # slurm/recipes.sbatch; they reach the jobs through --export=ALL).
 # Without Slurm (sinfo does not answer, or SWEEP_INPLACE=1) the array tasks run
@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 seeds=("$@"); [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3)
 export SEEDS="${seeds[*]}" SWEEP_DIR=${SWEEP_DIR:-runs/sweep}
 A=${STAGE_A:-sft ift_static ift_linear ift_noise orpo sft_stage1}
-B=${STAGE_B:-dpo simpo}
+B=${STAGE_B-dpo simpo}  # STAGE_B= (set, empty): no stage B
 na=$(( $(wc -w <<< "$A") * ${#seeds[@]} - 1 ))
 nb=$(( $(wc -w <<< "$B") * ${#seeds[@]} - 1 ))
 read -ra extra <<< "${RECIPE_ARGS:-}"
@@ -55,8 +55,10 @@ if [ "${SWEEP_INPLACE:-0}" = 1 ] || ! sinfo -h > /dev/null 2>&1; then
 fi
 
 ja=$(RECIPES="$A" sbatch --parsable --export=ALL "${sbatch_args[@]}" --array=0-"$na" "$here/recipes.sbatch" "${extra[@]}")
-jb=$(RECIPES="$B" sbatch --parsable --export=ALL "${sbatch_args[@]}" --array=0-"$nb" --dependency=afterok:"${ja%%;*}" \
-     "$here/recipes.sbatch" "${extra[@]}")
 echo "stage A: job array $ja ($A) x seeds ${seeds[*]}"
-echo "stage B: job array $jb ($B), after A"
+if [ -n "$B" ]; then
+  jb=$(RECIPES="$B" sbatch --parsable --export=ALL "${sbatch_args[@]}" --array=0-"$nb" --dependency=afterok:"${ja%%;*}" \
+       "$here/recipes.sbatch" "${extra[@]}")
+  echo "stage B: job array $jb ($B), after A"
+fi
 echo "runs in $SWEEP_DIR/seed<S>/<recipe>/; table: python3 bench/compare_report.py $SWEEP_DIR"

@@ -82,6 +82,9 @@ sweep_inplace() {
   ! grep -q eval_loss "$w/sw/seed1/sft/metrics.jsonl" || { echo "evaluated although EVAL_DATA is empty"; return 1; }
   # a rerun skips the finished runs
   run_sweep > "$w/sw2.log" 2>&1 && [ "$(grep -c 'finished before, skipped' "$w/sw2.log")" -eq 4 ] || { cat "$w/sw2.log"; return 1; }
+  # STAGE_B set and empty: stage A alone (not the default dpo simpo, which would fail here)
+  SWEEP_INPLACE=1 SWEEP_DIR=$w/sw STAGE_A=sft STAGE_B='' bash "$top/slurm/sweep.sh" 1 > "$w/sw3.log" 2>&1 &&
+    [ "$(grep -c '^sweep.sh: seed' "$w/sw3.log")" -eq 1 ] || { echo "STAGE_B= ran a stage B:"; cat "$w/sw3.log"; return 1; }
 }
 check "train.sbatch: a run to the end exits 0" full
 check "sweep.sh in place: recipe set, data and INIT from the environment; a rerun skips finished runs" sweep_inplace
